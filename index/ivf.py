@@ -1,0 +1,196 @@
+"""An IVF index built off the hot path from a snapshot, swapped in atomically.
+
+FAISS GPU indexes cannot remove vectors, and a flat GPU index cannot add with
+ids, so this index never mutates: a background thread trains and fills a new
+IVF from a copy of the item matrix, and the loop thread swaps it in between
+searches. Rows changed since the snapshot (or added after it) are searched
+exactly beside the IVF and merged; IVF candidates are re-scored with the live
+vectors, so no stale score ever reaches a list.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import torch
+
+from index.errors import ItemIndexError
+from index.knn import HAS_FAISS_GPU, knn
+
+_TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
+
+
+@dataclass(frozen=True)
+class _Built:
+    index: object
+    rows: int
+    started_at: float
+    on_gpu: bool
+
+
+class IVFIndex:
+    """IVF-Flat over a snapshot plus exact search over what changed since."""
+
+    kind = "ivf"
+
+    def __init__(
+        self,
+        *,
+        nlist: int = 0,
+        nprobe: int = 16,
+        refresh_s: float = 30.0,
+        refresh_updates: int = 100_000,
+        use_gpu: bool = True,
+    ) -> None:
+        """Configure; `nlist=0` picks about 4·√n lists at each build."""
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self.refresh_s = refresh_s
+        self.refresh_updates = refresh_updates
+        self.use_gpu = use_gpu
+        self.version = 0
+        self.builds = 0
+        self._items: torch.Tensor | None = None
+        self._built: _Built | None = None
+        self._dirty = torch.zeros(0, dtype=torch.bool)
+        self._dirty_since_snapshot = torch.zeros(0, dtype=torch.bool)
+        self._updates_since_build = 0
+        self._last_start = 0.0
+        self._lock = threading.Lock()
+        self._finished: _Built | None = None
+        self._builder: threading.Thread | None = None
+        self._build_error: BaseException | None = None
+
+    @property
+    def built_at(self) -> float:
+        """When the snapshot behind the live IVF was taken (0 before the first)."""
+        return self._built.started_at if self._built else 0.0
+
+    def _grow(self, mask: torch.Tensor, rows: int, device: torch.device) -> torch.Tensor:
+        if mask.device != device:
+            mask = mask.to(device)
+        if mask.shape[0] >= rows:
+            return mask
+        grown = torch.zeros(max(rows, 2 * mask.shape[0]), dtype=torch.bool, device=device)
+        grown[: mask.shape[0]] = mask
+        return grown
+
+    def refresh(self, items: torch.Tensor, updated_rows: torch.Tensor) -> None:
+        """Record changed rows, swap in a finished build, start a new one when due."""
+        if self._build_error is not None:
+            error, self._build_error = self._build_error, None
+            raise ItemIndexError(f"IVF build failed: {error}") from error
+        self._items = items
+        rows = int(items.shape[0])
+        self._dirty = self._grow(self._dirty, rows, items.device)
+        self._dirty_since_snapshot = self._grow(self._dirty_since_snapshot, rows, items.device)
+        if updated_rows.numel():
+            self._dirty[updated_rows] = True
+            self._dirty_since_snapshot[updated_rows] = True
+            self._updates_since_build += int(updated_rows.numel())
+            self.version += 1
+        with self._lock:
+            finished, self._finished = self._finished, None
+        if finished is not None:
+            self._built = finished
+            self._dirty, self._dirty_since_snapshot = (
+                self._dirty_since_snapshot,
+                torch.zeros_like(self._dirty_since_snapshot),
+            )
+            self.version += 1
+            self.builds += 1
+        if self._due(rows):
+            self._start_build(items)
+
+    def _due(self, rows: int) -> bool:
+        if self._builder is not None and self._builder.is_alive():
+            return False
+        if rows < max(self._lists_for(rows), 1) * _TRAIN_POINTS_PER_LIST:
+            return False
+        if self._built is None:
+            return True
+        elapsed = time.monotonic() - self._last_start
+        return elapsed >= self.refresh_s or self._updates_since_build >= self.refresh_updates
+
+    def _lists_for(self, rows: int) -> int:
+        return self.nlist or max(1, int(4 * math.sqrt(rows)))
+
+    def _start_build(self, items: torch.Tensor) -> None:
+        snapshot = items.detach().float().cpu().numpy().copy()
+        self._dirty_since_snapshot.zero_()
+        self._updates_since_build = 0
+        self._last_start = time.monotonic()
+        started_at = time.time()
+        gpu = self.use_gpu and HAS_FAISS_GPU and items.device.type == "cuda"
+
+        def build() -> None:
+            try:
+                built = self._build(snapshot, gpu)
+            except Exception as exc:  # noqa: BLE001  (surfaced on the loop thread at refresh)
+                self._build_error = exc
+                return
+            with self._lock:
+                self._finished = _Built(built, snapshot.shape[0], started_at, gpu)
+
+        self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
+        self._builder.start()
+
+    def _build(self, snapshot: np.ndarray, gpu: bool) -> object:
+        dim = snapshot.shape[1]
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(snapshot.shape[0]))
+        index.metric_type = faiss.METRIC_INNER_PRODUCT
+        index.train(snapshot)
+        index.add(snapshot)
+        index.nprobe = self.nprobe
+        if gpu:
+            res = faiss.StandardGpuResources()
+            index = faiss.index_cpu_to_gpu(res, 0, index)
+            index.referenced_resources = res  # keep the resources alive with the index
+        return index
+
+    def wait_for_build(self, timeout: float = 60.0) -> None:
+        """Block until a started build finishes (tests and benchmarks)."""
+        if self._builder is not None:
+            self._builder.join(timeout)
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-`k` over the IVF snapshot and the rows changed since, merged exactly."""
+        items = self._items
+        if items is None:
+            raise ItemIndexError("index searched before its first refresh")
+        rows = int(items.shape[0])
+        k = min(k, rows)
+        built = self._built
+        if built is None:
+            return knn(queries, items, k)
+        stale = self._dirty[:rows].clone()
+        stale[built.rows :] = True
+        stale_rows = stale.nonzero().squeeze(1)
+        if stale_rows.numel() * 2 > rows:
+            return knn(queries, items, k)
+        probe = queries.float().contiguous()
+        if not built.on_gpu:
+            probe = probe.cpu()
+        _, cand = built.index.search(probe, k)
+        cand = torch.as_tensor(cand, device=items.device)
+        missing = cand < 0
+        cand_rows = cand.clamp(min=0)
+        scores = torch.einsum("bd,bkd->bk", queries.float(), items[cand_rows].float())
+        scores = scores.masked_fill(missing | stale[cand_rows], float("-inf"))
+        if stale_rows.numel():
+            extra_scores, extra = knn(queries, items[stale_rows], min(k, stale_rows.numel()))
+            scores = torch.cat([scores, extra_scores], dim=1)
+            cand_rows = torch.cat([cand_rows, stale_rows[extra]], dim=1)
+        top, pick = scores.topk(k, dim=1)
+        best = cand_rows.gather(1, pick).masked_fill(torch.isinf(top), -1)
+        return top, best
+
+    def close(self) -> None:
+        """Let a running build finish so its thread does not outlive the process state."""
+        self.wait_for_build()

@@ -1,0 +1,72 @@
+"""Exact inner-product k-NN over a torch matrix, through FAISS where it can serve.
+
+`faiss.knn_gpu` searches a CUDA tensor in place and `faiss.knn` a CPU tensor,
+so the item matrix can change between searches with no index to rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import faiss
+import torch
+
+with contextlib.suppress(ImportError):  # older FAISS builds ship without the torch bridge
+    import faiss.contrib.torch_utils  # noqa: F401  (registers torch-tensor overloads)
+
+# FAISS GPU's k-selection supports k up to 2048; past it we fall back to torch.topk.
+GPU_MAX_K = 2048
+
+
+def _probe_faiss_gpu() -> bool:
+    """Whether this FAISS build can search on a GPU (warn-free capability flag)."""
+    try:
+        return bool(hasattr(faiss, "knn_gpu") and faiss.get_num_gpus() > 0)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+HAS_FAISS_GPU = _probe_faiss_gpu()
+_gpu_resources: dict[int, object] = {}
+
+
+def _resources(device: torch.device) -> object:
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _gpu_resources:
+        _gpu_resources[index] = faiss.StandardGpuResources()
+    return _gpu_resources[index]
+
+
+def backend_for(device: torch.device) -> str:
+    """Name of the backend `knn` uses for tensors on `device`."""
+    if device.type == "cuda":
+        return "faiss-gpu" if HAS_FAISS_GPU else "torch"
+    return "faiss-cpu"
+
+
+def torch_knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-k by one matmul and `topk`: the fallback and the baseline."""
+    scores, rows = (queries @ items.T).topk(k, dim=1)
+    return scores, rows
+
+
+def knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-`k` items by inner product for each query: `(scores, rows)`, best first.
+
+    Both tensors must be on the same device; results stay on it.
+    """
+    if queries.shape[0] == 0 or k == 0:
+        empty = torch.empty(queries.shape[0], 0, device=queries.device)
+        return empty, empty.long()
+    queries = queries.contiguous().float()
+    items = items.contiguous().float()
+    if items.device.type == "cuda":
+        if HAS_FAISS_GPU and k <= GPU_MAX_K:
+            with torch.cuda.device(items.device):
+                scores, rows = faiss.knn_gpu(
+                    _resources(items.device), queries, items, k, metric=faiss.METRIC_INNER_PRODUCT
+                )
+            return scores, rows
+        return torch_knn(queries, items, k)
+    scores, rows = faiss.knn(queries, items, k, metric=faiss.METRIC_INNER_PRODUCT)
+    return scores, rows

@@ -1,0 +1,99 @@
+"""Each user's most recent distinct items, kept on the device for exclusion at search time."""
+
+from __future__ import annotations
+
+import torch
+
+_MIN_CAPACITY = 1024
+
+
+class SeenHistory:
+    """A ring buffer of the last `length` distinct items per user row, plus event times.
+
+    Bounded on purpose: exclusion needs the items a user would notice seeing
+    again, and a fixed width keeps the search-time mask one dense gather.
+    `-1` marks an empty slot.
+    """
+
+    def __init__(self, length: int, device: torch.device) -> None:
+        """Create an empty history of `length` slots per user."""
+        if length < 1:
+            raise ValueError(f"history length must be >= 1, got {length}")
+        self.length = length
+        self.device = device
+        self.items = torch.full((0, length), -1, dtype=torch.int64, device=device)
+        self.written = torch.zeros(0, dtype=torch.int64, device=device)
+        self.last_ts = torch.zeros(0, dtype=torch.float64, device=device)
+
+    @property
+    def capacity(self) -> int:
+        """User rows allocated."""
+        return int(self.items.shape[0])
+
+    def ensure_users(self, users: int) -> None:
+        """Make user rows `0..users-1` exist."""
+        if users <= self.capacity:
+            return
+        capacity = max(_MIN_CAPACITY, self.capacity)
+        while capacity < users:
+            capacity *= 2
+        items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
+        items[: self.capacity] = self.items
+        written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
+        written[: self.capacity] = self.written
+        last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
+        last_ts[: self.capacity] = self.last_ts
+        self.items, self.written, self.last_ts = items, written, last_ts
+
+    def add(self, users: torch.Tensor, items: torch.Tensor, ts: torch.Tensor) -> None:
+        """Fold a batch of (user, item, time) clicks in, vectorised over the batch.
+
+        Items already in a user's buffer are not written twice; a user with more
+        new items in one batch than slots keeps the newest.
+        """
+        if users.numel() == 0:
+            return
+        self.ensure_users(int(users.max()) + 1)
+        self.last_ts.scatter_reduce_(0, users, ts.to(torch.float64), reduce="amax")
+        # One entry per distinct (user, item) pair, keeping batch order of first sight.
+        span = int(items.max()) + 1
+        keys = users * span + items
+        unique_keys, inverse = torch.unique(keys, return_inverse=True)
+        first = torch.full_like(unique_keys, keys.numel())
+        first.scatter_reduce_(0, inverse, torch.arange(keys.numel(), device=keys.device), "amin")
+        first = first.sort().values
+        users, items = users[first], items[first]
+        # Drop pairs the buffer already holds (only the filled width needs a look).
+        fresh = ~(self.seen(users) == items.unsqueeze(1)).any(dim=1)
+        users, items = users[fresh], items[fresh]
+        if users.numel() == 0:
+            return
+        # Rank of each pair within its user (stable sort keeps time order), then ring slots.
+        order = torch.argsort(users, stable=True)
+        users, items = users[order], items[order]
+        distinct, counts = torch.unique_consecutive(users, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(users.numel(), device=users.device) - torch.repeat_interleave(
+            starts, counts
+        )
+        per_user = torch.repeat_interleave(counts, counts)
+        keep = rank >= per_user - self.length
+        users, items, rank = users[keep], items[keep], rank[keep]
+        slots = (self.written[users] + rank) % self.length
+        self.items[users, slots] = items
+        self.written.index_add_(0, distinct, counts)
+
+    def seen(self, users: torch.Tensor) -> torch.Tensor:
+        """Item rows each user has seen, `-1` padded, as wide as the fullest buffer among them.
+
+        Slots fill from 0 before the ring wraps, so columns past the largest
+        count hold nothing: leaving them out keeps light users' batches cheap.
+        """
+        if users.numel() == 0:
+            return self.items[:0]
+        width = max(1, int(self.seen_counts(users).max()))
+        return self.items[users, :width]
+
+    def seen_counts(self, users: torch.Tensor) -> torch.Tensor:
+        """How many slots of each user's buffer hold an item."""
+        return self.written[users].clamp(max=self.length)

@@ -1,0 +1,82 @@
+"""A growable embedding table with row-wise Adagrad state, on one torch device."""
+
+from __future__ import annotations
+
+import torch
+
+_MIN_CAPACITY = 1024
+
+
+class EmbeddingTable:
+    """Rows of `dim` floats that grow by doubling, plus each row's Adagrad sum.
+
+    Row-wise Adagrad (one accumulator per row, as in large-scale recommenders)
+    adapts the step per user and per item at 1/dim of full Adagrad's memory:
+    a row seen once moves fast, a row seen a million times settles.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        device: torch.device,
+        *,
+        init_std: float,
+        generator: torch.Generator,
+        constant_last: float | None = None,
+    ) -> None:
+        """Create an empty table; `constant_last` pins the last column (a bias input)."""
+        self.dim = dim
+        self.device = device
+        self.init_std = init_std
+        self.constant_last = constant_last
+        self._generator = generator
+        self.rows = 0
+        self.weight = torch.empty(0, dim, device=device)
+        self.grad_sq = torch.empty(0, device=device)
+
+    @property
+    def capacity(self) -> int:
+        """Rows allocated, used or not."""
+        return int(self.weight.shape[0])
+
+    def ensure_rows(self, rows: int) -> None:
+        """Make rows `0..rows-1` exist, initialising new ones at random."""
+        if rows <= self.rows:
+            return
+        if rows > self.capacity:
+            capacity = max(_MIN_CAPACITY, self.capacity)
+            while capacity < rows:
+                capacity *= 2
+            weight = torch.empty(capacity, self.dim, device=self.device)
+            weight[: self.rows] = self.weight[: self.rows]
+            grad_sq = torch.zeros(capacity, device=self.device)
+            grad_sq[: self.rows] = self.grad_sq[: self.rows]
+            self.weight, self.grad_sq = weight, grad_sq
+        fresh = torch.randn(
+            rows - self.rows, self.dim, generator=self._generator, device=self.device
+        ).mul_(self.init_std)
+        if self.constant_last is not None:
+            fresh[:, -1] = self.constant_last
+        else:
+            fresh[:, -1] = 0.0
+        self.weight[self.rows : rows] = fresh
+        self.grad_sq[self.rows : rows] = 0.0
+        self.rows = rows
+
+    def view(self) -> torch.Tensor:
+        """The used rows, as a view that stays valid until the next growth."""
+        return self.weight[: self.rows]
+
+    def apply_gradients(
+        self, rows: torch.Tensor, grads: torch.Tensor, learning_rate: float, eps: float = 1e-8
+    ) -> torch.Tensor:
+        """Sum `grads` per distinct row, take one row-wise Adagrad step each; return the rows."""
+        unique_rows, inverse = torch.unique(rows, return_inverse=True)
+        summed = torch.zeros(unique_rows.shape[0], self.dim, device=self.device)
+        summed.index_add_(0, inverse, grads)
+        if self.constant_last is not None:
+            summed[:, -1] = 0.0
+        self.grad_sq.index_add_(0, unique_rows, summed.square().mean(dim=1))
+        step = summed / (self.grad_sq[unique_rows].sqrt() + eps).unsqueeze(1)
+        self.weight.index_add_(0, unique_rows, step, alpha=-learning_rate)
+        return unique_rows

@@ -1,0 +1,265 @@
+"""Kafka edges: the batch consumer, the dead-letter producer, a plain click producer, admin.
+
+librdkafka errors become the three kinds the worker acts on (`stream.errors`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream.batch import Rejected
+from stream.errors import FatalError, TransientError
+
+KafkaConfig = Mapping[str, str | int | float | bool]
+
+CONSUMER_DEFAULTS: dict[str, str | int | bool] = {
+    "enable.auto.commit": False,  # offsets move only after Redis acknowledged the lists
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": 10_000,
+    "fetch.wait.max.ms": 10,
+    "log.connection.close": False,
+}
+PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
+    "linger.ms": 5,
+    "acks": "all",
+    "enable.idempotence": True,
+    "log.connection.close": False,
+}
+
+PartitionHook = Callable[[list[tuple[str, int]]], None]
+
+
+@dataclass
+class Polled:
+    """Messages from one `consume`, with non-fatal client errors set apart for logging."""
+
+    messages: list[Message] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _raise_for(error: KafkaError, action: str) -> None:
+    if error.fatal():
+        raise FatalError(f"kafka {action}: {error.str()}")
+    raise TransientError(f"kafka {action}: {error.str()}")
+
+
+class KafkaSource:
+    """A consumer-group member that hands out micro-batches and commits explicit offsets."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        topic: str,
+        *,
+        on_assign: PartitionHook | None = None,
+        on_revoke: PartitionHook | None = None,
+    ) -> None:
+        """Create the consumer and subscribe; `config` must hold `group.id`."""
+        if "group.id" not in config:
+            raise FatalError("kafka consumer config needs group.id")
+        self.topic = topic
+        self.assigned: set[tuple[str, int]] = set()
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        try:
+            self._consumer = Consumer({**CONSUMER_DEFAULTS, **config})
+        except KafkaException as exc:
+            raise FatalError(f"kafka consumer config rejected: {exc}") from exc
+        self._consumer.subscribe(
+            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [(p.topic, p.partition) for p in partitions]
+        self.assigned.update(parts)
+        if self._on_assign:
+            self._on_assign(parts)
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [(p.topic, p.partition) for p in partitions]
+        if self._on_revoke:
+            self._on_revoke(parts)
+        self.assigned.difference_update(parts)
+
+    def poll(self, max_messages: int, timeout_s: float) -> Polled:
+        """Up to `max_messages`, returning early once that many arrived or `timeout_s` passed."""
+        polled = Polled()
+        try:
+            messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        except KafkaException as exc:
+            _raise_for(exc.args[0], "consume")
+        for message in messages:
+            error = message.error()
+            if error is None:
+                polled.messages.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001  (librdkafka's name)
+                continue
+            elif error.fatal():
+                _raise_for(error, "consume")
+            else:
+                polled.errors.append(error.str())
+        return polled
+
+    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit synchronously; only partitions still assigned (a revoked one is re-read)."""
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in next_offsets.items()
+            if (topic, partition) in self.assigned
+        ]
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            _raise_for(exc.args[0], "commit")
+
+    def close(self) -> None:
+        """Leave the group so partitions move to other members at once."""
+        self._consumer.close()
+
+
+class DeadLetterProducer:
+    """Sends rejected messages, unchanged, to the DLQ topic with the reason in headers."""
+
+    def __init__(self, config: KafkaConfig, topic: str) -> None:
+        """Create the producer."""
+        self.topic = topic
+        self._producer = Producer({**PRODUCER_DEFAULTS, **config})
+        self._failures: list[str] = []
+        self._lock = threading.Lock()
+
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            with self._lock:
+                self._failures.append(error.str())
+
+    def send(self, rejected: Rejected) -> None:
+        """Queue one rejected message (asynchronous; `flush` makes it durable)."""
+        headers = [
+            ("recstream.reason", rejected.reason.encode()),
+            ("recstream.source", f"{rejected.topic}/{rejected.partition}/{rejected.offset}".encode()),
+        ]
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic,
+                    value=rejected.value,
+                    key=rejected.key,
+                    headers=headers,
+                    on_delivery=self._delivered,
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait for every queued message; raise if any was not delivered."""
+        remaining = self._producer.flush(timeout_s)
+        with self._lock:
+            failures, self._failures = self._failures, []
+        if remaining or failures:
+            raise TransientError(
+                f"dead-letter produce incomplete: {remaining} queued, failures={failures[:3]}"
+            )
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what is left."""
+        self._producer.flush(timeout_s)
+
+
+class ClickProducer:
+    """Plain producer for replay and the demo: key = user id, value = encoded event."""
+
+    def __init__(self, config: KafkaConfig, topic: str) -> None:
+        """Create the producer."""
+        self.topic = topic
+        self._producer = Producer({**PRODUCER_DEFAULTS, "linger.ms": 20, **config})
+
+    def send(self, key: bytes | None, value: bytes) -> None:
+        """Queue one message, waiting on a full local queue rather than dropping it."""
+        while True:
+            try:
+                self._producer.produce(self.topic, value=value, key=key)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def poll(self) -> None:
+        """Serve delivery callbacks."""
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 60.0) -> int:
+        """Wait for delivery; returns how many messages are still queued."""
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
+
+
+def ensure_topics(config: KafkaConfig, partitions: Mapping[str, int], timeout_s: float = 30) -> None:
+    """Create missing topics; an existing topic is left as it is."""
+    admin = AdminClient(dict(config))
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=n, replication_factor=-1) for name, n in partitions.items()],
+        request_timeout=timeout_s,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                _raise_for(error, f"create topic {name}")
+
+
+def group_progress(
+    config: KafkaConfig, group: str, topic: str, timeout_s: float = 10
+) -> dict[int, tuple[int, int]]:
+    """`{partition: (committed offset, end offset)}` of a group on a topic, for lag and drain checks.
+
+    The end offset is what the broker's ListOffsets answers; Tansu 0.6 can
+    answer the base offset of the last record batch there, so drain checks
+    against Tansu should sum committed offsets against messages sent.
+    """
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        parts = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
+        committed = consumer.committed(parts, timeout=timeout_s)
+        progress: dict[int, tuple[int, int]] = {}
+        for tp in committed:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, tp.partition), timeout=timeout_s
+            )
+            progress[tp.partition] = (max(tp.offset, 0), high)
+        return progress
+    except KafkaException as exc:
+        _raise_for(exc.args[0], "read group progress")
+        raise  # unreachable: _raise_for always raises
+    finally:
+        consumer.close()
+
+
+__all__ = [
+    "ClickProducer",
+    "DeadLetterProducer",
+    "KafkaSource",
+    "Polled",
+    "ensure_topics",
+    "group_progress",
+]
+

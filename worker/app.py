@@ -1,0 +1,89 @@
+"""Build a `Worker` from `Settings`: each component gets only its part."""
+
+from __future__ import annotations
+
+import structlog
+
+from index import backend_for, make_index
+from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
+from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
+from worker.loop import LoopConfig, Worker
+from worker.metrics import WorkerMetrics
+from worker.settings import Settings
+
+log = structlog.get_logger("recstream.worker")
+
+
+def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
+    """Create the learner, index and edges described by `settings`."""
+    device = resolve_device(settings.device)
+    kafka = settings.kafka
+    if kafka.create_topics:
+        ensure_topics(
+            kafka.client_config(),
+            {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
+        )
+    learner = OnlineLearner(
+        LearnerConfig(
+            dim=settings.dim,
+            learning_rate=settings.learning_rate,
+            negatives=settings.negatives,
+            l2=settings.l2,
+            seed=settings.seed,
+        ),
+        device,
+    )
+    index = make_index(
+        settings.index_kind,
+        nlist=settings.index_nlist,
+        nprobe=settings.index_nprobe,
+        refresh_s=settings.index_refresh_s,
+        refresh_updates=settings.index_refresh_updates,
+    )
+    redis = settings.redis
+    sink = RedisSink(
+        redis.url.get_secret_value(),
+        prefix=redis.prefix,
+        ttl_s=redis.ttl_s,
+        password=redis.password.get_secret_value() if redis.password else None,
+        timeout_s=redis.timeout_s,
+    )
+
+    def assigned(parts: list[tuple[str, int]]) -> None:
+        log.info("partitions_assigned", partitions=[p for _, p in parts])
+
+    def revoked(parts: list[tuple[str, int]]) -> None:
+        # Each batch is committed before the next poll, so nothing is in flight here.
+        log.info("partitions_revoked", partitions=[p for _, p in parts])
+
+    source = KafkaSource(
+        kafka.consumer_config(), kafka.topic, on_assign=assigned, on_revoke=revoked
+    )
+    log.info(
+        "worker_configured",
+        topic=kafka.topic,
+        group=kafka.group,
+        dlq_topic=kafka.dlq_topic,
+        device=str(device),
+        search_backend=backend_for(device),
+        index=settings.index_kind,
+        dim=settings.dim,
+        top_k=settings.top_k,
+        batch_size=settings.batch_size,
+        batch_ms=settings.batch_ms,
+    )
+    return Worker(
+        LoopConfig(
+            top_k=settings.top_k,
+            batch_size=settings.batch_size,
+            batch_s=settings.batch_ms / 1000.0,
+            event_weights=dict(settings.event_weights),
+        ),
+        source=source,
+        dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),
+        sink=sink,
+        learner=learner,
+        history=SeenHistory(settings.seen_history, device),
+        index=index,
+        metrics=metrics,
+    )

@@ -1,0 +1,125 @@
+"""The `recstream` command: run, replay, demo, healthcheck. The only place that parses arguments."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import click
+import structlog
+
+from models.errors import RecstreamError
+from worker.logs import configure_logging
+from worker.settings import SettingsError, load_settings
+
+log = structlog.get_logger("recstream.cli")
+
+
+@click.group()
+def main() -> None:
+    """recstream: clicks from Kafka, online learning, FAISS, fresh top-K lists in Redis."""
+
+
+@main.command()
+def run() -> None:
+    """Run the worker until SIGTERM (settings from RECSTREAM_* variables)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    configure_logging(settings.log_format, settings.log_level)
+    from worker.app import build_worker
+    from worker.metrics import HealthServer
+
+    try:
+        worker = build_worker(settings)
+    except RecstreamError as exc:
+        log.error("startup_failed", error=str(exc))
+        sys.exit(2)
+    health = None
+    if settings.metrics_port:
+        health = HealthServer(settings.metrics_port, worker.metrics, worker.live, worker.ready)
+        health.start()
+        log.info("metrics_listening", port=health.port)
+    try:
+        code = worker.run()
+    except RecstreamError as exc:
+        log.exception("worker_failed", error=str(exc))
+        code = 1
+    finally:
+        if health:
+            health.close()
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", type=float, default=0.0, help="Events per second; 0 sends flat out.")
+@click.option("--limit", type=int, default=None, help="Send only the first N (in time order).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto"
+)
+def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
+    """Send a timestamped interactions file to the clicks topic, in time order."""
+    from stream import ClickProducer
+    from worker.replay import read_interactions, send_interactions
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    configure_logging(settings.log_format, settings.log_level)
+    data = read_interactions(path, fmt)
+    producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
+    sent = send_interactions(producer, data, rate=rate, limit=limit)
+    log.info("replay_finished", path=str(path), events=sent, topic=settings.kafka.topic)
+
+
+@main.command()
+@click.option("--events", type=int, default=100_000, show_default=True)
+@click.option("--users", type=int, default=5_000, show_default=True)
+@click.option("--items", type=int, default=2_000, show_default=True)
+@click.option("--rate", type=float, default=10_000, show_default=True, help="0 = flat out.")
+@click.option("--kafka", default=None, help="Use this broker instead of an embedded one.")
+@click.option("--redis", default=None, help="Use this Redis URL instead of an embedded one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line.")
+def demo(
+    events: int,
+    users: int,
+    items: int,
+    rate: float,
+    kafka: str | None,
+    redis: str | None,
+    as_json: bool,
+) -> None:
+    """Stream synthetic clicks through a worker on embedded servers and report."""
+    from worker.demo import DemoOptions, format_report, run_demo
+
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    report = run_demo(
+        DemoOptions(events=events, users=users, items=items, rate=rate, kafka=kafka, redis=redis)
+    )
+    if as_json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+    ok = report["events"] == events and report["dlq"] == report["malformed_sent"]
+    sys.exit(0 if ok and report["committed_to_end"] else 1)
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Defaults to RECSTREAM_METRICS_PORT.")
+@click.option("--ready", is_flag=True, help="Check /readyz instead of /healthz.")
+def healthcheck(port: int | None, ready: bool) -> None:
+    """Exit 0 when the local worker answers /healthz (or /readyz), else 1."""
+    port = port or load_settings().metrics_port
+    path = "/readyz" if ready else "/healthz"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:  # noqa: S310
+            sys.exit(0 if resp.status == 200 else 1)  # noqa: PLR2004
+    except OSError:
+        sys.exit(1)

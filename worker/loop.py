@@ -1,0 +1,304 @@
+"""The batch loop: the one place that knows the order of things.
+
+poll → decode (bad ⇒ DLQ) → learn → refresh index → top-K for touched users →
+one pipelined Redis write → DLQ flush → commit. A batch is finished, published
+and committed before the next poll, so a rebalance never finds work in flight
+and a crash loses nothing that was committed.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import structlog
+import torch
+
+from index import ItemIndex, top_k_excluding
+from models import OnlineLearner, SeenHistory
+from stream import (
+    DeadLetterProducer,
+    DecodedBatch,
+    KafkaSource,
+    Recommendation,
+    RedisSink,
+    TransientError,
+    decode_messages,
+    encode_recommendation,
+)
+from worker.metrics import Heartbeat, WorkerMetrics
+from worker.stats import WorkerTotals
+
+T = TypeVar("T")
+log = structlog.get_logger("recstream.worker")
+
+_BACKOFF_START_S = 0.1
+_BACKOFF_CAP_S = 5.0
+
+
+class StopRequestedError(Exception):
+    """A retry was abandoned because the worker is stopping; nothing was committed."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The loop's own knobs (the components carry theirs)."""
+
+    top_k: int
+    batch_size: int
+    batch_s: float
+    event_weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One finished batch, for logs, metrics and in-process callers."""
+
+    messages: int
+    events: int
+    dead_lettered: int
+    users_published: int
+    loss: float
+    index_version: int
+    latencies_s: np.ndarray
+    stage_s: dict[str, float]
+
+
+class Worker:
+    """Consumes clicks, learns, ranks and publishes, one micro-batch at a time."""
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        *,
+        source: KafkaSource,
+        dead_letters: DeadLetterProducer,
+        sink: RedisSink,
+        learner: OnlineLearner,
+        history: SeenHistory,
+        index: ItemIndex,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        """Wire the parts; nothing runs until `step` or `run`."""
+        self.config = config
+        self.source = source
+        self.dead_letters = dead_letters
+        self.sink = sink
+        self.learner = learner
+        self.history = history
+        self.index = index
+        self.metrics = metrics or WorkerMetrics()
+        self.totals = WorkerTotals()
+        self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
+        self._stop = threading.Event()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the current batch (publish, commit), then leave `run`. Thread-safe."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stop.is_set()
+
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Loop until stopped; returns the process exit code (0 after a clean drain)."""
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda signum, _frame: self._on_signal(signum))
+        log.info("worker_started", device=str(self.learner.device), index=self.index.kind)
+        code = 0
+        try:
+            while not self._stop.is_set():
+                self.step()
+        except StopRequestedError:
+            log.warning("worker_stopped_mid_retry", committed="up to the last finished batch")
+            code = 1
+        finally:
+            self.close()
+        log.info(
+            "worker_stopped",
+            events=self.totals.events,
+            dead_lettered=self.totals.dead_lettered,
+            batches=self.totals.batches,
+            exit_code=code,
+        )
+        return code
+
+    def run_until(self, done: Callable[[Worker], bool], timeout_s: float) -> bool:
+        """Step in this thread until `done(self)` or the timeout; leaves connections open."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if done(self):
+                return True
+            self.step()
+        return done(self)
+
+    def _on_signal(self, signum: int) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.request_stop()
+
+    def close(self) -> None:
+        """Leave the group, flush the DLQ producer, close Redis and the index. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.source.close()
+        self.dead_letters.close()
+        self.sink.close()
+        self.index.close()
+
+    # -- health ----------------------------------------------------------------------------
+
+    def live(self) -> bool:
+        """The loop is turning."""
+        return self.heartbeat.alive()
+
+    def ready(self) -> bool:
+        """Assigned partitions, Redis answering, and an index once there are items."""
+        index_ok = len(self.learner.items) == 0 or self.index.version > 0
+        return bool(self.source.assigned) and index_ok and self.sink.ping()
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def step(self) -> BatchReport | None:
+        """Poll one micro-batch and carry it all the way to a commit."""
+        self.heartbeat.beat()
+        polled = self.source.poll(self.config.batch_size, self.config.batch_s)
+        for error in polled.errors:
+            log.warning("kafka_client_error", error=error)
+        if not polled.messages:
+            self._idle()
+            return None
+        stage: dict[str, float] = {}
+        t0 = time.perf_counter()
+        batch = decode_messages(polled.messages, self.config.event_weights)
+        for rejected in batch.rejected:
+            self.dead_letters.send(rejected)
+            self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
+        stage["decode"] = time.perf_counter() - t0
+        recs, loss = self._learn_and_rank(batch, stage) if len(batch) else ([], 0.0)
+        t1 = time.perf_counter()
+        now = time.time()
+        version = self.index.version
+        payloads = [(rec.user, encode_recommendation(rec, now, version)) for rec in recs]
+        self._retry("publish", lambda: self.sink.publish(payloads))
+        acked = time.time()
+        stage["publish"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        if batch.rejected:
+            self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+        self._retry("commit", lambda: self.source.commit(batch.next_offsets))
+        stage["commit"] = time.perf_counter() - t2
+        produced = np.asarray(batch.produced_ts, dtype=np.float64)
+        latencies = acked - produced[produced > 0]
+        report = BatchReport(
+            messages=batch.messages,
+            events=len(batch),
+            dead_lettered=len(batch.rejected),
+            users_published=len(payloads),
+            loss=loss,
+            index_version=version,
+            latencies_s=latencies,
+            stage_s=stage,
+        )
+        self._account(report, time.perf_counter() - t0)
+        return report
+
+    def _learn_and_rank(
+        self, batch: DecodedBatch, stage: dict[str, float]
+    ) -> tuple[list[Recommendation], float]:
+        t0 = time.perf_counter()
+        learner, device = self.learner, self.learner.device
+        user_rows = torch.from_numpy(learner.users.rows_for(batch.users)).to(device)
+        item_rows = torch.from_numpy(learner.items.rows_for(batch.items)).to(device)
+        event_ts, weights = batch.arrays()
+        stats = learner.learn(user_rows, item_rows, torch.from_numpy(weights).to(device))
+        self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
+        self.index.refresh(learner.item_vectors(), stats.item_rows)
+        stage["learn"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        touched = torch.unique(user_rows)
+        top = top_k_excluding(
+            self.index,
+            learner.user_vectors(touched),
+            self.history.seen(touched),
+            self.history.seen_counts(touched),
+            self.config.top_k,
+        )
+        rows = top.rows.cpu().numpy()
+        scores = top.scores.cpu().numpy()
+        last_ts = self.history.last_ts[touched].cpu().numpy()
+        users = learner.users.ids_of(touched.cpu().numpy())
+        stage["rank"] = time.perf_counter() - t1
+        valid = rows >= 0
+        full = valid.all(axis=1)
+        item_ids = learner.items.ids_of(np.where(valid, rows, 0))
+        recs = []
+        for n, user in enumerate(users):
+            keep = valid[n]
+            if full[n]:
+                items, row_scores = item_ids[n].tolist(), scores[n].tolist()
+            else:
+                items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
+            recs.append(Recommendation(user, items, row_scores, float(last_ts[n])))
+        return recs, stats.loss
+
+    def _idle(self) -> None:
+        """No messages: still let the index swap in a finished background build."""
+        if len(self.learner.items):
+            self.index.refresh(self.learner.item_vectors(), torch.empty(0, dtype=torch.int64))
+
+    def _retry(self, stage: str, action: Callable[[], T]) -> T:
+        """Run `action`, retrying transient faults with capped exponential backoff."""
+        delay = _BACKOFF_START_S
+        while True:
+            try:
+                return action()
+            except TransientError as exc:
+                self.metrics.retries.labels(stage=stage).inc()
+                log.warning("transient_failure", stage=stage, error=str(exc), retry_in_s=delay)
+                if self._stop.wait(delay):
+                    raise StopRequestedError(stage) from exc
+                self.heartbeat.beat()
+                delay = min(delay * 2, _BACKOFF_CAP_S)
+
+    def _account(self, report: BatchReport, duration_s: float) -> None:
+        totals, metrics = self.totals, self.metrics
+        totals.messages += report.messages
+        totals.events += report.events
+        totals.dead_lettered += report.dead_lettered
+        totals.batches += 1
+        totals.users_published += report.users_published
+        totals.latency.add(report.latencies_s)
+        metrics.events.inc(report.events)
+        metrics.batches.inc()
+        metrics.users_published.inc(report.users_published)
+        for name, seconds in report.stage_s.items():
+            metrics.batch_seconds.labels(stage=name).observe(seconds)
+        for latency in report.latencies_s[:: max(1, report.latencies_s.size // 256)]:
+            metrics.click_to_redis_seconds.observe(float(latency))
+        metrics.loss.set(report.loss)
+        metrics.index_version.set(report.index_version)
+        metrics.index_built_at.set(self.index.built_at)
+        metrics.users.set(len(self.learner.users))
+        metrics.items.set(len(self.learner.items))
+        metrics.last_commit.set(time.time())
+        log.info(
+            "batch_published",
+            messages=report.messages,
+            events=report.events,
+            dead_lettered=report.dead_lettered,
+            users=report.users_published,
+            loss=round(report.loss, 4),
+            index_version=report.index_version,
+            duration_ms=round(duration_s * 1000, 2),
+        )

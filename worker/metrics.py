@@ -1,0 +1,126 @@
+"""Prometheus metrics, and the HTTP endpoint that serves them with /healthz and /readyz."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class WorkerMetrics:
+    """The worker's counters, in a registry of its own (several workers per test process)."""
+
+    def __init__(self) -> None:
+        """Create every metric at zero."""
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("recstream_events", "Valid events processed", registry=r)
+        self.dead_lettered = Counter(
+            "recstream_dead_lettered", "Messages sent to the DLQ", ["reason"], registry=r
+        )
+        self.batches = Counter("recstream_batches", "Micro-batches completed", registry=r)
+        self.users_published = Counter(
+            "recstream_users_published", "Lists written to Redis", registry=r
+        )
+        self.retries = Counter(
+            "recstream_retries", "Transient failures retried", ["stage"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "recstream_batch_seconds", "Batch wall time", ["stage"], registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.click_to_redis_seconds = Histogram(
+            "recstream_click_to_redis_seconds",
+            "From produce time to Redis acknowledging the list",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.loss = Gauge("recstream_learner_loss", "Last batch's training loss", registry=r)
+        self.index_version = Gauge("recstream_index_version", "Index version", registry=r)
+        self.index_built_at = Gauge(
+            "recstream_index_built_timestamp_seconds", "When the index was made current",
+            registry=r,
+        )
+        self.users = Gauge("recstream_users", "Users with a row", registry=r)
+        self.items = Gauge("recstream_items", "Items with a row", registry=r)
+        self.last_commit = Gauge(
+            "recstream_last_commit_timestamp_seconds", "Time of the last offset commit",
+            registry=r,
+        )
+
+
+class HealthServer:
+    """Serves `/metrics`, `/healthz` (the loop is alive) and `/readyz` (it can do its job)."""
+
+    def __init__(
+        self,
+        port: int,
+        metrics: WorkerMetrics,
+        live: Callable[[], bool],
+        ready: Callable[[], bool],
+        host: str = "0.0.0.0",  # noqa: S104  (scraped from outside the container)
+    ) -> None:
+        """Bind now (port 0 picks a free one), serve from a daemon thread after `start`."""
+        registry = metrics.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/metrics":
+                    body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
+                elif self.path in ("/healthz", "/readyz"):
+                    ok = live() if self.path == "/healthz" else ready()
+                    body, status, ctype = (b"ok\n" if ok else b"not ok\n"), (200 if ok else 503), "text/plain"
+                else:
+                    body, status, ctype = b"not found\n", 404, "text/plain"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:  # scrapes are not log events
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="recstream-http", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start serving."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Heartbeat:
+    """The loop's pulse: live while it has turned within `max_silence_s`."""
+
+    def __init__(self, max_silence_s: float) -> None:
+        """Start beating now."""
+        self.max_silence_s = max_silence_s
+        self._last = time.monotonic()
+
+    def beat(self) -> None:
+        """Record a turn of the loop."""
+        self._last = time.monotonic()
+
+    def alive(self) -> bool:
+        """Whether the loop turned recently."""
+        return time.monotonic() - self._last < self.max_silence_s

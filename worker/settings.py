@@ -1,0 +1,200 @@
+"""One frozen, typed settings object read from `RECSTREAM_*` environment variables.
+
+Split by concern so each component receives only its part. Built once, at the
+entry point; nothing else in recstream reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.errors import RecstreamError
+
+
+class SettingsError(RecstreamError):
+    """Configuration that cannot work; the message names each bad variable."""
+
+
+class KafkaSettings(BaseSettings):
+    """Where clicks come from and where bad ones go."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_KAFKA_", frozen=True, extra="ignore")
+
+    bootstrap: str = "localhost:9092"
+    topic: str = Field(default="clicks", min_length=1)
+    dlq_topic: str = Field(default="clicks.dlq", min_length=1)
+    group: str = Field(default="recstream", min_length=1)
+    create_topics: bool = True
+    topic_partitions: int = Field(default=12, ge=1)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    fetch_wait_max_ms: int = Field(default=10, ge=0)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _hosts_with_ports(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any(":" not in h for h in hosts):
+            raise ValueError("expected host:port[,host:port...]")
+        return ",".join(hosts)
+
+    def client_config(self) -> dict[str, str | int]:
+        """librdkafka settings shared by the consumer, producers and admin client."""
+        config: dict[str, str | int] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+    def consumer_config(self) -> dict[str, str | int]:
+        """Consumer-group settings on top of the client ones."""
+        return {
+            **self.client_config(),
+            "group.id": self.group,
+            "session.timeout.ms": self.session_timeout_ms,
+            "fetch.wait.max.ms": self.fetch_wait_max_ms,
+        }
+
+
+class RedisSettings(BaseSettings):
+    """Where lists are published."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_REDIS_", frozen=True, extra="ignore")
+
+    url: SecretStr = SecretStr("redis://localhost:6379/0")
+    password: SecretStr | None = None
+    prefix: str = "rec:"
+    ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs, validated at start."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+
+    # publishing
+    top_k: int = Field(default=50, ge=1, le=1000)
+    # model
+    device: str = "auto"
+    dim: int = Field(default=64, ge=2, le=4096)
+    learning_rate: float = Field(default=0.3, gt=0, le=10)
+    negatives: int = Field(default=32, ge=1, le=1024)
+    l2: float = Field(default=1e-4, ge=0)
+    seen_history: int = Field(default=1024, ge=1, le=1900)
+    event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    seed: int = 0
+    # batching
+    batch_size: int = Field(default=4096, ge=1, le=1_000_000)
+    batch_ms: int = Field(default=50, ge=1, le=60_000)
+    # index
+    index_kind: Literal["exact", "ivf"] = "exact"
+    index_refresh_s: float = Field(default=30.0, gt=0)
+    index_refresh_updates: int = Field(default=100_000, ge=1)
+    index_nlist: int = Field(default=0, ge=0)
+    index_nprobe: int = Field(default=16, ge=1, le=2048)
+    # operations
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (
+            value.startswith("cuda:") and value[5:].isdigit()
+        ):
+            return value
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+    @field_validator("event_weights", mode="before")
+    @classmethod
+    def _weights_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError('expected a JSON object such as {"click": 1, "buy": 5}') from exc
+        return value
+
+    @field_validator("event_weights")
+    @classmethod
+    def _weights_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, w in value.items() if not w > 0]
+        if bad:
+            raise ValueError(f"weights must be > 0 (bad: {', '.join(bad)})")
+        return value
+
+    @model_validator(mode="after")
+    def _history_fits_search(self) -> Settings:
+        # One search fetches top_k + seen_history candidates; FAISS GPU stops at k = 2048.
+        if self.top_k + self.seen_history > 2048:
+            raise ValueError(
+                "RECSTREAM_TOP_K + RECSTREAM_SEEN_HISTORY must be <= 2048 "
+                f"(got {self.top_k} + {self.seen_history})"
+            )
+        return self
+
+
+_SECTIONS = {"kafka": "RECSTREAM_KAFKA_", "redis": "RECSTREAM_REDIS_"}
+
+
+def _describe(error: ValidationError, prefix: str) -> list[str]:
+    lines = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem["loc"]]
+        message = problem["msg"].removeprefix("Value error, ")
+        if not loc:  # a check across settings: its message names them
+            lines.append(message)
+            continue
+        name = prefix + "_".join(loc).upper()
+        value = problem.get("input")
+        shown = "" if "password" in name or "URL" in name else f" (got {value!r})"
+        lines.append(f"{name}: {message}{shown}")
+    return lines
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; `SettingsError` names every bad variable."""
+    problems: list[str] = []
+    sections: dict[str, BaseSettings] = {}
+    for field, (cls, prefix) in {
+        "kafka": (KafkaSettings, _SECTIONS["kafka"]),
+        "redis": (RedisSettings, _SECTIONS["redis"]),
+    }.items():
+        try:
+            sections[field] = cls()
+        except ValidationError as exc:
+            problems += _describe(exc, prefix)
+    if not problems:
+        try:
+            return Settings(**sections)
+        except ValidationError as exc:
+            problems += _describe(exc, "RECSTREAM_")
+    raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
