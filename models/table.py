@@ -12,7 +12,10 @@ class EmbeddingTable:
 
     Row-wise Adagrad (one accumulator per row, as in large-scale recommenders)
     adapts the step per user and per item at 1/dim of full Adagrad's memory:
-    a row seen once moves fast, a row seen a million times settles.
+    a row seen once moves fast, a row seen a million times settles. The last
+    column (an item's bias, or a user's constant 1) keeps an accumulator of its
+    own: a bias gradient is an order larger than a factor's, and sharing one
+    accumulator would freeze the factors.
     """
 
     def __init__(
@@ -32,7 +35,7 @@ class EmbeddingTable:
         self._generator = generator
         self.rows = 0
         self.weight = torch.empty(0, dim, device=device)
-        self.grad_sq = torch.empty(0, device=device)
+        self.grad_sq = torch.empty(0, 2, device=device)
 
     @property
     def capacity(self) -> int:
@@ -49,7 +52,7 @@ class EmbeddingTable:
                 capacity *= 2
             weight = torch.empty(capacity, self.dim, device=self.device)
             weight[: self.rows] = self.weight[: self.rows]
-            grad_sq = torch.zeros(capacity, device=self.device)
+            grad_sq = torch.zeros(capacity, 2, device=self.device)
             grad_sq[: self.rows] = self.grad_sq[: self.rows]
             self.weight, self.grad_sq = weight, grad_sq
         fresh = torch.randn(
@@ -76,7 +79,13 @@ class EmbeddingTable:
         summed.index_add_(0, inverse, grads)
         if self.constant_last is not None:
             summed[:, -1] = 0.0
-        self.grad_sq.index_add_(0, unique_rows, summed.square().mean(dim=1))
-        step = summed / (self.grad_sq[unique_rows].sqrt() + eps).unsqueeze(1)
+        squares = torch.stack(
+            [summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1
+        )
+        self.grad_sq.index_add_(0, unique_rows, squares)
+        scale = self.grad_sq[unique_rows].sqrt() + eps
+        step = summed.clone()
+        step[:, :-1] /= scale[:, :1]
+        step[:, -1] /= scale[:, 1]
         self.weight.index_add_(0, unique_rows, step, alpha=-learning_rate)
         return unique_rows

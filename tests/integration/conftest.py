@@ -1,0 +1,176 @@
+"""Real servers for integration tests: one Tansu broker and one Valkey per session.
+
+Each test gets its own topics, consumer group and key prefix, so tests share
+the servers without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from worker.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
+from worker.settings import KafkaSettings, RedisSettings, Settings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration carries the `integration` marker."""
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[EmbeddedKafka]:
+    """A Tansu broker on a free loopback port."""
+    server = start_kafka()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A Valkey server on a free loopback port."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class Names:
+    """One test's private topic, DLQ topic, group and key prefix."""
+
+    topic: str
+    dlq_topic: str
+    group: str
+    prefix: str
+
+
+@pytest.fixture
+def names() -> Names:
+    """Fresh names for this test."""
+    tag = uuid.uuid4().hex[:10]
+    return Names(f"clicks-{tag}", f"clicks-{tag}.dlq", f"group-{tag}", f"rec-{tag}:")
+
+
+@pytest.fixture
+def make_settings(
+    kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names
+) -> object:
+    """Factory for worker settings pointed at the test servers and this test's names."""
+
+    def build(**overrides: object) -> Settings:
+        kafka = KafkaSettings(
+            bootstrap=kafka_server.bootstrap,
+            topic=names.topic,
+            dlq_topic=names.dlq_topic,
+            group=names.group,
+            topic_partitions=3,
+            session_timeout_ms=6000,
+        )
+        values: dict[str, object] = {
+            "kafka": kafka,
+            "redis": RedisSettings(url=redis_server.url, prefix=names.prefix, ttl_s=600),
+            "top_k": 10,
+            "dim": 16,
+            "batch_size": 512,
+            "batch_ms": 20,
+            "metrics_port": 0,
+            "device": "cpu",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    """A plain client on the test Valkey."""
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    yield client
+    client.close()
+
+
+class Sent:
+    """What a test produced: per-partition end offsets from the broker's delivery reports."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.ends: dict[int, int] = {}
+        self.count = 0
+
+    def delivered(self, err: object, msg: object) -> None:
+        """Delivery callback: track the highest offset per partition."""
+        assert err is None, f"produce failed: {err}"
+        partition, offset = msg.partition(), msg.offset()  # type: ignore[attr-defined]
+        self.ends[partition] = max(self.ends.get(partition, 0), offset + 1)
+        self.count += 1
+
+
+@pytest.fixture
+def produce(kafka_server: EmbeddedKafka) -> object:
+    """`produce(topic, [(key, value), ...]) -> Sent`, flushed and delivery-checked."""
+    from confluent_kafka import Producer
+
+    def send(topic: str, messages: list[tuple[bytes | None, bytes]]) -> Sent:
+        sent = Sent()
+        producer = Producer({"bootstrap.servers": kafka_server.bootstrap, "linger.ms": 5})
+        for key, value in messages:
+            producer.produce(topic, value=value, key=key, on_delivery=sent.delivered)
+            producer.poll(0)
+        assert producer.flush(30) == 0
+        assert sent.count == len(messages)
+        return sent
+
+    return send
+
+
+@pytest.fixture
+def read_topic(kafka_server: EmbeddedKafka) -> object:
+    """`read_topic(topic, expected, timeout_s) -> [Message]`: everything on a topic from the start."""
+    import time
+
+    from confluent_kafka import Consumer
+
+    def read(topic: str, expected: int, timeout_s: float = 30.0) -> list[object]:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": kafka_server.bootstrap,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        consumer.subscribe([topic])
+        out: list[object] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                out += [m for m in consumer.consume(500, 0.5) if m.error() is None]
+                if len(out) >= expected:
+                    # one more short poll: anything beyond `expected` is a failure to see
+                    out += [m for m in consumer.consume(500, 1.0) if m.error() is None]
+                    break
+        finally:
+            consumer.close()
+        return out
+
+    return read
+
+
+@pytest.fixture
+def committed(kafka_server: EmbeddedKafka) -> object:
+    """`committed(group, topic) -> {partition: offset}` as the broker stores it."""
+    from stream import group_progress
+
+    def read(group: str, topic: str) -> dict[int, int]:
+        progress = group_progress({"bootstrap.servers": kafka_server.bootstrap}, group, topic)
+        return {p: c for p, (c, _) in progress.items()}
+
+    return read
