@@ -27,7 +27,7 @@ _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per c
 
 @dataclass(frozen=True)
 class _Built:
-    index: object
+    index: faiss.Index
     rows: int
     started_at: float
     on_gpu: bool
@@ -140,7 +140,7 @@ class IVFIndex:
         self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
         self._builder.start()
 
-    def _build(self, snapshot: np.ndarray, gpu: bool) -> object:
+    def _build(self, snapshot: np.ndarray, gpu: bool) -> faiss.Index:
         dim = snapshot.shape[1]
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(snapshot.shape[0]))
@@ -150,8 +150,10 @@ class IVFIndex:
         index.nprobe = self.nprobe
         if gpu:
             res = faiss.StandardGpuResources()
-            index = faiss.index_cpu_to_gpu(res, 0, index)
-            index.referenced_resources = res  # keep the resources alive with the index
+            on_gpu: faiss.Index = faiss.index_cpu_to_gpu(res, 0, index)
+            # The GPU index must not outlive its resources: tie them together.
+            on_gpu.referenced_resources = res  # type: ignore[attr-defined]
+            return on_gpu
         return index
 
     def wait_for_build(self, timeout: float = 60.0) -> None:

@@ -12,7 +12,7 @@ import faiss
 import torch
 
 with contextlib.suppress(ImportError):  # older FAISS builds ship without the torch bridge
-    import faiss.contrib.torch_utils  # noqa: F401  (registers torch-tensor overloads)
+    import faiss.contrib.torch_utils
 
 # FAISS GPU's k-selection supports k up to 2048; past it we fall back to torch.topk.
 GPU_MAX_K = 2048
@@ -27,10 +27,10 @@ def _probe_faiss_gpu() -> bool:
 
 
 HAS_FAISS_GPU = _probe_faiss_gpu()
-_gpu_resources: dict[int, object] = {}
+_gpu_resources: dict[int, faiss.StandardGpuResources] = {}
 
 
-def _resources(device: torch.device) -> object:
+def _resources(device: torch.device) -> faiss.StandardGpuResources:
     index = device.index if device.index is not None else torch.cuda.current_device()
     if index not in _gpu_resources:
         _gpu_resources[index] = faiss.StandardGpuResources()
@@ -44,7 +44,9 @@ def backend_for(device: torch.device) -> str:
     return "faiss-cpu"
 
 
-def torch_knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def torch_knn(
+    queries: torch.Tensor, items: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-k by one matmul and `topk`: the fallback and the baseline."""
     scores, rows = (queries @ items.T).topk(k, dim=1)
     return scores, rows

@@ -69,7 +69,8 @@ class IdMap:
         """Ids at `rows` (any shape), vectorised through an object array."""
         if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
             raise ModelError(f"row out of range 0..{len(self) - 1}")
-        return self._ids[rows]
+        ids: npt.NDArray[np.object_] = self._ids[rows]
+        return ids
 
     def ids(self) -> list[str]:
         """All ids in row order."""

@@ -68,20 +68,20 @@ class EmbeddingTable:
 
     def view(self) -> torch.Tensor:
         """The used rows, as a view that stays valid until the next growth."""
-        return self.weight[: self.rows]
+        used: torch.Tensor = self.weight[: self.rows]
+        return used
 
     def apply_gradients(
         self, rows: torch.Tensor, grads: torch.Tensor, learning_rate: float, eps: float = 1e-8
     ) -> torch.Tensor:
         """Sum `grads` per distinct row, take one row-wise Adagrad step each; return the rows."""
+        unique_rows: torch.Tensor
         unique_rows, inverse = torch.unique(rows, return_inverse=True)
         summed = torch.zeros(unique_rows.shape[0], self.dim, device=self.device)
         summed.index_add_(0, inverse, grads)
         if self.constant_last is not None:
             summed[:, -1] = 0.0
-        squares = torch.stack(
-            [summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1
-        )
+        squares = torch.stack([summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1)
         self.grad_sq.index_add_(0, unique_rows, squares)
         scale = self.grad_sq[unique_rows].sqrt() + eps
         step = summed.clone()

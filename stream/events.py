@@ -38,7 +38,7 @@ def _reject_constant(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
 
-def _frame(value: bytes) -> Any:
+def _frame(value: bytes) -> object:
     """Bytes → Python object, JSON when the first byte is `{`, else msgpack."""
     if not value:
         raise BadEvent("empty_message")
@@ -55,7 +55,7 @@ def _frame(value: bytes) -> Any:
         raise BadEvent("invalid_msgpack") from None
 
 
-def _ident(event: dict[Any, Any], field: str) -> str:
+def _ident(event: dict[object, object], field: str) -> str:
     if field not in event:
         raise BadEvent(f"missing_field:{field}")
     value = event[field]
@@ -71,7 +71,7 @@ def _ident(event: dict[Any, Any], field: str) -> str:
     return text
 
 
-def _number(event: dict[Any, Any], field: str, default: float) -> float:
+def _number(event: dict[object, object], field: str, default: float) -> float:
     value = event.get(field)
     if value is None:
         if field in event:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NoReturn
 
 from confluent_kafka import (
     Consumer,
@@ -18,7 +18,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.batch import Rejected
 from stream.errors import FatalError, TransientError
@@ -51,7 +51,7 @@ class Polled:
     errors: list[str] = field(default_factory=list)
 
 
-def _raise_for(error: KafkaError, action: str) -> None:
+def _raise_for(error: KafkaError, action: str) -> NoReturn:
     if error.fatal():
         raise FatalError(f"kafka {action}: {error.str()}")
     raise TransientError(f"kafka {action}: {error.str()}")
@@ -150,9 +150,12 @@ class DeadLetterProducer:
 
     def send(self, rejected: Rejected) -> None:
         """Queue one rejected message (asynchronous; `flush` makes it durable)."""
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("recstream.reason", rejected.reason.encode()),
-            ("recstream.source", f"{rejected.topic}/{rejected.partition}/{rejected.offset}".encode()),
+            (
+                "recstream.source",
+                f"{rejected.topic}/{rejected.partition}/{rejected.offset}".encode(),
+            ),
         ]
         while True:
             try:
@@ -196,9 +199,10 @@ class ClickProducer:
         while True:
             try:
                 self._producer.produce(self.topic, value=value, key=key)
-                return
             except BufferError:
                 self._producer.poll(0.05)
+            else:
+                return
 
     def poll(self) -> None:
         """Serve delivery callbacks."""
@@ -210,7 +214,9 @@ class ClickProducer:
         return remaining
 
 
-def ensure_topics(config: KafkaConfig, partitions: Mapping[str, int], timeout_s: float = 30) -> None:
+def ensure_topics(
+    config: KafkaConfig, partitions: Mapping[str, int], timeout_s: float = 30
+) -> None:
     """Create missing topics; an existing topic is left as it is."""
     admin = AdminClient(dict(config))
     futures = admin.create_topics(
@@ -229,7 +235,7 @@ def ensure_topics(config: KafkaConfig, partitions: Mapping[str, int], timeout_s:
 def group_progress(
     config: KafkaConfig, group: str, topic: str, timeout_s: float = 10
 ) -> dict[int, tuple[int, int]]:
-    """`{partition: (committed offset, end offset)}` of a group on a topic, for lag and drain checks.
+    """`{partition: (committed offset, end offset)}` of a group on a topic (lag, drain checks).
 
     The end offset is what the broker's ListOffsets answers; Tansu 0.6 can
     answer the base offset of the last record batch there, so drain checks
@@ -246,10 +252,10 @@ def group_progress(
                 TopicPartition(topic, tp.partition), timeout=timeout_s
             )
             progress[tp.partition] = (max(tp.offset, 0), high)
-        return progress
     except KafkaException as exc:
         _raise_for(exc.args[0], "read group progress")
-        raise  # unreachable: _raise_for always raises
+    else:
+        return progress
     finally:
         consumer.close()
 
@@ -262,4 +268,3 @@ __all__ = [
     "ensure_topics",
     "group_progress",
 ]
-

@@ -37,7 +37,7 @@ def run() -> None:
     try:
         worker = build_worker(settings)
     except RecstreamError as exc:
-        log.error("startup_failed", error=str(exc))
+        log.exception("startup_failed", error=str(exc))
         sys.exit(2)
     health = None
     if settings.metrics_port:
@@ -59,9 +59,7 @@ def run() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rate", type=float, default=0.0, help="Events per second; 0 sends flat out.")
 @click.option("--limit", type=int, default=None, help="Send only the first N (in time order).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto"
-)
+@click.option("--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto")
 def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
     from stream import ClickProducer
@@ -119,7 +117,7 @@ def healthcheck(port: int | None, ready: bool) -> None:
     port = port or load_settings().metrics_port
     path = "/readyz" if ready else "/healthz"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             sys.exit(0 if resp.status == 200 else 1)  # noqa: PLR2004
     except OSError:
         sys.exit(1)

@@ -126,7 +126,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
                 "items": value.get("items", []),
                 "favourite_genres": sorted(stream.favourite_genres(user)),
                 "item_genres": [
-                    int(stream.item_genre[int(i[1:])]) for i in value.get("items", [])  # type: ignore[attr-defined]
+                    int(stream.item_genre[int(i[1:])])
+                    for i in value.get("items", [])  # type: ignore[attr-defined]
                 ],
             }
         sink.close()
@@ -162,18 +163,25 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     """The human report."""
+    offsets = "to the end of every partition" if report["committed_to_end"] else "NOT to the end"
     lines = [
         "recstream demo",
         f"  events processed   {report['events']:,} of {report['events_generated']:,} generated",
         f"  dead-lettered      {report['dlq']} of {report['malformed_sent']} malformed sent",
         f"  users published    {report['users_published']:,} of {report['users_clicked']:,}",
-        f"  throughput         {report['events_per_s']:,.0f} events/s"
-        f" (offered {report['offered_rate']:,.0f}/s; 0 = flat out)",
-        f"  click->Redis       p50 {report['latency_ms_p50']:.1f} ms,"
-        f" p99 {report['latency_ms_p99']:.1f} ms",
-        f"  offsets committed  {'to the end of every partition' if report['committed_to_end'] else 'NOT to the end'}",
-        f"  list quality       {report['taste_match']:.0%} of listed items in the user's"
-        f" two favourite genres (random lists: {report['taste_match_random']:.0%})",
+        (
+            f"  throughput         {report['events_per_s']:,.0f} events/s"
+            f" (offered {report['offered_rate']:,.0f}/s; 0 = flat out)"
+        ),
+        (
+            f"  click->Redis       p50 {report['latency_ms_p50']:.1f} ms,"
+            f" p99 {report['latency_ms_p99']:.1f} ms"
+        ),
+        f"  offsets committed  {offsets}",
+        (
+            f"  list quality       {report['taste_match']:.0%} of listed items in the user's"
+            f" two favourite genres (random lists: {report['taste_match_random']:.0%})"
+        ),
         f"  device             {report['device']} (search: {report['search_backend']})",
         "  sample lists (item ids, then their genres; * = a favourite genre):",
     ]

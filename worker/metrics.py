@@ -38,7 +38,10 @@ class WorkerMetrics:
             "recstream_retries", "Transient failures retried", ["stage"], registry=r
         )
         self.batch_seconds = Histogram(
-            "recstream_batch_seconds", "Batch wall time", ["stage"], registry=r,
+            "recstream_batch_seconds",
+            "Batch wall time",
+            ["stage"],
+            registry=r,
             buckets=_LATENCY_BUCKETS,
         )
         self.click_to_redis_seconds = Histogram(
@@ -50,13 +53,15 @@ class WorkerMetrics:
         self.loss = Gauge("recstream_learner_loss", "Last batch's training loss", registry=r)
         self.index_version = Gauge("recstream_index_version", "Index version", registry=r)
         self.index_built_at = Gauge(
-            "recstream_index_built_timestamp_seconds", "When the index was made current",
+            "recstream_index_built_timestamp_seconds",
+            "When the index was made current",
             registry=r,
         )
         self.users = Gauge("recstream_users", "Users with a row", registry=r)
         self.items = Gauge("recstream_items", "Items with a row", registry=r)
         self.last_commit = Gauge(
-            "recstream_last_commit_timestamp_seconds", "Time of the last offset commit",
+            "recstream_last_commit_timestamp_seconds",
+            "Time of the last offset commit",
             registry=r,
         )
 
@@ -81,7 +86,11 @@ class HealthServer:
                     body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
                 elif self.path in ("/healthz", "/readyz"):
                     ok = live() if self.path == "/healthz" else ready()
-                    body, status, ctype = (b"ok\n" if ok else b"not ok\n"), (200 if ok else 503), "text/plain"
+                    body, status, ctype = (
+                        (b"ok\n" if ok else b"not ok\n"),
+                        (200 if ok else 503),
+                        "text/plain",
+                    )
                 else:
                     body, status, ctype = b"not found\n", 404, "text/plain"
                 self.send_response(status)

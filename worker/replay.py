@@ -85,7 +85,7 @@ def read_interactions(path: Path, fmt: str = "auto") -> Interactions:
 
 
 def paced(total: int, rate: float, chunk: int = 500) -> Iterator[tuple[int, int]]:
-    """Yield `[start, stop)` chunks, sleeping so the average rate stays at `rate`/s (0 = flat out)."""
+    """Yield `[start, stop)` chunks, sleeping to hold `rate` events/s on average (0: flat out)."""
     started = time.perf_counter()
     for start in range(0, total, chunk):
         if rate > 0:

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.errors import RecstreamError
 
+# One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
+MAX_SEARCH_K = 2048
+
 
 class SettingsError(RecstreamError):
     """Configuration that cannot work; the message names each bad variable."""
@@ -47,7 +50,7 @@ class KafkaSettings(BaseSettings):
         return ",".join(hosts)
 
     def client_config(self) -> dict[str, str | int]:
-        """librdkafka settings shared by the consumer, producers and admin client."""
+        """Librdkafka settings shared by the consumer, producers and admin client."""
         config: dict[str, str | int] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
@@ -127,9 +130,7 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _device_name(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (
-            value.startswith("cuda:") and value[5:].isdigit()
-        ):
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
             return value
         raise ValueError("expected auto, cpu, cuda or cuda:N")
 
@@ -153,10 +154,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _history_fits_search(self) -> Settings:
-        # One search fetches top_k + seen_history candidates; FAISS GPU stops at k = 2048.
-        if self.top_k + self.seen_history > 2048:
+        if self.top_k + self.seen_history > MAX_SEARCH_K:
             raise ValueError(
-                "RECSTREAM_TOP_K + RECSTREAM_SEEN_HISTORY must be <= 2048 "
+                f"RECSTREAM_TOP_K + RECSTREAM_SEEN_HISTORY must be <= {MAX_SEARCH_K} "
                 f"(got {self.top_k} + {self.seen_history})"
             )
         return self

@@ -57,9 +57,7 @@ def names() -> Names:
 
 
 @pytest.fixture
-def make_settings(
-    kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names
-) -> object:
+def make_settings(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names) -> object:
     """Factory for worker settings pointed at the test servers and this test's names."""
 
     def build(**overrides: object) -> Settings:
@@ -131,7 +129,7 @@ def produce(kafka_server: EmbeddedKafka) -> object:
 
 @pytest.fixture
 def read_topic(kafka_server: EmbeddedKafka) -> object:
-    """`read_topic(topic, expected, timeout_s) -> [Message]`: everything on a topic from the start."""
+    """`read_topic(topic, expected, timeout_s) -> [Message]`: a whole topic, from the start."""
     import time
 
     from confluent_kafka import Consumer

@@ -34,10 +34,14 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_run_serves_health_and_drains_on_sigterm(
-    kafka_server: Any, redis_server: Any, names: Any, produce: Any, committed: Any,
+    kafka_server: Any,
+    redis_server: Any,
+    names: Any,
+    produce: Any,
+    committed: Any,
     redis_client: Any,
 ) -> None:
-    """`recstream run` publishes, answers /healthz, /readyz and /metrics, and exits 0 on SIGTERM with offsets at the end."""
+    """`recstream run` publishes, serves health and metrics, exits 0 on SIGTERM, all committed."""
     port = free_port()
     env = _env(
         RECSTREAM_KAFKA_BOOTSTRAP=kafka_server.bootstrap,
@@ -87,9 +91,7 @@ def test_run_serves_health_and_drains_on_sigterm(
 def test_run_rejects_bad_settings_by_name() -> None:
     """A bad setting stops `recstream run` at start, exit 2, with the variable named."""
     env = _env(RECSTREAM_TOP_K="zero", RECSTREAM_DEVICE="tpu")
-    proc = subprocess.run(
-        [RECSTREAM, "run"], env=env, capture_output=True, timeout=60, check=False
-    )
+    proc = subprocess.run([RECSTREAM, "run"], env=env, capture_output=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "RECSTREAM_TOP_K" in proc.stderr.decode()
     assert "RECSTREAM_DEVICE" in proc.stderr.decode()
@@ -119,8 +121,19 @@ def test_replay_sends_a_movielens_file_in_time_order(
 def test_demo_json_reports_the_whole_run() -> None:
     """`recstream demo --json` processes every generated event and prints the report keys last."""
     proc = subprocess.run(
-        [RECSTREAM, "demo", "--json", "--events", "4000", "--users", "300", "--items", "500",
-         "--rate", "0"],
+        [
+            RECSTREAM,
+            "demo",
+            "--json",
+            "--events",
+            "4000",
+            "--users",
+            "300",
+            "--items",
+            "500",
+            "--rate",
+            "0",
+        ],
         env=_env(),
         capture_output=True,
         timeout=150,
@@ -128,8 +141,14 @@ def test_demo_json_reports_the_whole_run() -> None:
     )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    for key in ("events", "users_published", "dlq", "events_per_s", "latency_ms_p50",
-                "latency_ms_p99"):
+    for key in (
+        "events",
+        "users_published",
+        "dlq",
+        "events_per_s",
+        "latency_ms_p50",
+        "latency_ms_p99",
+    ):
         assert key in report
     assert report["events"] == 4000
     assert report["dlq"] == report["malformed_sent"] > 0

@@ -45,10 +45,14 @@ def _encode(user: str, item: str, ts: float, n: int) -> bytes:
 
 
 def test_every_clicker_gets_a_fresh_list_and_bad_input_reaches_the_dlq(
-    make_settings: Any, names: Any, produce: Any, read_topic: Any, committed: Any,
+    make_settings: Any,
+    names: Any,
+    produce: Any,
+    read_topic: Any,
+    committed: Any,
     redis_client: Any,
 ) -> None:
-    """Valid clicks give each user K unseen items in Redis, malformed ones land in the DLQ, offsets reach the end."""
+    """Each clicker gets K unseen items, malformed input lands in the DLQ, offsets reach the end."""
     settings = make_settings()
     worker = build_worker(settings)
     clicks = _clicks(users=60, items=80, events=3000, seed=1)
