@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu lint bench clean
+.PHONY: install demo test test-gpu lint clean
 
 install: $(STAMP)
 
