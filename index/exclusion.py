@@ -42,6 +42,8 @@ def top_k_excluding(
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
     extra = int(seen_counts.max()) if seen_counts.numel() else 0
+    if blocked is not None:
+        extra += int(blocked.sum())
     scores, rows = index.search(queries, k + extra)
     sorted_seen = seen.sort(dim=1).values.to(rows.device)
     slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)

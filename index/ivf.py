@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from index.errors import ItemIndexError
-from index.knn import HAS_FAISS_GPU, knn
+from index.knn import GPU_MAX_K, HAS_FAISS_GPU, knn
 
 _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
 
@@ -89,7 +89,7 @@ class IVFIndex:
         rows = int(items.shape[0])
         self._dirty = self._grow(self._dirty, rows, items.device)
         self._dirty_since_snapshot = self._grow(self._dirty_since_snapshot, rows, items.device)
-        if updated_rows.numel():
+        if updated_rows.numel() or self.version == 0:
             self._dirty[updated_rows] = True
             self._dirty_since_snapshot[updated_rows] = True
             self._updates_since_build += int(updated_rows.numel())
@@ -174,12 +174,15 @@ class IVFIndex:
         stale = self._dirty[:rows].clone()
         stale[built.rows :] = True
         stale_rows = stale.nonzero().squeeze(1)
-        if stale_rows.numel() * 2 > rows:
+        # Stale rows among the snapshot's candidates are dropped, so ask for that many more.
+        stale_in_snapshot = int(stale[: built.rows].sum())
+        fetch = min(k + stale_in_snapshot, built.rows)
+        if stale_rows.numel() * 2 > rows or fetch > GPU_MAX_K:
             return knn(queries, items, k)
         probe = queries.float().contiguous()
         if not built.on_gpu:
             probe = probe.cpu()
-        _, cand = built.index.search(probe, k)
+        _, cand = built.index.search(probe, fetch)
         cand = torch.as_tensor(cand, device=items.device)
         missing = cand < 0
         cand_rows = cand.clamp(min=0)

@@ -20,7 +20,7 @@ import structlog
 import torch
 
 from index import ItemIndex, top_k_excluding
-from models import OnlineLearner, SeenHistory
+from models import ModelFitError, OnlineLearner, SeenHistory
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
@@ -221,9 +221,15 @@ class Worker:
         user_rows = torch.from_numpy(learner.users.rows_for(batch.users)).to(device)
         item_rows = torch.from_numpy(learner.items.rows_for(batch.items)).to(device)
         event_ts, weights = batch.arrays()
-        stats = learner.learn(user_rows, item_rows, torch.from_numpy(weights).to(device))
+        try:
+            stats = learner.learn(user_rows, item_rows, torch.from_numpy(weights).to(device))
+            loss, changed = stats.loss, stats.item_rows
+        except ModelFitError:
+            # The step was not applied; the lists still go out from the model as it stands.
+            log.exception("batch_not_learned", events=len(batch))
+            loss, changed = float("nan"), item_rows.new_empty(0)
         self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
-        self.index.refresh(learner.item_vectors(), stats.item_rows)
+        self.index.refresh(learner.item_vectors(), changed)
         stage["learn"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         touched = torch.unique(user_rows)
@@ -250,7 +256,7 @@ class Worker:
             else:
                 items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
             recs.append(Recommendation(user, items, row_scores, float(last_ts[n])))
-        return recs, stats.loss
+        return recs, loss
 
     def _idle(self) -> None:
         """No messages: still let the index swap in a finished background build."""

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.errors import RecstreamError
+from stream.events import MAX_WEIGHT
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
 MAX_SEARCH_K = 2048
@@ -147,9 +148,9 @@ class Settings(BaseSettings):
     @field_validator("event_weights")
     @classmethod
     def _weights_positive(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, w in value.items() if not w > 0]
+        bad = [k for k, w in value.items() if not 0 < w <= MAX_WEIGHT]
         if bad:
-            raise ValueError(f"weights must be > 0 (bad: {', '.join(bad)})")
+            raise ValueError(f"weights must be > 0 and <= {MAX_WEIGHT:g} (bad: {', '.join(bad)})")
         return value
 
     @model_validator(mode="after")
@@ -175,7 +176,8 @@ def _describe(error: ValidationError, prefix: str) -> list[str]:
             continue
         name = prefix + "_".join(loc).upper()
         value = problem.get("input")
-        shown = "" if "password" in name or "URL" in name else f" (got {value!r})"
+        secret = "PASSWORD" in name or "URL" in name
+        shown = "" if secret else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines
 

@@ -1,0 +1,151 @@
+"""Unit tests for `index.exclusion.top_k_excluding` over the exact index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index import ExactIndex, TopK, top_k_excluding
+
+
+def _seen(rows_per_query: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seen rows as `SeenHistory.seen` lays them out: `-1` padded, at least one column wide."""
+    width = max(1, *(len(rows) for rows in rows_per_query))
+    seen = torch.full((len(rows_per_query), width), -1, dtype=torch.int64)
+    for n, rows in enumerate(rows_per_query):
+        seen[n, : len(rows)] = torch.tensor(rows, dtype=torch.int64)
+    counts = torch.tensor([len(rows) for rows in rows_per_query], dtype=torch.int64)
+    return seen, counts
+
+
+def _index(items: torch.Tensor) -> ExactIndex:
+    index = ExactIndex()
+    index.refresh(items, torch.arange(items.shape[0]))
+    return index
+
+
+def _assert_well_formed(top: TopK, k: int) -> None:
+    """At most k real rows, unique, best first, padding only at the end."""
+    assert top.rows.shape == top.scores.shape
+    assert top.rows.shape[1] == k
+    for rows, scores, valid in zip(top.rows, top.scores, top.valid, strict=True):
+        real = rows[valid].tolist()
+        assert len(set(real)) == len(real)
+        assert valid.tolist() == [True] * len(real) + [False] * (k - len(real))
+        assert (scores[~valid] == float("-inf")).all()
+        assert (scores[:-1] >= scores[1:]).all()
+
+
+def test_never_returns_a_seen_item() -> None:
+    """Seen rows are left out and the next best fill in, k per query."""
+    items = torch.eye(6) * torch.arange(6, 0, -1).float().unsqueeze(1)
+    queries = torch.ones(2, 6)
+    seen, counts = _seen([[0, 2], [5]])
+    top = top_k_excluding(_index(items), queries, seen, counts, k=3)
+    _assert_well_formed(top, 3)
+    assert top.rows.tolist() == [[1, 3, 4], [0, 1, 2]]
+    assert top.scores.tolist() == [[5.0, 3.0, 2.0], [6.0, 5.0, 4.0]]
+
+
+def test_pads_when_too_few_items_remain() -> None:
+    """With fewer unseen items than k, the tail is row -1 with score -inf."""
+    items = torch.eye(4)
+    queries = torch.ones(1, 4)
+    seen, counts = _seen([[1, 3]])
+    top = top_k_excluding(_index(items), queries, seen, counts, k=5)
+    _assert_well_formed(top, 5)
+    assert sorted(top.rows[0, :2].tolist()) == [0, 2]
+    assert top.rows[0, 2:].tolist() == [-1, -1, -1]
+    assert torch.isinf(top.scores[0, 2:]).all()
+    assert top.valid.sum().item() == 2
+
+
+def test_everything_seen_gives_only_padding() -> None:
+    """A user who has seen the whole catalogue gets no rows at all."""
+    items = torch.eye(3)
+    seen, counts = _seen([[0, 1, 2]])
+    top = top_k_excluding(_index(items), torch.ones(1, 3), seen, counts, k=2)
+    assert top.rows.tolist() == [[-1, -1]]
+    assert top.scores.tolist() == [[float("-inf"), float("-inf")]]
+
+
+def test_blocked_items_are_never_returned() -> None:
+    """Rows flagged in `blocked` are left out for every query."""
+    items = torch.eye(5) * torch.arange(5, 0, -1).float().unsqueeze(1)
+    queries = torch.ones(2, 5)
+    seen, counts = _seen([[], [1]])
+    blocked = torch.tensor([True, False, False, True, False])
+    top = top_k_excluding(_index(items), queries, seen, counts, k=5, blocked=blocked)
+    _assert_well_formed(top, 5)
+    for rows in top.rows.tolist():
+        assert 0 not in rows
+        assert 3 not in rows
+    assert top.rows[0, :3].tolist() == [1, 2, 4]
+    assert top.rows[1, :2].tolist() == [2, 4]
+
+
+def test_blocked_items_do_not_shorten_the_list() -> None:
+    """Blocking the best rows still leaves k results when k unblocked items remain."""
+    items = torch.eye(10) * torch.arange(10, 0, -1).float().unsqueeze(1)
+    seen, counts = _seen([[]])
+    blocked = torch.zeros(10, dtype=torch.bool)
+    blocked[:2] = True
+    top = top_k_excluding(_index(items), torch.ones(1, 10), seen, counts, k=2, blocked=blocked)
+    assert top.rows.tolist() == [[2, 3]]
+
+
+def test_empty_batch() -> None:
+    """No queries give an empty (0, k) result."""
+    items = torch.eye(3)
+    seen, counts = _seen([[]])
+    top = top_k_excluding(_index(items), torch.empty(0, 3), seen[:0], counts[:0], k=4)
+    assert top.rows.shape == (0, 4)
+    assert top.scores.shape == (0, 4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_matches_a_brute_force_reference(data: st.DataObject) -> None:
+    """Scores returned equal the best k unseen scores, as a multiset, for random catalogues."""
+    n = data.draw(st.integers(1, 40), label="items")
+    k = data.draw(st.integers(1, 10), label="k")
+    batch = data.draw(st.integers(1, 3), label="queries")
+    values = st.floats(-4, 4, allow_nan=False, width=32)
+    items_np = np.array(data.draw(st.lists(values, min_size=n * 4, max_size=n * 4)))
+    queries_np = np.array(data.draw(st.lists(values, min_size=batch * 4, max_size=batch * 4)))
+    items = torch.tensor(items_np, dtype=torch.float32).reshape(n, 4)
+    queries = torch.tensor(queries_np, dtype=torch.float32).reshape(batch, 4)
+    seen_sets = [
+        data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=n), label=f"seen{q}")
+        for q in range(batch)
+    ]
+    seen, counts = _seen(seen_sets)
+    top = top_k_excluding(_index(items), queries, seen, counts, k)
+    _assert_well_formed(top, k)
+    all_scores = queries.double() @ items.double().T
+    for q in range(batch):
+        unseen = [row for row in range(n) if row not in seen_sets[q]]
+        expected = sorted((all_scores[q, unseen].tolist()), reverse=True)[:k]
+        valid = top.valid[q]
+        rows = top.rows[q][valid].tolist()
+        assert len(rows) == len(expected)
+        assert not set(rows) & set(seen_sets[q])
+        got = top.scores[q][valid].double()
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(all_scores[q, rows].numpy(), got.numpy(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_returns_at_most_k(k: int) -> None:
+    """The result is exactly k wide whatever the catalogue and history sizes."""
+    generator = torch.Generator().manual_seed(k)
+    items = torch.randn(20, 4, generator=generator)
+    queries = torch.randn(4, 4, generator=generator)
+    seen, counts = _seen([[], [0, 1, 2, 3, 4, 5, 6], [19], list(range(15))])
+    top = top_k_excluding(_index(items), queries, seen, counts, k)
+    _assert_well_formed(top, k)
+    assert top.valid[:3].all()
+    assert top.valid[3].sum().item() == min(k, 5)

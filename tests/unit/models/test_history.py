@@ -1,0 +1,153 @@
+"""Unit tests for `models.history.SeenHistory`: per-user rings of recent distinct items."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import SeenHistory
+
+CPU = torch.device("cpu")
+
+
+def _add(history: SeenHistory, pairs: list[tuple[int, int]], ts: list[float] | None = None) -> None:
+    users = torch.tensor([u for u, _ in pairs], dtype=torch.int64)
+    items = torch.tensor([i for _, i in pairs], dtype=torch.int64)
+    stamps = torch.tensor(ts if ts is not None else [1.0] * len(pairs), dtype=torch.float64)
+    history.add(users, items, stamps)
+
+
+def _held(history: SeenHistory, user: int) -> set[int]:
+    row = history.seen(torch.tensor([user]))[0].tolist()
+    return {item for item in row if item >= 0}
+
+
+def test_length_below_one_is_rejected() -> None:
+    """A history with no slots is refused."""
+    with pytest.raises(ValueError, match="length"):
+        SeenHistory(0, CPU)
+
+
+def test_ring_keeps_the_newest_distinct_items() -> None:
+    """Once full, each new item overwrites the oldest written one."""
+    history = SeenHistory(3, CPU)
+    for item in range(6):
+        _add(history, [(0, item)])
+    assert _held(history, 0) == {3, 4, 5}
+    assert history.seen_counts(torch.tensor([0])).tolist() == [3]
+
+
+def test_duplicates_in_one_batch_and_across_batches_are_stored_once() -> None:
+    """A repeated click, in the same batch or a later one, takes no second slot."""
+    history = SeenHistory(4, CPU)
+    _add(history, [(0, 1), (0, 1), (0, 2), (1, 1), (0, 2)])
+    assert history.seen_counts(torch.tensor([0, 1])).tolist() == [2, 1]
+    _add(history, [(0, 2), (0, 1), (1, 1)])
+    assert history.seen_counts(torch.tensor([0, 1])).tolist() == [2, 1]
+    assert sorted(history.seen(torch.tensor([0]))[0].tolist()) == [1, 2]
+    _add(history, [(0, 3), (0, 4), (0, 1)])
+    assert _held(history, 0) == {1, 2, 3, 4}
+
+
+def test_more_new_items_than_slots_in_one_batch_keeps_the_newest() -> None:
+    """A batch with more new items than slots keeps the last `length` of them."""
+    history = SeenHistory(3, CPU)
+    _add(history, [(0, 9)])
+    _add(history, [(0, item) for item in range(7)] + [(1, 5)])
+    assert _held(history, 0) == {4, 5, 6}
+    assert _held(history, 1) == {5}
+    _add(history, [(0, 7)])
+    assert _held(history, 0) == {5, 6, 7}
+
+
+def test_last_ts_is_the_latest_event_time() -> None:
+    """`last_ts` is each user's maximum event time, whatever the arrival order."""
+    history = SeenHistory(4, CPU)
+    _add(history, [(0, 1), (1, 2), (0, 3)], ts=[50.0, 7.0, 20.0])
+    _add(history, [(0, 4), (1, 1)], ts=[10.0, 9.5])
+    assert history.last_ts[:2].tolist() == [50.0, 9.5]
+
+
+def test_seen_width_is_the_fullest_asked_users_count() -> None:
+    """`seen` is as wide as the largest count among the users asked, `-1` padded."""
+    history = SeenHistory(8, CPU)
+    _add(history, [(0, 10), (0, 11), (0, 12), (1, 20), (3, 30)])
+    history.ensure_users(4)
+    assert history.seen(torch.tensor([1])).tolist() == [[20]]
+    assert history.seen(torch.tensor([1, 0])).tolist() == [[20, -1, -1], [10, 11, 12]]
+    assert history.seen(torch.tensor([2])).tolist() == [[-1]]
+    assert history.seen(torch.empty(0, dtype=torch.int64)).shape == (0, 8)
+
+
+def test_seen_counts_clamp_at_length() -> None:
+    """A user who clicked more distinct items than slots reports `length`, not the total."""
+    history = SeenHistory(2, CPU)
+    _add(history, [(0, 1), (0, 2), (0, 3)])
+    _add(history, [(0, 4), (1, 4)])
+    assert history.seen_counts(torch.tensor([0, 1])).tolist() == [2, 1]
+    assert history.seen(torch.tensor([0, 1])).shape == (2, 2)
+
+
+def test_growth_past_the_first_capacity_keeps_old_users() -> None:
+    """Adding a user row past 1024 reallocates without losing earlier rings or times."""
+    history = SeenHistory(2, CPU)
+    _add(history, [(0, 5), (1, 6)], ts=[3.0, 4.0])
+    _add(history, [(2000, 7)], ts=[5.0])
+    assert history.capacity >= 2001
+    assert _held(history, 0) == {5}
+    assert _held(history, 1) == {6}
+    assert _held(history, 2000) == {7}
+    assert history.last_ts[[0, 1, 2000]].tolist() == [3.0, 4.0, 5.0]
+
+
+class _Reference:
+    """Pure-Python model of the documented semantics.
+
+    Per batch: distinct (user, item) pairs in order of first appearance; an item
+    already in the user's buffer at the start of the batch is not written again;
+    every other one is written to the next ring slot, overwriting the oldest.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.written: dict[int, list[int]] = {}
+
+    def add(self, pairs: list[tuple[int, int]]) -> None:
+        distinct = list(dict.fromkeys(pairs))
+        held = {user: set(self.buffer(user)) for user, _ in distinct}
+        for user, item in distinct:
+            if item not in held[user]:
+                self.written.setdefault(user, []).append(item)
+
+    def buffer(self, user: int) -> list[int]:
+        return self.written.get(user, [])[-self.length :]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 4), st.integers(0, 11)), min_size=0, max_size=15),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_matches_a_reference_model(batches: list[list[tuple[int, int]]]) -> None:
+    """After any batches, every user's ring holds exactly the reference's items, slot by slot."""
+    length = 4
+    history = SeenHistory(length, CPU)
+    reference = _Reference(length)
+    for pairs in batches:
+        _add(history, pairs)
+        reference.add(pairs)
+    history.ensure_users(5)
+    users = torch.arange(5)
+    counts = history.seen_counts(users).tolist()
+    for user in range(5):
+        written = reference.written.get(user, [])
+        assert counts[user] == min(len(written), length)
+        assert _held(history, user) == set(reference.buffer(user))
+        ring = history.items[user].tolist()
+        for n in range(max(0, len(written) - length), len(written)):
+            assert ring[n % length] == written[n]

@@ -1,0 +1,180 @@
+"""Unit tests for `models.learner`: the online BPR learner on the CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models import LearnerConfig, ModelError, ModelFitError, OnlineLearner
+
+CPU = torch.device("cpu")
+
+
+def _learner(dim: int = 16) -> OnlineLearner:
+    return OnlineLearner(LearnerConfig(dim=dim, seed=0), CPU)
+
+
+def _map(
+    learner: OnlineLearner, users: list[str], items: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of `users` and `items`, mapping new ids as the worker does."""
+    return (
+        torch.from_numpy(learner.users.rows_for(users)),
+        torch.from_numpy(learner.items.rows_for(items)),
+    )
+
+
+def test_learns_a_planted_two_group_preference() -> None:
+    """Users who click only their own group's items end up scoring that group higher."""
+    learner = _learner()
+    rng = np.random.default_rng(0)
+    groups = 2
+    users = [[f"u{g}-{n}" for n in range(10)] for g in range(groups)]
+    items = [[f"i{g}-{n}" for n in range(10)] for g in range(groups)]
+    losses = []
+    for _ in range(300):
+        group = rng.integers(groups, size=16)
+        batch_users = [users[g][rng.integers(10)] for g in group]
+        batch_items = [items[g][rng.integers(10)] for g in group]
+        user_rows, item_rows = _map(learner, batch_users, batch_items)
+        stats = learner.learn(user_rows, item_rows, torch.ones(16))
+        assert stats.events == 16
+        losses.append(stats.loss)
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-20:]) < 0.85 * np.mean(losses[:20])
+    scores = learner.user_vectors(torch.arange(len(learner.users))) @ learner.item_vectors().T
+    for g in range(groups):
+        own = torch.from_numpy(learner.items.rows_for(items[g]))
+        other = torch.from_numpy(learner.items.rows_for(items[1 - g]))
+        for user in users[g]:
+            row = learner.users.row(user)
+            assert scores[row, own].mean() > scores[row, other].mean(), user
+    pairs = learner.score(
+        torch.tensor([learner.users.row(users[0][0])] * 2),
+        torch.tensor([learner.items.row(items[0][0]), learner.items.row(items[1][0])]),
+    )
+    row = learner.users.row(users[0][0])
+    expected = scores[row, [learner.items.row(items[0][0]), learner.items.row(items[1][0])]]
+    torch.testing.assert_close(pairs, expected)
+
+
+def test_tables_grow_mid_stream_without_disturbing_old_rows() -> None:
+    """New ids mapped mid-stream get rows, past the first capacity, while old rows stay put."""
+    learner = _learner(dim=8)
+    user_rows, item_rows = _map(learner, ["u0", "u1"], ["i0", "i1"])
+    learner.learn(user_rows, item_rows, torch.ones(2))
+    users_before = learner.user_table.view().clone()
+    items_before = learner.item_table.view().clone()
+    assert users_before.shape == (2, 9)
+    assert items_before.shape == (2, 9)
+
+    new_items = [f"n{n}" for n in range(1500)]
+    new_user_rows, new_item_rows = _map(learner, ["u2", "u3"], new_items[:2])
+    learner.items.rows_for(new_items)
+    learner.sync_rows()
+    assert learner.item_vectors().shape == (1502, 9)
+    assert learner.user_table.view().shape == (4, 9)
+    assert torch.equal(learner.item_table.view()[:2], items_before)
+    assert torch.equal(learner.user_table.view()[:2], users_before)
+
+    items_mid = learner.item_vectors().clone()
+    stats = learner.learn(new_user_rows, new_item_rows, torch.ones(2))
+    untouched = torch.ones(learner.item_table.rows, dtype=torch.bool)
+    untouched[stats.item_rows] = False
+    assert torch.equal(learner.item_vectors()[untouched], items_mid[untouched])
+    assert torch.equal(learner.user_table.view()[:2], users_before)
+    assert torch.isfinite(learner.item_vectors()).all()
+
+
+def test_learn_with_unmapped_rows_raises() -> None:
+    """Rows past what the id maps hold raise `ModelError` instead of indexing garbage."""
+    learner = _learner(dim=4)
+    user_rows, item_rows = _map(learner, ["u0"], ["i0"])
+    learner.learn(user_rows, item_rows, torch.ones(1))
+    with pytest.raises(ModelError, match="rows_for"):
+        learner.learn(torch.tensor([1]), item_rows, torch.ones(1))
+    with pytest.raises(ModelError, match="rows_for"):
+        learner.learn(user_rows, torch.tensor([5]), torch.ones(1))
+
+
+def test_empty_batch_is_a_no_op() -> None:
+    """An empty batch changes nothing and reports zero events."""
+    learner = _learner(dim=4)
+    stats = learner.learn(
+        torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64), torch.empty(0)
+    )
+    assert stats.events == 0
+    assert stats.loss == 0.0
+    assert stats.item_rows.numel() == 0
+    assert learner.steps == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"dim": 0}, {"dim": -3}, {"learning_rate": -0.1}, {"learning_rate": 0.0}, {"negatives": 0}],
+)
+def test_config_rejects_meaningless_values(kwargs: dict[str, float]) -> None:
+    """`LearnerConfig` raises `ValueError` for a zero dimension or a non-positive step."""
+    with pytest.raises(ValueError, match="must be"):
+        LearnerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_user_bias_column_stays_exactly_one() -> None:
+    """The user's last column, which multiplies the item bias, is exactly 1.0 after many steps."""
+    learner = _learner(dim=6)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        users = [f"u{n}" for n in rng.integers(20, size=12)]
+        items = [f"i{n}" for n in rng.integers(30, size=12)]
+        user_rows, item_rows = _map(learner, users, items)
+        learner.learn(user_rows, item_rows, torch.from_numpy(rng.uniform(0.5, 3.0, 12)).float())
+    last = learner.user_table.view()[:, -1]
+    assert torch.equal(last, torch.ones_like(last))
+    assert not torch.equal(learner.item_vectors()[:, -1], torch.zeros(len(learner.items)))
+
+
+def test_learn_reports_exactly_the_item_rows_it_changed() -> None:
+    """`item_rows` is distinct, holds the positives, and every other row is bit-identical."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=2, seed=3), CPU)
+    learner.items.rows_for([f"i{n}" for n in range(200)])
+    learner.users.rows_for([f"u{n}" for n in range(10)])
+    learner.sync_rows()
+    users_before = learner.user_table.view().clone()
+    items_before = learner.item_vectors().clone()
+    user_rows = torch.tensor([0, 3, 3])
+    item_rows = torch.tensor([5, 5, 17])
+    stats = learner.learn(user_rows, item_rows, torch.ones(3))
+    rows = stats.item_rows
+    assert rows.unique().numel() == rows.numel()
+    assert {5, 17} <= set(rows.tolist())
+    assert rows.numel() <= 2 + 3 * 2
+    changed = (learner.item_vectors() != items_before).any(dim=1).nonzero().squeeze(1)
+    assert set(changed.tolist()) <= set(rows.tolist())
+    assert {5, 17} <= set(changed.tolist())
+    outside = torch.ones(200, dtype=torch.bool)
+    outside[rows] = False
+    assert torch.equal(learner.item_vectors()[outside], items_before[outside])
+    other_users = torch.tensor([n not in (0, 3) for n in range(10)])
+    assert torch.equal(learner.user_table.view()[other_users], users_before[other_users])
+    assert not torch.equal(learner.user_table.view()[0], users_before[0])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weight_raises_and_leaves_tables_unchanged(bad: float) -> None:
+    """A NaN or infinite weight raises `ModelFitError` and applies nothing."""
+    learner = _learner(dim=4)
+    user_rows, item_rows = _map(learner, ["u0", "u1", "u2"], ["i0", "i1", "i2"])
+    learner.learn(user_rows, item_rows, torch.ones(3))
+    learner.sync_rows()
+    users_before = learner.user_table.weight.clone()
+    items_before = learner.item_table.weight.clone()
+    user_sq = learner.user_table.grad_sq.clone()
+    item_sq = learner.item_table.grad_sq.clone()
+    with pytest.raises(ModelFitError, match="non-finite"):
+        learner.learn(user_rows, item_rows, torch.tensor([1.0, bad, 1.0]))
+    assert learner.steps == 1
+    assert torch.equal(learner.user_table.weight[:3], users_before[:3])
+    assert torch.equal(learner.item_table.weight[:3], items_before[:3])
+    assert torch.equal(learner.user_table.grad_sq, user_sq)
+    assert torch.equal(learner.item_table.grad_sq, item_sq)

@@ -1,0 +1,152 @@
+"""Unit tests for `stream.batch.decode_messages`, with a stand-in for Kafka messages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import msgpack
+import numpy as np
+
+from stream import decode_messages
+from stream.events import MAX_WEIGHT
+
+
+@dataclass
+class FakeMessage:
+    """The slice of `confluent_kafka.Message` that `decode_messages` reads."""
+
+    _value: bytes | None
+    _offset: int
+    _partition: int = 0
+    _topic: str = "clicks"
+    _ts_ms: int = 1_700_000_000_000
+    _key: bytes | None = b"k"
+
+    def topic(self) -> str:
+        """Topic name."""
+        return self._topic
+
+    def partition(self) -> int:
+        """Partition number."""
+        return self._partition
+
+    def offset(self) -> int:
+        """Offset within the partition."""
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        """`(TIMESTAMP_CREATE_TIME, ms)`, or `(0, -1)` when not available."""
+        return (1, self._ts_ms) if self._ts_ms > 0 else (0, -1)
+
+    def value(self) -> bytes | None:
+        """Message payload."""
+        return self._value
+
+    def key(self) -> bytes | None:
+        """Message key."""
+        return self._key
+
+    def error(self) -> None:
+        """Messages handed to `decode_messages` are error-free."""
+
+
+def _event(**fields: object) -> bytes:
+    packed: bytes = msgpack.packb({"user": "u", "item": "i", **fields})
+    return packed
+
+
+def test_next_offsets_cover_valid_and_rejected_per_partition() -> None:
+    """Each partition's next offset is its highest offset + 1, rejected messages included."""
+    messages = [
+        FakeMessage(_event(), 10, 0),
+        FakeMessage(b"\xc1", 11, 0),
+        FakeMessage(_event(), 4, 1),
+        FakeMessage(b"", 9, 1),
+        FakeMessage(_event(), 3, 1),
+        FakeMessage(b"\xc1", 7, 2),
+        FakeMessage(_event(), 0, 0, "other"),
+    ]
+    batch = decode_messages(messages)
+    assert batch.next_offsets == {
+        ("clicks", 0): 12,
+        ("clicks", 1): 10,
+        ("clicks", 2): 8,
+        ("other", 0): 1,
+    }
+    assert len(batch) == 4
+    assert batch.messages == 7
+
+
+def test_rejected_messages_carry_where_and_why() -> None:
+    """A rejected message keeps its value, key, topic, partition, offset and reason."""
+    bad = b'{"user": "u"}'
+    batch = decode_messages([FakeMessage(_event(), 1, 3), FakeMessage(bad, 2, 3, _key=b"user-key")])
+    assert len(batch) == 1
+    [rejected] = batch.rejected
+    assert rejected.value == bad
+    assert rejected.key == b"user-key"
+    assert (rejected.topic, rejected.partition, rejected.offset) == ("clicks", 3, 2)
+    assert rejected.reason == "missing_field:item"
+
+
+def test_missing_ts_falls_back_to_kafka_timestamp_in_seconds() -> None:
+    """Without an event `ts` the message timestamp (ms) is used, in seconds."""
+    batch = decode_messages(
+        [
+            FakeMessage(_event(), 0, _ts_ms=1_700_000_000_500),
+            FakeMessage(_event(ts=42.0), 1, _ts_ms=1_700_000_001_000),
+            FakeMessage(_event(), 2, _ts_ms=-1),
+        ]
+    )
+    assert batch.event_ts == [1_700_000_000.5, 42.0, 0.0]
+    assert batch.produced_ts == [1_700_000_000.5, 1_700_000_001.0, 0.0]
+
+
+def test_type_weights_multiply_the_event_weight() -> None:
+    """Per-type weights scale each event's own weight; unknown types keep theirs."""
+    messages = [
+        FakeMessage(_event(type="buy", weight=2.0), 0),
+        FakeMessage(_event(type="buy"), 1),
+        FakeMessage(_event(), 2),
+        FakeMessage(_event(type="view", weight=0.5), 3),
+    ]
+    batch = decode_messages(messages, {"buy": 5.0, "click": 0.25})
+    assert batch.weights == [10.0, 5.0, 0.25, 0.5]
+    assert decode_messages(messages).weights == [2.0, 1.0, 1.0, 0.5]
+
+
+def test_columns_and_arrays_line_up() -> None:
+    """Users, items, times and weights are parallel columns; `arrays` types them."""
+    messages = [
+        FakeMessage(json.dumps({"user": 1, "item": "a", "ts": 5}).encode(), 0),
+        FakeMessage(b"\xc1", 1),
+        FakeMessage(_event(user="v", item=2, ts=6.5, weight=3), 2),
+    ]
+    batch = decode_messages(messages)
+    assert batch.users == ["1", "v"]
+    assert batch.items == ["a", "2"]
+    ts, weights = batch.arrays()
+    assert ts.dtype == np.float64
+    assert weights.dtype == np.float32
+    assert ts.tolist() == [5.0, 6.5]
+    assert weights.tolist() == [1.0, 3.0]
+
+
+def test_empty_input_gives_an_empty_batch() -> None:
+    """No messages, no events, nothing to commit."""
+    batch = decode_messages([])
+    assert len(batch) == 0
+    assert batch.messages == 0
+    assert batch.next_offsets == {}
+
+
+def test_accepted_weights_stay_finite_in_the_weight_column() -> None:
+    """The largest accepted weight is finite in float32; a larger one is dead-lettered."""
+    batch = decode_messages(
+        [FakeMessage(_event(weight=MAX_WEIGHT), 0), FakeMessage(_event(weight=1e300), 1)],
+        {"click": MAX_WEIGHT},
+    )
+    assert [r.reason for r in batch.rejected] == ["bad_value:weight"]
+    _, weights = batch.arrays()
+    assert np.isfinite(weights).all()
