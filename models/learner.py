@@ -18,7 +18,7 @@ class LearnerConfig:
 
     dim: int = 64
     learning_rate: float = 0.3
-    negatives: int = 32
+    negatives: int = 128
     l2: float = 1e-4
     init_std: float = 0.1
     seed: int = 0
@@ -50,9 +50,10 @@ class OnlineLearner:
     Users and items are rows of `dim + 1` columns: the user's last column is a
     constant 1 and the item's last column is its learned bias, so a plain inner
     product scores `u·v + b_item` and an inner-product index can search the
-    item table as it is. Each batch samples `negatives` uniform items per
-    event, takes the BPR gradient in closed form (no autograd graph) and
-    applies one row-wise Adagrad step to every touched row at once.
+    item table as it is. Each batch samples `negatives` uniform items that
+    every event in it is contrasted with (shared negatives turn the update
+    into GEMMs), takes the BPR gradient in closed form (no autograd graph)
+    and applies one row-wise Adagrad step to every touched row at once.
     """
 
     def __init__(self, config: LearnerConfig, device: torch.device) -> None:
@@ -91,31 +92,27 @@ class OnlineLearner:
             raise ModelError("event rows beyond the tables: map ids with rows_for first")
         cfg = self.config
         negatives = torch.randint(
-            0,
-            self.item_table.rows,
-            (n, cfg.negatives),
-            generator=self._generator,
-            device=self.device,
+            0, self.item_table.rows, (cfg.negatives,), generator=self._generator, device=self.device
         )
         user_vec = self.user_table.weight[users]
         pos_vec = self.item_table.weight[items]
         neg_vec = self.item_table.weight[negatives]
-        margin = (user_vec * pos_vec).sum(1, keepdim=True) - torch.einsum(
-            "bd,bnd->bn", user_vec, neg_vec
-        )
+        # Every event is contrasted with the batch's shared negatives: two GEMMs, no gathers
+        # of (events x negatives x dim).
+        margin = (user_vec * pos_vec).sum(1, keepdim=True) - user_vec @ neg_vec.T
         # d/dmargin of softplus(-margin), averaged over the negatives, weighted per event.
         coef = -torch.sigmoid(-margin) * (weights.unsqueeze(1) / cfg.negatives)
-        grad_user = torch.einsum("bn,bnd->bd", coef, pos_vec.unsqueeze(1) - neg_vec)
-        grad_user += cfg.l2 * user_vec
-        grad_pos = coef.sum(1, keepdim=True) * user_vec + cfg.l2 * pos_vec
-        grad_neg = -coef.unsqueeze(2) * user_vec.unsqueeze(1) + cfg.l2 * neg_vec
+        coef_sum = coef.sum(1, keepdim=True)
+        grad_user = coef_sum * pos_vec - coef @ neg_vec + cfg.l2 * user_vec
+        grad_pos = coef_sum * user_vec + cfg.l2 * pos_vec
+        grad_neg = -(coef.T @ user_vec) + cfg.l2 * neg_vec
         loss = (F.softplus(-margin).mean(1) * weights).sum() / weights.sum()
         if not torch.isfinite(loss):
             raise ModelFitError(f"non-finite loss at step {self.steps}; batch not applied")
         self.user_table.apply_gradients(users, grad_user, cfg.learning_rate)
         item_rows = self.item_table.apply_gradients(
-            torch.cat([items, negatives.reshape(-1)]),
-            torch.cat([grad_pos, grad_neg.reshape(-1, grad_neg.shape[2])]),
+            torch.cat([items, negatives]),
+            torch.cat([grad_pos, grad_neg]),
             cfg.learning_rate,
         )
         self.steps += 1

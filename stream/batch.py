@@ -6,11 +6,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import numpy as np
 import numpy.typing as npt
 
 from stream.errors import BadEvent
-from stream.events import decode_event
+from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, decode_event
+
+_JSON_START = ord("{")
+_INF = float("inf")
 
 
 @dataclass
@@ -63,23 +67,78 @@ def decode_messages(
     kept apart as the produce time that click→Redis latency is measured from.
     """
     weights_by_type = type_weights or {}
+    click_weight = weights_by_type.get("click", 1.0)
     batch = DecodedBatch()
     offsets = batch.next_offsets
+    users, items, event_ts = batch.users, batch.items, batch.event_ts
+    weights, produced_ts = batch.weights, batch.produced_ts
     for message in messages:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
-        offsets[(topic, partition)] = max(offsets.get((topic, partition), 0), offset + 1)
-        _, ts_ms = message.timestamp()
+        key = (topic, partition)
+        offsets[key] = max(offsets.get(key, 0), offset + 1)
+        ts_ms = message.timestamp()[1]
         produced = ts_ms / 1000.0 if ts_ms > 0 else 0.0
+        value = message.value()
+        fast = _fast_msgpack(value, produced)
+        if fast is not None:
+            users.append(fast[0])
+            items.append(fast[1])
+            event_ts.append(fast[2])
+            weights.append(click_weight)
+            produced_ts.append(produced)
+            continue
         try:
-            event = decode_event(message.value(), default_ts=produced)
+            event = decode_event(value, default_ts=produced)
         except BadEvent as bad:
             batch.rejected.append(
-                Rejected(message.value(), message.key(), topic, partition, offset, bad.reason)
+                Rejected(value, message.key(), topic, partition, offset, bad.reason)
             )
             continue
-        batch.users.append(event.user)
-        batch.items.append(event.item)
-        batch.event_ts.append(event.ts)
-        batch.weights.append(event.weight * weights_by_type.get(event.type, 1.0))
-        batch.produced_ts.append(produced)
+        users.append(event.user)
+        items.append(event.item)
+        event_ts.append(event.ts)
+        weights.append(event.weight * weights_by_type.get(event.type, 1.0))
+        produced_ts.append(produced)
     return batch
+
+
+_SHORT_ID = MAX_ID_BYTES // 4  # a str this short is within the byte limit in any UTF-8
+
+
+def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fast path's point)
+    value: bytes | None, produced: float
+) -> tuple[str, str, float] | None:
+    """The common event (`{user, item[, ts]}` msgpack, short ids) decoded inline, else None.
+
+    Accepts a strict subset of what `decode_event` accepts and returns the same
+    fields; anything unusual (JSON, `type`, `weight`, extra keys, long ids, any
+    doubt) returns None so the full decoder decides, with its reason.
+    """
+    if not value or value[0] == _JSON_START or len(value) > MAX_EVENT_BYTES:
+        return None
+    try:
+        event = msgpack.unpackb(value, raw=False, strict_map_key=False, timestamp=0)
+    except Exception:  # noqa: BLE001  (the full decoder names the failure)
+        return None
+    if type(event) is not dict:
+        return None
+    user, item = event.get("user"), event.get("item")
+    if type(user) is int:
+        user = str(user)
+    if type(item) is int:
+        item = str(item)
+    if type(user) is not str or type(item) is not str:
+        return None
+    if not (0 < len(user) <= _SHORT_ID and 0 < len(item) <= _SHORT_ID):
+        return None
+    ts = event.get("ts")
+    if ts is None:
+        if len(event) != 2:  # noqa: PLR2004  (user and item only)
+            return None
+        return user, item, produced
+    if len(event) != 3 or (type(ts) is not float and type(ts) is not int):  # noqa: PLR2004
+        return None
+    ts = float(ts)
+    if not 0.0 <= ts < _INF:
+        return None
+    return user, item, ts

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import msgpack
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stream import decode_messages
+from stream import BadEvent, decode_event, decode_messages
+from stream.batch import _fast_msgpack
 from stream.events import MAX_WEIGHT
 
 
@@ -150,3 +153,38 @@ def test_accepted_weights_stay_finite_in_the_weight_column() -> None:
     assert [r.reason for r in batch.rejected] == ["bad_value:weight"]
     _, weights = batch.arrays()
     assert np.isfinite(weights).all()
+
+
+_ids = st.one_of(
+    st.text(min_size=0, max_size=40), st.integers(min_value=-(2**63), max_value=2**64 - 1)
+)
+_values = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=True), st.integers(), st.text(max_size=5)
+)
+
+
+@given(
+    user=_ids,
+    item=_ids,
+    ts=st.one_of(st.just("absent"), _values),
+    extra=st.dictionaries(st.sampled_from(["type", "weight", "x"]), _values, max_size=2),
+)
+@settings(max_examples=300, deadline=None)
+def test_fast_path_agrees_with_the_full_decoder(
+    user: object, item: object, ts: object, extra: dict[str, object]
+) -> None:
+    """The inline msgpack fast path accepts a subset of what decode_event accepts, identically."""
+    fields: dict[str, object] = {"user": user, "item": item, **extra}
+    if ts != "absent":
+        fields["ts"] = ts
+    value = msgpack.packb(fields)
+    fast = _fast_msgpack(value, 123.0)
+    try:
+        full = decode_event(value, default_ts=123.0)
+    except BadEvent:
+        assert fast is None
+        return
+    if fast is not None:
+        assert fast == (full.user, full.item, full.ts)
+        assert full.type == "click"
+        assert full.weight == 1.0
