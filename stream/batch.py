@@ -14,6 +14,7 @@ from stream.errors import BadEvent
 from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, decode_event
 
 _JSON_START = ord("{")
+_unpackb = msgpack.unpackb
 _INF = float("inf")
 
 
@@ -72,14 +73,16 @@ def decode_messages(
     offsets = batch.next_offsets
     users, items, event_ts = batch.users, batch.items, batch.event_ts
     weights, produced_ts = batch.weights, batch.produced_ts
+    fast_path = _fast_msgpack
     for message in messages:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         key = (topic, partition)
-        offsets[key] = max(offsets.get(key, 0), offset + 1)
+        if offsets.get(key, 0) <= offset:
+            offsets[key] = offset + 1
         ts_ms = message.timestamp()[1]
         produced = ts_ms / 1000.0 if ts_ms > 0 else 0.0
         value = message.value()
-        fast = _fast_msgpack(value, produced)
+        fast = fast_path(value, produced)
         if fast is not None:
             users.append(fast[0])
             items.append(fast[1])
@@ -117,7 +120,9 @@ def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fas
     if not value or value[0] == _JSON_START or len(value) > MAX_EVENT_BYTES:
         return None
     try:
-        event = msgpack.unpackb(value, raw=False, strict_map_key=False, timestamp=0)
+        # msgpack's defaults (raw=False, str keys only) suit the common case, and passing no
+        # keyword arguments is measurably cheaper per call; anything else takes the full path.
+        event = _unpackb(value)
     except Exception:  # noqa: BLE001  (the full decoder names the failure)
         return None
     if type(event) is not dict:

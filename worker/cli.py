@@ -110,6 +110,27 @@ def demo(
 
 
 @main.command()
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--quick", is_flag=True, help="About a minute: fewer sizes and repeats.")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Interactions file for the whole-path replay (default: synthetic).",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/benchmarks-run.md"))
+@click.option("--plot", type=click.Path(path_type=Path), default=Path("docs/img/bench-cpu.png"))
+@click.option("--title", default="CPU", show_default=True)
+def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str) -> None:
+    """Benchmark every stage and the whole path, with baselines; write markdown and a PNG."""
+    from worker.bench.suite import BenchOptions, run_bench
+
+    configure_logging("console" if sys.stderr.isatty() else "json", "info")
+    run_bench(BenchOptions(device, quick, data, out, plot, title))
+    print(out.read_text())
+
+
+@main.command()
 @click.option("--port", type=int, default=None, help="Defaults to RECSTREAM_METRICS_PORT.")
 @click.option("--ready", is_flag=True, help="Check /readyz instead of /healthz.")
 def healthcheck(port: int | None, ready: bool) -> None:
@@ -121,3 +142,7 @@ def healthcheck(port: int | None, ready: bool) -> None:
             sys.exit(0 if resp.status == 200 else 1)  # noqa: PLR2004
     except OSError:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

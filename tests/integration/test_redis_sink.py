@@ -1,0 +1,37 @@
+"""The Redis sink against a real server, and against none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stream import Recommendation, RedisSink, TransientError, encode_recommendation
+from worker.embedded import free_port
+
+
+def test_publish_writes_every_list_with_its_ttl(redis_server: Any, redis_client: Any) -> None:
+    """One publish call writes each list under its key, decodable, with the TTL set."""
+    sink = RedisSink(redis_server.url, prefix="sinktest:", ttl_s=77)
+    recs = [Recommendation(f"u{n}", [f"i{n}", "i0"], [2.0, 1.5], float(n)) for n in range(500)]
+    sink.publish([(r.user, encode_recommendation(r, 9.0, 3)) for r in recs])
+    for rec in (recs[0], recs[-1]):
+        assert sink.get(rec.user) == {
+            "items": rec.items,
+            "scores": rec.scores,
+            "ts": 9.0,
+            "event_ts": rec.event_ts,
+            "version": 3,
+        }
+        assert 0 < redis_client.ttl(f"sinktest:{rec.user}") <= 77
+    sink.close()
+
+
+def test_publish_to_an_absent_server_is_transient() -> None:
+    """With nothing listening, publish raises TransientError (the loop retries), not a crash."""
+    sink = RedisSink(f"redis://127.0.0.1:{free_port()}/0", prefix="x:", ttl_s=5, timeout_s=0.5)
+    rec = Recommendation("u", ["i"], [1.0], 0.0)
+    with pytest.raises(TransientError):
+        sink.publish([(rec.user, encode_recommendation(rec, 0.0, 0))])
+    assert sink.ping() is False
+    sink.close()

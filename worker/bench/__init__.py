@@ -1,0 +1,1 @@
+"""`recstream bench`: stage and whole-path benchmarks with baselines, peers and rooflines."""

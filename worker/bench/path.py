@@ -1,0 +1,232 @@
+"""The whole path through the real broker and Redis, with the naive worker and the rooflines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+import numpy as np
+
+from stream import ClickProducer, KafkaSource, decode_event, decode_messages, ensure_topics
+from worker.app import build_worker
+from worker.bench.stages import Row
+from worker.replay import Interactions, send_interactions
+from worker.settings import KafkaSettings, RedisSettings, Settings
+
+_LIMIT_S = 600
+_CONSUMER = {"session.timeout.ms": 6000, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"}
+
+
+def _settings(bootstrap: str, redis_url: str, device: str, tag: str) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap=bootstrap,
+            topic=f"bench-{tag}",
+            dlq_topic=f"bench-{tag}.dlq",
+            group=f"bench-{tag}",
+            topic_partitions=4,
+            session_timeout_ms=6000,
+        ),
+        redis=RedisSettings(url=redis_url, prefix=f"bench-{tag}:", ttl_s=600),
+        device=device,
+        metrics_port=0,
+        top_k=50,
+    )
+
+
+def prefill(bootstrap: str, data: Interactions, partitions: int = 4) -> str:
+    """A fresh topic holding every interaction, flushed; returns its name."""
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    ensure_topics({"bootstrap.servers": bootstrap}, {topic: partitions})
+    send_interactions(ClickProducer({"bootstrap.servers": bootstrap}, topic), data)
+    return topic
+
+
+def _drain_rate(poll: object, total: int, timeout_s: float = 300) -> float:
+    """Events/s from the first message to the last, so group join time stays out."""
+    first = None
+    seen = 0
+    deadline = time.monotonic() + timeout_s
+    while seen < total and time.monotonic() < deadline:
+        got = poll()  # type: ignore[operator]
+        if got and first is None:
+            first = time.perf_counter()
+        seen += got
+    if first is None or seen < total:
+        raise RuntimeError(f"drained {seen} of {total}")
+    return total / (time.perf_counter() - first)
+
+
+def ingest(bootstrap: str, topic: str, total: int) -> list[Row]:
+    """KafkaSource + batch decode vs bare confluent-kafka consume + msgpack.unpackb (roofline)."""
+    from confluent_kafka import Consumer  # noqa: TID251  (the roofline is the raw client)
+
+    raw = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, **_CONSUMER})
+    raw.subscribe([topic])
+
+    def bare() -> int:
+        messages = raw.consume(4096, 0.05)
+        for m in messages:
+            msgpack.unpackb(m.value())
+        return len(messages)
+
+    roof = _drain_rate(bare, total)
+    raw.close()
+    config = {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, **_CONSUMER}
+    source = KafkaSource(config, topic)
+
+    def ours() -> int:
+        return decode_messages(source.poll(4096, 0.05).messages).messages
+
+    rate = _drain_rate(ours, total)
+    source.close()
+    return [
+        Row(
+            "ingest",
+            "consume + decode",
+            rate,
+            "events/s",
+            "bare consume + msgpack.unpackb (roofline)",
+            roof,
+        )
+    ]
+
+
+def whole_path(bootstrap: str, redis_url: str, device: str, topic: str, total: int) -> float:
+    """Events/s a worker drains from a pre-filled topic: consume to commit, Redis included."""
+    settings = _settings(bootstrap, redis_url, device, uuid.uuid4().hex[:8])
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"topic": topic})}
+    )
+    worker = build_worker(settings)
+    try:
+        return _drain_rate(lambda: r.messages if (r := worker.step()) else 0, total)
+    finally:
+        worker.close()
+
+
+def naive(bootstrap: str, redis_url: str, topic: str, events: int) -> float:
+    """One event at a time: decode, Python-loop SGD, numpy brute-force top-K, one SET, commit."""
+    import redis  # noqa: TID251  (a baseline written the obvious way)
+    from confluent_kafka import Consumer  # noqa: TID251
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "enable.auto.commit": False,
+            **_CONSUMER,
+        }
+    )
+    consumer.subscribe([topic])
+    client = redis.Redis.from_url(redis_url)
+    rng = np.random.default_rng(0)
+    users: dict[str, np.ndarray] = {}
+    item_row: dict[str, int] = {}
+    item_ids: list[str] = []
+    vectors = rng.normal(0, 0.1, (1024, 64)).astype(np.float32)
+    seen: dict[str, set[int]] = {}
+    done = 0
+    first = None
+    while done < events:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        first = first or time.perf_counter()
+        event = decode_event(message.value(), 0.0)
+        if event.item not in item_row:
+            item_row[event.item] = len(item_ids)
+            item_ids.append(event.item)
+            if len(item_ids) > vectors.shape[0]:
+                grown = rng.normal(0, 0.1, (vectors.shape[0], 64)).astype(np.float32)
+                vectors = np.vstack([vectors, grown])
+        user = users.setdefault(event.user, rng.normal(0, 0.1, 64).astype(np.float32))
+        i = item_row[event.item]
+        j = int(rng.integers(0, len(item_ids)))
+        vi, vj = vectors[i], vectors[j]
+        g = 0.05 / (1.0 + float(np.exp(user @ (vi - vj))))  # BPR step size for this event
+        for d in range(64):  # the per-event, per-dimension Python loop
+            u_d = user[d]
+            user[d] += g * (vi[d] - vj[d])
+            vi[d] += g * u_d
+            vj[d] -= g * u_d
+        seen.setdefault(event.user, set()).add(i)
+        scores = vectors[: len(item_ids)] @ user
+        order = np.argsort(-scores)
+        top = [item_ids[r] for r in order if r not in seen[event.user]][:50]
+        client.set(f"naive:{event.user}", msgpack.packb({"items": top}), ex=600)
+        consumer.commit(message, asynchronous=False)
+        done += 1
+    consumer.close()
+    client.close()
+    return events / (time.perf_counter() - (first or time.perf_counter()))
+
+
+def river_learn_only(data: Interactions, limit: int) -> float:
+    """River's FunkMF.learn_one over the same replay: events/s, learning only."""
+    from river import optim, reco
+
+    model = reco.FunkMF(n_factors=10, optimizer=optim.SGD(0.05), seed=0)
+    users, items = data.users[:limit], data.items[:limit]
+    start = time.perf_counter()
+    for user, item in zip(users, items, strict=True):
+        model.learn_one(user, item, 1.0)
+    return len(users) / (time.perf_counter() - start)
+
+
+def latency_at_load(
+    bootstrap: str, redis_url: str, device: str, rate: float, seconds: float
+) -> dict[str, float]:
+    """Offer `rate` events/s from a separate producer process; click→Redis p50/p99 and events/s."""
+    tag = uuid.uuid4().hex[:8]
+    settings = _settings(bootstrap, redis_url, device, tag)
+    worker = build_worker(settings)
+    loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
+    loop.start()
+    deadline = time.monotonic() + 60
+    while not worker.source.assigned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    events = int(rate * seconds) if rate else 200_000
+    rng = np.random.default_rng(0)
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
+        users, items = rng.integers(0, 20_000, events), rng.zipf(1.3, events) % 10_000
+        pairs = enumerate(zip(users.tolist(), items.tolist(), strict=True))
+        handle.write("".join(f"u{u},i{i},{n}\n" for n, (u, i) in pairs))
+        path = Path(handle.name)
+    env = {
+        **os.environ,
+        "RECSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "RECSTREAM_KAFKA_TOPIC": settings.kafka.topic,
+        "RECSTREAM_LOG_LEVEL": "warning",
+    }
+    exe = str(Path(sys.executable).parent / "recstream")
+    command = [exe, "replay", str(path), "--rate", str(rate)]
+    if not Path(exe).exists():
+        command = [sys.executable, "-m", "worker.cli", "replay", str(path), "--rate", str(rate)]
+    producer = subprocess.Popen(  # noqa: S603  (our own CLI)
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + _LIMIT_S
+    first = None  # from the first processed event, so process start-up stays out
+    while worker.totals.messages < events and time.monotonic() < deadline:
+        if first is None and worker.totals.messages:
+            first = time.perf_counter()
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    producer.wait(60)
+    worker.request_stop()
+    loop.join(60)
+    path.unlink()
+    return {
+        "offered": rate,
+        "events_per_s": worker.totals.events / max(elapsed, 1e-9),
+        "p50_ms": worker.totals.latency.quantile_ms(0.5),
+        "p99_ms": worker.totals.latency.quantile_ms(0.99),
+    }

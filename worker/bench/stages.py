@@ -1,0 +1,249 @@
+"""Each stage alone, on generated data, beside its baseline or roofline in the same run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+import torch
+
+from index import IVFIndex, backend_for, knn, torch_knn
+from models import LearnerConfig, OnlineLearner
+from stream import Recommendation, RedisSink, decode_event, decode_messages, encode_recommendation
+from worker.bench.timing import median_seconds, sync
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured line of a results table."""
+
+    stage: str
+    case: str
+    rate: float  # items per second (events, users or lists)
+    unit: str
+    baseline: str = ""
+    baseline_rate: float = 0.0
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """Rate over the baseline's rate (0 without one)."""
+        return self.rate / self.baseline_rate if self.baseline_rate else 0.0
+
+
+class _Message:
+    """Just enough of `confluent_kafka.Message` for `decode_messages` (stage timing only)."""
+
+    __slots__ = ("_offset", "_value")
+
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "clicks"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return b""
+
+
+def _events(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    users, items = rng.integers(0, 50_000, n), rng.integers(0, 20_000, n)
+    return [
+        {"user": f"u{u}", "item": f"i{i}", "ts": 1_700_000_000.0 + k}
+        for k, (u, i) in enumerate(zip(users.tolist(), items.tolist(), strict=True))
+    ]
+
+
+def bench_decode(n: int, repeats: int) -> list[Row]:
+    """Batch decode of msgpack and JSON events, against bare msgpack/json parsing."""
+    events = _events(n)
+    rows = []
+    for codec, encode, parse in (
+        ("msgpack", msgpack.packb, msgpack.unpackb),
+        ("json", lambda e: json.dumps(e).encode(), json.loads),
+    ):
+        messages = [_Message(encode(e), k) for k, e in enumerate(events)]
+        values = [m.value() for m in messages]
+        ours = median_seconds(lambda msgs=messages: decode_messages(msgs), repeats)
+        bare = median_seconds(lambda vals=values, p=parse: [p(v) for v in vals], repeats)
+        rows.append(
+            Row(
+                "decode",
+                codec,
+                n / ours,
+                "events/s",
+                f"bare {codec} parse",
+                n / bare,
+                "validated columns vs parse only",
+            )
+        )
+    one = msgpack.packb(events[0])
+    single = median_seconds(lambda: [decode_event(one, 0.0) for _ in range(n)], repeats)
+    rows.append(Row("decode", "msgpack, one at a time", n / single, "events/s"))
+    return rows
+
+
+def _naive_learn(users: np.ndarray, items: np.ndarray, p: np.ndarray, q: np.ndarray) -> None:
+    """Per-event Python SGD over numpy rows: what the naive worker does."""
+    rng = np.random.default_rng(0)
+    for u, i in zip(users.tolist(), items.tolist(), strict=True):
+        j = int(rng.integers(0, q.shape[0]))
+        pu, qi, qj = p[u], q[i], q[j]
+        g = 1.0 / (1.0 + np.exp(pu @ (qi - qj)))
+        p[u] += 0.05 * g * (qi - qj)
+        q[i] += 0.05 * g * pu
+        q[j] -= 0.05 * g * pu
+
+
+def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) -> list[Row]:
+    """Learner update events/s per batch size, and a per-event Python loop for scale."""
+    users, items = 100_000, 50_000
+    learner = OnlineLearner(LearnerConfig(dim=64), device)
+    learner.users.rows_for([str(k) for k in range(users)])
+    learner.items.rows_for([str(k) for k in range(items)])
+    learner.sync_rows()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    rows = []
+    for size in batch_sizes:
+        u = torch.randint(0, users, (size,), generator=gen).to(device)
+        i = torch.randint(0, items, (size,), generator=gen).to(device)
+        w = torch.ones(size, device=device)
+        seconds = median_seconds(lambda u=u, i=i, w=w: learner.learn(u, i, w), repeats, device)
+        rows.append(Row("learn", f"batch {size:,}", size / seconds, "events/s", note=str(device)))
+    n = 2_000
+    p = np.random.default_rng(1).normal(0, 0.1, (users, 64)).astype(np.float32)
+    q = np.random.default_rng(2).normal(0, 0.1, (items, 64)).astype(np.float32)
+    uu, ii = (
+        np.random.default_rng(3).integers(0, users, n),
+        np.random.default_rng(4).integers(0, items, n),
+    )
+    loop = median_seconds(lambda: _naive_learn(uu, ii, p, q), max(1, repeats // 2))
+    for row in list(rows):
+        rows[rows.index(row)] = Row(
+            **{**row.__dict__, "baseline": "per-event numpy loop", "baseline_rate": n / loop}
+        )
+    return rows
+
+
+def bench_search(
+    device: torch.device, sizes: list[int], dims: list[int], queries: int, k: int, repeats: int
+) -> list[Row]:
+    """Exact top-k users/s (FAISS where it serves) vs torch matmul+topk; IVF build and recall."""
+    rows = []
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    for size in sizes:
+        for dim in dims:
+            items = torch.randn(size, dim, generator=gen).to(device)
+            q = torch.randn(queries, dim, generator=gen).to(device)
+            ours = median_seconds(lambda it=items, qq=q: knn(qq, it, k), repeats, device)
+            base = median_seconds(lambda it=items, qq=q: torch_knn(qq, it, k), repeats, device)
+            rows.append(
+                Row(
+                    "search",
+                    f"exact {size:,} items, dim {dim}",
+                    queries / ours,
+                    "users/s",
+                    "torch matmul+topk",
+                    queries / base,
+                    backend_for(device),
+                )
+            )
+    size, dim = sizes[-1], dims[len(dims) // 2]
+    items = torch.randn(size, dim, generator=gen).to(device)
+    q = torch.randn(queries, dim, generator=gen).to(device)
+    _, exact_rows = knn(q, items, k)
+    index = IVFIndex(nprobe=16, refresh_s=1e9)
+    start = time.perf_counter()
+    index.refresh(items, torch.empty(0, dtype=torch.int64, device=device))
+    index.wait_for_build(600)
+    index.refresh(items, torch.empty(0, dtype=torch.int64, device=device))
+    build = time.perf_counter() - start
+    sync(device)
+    ivf = median_seconds(lambda: index.search(q, k), repeats, device)
+    _, ivf_rows = index.search(q, k)
+    recall = np.mean(
+        [
+            len(set(a.tolist()) & set(b.tolist())) / k
+            for a, b in zip(exact_rows.cpu(), ivf_rows.cpu(), strict=True)
+        ]
+    )
+    rows.append(
+        Row(
+            "search",
+            f"ivf {size:,} items, dim {dim}, nprobe 16",
+            queries / ivf,
+            "users/s",
+            "exact (same run)",
+            next(
+                r.rate
+                for r in rows
+                if r.case.startswith(f"exact {size:,}") and r.case.endswith(f"dim {dim}")
+            ),
+            f"recall@{k} {recall:.3f}, build {build:.2f} s",
+        )
+    )
+    index.close()
+    return rows
+
+
+def bench_publish(redis_url: str, ks: list[int], lists: int, repeats: int) -> list[Row]:
+    """Lists/s through RedisSink (encode + pipelined SET) vs bare redis-py pipelined SETs."""
+    import redis  # noqa: TID251  (the roofline is the raw client itself)
+
+    sink = RedisSink(redis_url, prefix="bench:", ttl_s=60)
+    client = redis.Redis.from_url(redis_url)
+    rows = []
+    for k in ks:
+        recs = [
+            Recommendation(
+                f"u{n}",
+                [f"i{j}" for j in range(k)],
+                [1.0 / (j + 1) for j in range(k)],
+                1_700_000_000.0,
+            )
+            for n in range(lists)
+        ]
+        payloads = [(r.user, encode_recommendation(r, time.time(), 1)) for r in recs]
+
+        def ours(recs: list[Recommendation] = recs) -> None:
+            now = time.time()
+            sink.publish([(r.user, encode_recommendation(r, now, 1)) for r in recs])
+
+        def bare(payloads: list[tuple[str, bytes]] = payloads) -> None:
+            pipe = client.pipeline(transaction=False)
+            for user, value in payloads:
+                pipe.set(f"bench:{user}", value, ex=60)
+            pipe.execute()
+
+        t_ours = median_seconds(ours, repeats)
+        t_bare = median_seconds(bare, repeats)
+        rows.append(
+            Row(
+                "publish",
+                f"K={k}",
+                lists / t_ours,
+                "lists/s",
+                "redis-py pipelined SET (roofline)",
+                lists / t_bare,
+            )
+        )
+    sink.close()
+    client.close()
+    return rows

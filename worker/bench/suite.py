@@ -1,0 +1,136 @@
+"""Run the whole benchmark suite on embedded servers and write the report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from models import resolve_device
+from worker.bench import path as whole
+from worker.bench import stages
+from worker.bench.report import machine, markdown, plot_latency
+from worker.bench.stages import Row
+from worker.embedded import start_kafka, start_redis
+from worker.replay import Interactions, read_interactions
+from worker.synthetic import generate
+
+log = structlog.get_logger("recstream.bench")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to run and where to write it."""
+
+    device: str = "auto"
+    quick: bool = False
+    data: Path | None = None
+    out: Path = Path("docs/benchmarks.md")
+    plot: Path = Path("docs/img/bench-cpu.png")
+    title: str = "CPU"
+
+
+def _interactions(path: Path | None, quick: bool) -> tuple[Interactions, str]:
+    if path is not None and path.exists():
+        data = read_interactions(path)
+        name = path.parent.name or path.name
+    else:
+        stream = generate(100_000, users=5_000, items=2_000)
+        data = Interactions(
+            [f"u{u}" for u in stream.users], [f"i{i}" for i in stream.items], stream.ts
+        )
+        name = "synthetic 100k"
+    if quick:
+        data = Interactions(data.users[:30_000], data.items[:30_000], data.ts[:30_000])
+        name += " (first 30k)"
+    return data, name
+
+
+def run_bench(options: BenchOptions) -> list[Row]:
+    """Measure every stage, the whole path, the baselines; write markdown and a PNG."""
+    device = resolve_device(options.device)
+    quick = options.quick
+    repeats = 3 if quick else 5
+    gpu = device.type == "cuda"
+    kafka, redis = start_kafka(), start_redis()
+    rows: list[Row] = []
+    latency: list[dict[str, float]] = []
+    try:
+        log.info("bench_stage", stage="decode")
+        rows += stages.bench_decode(20_000 if quick else 100_000, repeats)
+        log.info("bench_stage", stage="learn")
+        sizes = [1024, 16_384] if quick else [256, 1024, 4096, 16_384, 65_536]
+        rows += stages.bench_learner(device, sizes, repeats)
+        log.info("bench_stage", stage="search")
+        items = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+        dims = [64] if quick else [32, 64, 128]
+        queries = 10_000 if gpu else 1_024
+        rows += stages.bench_search(device, items, dims, queries, 50, repeats)
+        log.info("bench_stage", stage="publish")
+        rows += stages.bench_publish(redis.url, [10, 50, 100], 2_000, repeats)
+
+        data, name = _interactions(options.data, quick)
+        topic = whole.prefill(kafka.bootstrap, data)
+        log.info("bench_stage", stage="ingest", events=len(data))
+        rows += whole.ingest(kafka.bootstrap, topic, len(data))
+        log.info("bench_stage", stage="whole_path")
+        drains = [
+            whole.whole_path(kafka.bootstrap, redis.url, str(device), topic, len(data))
+            for _ in range(2 if quick else 3)
+        ]
+        path_rate = statistics.median(drains)
+        naive_rate = whole.naive(kafka.bootstrap, redis.url, topic, 500 if quick else 2_000)
+        river_rate = whole.river_learn_only(data, len(data))
+        rows.append(
+            Row(
+                "path",
+                f"drain {name}",
+                path_rate,
+                "events/s",
+                "naive worker (one event at a time)",
+                naive_rate,
+            )
+        )
+        rows.append(
+            Row(
+                "path",
+                f"drain {name}",
+                path_rate,
+                "events/s",
+                "River FunkMF.learn_one (learns only)",
+                river_rate,
+                "recstream learns, ranks, publishes and commits",
+            )
+        )
+        loads = [1_000, 10_000] if quick else [1_000, 10_000, 50_000, 100_000, 0]
+        for rate in loads:
+            log.info("bench_stage", stage="latency", offered=rate)
+            latency.append(
+                whole.latency_at_load(
+                    kafka.bootstrap, redis.url, str(device), rate, 3.0 if quick else 5.0
+                )
+            )
+    finally:
+        redis.stop()
+        kafka.stop()
+    plot_path = None
+    if latency:
+        plot_latency(latency, options.plot, f"recstream on {options.title}")
+        plot_path = str(Path("img") / options.plot.name)
+    info = {
+        "title": options.title,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["recstream", *sys.argv[1:]]),
+        "machine": machine(device),
+        "repeats": repeats,
+    }
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    options.out.write_text(markdown(rows, latency, info, plot_path))
+    return rows
+
+
+__all__ = ["BenchOptions", "run_bench"]
