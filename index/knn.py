@@ -11,11 +11,14 @@ import contextlib
 import faiss
 import torch
 
+from index.blocked import blocked_knn
+
 with contextlib.suppress(ImportError):  # older FAISS builds ship without the torch bridge
     import faiss.contrib.torch_utils
 
 # FAISS GPU's k-selection supports k up to 2048; past it we fall back to torch.topk.
 GPU_MAX_K = 2048
+_TORCH_BUDGET = 1 << 27  # score elements per matmul chunk (512 MiB in fp32)
 
 
 def _probe_faiss_gpu() -> bool:
@@ -40,16 +43,19 @@ def _resources(device: torch.device) -> faiss.StandardGpuResources:
 def backend_for(device: torch.device) -> str:
     """Name of the backend `knn` uses for tensors on `device`."""
     if device.type == "cuda":
-        return "faiss-gpu" if HAS_FAISS_GPU else "torch"
+        return "faiss-gpu" if HAS_FAISS_GPU else "torch-blocked"
     return "faiss-cpu"
 
 
 def torch_knn(
     queries: torch.Tensor, items: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact top-k by one matmul and `topk`: the fallback and the baseline."""
-    scores, rows = (queries @ items.T).topk(k, dim=1)
-    return scores, rows
+    """Exact top-k by matmul and `topk`, in query chunks of bounded size: the baseline."""
+    chunk = max(1, _TORCH_BUDGET // max(1, items.shape[0]))
+    parts = [
+        (queries[s : s + chunk] @ items.T).topk(k, dim=1) for s in range(0, len(queries), chunk)
+    ]
+    return torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts])
 
 
 def knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +75,6 @@ def knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tenso
                     _resources(items.device), queries, items, k, metric=faiss.METRIC_INNER_PRODUCT
                 )
             return scores, rows
-        return torch_knn(queries, items, k)
+        return blocked_knn(queries, items, k)
     scores, rows = faiss.knn(queries, items, k, metric=faiss.METRIC_INNER_PRODUCT)
     return scores, rows

@@ -192,7 +192,7 @@ class ClickProducer:
     def __init__(self, config: KafkaConfig, topic: str) -> None:
         """Create the producer."""
         self.topic = topic
-        self._producer = Producer({**PRODUCER_DEFAULTS, "linger.ms": 20, **config})
+        self._producer = Producer({**PRODUCER_DEFAULTS, **config})
 
     def send(self, key: bytes | None, value: bytes) -> None:
         """Queue one message, waiting on a full local queue rather than dropping it."""
