@@ -26,7 +26,8 @@ def _select(scores: torch.Tensor, width: int) -> torch.Tensor:
     blocks = whole // _BLOCK
     if blocks <= width:
         return scores.topk(min(width, cols), dim=1).indices
-    block_max = scores[:, :whole].unflatten(1, (blocks, _BLOCK)).amax(dim=2)
+    # A view, no copy: splitting the contiguous last dimension keeps the row stride.
+    block_max = scores[:, :whole].reshape(rows, blocks, _BLOCK).amax(dim=2)
     best_blocks = block_max.topk(width, dim=1).indices
     offsets = torch.arange(_BLOCK, device=scores.device)
     columns = (best_blocks.unsqueeze(2) * _BLOCK + offsets).reshape(rows, -1)
@@ -34,7 +35,8 @@ def _select(scores: torch.Tensor, width: int) -> torch.Tensor:
         tail = torch.arange(whole, cols, device=scores.device).expand(rows, -1)
         columns = torch.cat([columns, tail], dim=1)
     picked = scores.gather(1, columns).topk(width, dim=1).indices
-    return columns.gather(1, picked)
+    chosen: torch.Tensor = columns.gather(1, picked)
+    return chosen
 
 
 def blocked_knn(
