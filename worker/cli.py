@@ -118,7 +118,7 @@ def demo(
     default=None,
     help="Interactions file for the whole-path replay (default: synthetic).",
 )
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/benchmarks-run.md"))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/benchmarks-cpu.md"))
 @click.option("--plot", type=click.Path(path_type=Path), default=Path("docs/img/bench-cpu.png"))
 @click.option("--title", default="CPU", show_default=True)
 def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str) -> None:

@@ -290,6 +290,7 @@ class Worker:
         metrics.users_published.inc(report.users_published)
         for name, seconds in report.stage_s.items():
             metrics.batch_seconds.labels(stage=name).observe(seconds)
+            totals.stage_s[name] = totals.stage_s.get(name, 0.0) + seconds
         for latency in report.latencies_s[:: max(1, report.latencies_s.size // 256)]:
             metrics.click_to_redis_seconds.observe(float(latency))
         metrics.loss.set(report.loss)

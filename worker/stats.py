@@ -46,3 +46,4 @@ class WorkerTotals:
     batches: int = 0
     users_published: int = 0
     latency: LatencyReservoir = field(default_factory=LatencyReservoir)
+    stage_s: dict[str, float] = field(default_factory=dict)  # wall seconds per loop stage

@@ -81,6 +81,23 @@ def markdown(
             f"| {p['p99_ms']:.1f} |"
             for p in latency
         ]
+    stages = [
+        name
+        for name in ("decode", "learn", "rank", "publish", "commit")
+        if any(f"stage_{name}_s" in p for p in latency)
+    ]
+    if stages:
+        lines += [
+            "",
+            "Where the worker's loop time went at each load (after warm-up):",
+            "",
+            "| offered events/s | " + " | ".join(stages) + " |",
+            "| ---: | " + " | ".join("---:" for _ in stages) + " |",
+        ]
+        for p in latency:
+            total = sum(p.get(f"stage_{s}_s", 0.0) for s in stages) or 1.0
+            shares = " | ".join(f"{p.get(f'stage_{s}_s', 0.0) / total:.0%}" for s in stages)
+            lines.append(f"| {_fmt(p['offered'])} | {shares} |")
     if plot:
         lines += ["", f"![throughput and latency against load]({plot})"]
     return "\n".join(lines) + "\n"

@@ -37,7 +37,8 @@ class BenchOptions:
 def _interactions(path: Path | None, quick: bool) -> tuple[Interactions, str]:
     if path is not None and path.exists():
         data = read_interactions(path)
-        name = path.parent.name or path.name
+        parent = path.parent.name
+        name = parent if parent and not parent.startswith(".") else path.name
     else:
         stream = generate(100_000, users=5_000, items=2_000)
         data = Interactions(
