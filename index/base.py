@@ -25,6 +25,9 @@ class ItemIndex(Protocol):
     def refresh(self, items: torch.Tensor, updated_rows: torch.Tensor) -> None:
         """Take the live matrix and the rows updated since the last call."""
 
+    def dense_scores(self, queries: torch.Tensor) -> torch.Tensor | None:
+        """Every item's score per query when that is cheap and exact, else None."""
+
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(scores, rows)` of the best `k` items per query, best first; row -1 if none."""
 

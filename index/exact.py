@@ -9,6 +9,10 @@ import torch
 from index.errors import ItemIndexError
 from index.knn import knn
 
+# Score-matrix elements below which masking a dense matrix beats a widened k-NN search:
+# 16M floats is 64 MiB, and a k-NN search fetching k + seen candidates costs more.
+DENSE_BUDGET = 1 << 24
+
 
 class ExactIndex:
     """Brute-force inner-product search (FAISS on GPU or CPU) over the learner's matrix.
@@ -20,8 +24,9 @@ class ExactIndex:
 
     kind = "exact"
 
-    def __init__(self) -> None:
+    def __init__(self, dense_budget: int | None = None) -> None:
         """Start empty; the first `refresh` makes it searchable."""
+        self.dense_budget = DENSE_BUDGET if dense_budget is None else dense_budget
         self.version = 0
         self._items: torch.Tensor | None = None
         self._built_at = 0.0
@@ -37,6 +42,15 @@ class ExactIndex:
         if updated_rows.numel() or self.version == 0:
             self.version += 1
             self._built_at = time.time()
+
+    def dense_scores(self, queries: torch.Tensor) -> torch.Tensor | None:
+        """The full `queries x items` score matrix while it stays small."""
+        if self._items is None:
+            raise ItemIndexError("index searched before its first refresh")
+        if queries.shape[0] * self._items.shape[0] > self.dense_budget:
+            return None
+        scores: torch.Tensor = queries.float() @ self._items.float().T
+        return scores
 
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-`k` rows per query."""

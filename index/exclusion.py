@@ -32,15 +32,20 @@ def top_k_excluding(
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
-    Searches `k + max(seen_counts)` candidates once for the whole batch, so
-    removing seen items still leaves `k`; the membership test is a sorted
-    search per row, not a per-user Python loop. `blocked` (a bool per item
-    row) masks items that must not be recommended to anyone.
+    When the index can hand over the whole score matrix cheaply (an exact
+    index, a small catalogue), seen items are masked in it by one scatter and
+    a single top-k follows. Otherwise one search fetches `k + max(seen_counts)`
+    candidates for the whole batch, so removing seen items still leaves `k`;
+    the membership test is a sorted search per row, not a per-user Python
+    loop. `blocked` (a bool per item row) masks items no one may be shown.
     """
     batch = queries.shape[0]
     if batch == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
+    dense = index.dense_scores(queries)
+    if dense is not None:
+        return _top_k_dense(dense, seen, k, blocked)
     extra = int(seen_counts.max()) if seen_counts.numel() else 0
     if blocked is not None:
         extra += int(blocked.sum())
@@ -50,7 +55,27 @@ def top_k_excluding(
     excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0)
     if blocked is not None:
         excluded |= blocked[rows.clamp(min=0)]
-    scores = scores.masked_fill(excluded, float("-inf"))
+    return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
+
+
+def _top_k_dense(
+    scores: torch.Tensor, seen: torch.Tensor, k: int, blocked: torch.Tensor | None
+) -> TopK:
+    items = scores.shape[1]
+    # Column `items` is a sink for the -1 padding of `seen`, dropped after the scatter.
+    excluded = torch.zeros(scores.shape[0], items + 1, dtype=torch.bool, device=scores.device)
+    seen = seen.to(scores.device)
+    excluded.scatter_(1, seen.masked_fill(seen < 0, items), value=True)
+    excluded = excluded[:, :items]
+    if blocked is not None:
+        excluded |= blocked[:items].to(scores.device)
+    rows = torch.arange(items, device=scores.device).expand(scores.shape[0], -1)
+    return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
+
+
+def _best(scores: torch.Tensor, rows: torch.Tensor, k: int) -> TopK:
+    """Top `k` of masked candidate scores, padded with -1/-inf where fewer remain."""
+    batch = scores.shape[0]
     width = min(k, int(scores.shape[1]))
     top, pick = scores.topk(width, dim=1)
     picked = rows.gather(1, pick).masked_fill(torch.isinf(top) & (top < 0), -1)

@@ -127,10 +127,11 @@ class IVFIndex:
         self._last_start = time.monotonic()
         started_at = time.time()
         gpu = self.use_gpu and HAS_FAISS_GPU and items.device.type == "cuda"
+        gpu_id = items.device.index if items.device.index is not None else 0
 
         def build() -> None:
             try:
-                built = self._build(snapshot, gpu)
+                built = self._build(snapshot, gpu, gpu_id)
             except Exception as exc:  # noqa: BLE001  (surfaced on the loop thread at refresh)
                 self._build_error = exc
                 return
@@ -140,7 +141,7 @@ class IVFIndex:
         self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
         self._builder.start()
 
-    def _build(self, snapshot: np.ndarray, gpu: bool) -> faiss.Index:
+    def _build(self, snapshot: np.ndarray, gpu: bool, gpu_id: int = 0) -> faiss.Index:
         dim = snapshot.shape[1]
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(snapshot.shape[0]))
@@ -150,7 +151,7 @@ class IVFIndex:
         index.nprobe = self.nprobe
         if gpu:
             res = faiss.StandardGpuResources()
-            on_gpu: faiss.Index = faiss.index_cpu_to_gpu(res, 0, index)
+            on_gpu: faiss.Index = faiss.index_cpu_to_gpu(res, gpu_id, index)
             # The GPU index must not outlive its resources: tie them together.
             on_gpu.referenced_resources = res  # type: ignore[attr-defined]
             return on_gpu
@@ -160,6 +161,10 @@ class IVFIndex:
         """Block until a started build finishes (tests and benchmarks)."""
         if self._builder is not None:
             self._builder.join(timeout)
+
+    def dense_scores(self, queries: torch.Tensor) -> torch.Tensor | None:  # noqa: ARG002
+        """Never: the IVF index exists because the catalogue is too large for that."""
+        return None
 
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-`k` over the IVF snapshot and the rows changed since, merged exactly."""

@@ -20,6 +20,7 @@ MAX_ID_BYTES = 128
 MAX_TYPE_BYTES = 64
 # Weights travel as float32 on the device: keep them far from its overflow.
 MAX_WEIGHT = 1e6
+MIN_WEIGHT = 1e-6
 
 _FRAME_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException)
 
@@ -105,7 +106,7 @@ def decode_event(value: bytes | None, default_ts: float) -> ClickEvent:
     if ts < 0:
         raise BadEvent("bad_value:ts")
     weight = _number(event, "weight", 1.0)
-    if not 0 < weight <= MAX_WEIGHT:
+    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
         raise BadEvent("bad_value:weight")
     kind = event.get("type", "click")
     if not isinstance(kind, str) or not 1 <= len(kind.encode("utf-8", "replace")) <= MAX_TYPE_BYTES:

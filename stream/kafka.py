@@ -5,6 +5,7 @@ librdkafka errors become the three kinds the worker acts on (`stream.errors`).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
 }
 
 PartitionHook = Callable[[list[tuple[str, int]]], None]
+
+_GENERATION_LOST = {
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._ASSIGNMENT_LOST,  # noqa: SLF001  (librdkafka's names)
+    KafkaError._STATE,  # noqa: SLF001
+}
 
 
 @dataclass
@@ -114,19 +123,30 @@ class KafkaSource:
                 polled.errors.append(error.str())
         return polled
 
-    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit synchronously; only partitions still assigned (a revoked one is re-read)."""
+    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> bool:
+        """Commit synchronously; False if the group moved on and the commit was skipped.
+
+        Only partitions still assigned are committed. If this member lost its
+        generation (evicted after a long stall, or mid-rebalance), committing
+        cannot succeed and retrying would wedge the loop: the batch is left
+        uncommitted for the partitions' next owner to re-read (at-least-once),
+        and the next `poll` rejoins the group.
+        """
         offsets = [
             TopicPartition(topic, partition, offset)
             for (topic, partition), offset in next_offsets.items()
             if (topic, partition) in self.assigned
         ]
         if not offsets:
-            return
+            return True
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            _raise_for(exc.args[0], "commit")
+            error: KafkaError = exc.args[0]
+            if error.code() in _GENERATION_LOST:
+                return False
+            _raise_for(error, "commit")
+        return True
 
     def close(self) -> None:
         """Leave the group so partitions move to other members at once."""
@@ -140,13 +160,8 @@ class DeadLetterProducer:
         """Create the producer."""
         self.topic = topic
         self._producer = Producer({**PRODUCER_DEFAULTS, **config})
-        self._failures: list[str] = []
+        self._failed: list[tuple[Rejected, str]] = []
         self._lock = threading.Lock()
-
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            with self._lock:
-                self._failures.append(error.str())
 
     def send(self, rejected: Rejected) -> None:
         """Queue one rejected message (asynchronous; `flush` makes it durable)."""
@@ -164,21 +179,35 @@ class DeadLetterProducer:
                     value=rejected.value,
                     key=rejected.key,
                     headers=headers,
-                    on_delivery=self._delivered,
+                    on_delivery=functools.partial(self._delivered, rejected),
                 )
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
         self._producer.poll(0)
 
+    def _delivered(self, rejected: Rejected, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            with self._lock:
+                self._failed.append((rejected, error.str()))
+
     def flush(self, timeout_s: float) -> None:
-        """Wait for every queued message; raise if any was not delivered."""
+        """Wait for every queued message; raise if any is not delivered yet.
+
+        A message whose delivery failed is queued again before raising, so the
+        caller's retry (and the commit after it) waits for it: a reject is
+        never committed past without reaching the DLQ.
+        """
         remaining = self._producer.flush(timeout_s)
         with self._lock:
-            failures, self._failures = self._failures, []
-        if remaining or failures:
+            failed, self._failed = self._failed, []
+        for rejected, _ in failed:
+            self.send(rejected)
+        if remaining or failed:
+            reasons = sorted({reason for _, reason in failed})[:3]
             raise TransientError(
-                f"dead-letter produce incomplete: {remaining} queued, failures={failures[:3]}"
+                f"dead-letter produce incomplete: {remaining} queued, "
+                f"{len(failed)} re-sent after {reasons}"
             )
 
     def close(self, timeout_s: float = 5.0) -> None:

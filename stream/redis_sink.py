@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import msgpack
 import redis
 from hiredis import pack_command as _pack_command
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,6 +30,8 @@ class Recommendation:
 # so packing them as float32 loses nothing and saves 4 bytes each.
 _pack_map = msgpack.Packer(autoreset=True).pack
 _pack_scores = msgpack.Packer(autoreset=True, use_single_float=True).pack
+# Refusals that pass (failover, memory pressure, loading): retry rather than exit.
+_PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
 _MAP_HEADER = b"\x85"  # fixmap of 5 entries
 _KEYS = [msgpack.packb(k) for k in ("items", "scores", "ts", "event_ts", "version")]
 
@@ -108,10 +110,10 @@ class RedisSink:
         pool = self._client.connection_pool
         try:
             connection = pool.get_connection()
+        except AuthenticationError as exc:  # a ConnectionError subclass: test it first
+            raise FatalError(f"redis auth: {exc}") from exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise TransientError(f"redis publish: {exc}") from exc
-        except AuthenticationError as exc:
-            raise FatalError(f"redis auth: {exc}") from exc
         try:
             connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
             read = connection.read_response
@@ -123,6 +125,8 @@ class RedisSink:
         except ResponseError as exc:
             # Replies were left unread: the connection is out of step, drop it.
             connection.disconnect()  # type: ignore[no-untyped-call]
+            if str(exc).startswith(_PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
+                raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc
         finally:
             pool.release(connection)

@@ -172,7 +172,9 @@ class Worker:
     def step(self) -> BatchReport | None:
         """Poll one micro-batch and carry it all the way to a commit."""
         self.heartbeat.beat()
-        polled = self.source.poll(self.config.batch_size, self.config.batch_s)
+        polled = self._retry(
+            "poll", lambda: self.source.poll(self.config.batch_size, self.config.batch_s)
+        )
         for error in polled.errors:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
@@ -196,7 +198,10 @@ class Worker:
         t2 = time.perf_counter()
         if batch.rejected:
             self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
-        self._retry("commit", lambda: self.source.commit(batch.next_offsets))
+        if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
+            # The group moved on (this member was evicted or is mid-rebalance): the batch
+            # stays uncommitted and its partitions' next owner re-reads it.
+            log.warning("commit_skipped_group_moved_on", messages=batch.messages)
         stage["commit"] = time.perf_counter() - t2
         produced = np.asarray(batch.produced_ts, dtype=np.float64)
         latencies = acked - produced[produced > 0]

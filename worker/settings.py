@@ -194,9 +194,14 @@ def load_settings() -> Settings:
             sections[field] = cls()
         except ValidationError as exc:
             problems += _describe(exc, prefix)
-    if not problems:
-        try:
-            return Settings(**sections)
-        except ValidationError as exc:
-            problems += _describe(exc, "RECSTREAM_")
+    # Validate the top level too, with unvalidated stand-ins for failed sections, so one
+    # run names every bad variable.
+    stand_ins = {"kafka": KafkaSettings.model_construct(), "redis": RedisSettings.model_construct()}
+    try:
+        settings = Settings(**{**stand_ins, **sections})
+    except ValidationError as exc:
+        problems += _describe(exc, "RECSTREAM_")
+    else:
+        if not problems:
+            return settings
     raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))

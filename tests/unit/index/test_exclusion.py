@@ -21,8 +21,12 @@ def _seen(rows_per_query: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     return seen, counts
 
 
-def _index(items: torch.Tensor) -> ExactIndex:
-    index = ExactIndex()
+# Both exclusion paths: a masked dense score matrix, and a widened k-NN search.
+PATHS = pytest.mark.parametrize("dense", [True, False], ids=["dense", "search"])
+
+
+def _index(items: torch.Tensor, dense: bool = True) -> ExactIndex:
+    index = ExactIndex(dense_budget=1 << 30 if dense else 0)
     index.refresh(items, torch.arange(items.shape[0]))
     return index
 
@@ -39,23 +43,25 @@ def _assert_well_formed(top: TopK, k: int) -> None:
         assert (scores[:-1] >= scores[1:]).all()
 
 
-def test_never_returns_a_seen_item() -> None:
+@PATHS
+def test_never_returns_a_seen_item(dense: bool) -> None:
     """Seen rows are left out and the next best fill in, k per query."""
     items = torch.eye(6) * torch.arange(6, 0, -1).float().unsqueeze(1)
     queries = torch.ones(2, 6)
     seen, counts = _seen([[0, 2], [5]])
-    top = top_k_excluding(_index(items), queries, seen, counts, k=3)
+    top = top_k_excluding(_index(items, dense), queries, seen, counts, k=3)
     _assert_well_formed(top, 3)
     assert top.rows.tolist() == [[1, 3, 4], [0, 1, 2]]
     assert top.scores.tolist() == [[5.0, 3.0, 2.0], [6.0, 5.0, 4.0]]
 
 
-def test_pads_when_too_few_items_remain() -> None:
+@PATHS
+def test_pads_when_too_few_items_remain(dense: bool) -> None:
     """With fewer unseen items than k, the tail is row -1 with score -inf."""
     items = torch.eye(4)
     queries = torch.ones(1, 4)
     seen, counts = _seen([[1, 3]])
-    top = top_k_excluding(_index(items), queries, seen, counts, k=5)
+    top = top_k_excluding(_index(items, dense), queries, seen, counts, k=5)
     _assert_well_formed(top, 5)
     assert sorted(top.rows[0, :2].tolist()) == [0, 2]
     assert top.rows[0, 2:].tolist() == [-1, -1, -1]
@@ -63,22 +69,24 @@ def test_pads_when_too_few_items_remain() -> None:
     assert top.valid.sum().item() == 2
 
 
-def test_everything_seen_gives_only_padding() -> None:
+@PATHS
+def test_everything_seen_gives_only_padding(dense: bool) -> None:
     """A user who has seen the whole catalogue gets no rows at all."""
     items = torch.eye(3)
     seen, counts = _seen([[0, 1, 2]])
-    top = top_k_excluding(_index(items), torch.ones(1, 3), seen, counts, k=2)
+    top = top_k_excluding(_index(items, dense), torch.ones(1, 3), seen, counts, k=2)
     assert top.rows.tolist() == [[-1, -1]]
     assert top.scores.tolist() == [[float("-inf"), float("-inf")]]
 
 
-def test_blocked_items_are_never_returned() -> None:
+@PATHS
+def test_blocked_items_are_never_returned(dense: bool) -> None:
     """Rows flagged in `blocked` are left out for every query."""
     items = torch.eye(5) * torch.arange(5, 0, -1).float().unsqueeze(1)
     queries = torch.ones(2, 5)
     seen, counts = _seen([[], [1]])
     blocked = torch.tensor([True, False, False, True, False])
-    top = top_k_excluding(_index(items), queries, seen, counts, k=5, blocked=blocked)
+    top = top_k_excluding(_index(items, dense), queries, seen, counts, k=5, blocked=blocked)
     _assert_well_formed(top, 5)
     for rows in top.rows.tolist():
         assert 0 not in rows
@@ -87,13 +95,16 @@ def test_blocked_items_are_never_returned() -> None:
     assert top.rows[1, :2].tolist() == [2, 4]
 
 
-def test_blocked_items_do_not_shorten_the_list() -> None:
+@PATHS
+def test_blocked_items_do_not_shorten_the_list(dense: bool) -> None:
     """Blocking the best rows still leaves k results when k unblocked items remain."""
     items = torch.eye(10) * torch.arange(10, 0, -1).float().unsqueeze(1)
     seen, counts = _seen([[]])
     blocked = torch.zeros(10, dtype=torch.bool)
     blocked[:2] = True
-    top = top_k_excluding(_index(items), torch.ones(1, 10), seen, counts, k=2, blocked=blocked)
+    top = top_k_excluding(
+        _index(items, dense), torch.ones(1, 10), seen, counts, k=2, blocked=blocked
+    )
     assert top.rows.tolist() == [[2, 3]]
 
 
@@ -123,7 +134,9 @@ def test_matches_a_brute_force_reference(data: st.DataObject) -> None:
         for q in range(batch)
     ]
     seen, counts = _seen(seen_sets)
-    top = top_k_excluding(_index(items), queries, seen, counts, k)
+    top = top_k_excluding(
+        _index(items, data.draw(st.booleans(), label="dense")), queries, seen, counts, k
+    )
     _assert_well_formed(top, k)
     all_scores = queries.double() @ items.double().T
     for q in range(batch):
@@ -145,7 +158,7 @@ def test_returns_at_most_k(k: int) -> None:
     items = torch.randn(20, 4, generator=generator)
     queries = torch.randn(4, 4, generator=generator)
     seen, counts = _seen([[], [0, 1, 2, 3, 4, 5, 6], [19], list(range(15))])
-    top = top_k_excluding(_index(items), queries, seen, counts, k)
+    top = top_k_excluding(_index(items, dense=False), queries, seen, counts, k)
     _assert_well_formed(top, k)
     assert top.valid[:3].all()
     assert top.valid[3].sum().item() == min(k, 5)

@@ -241,3 +241,9 @@ def test_arbitrary_json_maps_only_raise_bad_event(event: dict[str, Any]) -> None
 def test_arbitrary_text_starting_with_a_brace_only_raises_bad_event(tail: str) -> None:
     """Any text that starts with `{` decodes validly or raises `BadEvent`."""
     _decode_or_reject(("{" + tail).encode("utf-8", "surrogatepass"))
+
+
+def test_weights_that_vanish_in_float32_are_rejected() -> None:
+    """A weight below 1e-6 would round towards zero on the device, so it is dead-lettered."""
+    with pytest.raises(BadEvent, match="bad_value:weight"):
+        decode_event(msgpack.packb({"user": "u", "item": "i", "weight": 1e-320}), 0.0)

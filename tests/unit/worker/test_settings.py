@@ -135,3 +135,13 @@ def test_client_config_carries_sasl(monkeypatch: pytest.MonkeyPatch) -> None:
     consumer = settings.kafka.consumer_config()
     assert consumer["sasl.password"] == "hunter2"
     assert consumer["group.id"] == "recstream"
+
+
+def test_a_bad_section_does_not_hide_other_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad Kafka setting and a bad top-level one are both named in one error."""
+    monkeypatch.setenv("RECSTREAM_KAFKA_BOOTSTRAP", "nohostport")
+    monkeypatch.setenv("RECSTREAM_TOP_K", "0")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "RECSTREAM_KAFKA_BOOTSTRAP" in str(err.value)
+    assert "RECSTREAM_TOP_K" in str(err.value)
