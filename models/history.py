@@ -8,11 +8,12 @@ _MIN_CAPACITY = 1024
 
 
 class SeenHistory:
-    """A ring buffer of the last `length` distinct items per user row, plus event times.
+    """A ring buffer of each user row's last `length` clicks, plus event times.
 
     Bounded on purpose: exclusion needs the items a user would notice seeing
     again, and a fixed width keeps the search-time mask one dense gather.
-    `-1` marks an empty slot.
+    A re-click takes a fresh slot (so a just-clicked item is always held);
+    repeats within one batch take one. `-1` marks an empty slot.
     """
 
     def __init__(self, length: int, device: torch.device) -> None:
@@ -48,26 +49,22 @@ class SeenHistory:
     def add(self, users: torch.Tensor, items: torch.Tensor, ts: torch.Tensor) -> None:
         """Fold a batch of (user, item, time) clicks in, vectorised over the batch.
 
-        Items already in a user's buffer are not written twice; a user with more
-        new items in one batch than slots keeps the newest.
+        Each distinct (user, item) pair is written once, at its last click in
+        the batch; a user with more pairs in one batch than slots keeps the
+        newest. Nothing here reads the buffers, so the cost is O(batch).
         """
         if users.numel() == 0:
             return
         self.ensure_users(int(users.max()) + 1)
         self.last_ts.scatter_reduce_(0, users, ts.to(torch.float64), reduce="amax")
-        # One entry per distinct (user, item) pair, keeping batch order of first sight.
+        # One entry per distinct (user, item) pair, in batch order of last sight.
         span = int(items.max()) + 1
         keys = users * span + items
         unique_keys, inverse = torch.unique(keys, return_inverse=True)
-        first = torch.full_like(unique_keys, keys.numel())
-        first.scatter_reduce_(0, inverse, torch.arange(keys.numel(), device=keys.device), "amin")
-        first = first.sort().values
-        users, items = users[first], items[first]
-        # Drop pairs the buffer already holds (only the filled width needs a look).
-        fresh = ~(self.seen(users) == items.unsqueeze(1)).any(dim=1)
-        users, items = users[fresh], items[fresh]
-        if users.numel() == 0:
-            return
+        last = torch.full_like(unique_keys, -1)
+        last.scatter_reduce_(0, inverse, torch.arange(keys.numel(), device=keys.device), "amax")
+        last = last.sort().values
+        users, items = users[last], items[last]
         # Rank of each pair within its user (stable sort keeps time order), then ring slots.
         order = torch.argsort(users, stable=True)
         users, items = users[order], items[order]

@@ -91,9 +91,16 @@ class OnlineLearner:
         if int(users.max()) >= self.user_table.rows or int(items.max()) >= self.item_table.rows:
             raise ModelError("event rows beyond the tables: map ids with rows_for first")
         cfg = self.config
-        negatives = torch.randint(
-            0, self.item_table.rows, (cfg.negatives,), generator=self._generator, device=self.device
-        )
+        if cfg.negatives >= self.item_table.rows:  # a small catalogue: contrast with all of it
+            negatives = torch.arange(self.item_table.rows, device=self.device)
+        else:
+            negatives = torch.randint(
+                0,
+                self.item_table.rows,
+                (cfg.negatives,),
+                generator=self._generator,
+                device=self.device,
+            )
         user_vec = self.user_table.weight[users]
         pos_vec = self.item_table.weight[items]
         neg_vec = self.item_table.weight[negatives]
@@ -101,7 +108,7 @@ class OnlineLearner:
         # of (events x negatives x dim).
         margin = (user_vec * pos_vec).sum(1, keepdim=True) - user_vec @ neg_vec.T
         # d/dmargin of softplus(-margin), averaged over the negatives, weighted per event.
-        coef = -torch.sigmoid(-margin) * (weights.unsqueeze(1) / cfg.negatives)
+        coef = -torch.sigmoid(-margin) * (weights.unsqueeze(1) / negatives.numel())
         coef_sum = coef.sum(1, keepdim=True)
         grad_user = coef_sum * pos_vec - coef @ neg_vec + cfg.l2 * user_vec
         grad_pos = coef_sum * user_vec + cfg.l2 * pos_vec

@@ -27,7 +27,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         LearnerConfig(
             dim=settings.dim,
             learning_rate=settings.learning_rate,
-            negatives=settings.negatives,
+            negatives=settings.negatives or (2048 if device.type == "cuda" else 128),
             l2=settings.l2,
             seed=settings.seed,
         ),

@@ -115,7 +115,9 @@ def _naive_learn(users: np.ndarray, items: np.ndarray, p: np.ndarray, q: np.ndar
 def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) -> list[Row]:
     """Learner update events/s per batch size, and a per-event Python loop for scale."""
     users, items = 100_000, 50_000
-    learner = OnlineLearner(LearnerConfig(dim=64), device)
+    # The worker's default for this device (RECSTREAM_NEGATIVES unset).
+    negatives = 2048 if device.type == "cuda" else 128
+    learner = OnlineLearner(LearnerConfig(dim=64, negatives=negatives), device)
     learner.users.rows_for([str(k) for k in range(users)])
     learner.items.rows_for([str(k) for k in range(items)])
     learner.sync_rows()
@@ -126,7 +128,15 @@ def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) ->
         i = torch.randint(0, items, (size,), generator=gen).to(device)
         w = torch.ones(size, device=device)
         seconds = median_seconds(lambda u=u, i=i, w=w: learner.learn(u, i, w), repeats, device)
-        rows.append(Row("learn", f"batch {size:,}", size / seconds, "events/s", note=str(device)))
+        rows.append(
+            Row(
+                "learn",
+                f"batch {size:,}",
+                size / seconds,
+                "events/s",
+                note=f"{device}, {negatives} shared negatives",
+            )
+        )
     n = 2_000
     p = np.random.default_rng(1).normal(0, 0.1, (users, 64)).astype(np.float32)
     q = np.random.default_rng(2).normal(0, 0.1, (items, 64)).astype(np.float32)

@@ -39,16 +39,24 @@ def test_ring_keeps_the_newest_distinct_items() -> None:
     assert history.seen_counts(torch.tensor([0])).tolist() == [3]
 
 
-def test_duplicates_in_one_batch_and_across_batches_are_stored_once() -> None:
-    """A repeated click, in the same batch or a later one, takes no second slot."""
+def test_repeats_in_a_batch_take_one_slot_and_a_reclick_takes_a_fresh_one() -> None:
+    """A repeat within a batch is written once; a later re-click is written again, as newest."""
     history = SeenHistory(4, CPU)
     _add(history, [(0, 1), (0, 1), (0, 2), (1, 1), (0, 2)])
     assert history.seen_counts(torch.tensor([0, 1])).tolist() == [2, 1]
     _add(history, [(0, 2), (0, 1), (1, 1)])
-    assert history.seen_counts(torch.tensor([0, 1])).tolist() == [2, 1]
-    assert sorted(history.seen(torch.tensor([0]))[0].tolist()) == [1, 2]
+    assert history.seen_counts(torch.tensor([0, 1])).tolist() == [4, 2]
+    assert _held(history, 0) == {1, 2}
     _add(history, [(0, 3), (0, 4), (0, 1)])
-    assert _held(history, 0) == {1, 2, 3, 4}
+    assert _held(history, 0) == {1, 3, 4}
+
+
+def test_a_reclicked_item_outlives_older_clicks() -> None:
+    """Re-clicking an item protects it from eviction by the clicks that follow."""
+    history = SeenHistory(3, CPU)
+    for item in (1, 2, 3, 1, 5):
+        _add(history, [(0, item)])
+    assert _held(history, 0) == {3, 1, 5}
 
 
 def test_more_new_items_than_slots_in_one_batch_keeps_the_newest() -> None:
@@ -105,9 +113,8 @@ def test_growth_past_the_first_capacity_keeps_old_users() -> None:
 class _Reference:
     """Pure-Python model of the documented semantics.
 
-    Per batch: distinct (user, item) pairs in order of first appearance; an item
-    already in the user's buffer at the start of the batch is not written again;
-    every other one is written to the next ring slot, overwriting the oldest.
+    Per batch: distinct (user, item) pairs in order of last appearance, each
+    written to the user's next ring slot, overwriting the oldest.
     """
 
     def __init__(self, length: int) -> None:
@@ -115,11 +122,9 @@ class _Reference:
         self.written: dict[int, list[int]] = {}
 
     def add(self, pairs: list[tuple[int, int]]) -> None:
-        distinct = list(dict.fromkeys(pairs))
-        held = {user: set(self.buffer(user)) for user, _ in distinct}
-        for user, item in distinct:
-            if item not in held[user]:
-                self.written.setdefault(user, []).append(item)
+        last = {pair: n for n, pair in enumerate(pairs)}
+        for user, item in sorted(last, key=last.__getitem__):
+            self.written.setdefault(user, []).append(item)
 
     def buffer(self, user: int) -> list[int]:
         return self.written.get(user, [])[-self.length :]
