@@ -266,7 +266,8 @@ class Worker:
     def _idle(self) -> None:
         """No messages: still let the index swap in a finished background build."""
         if len(self.learner.items):
-            self.index.refresh(self.learner.item_vectors(), torch.empty(0, dtype=torch.int64))
+            none = torch.empty(0, dtype=torch.int64, device=self.learner.device)
+            self.index.refresh(self.learner.item_vectors(), none)
 
     def _retry(self, stage: str, action: Callable[[], T]) -> T:
         """Run `action`, retrying transient faults with capped exponential backoff."""

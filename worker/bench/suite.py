@@ -100,27 +100,15 @@ def run_bench(options: BenchOptions) -> list[Row]:
             rivers.append(whole.river_learn_only(data, len(data)))
         path_rate, river_rate = statistics.median(drains), statistics.median(rivers)
         naive_rate = whole.naive(kafka.bootstrap, redis.url, topic, 500 if quick else 2_000)
-        rows.append(
-            Row(
-                "path",
-                f"drain {name}",
-                path_rate,
-                "events/s",
-                "naive worker (one event at a time)",
-                naive_rate,
-            )
-        )
-        rows.append(
-            Row(
-                "path",
-                f"drain {name}",
-                path_rate,
-                "events/s",
+        for against, rate, note in (
+            ("naive worker (one event at a time)", naive_rate, ""),
+            (
                 "River FunkMF.learn_one (learns only)",
                 river_rate,
                 "recstream learns, ranks, publishes and commits",
-            )
-        )
+            ),
+        ):
+            rows.append(Row("path", f"drain {name}", path_rate, "events/s", against, rate, note))
         loads = [10_000] if quick else [1_000, 10_000, 50_000, 100_000, 0]
         for rate in loads:
             log.info("bench_stage", stage="latency", offered=rate)
