@@ -145,3 +145,24 @@ def test_a_bad_section_does_not_hide_other_bad_settings(monkeypatch: pytest.Monk
         load_settings()
     assert "RECSTREAM_KAFKA_BOOTSTRAP" in str(err.value)
     assert "RECSTREAM_TOP_K" in str(err.value)
+
+
+def _env_names() -> set[str]:
+    from worker.settings import KafkaSettings, RedisSettings, Settings
+
+    names = {f"RECSTREAM_KAFKA_{f.upper()}" for f in KafkaSettings.model_fields}
+    names |= {f"RECSTREAM_REDIS_{f.upper()}" for f in RedisSettings.model_fields}
+    names |= {
+        f"RECSTREAM_{f.upper()}" for f in Settings.model_fields if f not in {"kafka", "redis"}
+    }
+    return names
+
+
+def test_readme_documents_exactly_the_settings_that_exist() -> None:
+    """Every setting is in the README's table, and the README names no setting that is not real."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    documented = set(re.findall(r"`(RECSTREAM_[A-Z0-9_]+)`", readme))
+    assert documented == _env_names()
