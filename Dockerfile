@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 
-# Unprivileged user with a writable home as its working directory.
+# Unprivileged user; its home holds the checkpoint volume.
 RUN groupadd --system --gid 10001 recstream \
     && useradd --system --uid 10001 --gid recstream --no-create-home \
         --home-dir /var/lib/recstream --shell /usr/sbin/nologin recstream \

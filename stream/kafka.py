@@ -76,8 +76,15 @@ class KafkaSource:
         *,
         on_assign: PartitionHook | None = None,
         on_revoke: PartitionHook | None = None,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
-        """Create the consumer and subscribe; `config` must hold `group.id`."""
+        """Create the consumer and subscribe; `config` must hold `group.id`.
+
+        `start_offsets` (from a model checkpoint) override the committed offsets
+        the first time each partition is assigned, so the model re-reads what
+        it had not yet learned when the checkpoint was written.
+        """
+        self._start_offsets = dict(start_offsets or {})
         if "group.id" not in config:
             raise FatalError("kafka consumer config needs group.id")
         self.topic = topic
@@ -92,8 +99,14 @@ class KafkaSource:
             [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
 
-    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [(p.topic, p.partition) for p in partitions]
+        if any(part in self._start_offsets for part in parts):
+            for p in partitions:
+                start = self._start_offsets.pop((p.topic, p.partition), None)
+                if start is not None:
+                    p.offset = start
+            consumer.assign(partitions)
         self.assigned.update(parts)
         if self._on_assign:
             self._on_assign(parts)

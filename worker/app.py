@@ -6,6 +6,7 @@ import structlog
 
 from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
+from models.checkpoint import load_latest
 from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
@@ -23,6 +24,9 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             kafka.client_config(),
             {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
         )
+    restored = load_latest(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
+    for name, reason in restored.skipped if restored else []:
+        log.warning("checkpoint_skipped", file=name, reason=reason)
     learner = OnlineLearner(
         LearnerConfig(
             dim=settings.dim,
@@ -33,6 +37,16 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         ),
         device,
     )
+    history = SeenHistory(settings.seen_history, device)
+    if restored is not None:
+        learner, history = restored.learner, restored.history
+        log.info(
+            "checkpoint_restored",
+            path=str(restored.path),
+            users=len(learner.users),
+            items=len(learner.items),
+            partitions=len(restored.offsets),
+        )
     index = make_index(
         settings.index_kind,
         nlist=settings.index_nlist,
@@ -57,7 +71,11 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         log.info("partitions_revoked", partitions=[p for _, p in parts])
 
     source = KafkaSource(
-        kafka.consumer_config(), kafka.topic, on_assign=assigned, on_revoke=revoked
+        kafka.consumer_config(),
+        kafka.topic,
+        on_assign=assigned,
+        on_revoke=revoked,
+        start_offsets=restored.offsets if restored else None,
     )
     log.info(
         "worker_configured",
@@ -78,12 +96,14 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             batch_size=settings.batch_size,
             batch_s=settings.batch_ms / 1000.0,
             event_weights=dict(settings.event_weights),
+            checkpoint_dir=settings.checkpoint_dir,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
         ),
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),
         sink=sink,
         learner=learner,
-        history=SeenHistory(settings.seen_history, device),
+        history=history,
         index=index,
         metrics=metrics,
     )

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 
 from index import ItemIndex, top_k_excluding
 from models import ModelFitError, OnlineLearner, SeenHistory
+from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
@@ -53,6 +55,8 @@ class LoopConfig:
     batch_size: int
     batch_s: float
     event_weights: dict[str, float]
+    checkpoint_dir: Path | None = None
+    checkpoint_interval_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Worker:
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
         self._closed = False
+        # Offsets the model has learned up to: committed batches only.
+        self.learned_offsets: dict[tuple[str, int], int] = {}
+        self._last_checkpoint = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -119,6 +126,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self.step()
+            self.checkpoint()  # a clean stop: the model and its offsets, to resume from
         except StopRequestedError:
             log.warning("worker_stopped_mid_retry", committed="up to the last finished batch")
             code = 1
@@ -202,6 +210,9 @@ class Worker:
             # The group moved on (this member was evicted or is mid-rebalance): the batch
             # stays uncommitted and its partitions' next owner re-reads it.
             log.warning("commit_skipped_group_moved_on", messages=batch.messages)
+        self.learned_offsets.update(batch.next_offsets)
+        if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s:
+            self.checkpoint()
         stage["commit"] = time.perf_counter() - t2
         produced = np.asarray(batch.produced_ts, dtype=np.float64)
         latencies = acked - produced[produced > 0]
@@ -262,6 +273,23 @@ class Worker:
                 items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
             recs.append(Recommendation(user, items, row_scores, float(last_ts[n])))
         return recs, loss
+
+    def checkpoint(self) -> Path | None:
+        """Write the model, the seen history and the offsets they reflect (if configured)."""
+        directory = self.config.checkpoint_dir
+        if directory is None:
+            return None
+        start = time.perf_counter()
+        path = save_checkpoint(directory, self.learner, self.history, self.learned_offsets)
+        self._last_checkpoint = time.monotonic()
+        log.info(
+            "checkpoint_written",
+            path=str(path),
+            users=len(self.learner.users),
+            items=len(self.learner.items),
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return path
 
     def _idle(self) -> None:
         """No messages: still let the index swap in a finished background build."""

@@ -7,6 +7,7 @@ entry point; nothing else in recstream reads the environment.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -124,6 +125,9 @@ class Settings(BaseSettings):
     index_refresh_updates: int = Field(default=100_000, ge=1)
     index_nlist: int = Field(default=0, ge=0)
     index_nprobe: int = Field(default=16, ge=1, le=2048)
+    # state
+    checkpoint_dir: Path | None = None
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
     # operations
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["auto", "json", "console"] = "auto"

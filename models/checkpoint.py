@@ -1,0 +1,150 @@
+"""Model state on disk: safetensors for tensors, a JSON manifest for ids and offsets.
+
+Written atomically (temporary files, fsync, rename; the manifest last and
+holding the tensor file's SHA-256), so a crash mid-write leaves either the
+previous checkpoint or a manifest-less file that `load_latest` ignores. No
+pickle anywhere: safetensors holds only raw tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.history import SeenHistory
+from models.idmap import IdMap
+from models.learner import LearnerConfig, OnlineLearner
+
+FORMAT = 1
+_KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
+
+
+@dataclass
+class Restored:
+    """A loaded checkpoint, and why newer candidates were skipped."""
+
+    learner: OnlineLearner
+    history: SeenHistory
+    offsets: dict[tuple[str, int], int]
+    path: Path
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def save(
+    directory: Path,
+    learner: OnlineLearner,
+    history: SeenHistory,
+    offsets: dict[tuple[str, int], int],
+) -> Path:
+    """Write one checkpoint; returns the manifest's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = f"{time.time_ns()}"
+    tensors_path = directory / f"ckpt-{stamp}.safetensors"
+    users, items = learner.user_table, learner.item_table
+    tensors = {
+        "user_weight": users.weight[: users.rows].contiguous().cpu(),
+        "user_grad_sq": users.grad_sq[: users.rows].contiguous().cpu(),
+        "item_weight": items.weight[: items.rows].contiguous().cpu(),
+        "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
+        "history_items": history.items[: users.rows].contiguous().cpu(),
+        "history_written": history.written[: users.rows].contiguous().cpu(),
+        "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
+    }
+    tmp = tensors_path.with_suffix(".safetensors.tmp")
+    save_file(tensors, str(tmp))
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    tmp.replace(tensors_path)
+    manifest = {
+        "format": FORMAT,
+        "created_at": time.time(),
+        "tensors": tensors_path.name,
+        "sha256": _sha256(tensors_path),
+        "config": learner.config.__dict__,
+        "history_length": history.length,
+        "steps": learner.steps,
+        "users": learner.users.ids(),
+        "items": learner.items.ids(),
+        "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+    }
+    manifest_path = directory / f"ckpt-{stamp}.json"
+    _write_atomically(manifest_path, json.dumps(manifest).encode())
+    _prune(directory)
+    return manifest_path
+
+
+def _prune(directory: Path) -> None:
+    manifests = sorted(directory.glob("ckpt-*.json"))
+    for old in manifests[:-_KEEP]:
+        with contextlib.suppress(OSError):
+            (directory / old.name.replace(".json", ".safetensors")).unlink()
+            old.unlink()
+
+
+def _load(manifest_path: Path, device: torch.device) -> Restored:
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"unknown format {manifest.get('format')!r}")
+    tensors_path = manifest_path.parent / manifest["tensors"]
+    if _sha256(tensors_path) != manifest["sha256"]:
+        raise ValueError("tensor file does not match its checksum")
+    tensors = load_file(str(tensors_path), device="cpu")
+    users, items = manifest["users"], manifest["items"]
+    if tensors["user_weight"].shape[0] != len(users) or tensors["item_weight"].shape[0] != len(
+        items
+    ):
+        raise ValueError("row counts do not match the id lists")
+    learner = OnlineLearner(LearnerConfig(**manifest["config"]), device)
+    learner.users, learner.items = IdMap(users), IdMap(items)
+    learner.sync_rows()
+    learner.steps = int(manifest["steps"])
+    learner.user_table.weight[: len(users)] = tensors["user_weight"].to(device)
+    learner.user_table.grad_sq[: len(users)] = tensors["user_grad_sq"].to(device)
+    learner.item_table.weight[: len(items)] = tensors["item_weight"].to(device)
+    learner.item_table.grad_sq[: len(items)] = tensors["item_grad_sq"].to(device)
+    history = SeenHistory(int(manifest["history_length"]), device)
+    history.ensure_users(len(users))
+    history.items[: len(users)] = tensors["history_items"].to(device)
+    history.written[: len(users)] = tensors["history_written"].to(device)
+    history.last_ts[: len(users)] = tensors["history_last_ts"].to(device)
+    offsets = {(str(t), int(p)): int(o) for t, p, o in manifest["offsets"]}
+    return Restored(learner, history, offsets, manifest_path)
+
+
+def load_latest(directory: Path, device: torch.device) -> Restored | None:
+    """The newest checkpoint that verifies, or None; corrupt ones are skipped, with reasons."""
+    skipped: list[tuple[str, str]] = []
+    for manifest_path in sorted(directory.glob("ckpt-*.json"), reverse=True):
+        try:
+            restored = _load(manifest_path, device)
+        except Exception as exc:  # noqa: BLE001  (any failure to verify or load means: skip it)
+            skipped.append((manifest_path.name, f"{type(exc).__name__}: {exc}"))
+            continue
+        restored.skipped = skipped
+        return restored
+    return None
