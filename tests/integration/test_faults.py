@@ -1,0 +1,108 @@
+"""Fault tests on real servers: the worker is killed with SIGKILL mid-stream and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from stream import decode_recommendation
+
+RECSTREAM = str(Path(sys.executable).parent / "recstream")
+SENTINEL = b"\xc1"  # never valid msgpack
+
+
+def _clicks(start: int, count: int) -> list[tuple[str, str, float]]:
+    return [
+        (f"u{n % 40}", f"i{(n * 13) % 300}", 1_700_000_000.0 + n)
+        for n in range(start, start + count)
+    ]
+
+
+def _messages(clicks: list[tuple[str, str, float]]) -> list[tuple[bytes, bytes]]:
+    return [(u.encode(), msgpack.packb({"user": u, "item": i, "ts": ts})) for u, i, ts in clicks]
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
+    kafka_server: Any,
+    redis_server: Any,
+    names: Any,
+    produce: Any,
+    committed: Any,
+    read_topic: Any,
+    redis_client: Any,
+    tmp_path: Path,
+) -> None:
+    """After SIGKILL and a restart, every list reflects its user's last click; the model is back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+    env.update(
+        RECSTREAM_KAFKA_BOOTSTRAP=kafka_server.bootstrap,
+        RECSTREAM_KAFKA_TOPIC=names.topic,
+        RECSTREAM_KAFKA_DLQ_TOPIC=names.dlq_topic,
+        RECSTREAM_KAFKA_GROUP=names.group,
+        RECSTREAM_KAFKA_SESSION_TIMEOUT_MS="6000",
+        RECSTREAM_KAFKA_TOPIC_PARTITIONS="3",
+        RECSTREAM_REDIS_URL=redis_server.url,
+        RECSTREAM_REDIS_PREFIX=names.prefix,
+        RECSTREAM_TOP_K="10",
+        RECSTREAM_DIM="16",
+        RECSTREAM_DEVICE="cpu",
+        RECSTREAM_BATCH_SIZE="200",
+        RECSTREAM_BATCH_MS="20",
+        RECSTREAM_METRICS_PORT="0",
+        RECSTREAM_LOG_FORMAT="json",
+        RECSTREAM_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        RECSTREAM_CHECKPOINT_INTERVAL_S="0.2",
+    )
+    clicks = _clicks(0, 6000)
+    total = len(clicks) + 1  # and one malformed sentinel
+    log_one, log_two = tmp_path / "one.log", tmp_path / "two.log"
+    with log_one.open("w") as out:
+        first = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        produce(names.topic, _messages(clicks[:3000]))
+        progressed = _wait(lambda: sum(committed(names.group, names.topic).values()) >= 1500, 60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert progressed, log_one.read_text()[-2000:]
+    produce(names.topic, [*_messages(clicks[3000:]), (b"bad", SENTINEL)])
+    with log_two.open("w") as out:
+        second = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            drained = _wait(lambda: sum(committed(names.group, names.topic).values()) == total, 90)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            code = second.wait(30)
+    assert drained, log_two.read_text()[-2000:]
+    assert code == 0
+    restored = [
+        json.loads(line)
+        for line in log_two.read_text().splitlines()
+        if line.startswith("{") and '"checkpoint_restored"' in line
+    ]
+    assert restored, "the restarted worker did not restore a checkpoint"
+    assert restored[0]["users"] > 0
+    last_ts = {user: ts for user, _, ts in clicks}  # time order: the last one wins
+    for user, ts in last_ts.items():
+        raw = redis_client.get(f"{names.prefix}{user}")
+        assert raw is not None, user
+        assert decode_recommendation(raw)["event_ts"] >= ts, user
+    # Exactly the one malformed sentinel: no valid click was dead-lettered by the crash.
+    dlq = read_topic(names.dlq_topic, expected=1, timeout_s=30)
+    assert [m.value() for m in dlq] == [SENTINEL]
