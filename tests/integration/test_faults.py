@@ -161,3 +161,59 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     assert sum(committed(names.group, names.topic).values()) == len(clicks)
     retries = worker.metrics.retries.labels(stage="publish")._value.get()
     assert retries > 0
+
+
+def _malformed(count: int, seed: int) -> list[bytes]:
+    """Bytes that break the event contract in many ways, each checked to be rejected."""
+    import random
+
+    from stream import BadEvent, decode_event
+
+    rng = random.Random(seed)
+    makers: list[Callable[[], bytes]] = [
+        lambda: rng.randbytes(rng.randrange(1, 64)),
+        lambda: msgpack.packb({"user": "u", "item": "i"})[: rng.randrange(1, 10)],
+        lambda: msgpack.packb({"user": rng.random(), "item": "i"}),
+        lambda: msgpack.packb({"user": "u", "item": "i", "ts": float("nan")}),
+        lambda: msgpack.packb({"user": "u", "item": "i", "weight": float("inf")}),
+        lambda: msgpack.packb({"user": "u" * rng.randrange(129, 5000), "item": "i"}),
+        lambda: b'{"user": "\\ud800", "item": "i"}',
+        lambda: b"{" * rng.randrange(1, 3000),
+        lambda: msgpack.packb([[[[rng.random()]]]]),
+        lambda: b"\x85" + b"\xc0" * 9,
+        lambda: b"",
+    ]
+    too_large = msgpack.packb({"user": "u", "item": "i", "x": "y" * 70_000})
+    out: list[bytes] = []
+    while len(out) < count:
+        # One in a thousand over the size limit: enough to test it, not enough to flood memory.
+        value = too_large if len(out) % 1000 == 0 else rng.choice(makers)()
+        try:
+            decode_event(value, 0.0)
+        except BadEvent:
+            out.append(value)
+    return out
+
+
+def test_a_flood_of_malformed_messages_all_reach_the_dlq(
+    make_settings: Any, names: Any, produce: Any, read_topic: Any, committed: Any
+) -> None:
+    """100,000 malformed among valid messages: every one dead-lettered, every valid one learned."""
+    worker = build_worker(make_settings(batch_size=4096))
+    bad = _malformed(100_000, seed=5)
+    valid = _messages(_clicks(0, 20_000))
+    messages: list[tuple[bytes, bytes]] = []
+    for n, (key, value) in enumerate(valid):
+        messages.append((key, value))
+        messages.extend((b"bad", b) for b in bad[n * 5 : n * 5 + 5])
+    sent = produce(names.topic, messages)
+    try:
+        assert worker.run_until(lambda w: w.totals.messages >= len(messages), timeout_s=150)
+    finally:
+        worker.close()
+    assert worker.totals.events == len(valid)
+    assert worker.totals.dead_lettered == len(bad)
+    assert committed(names.group, names.topic) == sent.ends
+    dlq = read_topic(names.dlq_topic, expected=len(bad), timeout_s=60)
+    assert len(dlq) == len(bad)
+    assert all(dict(m.headers())["recstream.reason"] for m in dlq)
