@@ -282,6 +282,7 @@ class Worker:
         start = time.perf_counter()
         path = save_checkpoint(directory, self.learner, self.history, self.learned_offsets)
         self._last_checkpoint = time.monotonic()
+        self.metrics.last_checkpoint.set(time.time())
         log.info(
             "checkpoint_written",
             path=str(path),
@@ -333,6 +334,7 @@ class Worker:
         metrics.users.set(len(self.learner.users))
         metrics.items.set(len(self.learner.items))
         metrics.last_commit.set(time.time())
+        metrics.lag.set(self.source.lag(self.learned_offsets))
         log.info(
             "batch_published",
             messages=report.messages,

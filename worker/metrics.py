@@ -59,6 +59,16 @@ class WorkerMetrics:
         )
         self.users = Gauge("recstream_users", "Users with a row", registry=r)
         self.items = Gauge("recstream_items", "Items with a row", registry=r)
+        self.lag = Gauge(
+            "recstream_consumer_lag",
+            "Messages behind the end of the assigned partitions",
+            registry=r,
+        )
+        self.last_checkpoint = Gauge(
+            "recstream_last_checkpoint_timestamp_seconds",
+            "Time of the last checkpoint written",
+            registry=r,
+        )
         self.last_commit = Gauge(
             "recstream_last_commit_timestamp_seconds",
             "Time of the last offset commit",

@@ -78,6 +78,7 @@ def test_run_serves_health_and_drains_on_sigterm(
         status, metrics = _get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200
         assert "recstream_events_total 400.0" in metrics
+        assert "recstream_consumer_lag 0.0" in metrics
         assert redis_client.get(f"{names.prefix}u3") is not None
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -112,3 +112,20 @@ def test_lists_learn_the_planted_tastes(
         agree += sum(int(item[1:]) % 2 == taste for item in items)
         total += len(items)
     assert agree / total > 0.75, f"only {agree}/{total} listed items match the planted taste"
+
+
+def test_lag_counts_what_is_left_and_reaches_zero(
+    make_settings: Any, names: Any, produce: Any
+) -> None:
+    """The lag gauge shows messages still to process mid-stream and zero once drained."""
+    worker = build_worker(make_settings(batch_size=300))
+    clicks = _clicks(users=20, items=50, events=3000, seed=4)
+    produce(names.topic, [(u.encode(), _encode(u, i, ts, 1)) for u, i, ts in clicks])
+    try:
+        assert worker.run_until(lambda w: w.totals.messages > 0, timeout_s=60)
+        mid = worker.metrics.lag._value.get()
+        assert 0 < mid <= 3000 - worker.totals.messages
+        assert worker.run_until(lambda w: w.totals.messages >= 3000, timeout_s=60)
+        assert worker.metrics.lag._value.get() == 0
+    finally:
+        worker.close()
