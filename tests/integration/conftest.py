@@ -6,6 +6,7 @@ the servers without seeing each other's data.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,6 +82,36 @@ def make_settings(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, name
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+def worker_env(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names) -> object:
+    """Factory for a `recstream run` subprocess environment: the test servers and names.
+
+    The environment's own RECSTREAM_* variables are dropped so nothing leaks in.
+    """
+
+    def build(**overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+        env.update(
+            RECSTREAM_KAFKA_BOOTSTRAP=kafka_server.bootstrap,
+            RECSTREAM_KAFKA_TOPIC=names.topic,
+            RECSTREAM_KAFKA_DLQ_TOPIC=names.dlq_topic,
+            RECSTREAM_KAFKA_GROUP=names.group,
+            RECSTREAM_KAFKA_SESSION_TIMEOUT_MS="6000",
+            RECSTREAM_KAFKA_TOPIC_PARTITIONS="3",
+            RECSTREAM_REDIS_URL=redis_server.url,
+            RECSTREAM_REDIS_PREFIX=names.prefix,
+            RECSTREAM_TOP_K="10",
+            RECSTREAM_DIM="16",
+            RECSTREAM_DEVICE="cpu",
+            RECSTREAM_METRICS_PORT="0",
+            RECSTREAM_LOG_FORMAT="json",
+        )
+        env.update(overrides)
+        return env
 
     return build
 

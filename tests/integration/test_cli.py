@@ -34,8 +34,7 @@ def _get(url: str) -> tuple[int, str]:
 
 
 def test_run_serves_health_and_drains_on_sigterm(
-    kafka_server: Any,
-    redis_server: Any,
+    worker_env: Any,
     names: Any,
     produce: Any,
     committed: Any,
@@ -43,20 +42,11 @@ def test_run_serves_health_and_drains_on_sigterm(
 ) -> None:
     """`recstream run` publishes, serves health and metrics, exits 0 on SIGTERM, all committed."""
     port = free_port()
-    env = _env(
-        RECSTREAM_KAFKA_BOOTSTRAP=kafka_server.bootstrap,
-        RECSTREAM_KAFKA_TOPIC=names.topic,
-        RECSTREAM_KAFKA_DLQ_TOPIC=names.dlq_topic,
-        RECSTREAM_KAFKA_GROUP=names.group,
-        RECSTREAM_KAFKA_SESSION_TIMEOUT_MS="6000",
+    env = worker_env(
         RECSTREAM_KAFKA_TOPIC_PARTITIONS="2",
-        RECSTREAM_REDIS_URL=redis_server.url,
-        RECSTREAM_REDIS_PREFIX=names.prefix,
         RECSTREAM_TOP_K="5",
         RECSTREAM_DIM="8",
-        RECSTREAM_DEVICE="cpu",
         RECSTREAM_METRICS_PORT=str(port),
-        RECSTREAM_LOG_FORMAT="json",
     )
     proc = subprocess.Popen(
         [RECSTREAM, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -42,8 +41,7 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
-    kafka_server: Any,
-    redis_server: Any,
+    worker_env: Any,
     names: Any,
     produce: Any,
     committed: Any,
@@ -52,23 +50,9 @@ def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
     tmp_path: Path,
 ) -> None:
     """After SIGKILL and a restart, every list reflects its user's last click; the model is back."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
-    env.update(
-        RECSTREAM_KAFKA_BOOTSTRAP=kafka_server.bootstrap,
-        RECSTREAM_KAFKA_TOPIC=names.topic,
-        RECSTREAM_KAFKA_DLQ_TOPIC=names.dlq_topic,
-        RECSTREAM_KAFKA_GROUP=names.group,
-        RECSTREAM_KAFKA_SESSION_TIMEOUT_MS="6000",
-        RECSTREAM_KAFKA_TOPIC_PARTITIONS="3",
-        RECSTREAM_REDIS_URL=redis_server.url,
-        RECSTREAM_REDIS_PREFIX=names.prefix,
-        RECSTREAM_TOP_K="10",
-        RECSTREAM_DIM="16",
-        RECSTREAM_DEVICE="cpu",
+    env = worker_env(
         RECSTREAM_BATCH_SIZE="200",
         RECSTREAM_BATCH_MS="20",
-        RECSTREAM_METRICS_PORT="0",
-        RECSTREAM_LOG_FORMAT="json",
         RECSTREAM_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         RECSTREAM_CHECKPOINT_INTERVAL_S="0.2",
     )
