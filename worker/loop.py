@@ -18,10 +18,9 @@ from typing import TypeVar
 
 import numpy as np
 import structlog
-import torch
 
-from index import ItemIndex, top_k_excluding
-from models import ModelFitError, OnlineLearner, SeenHistory
+from index import ItemIndex
+from models import OnlineLearner, SeenHistory
 from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
@@ -33,6 +32,7 @@ from stream import (
     decode_messages,
     encode_recommendation,
 )
+from worker.engine import Engine
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
 
@@ -93,9 +93,7 @@ class Worker:
         self.source = source
         self.dead_letters = dead_letters
         self.sink = sink
-        self.learner = learner
-        self.history = history
-        self.index = index
+        self.engine = Engine(learner, history, index, config.top_k)
         self.metrics = metrics or WorkerMetrics()
         self.totals = WorkerTotals()
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
@@ -104,6 +102,21 @@ class Worker:
         # Offsets the model has learned up to: committed batches only.
         self.learned_offsets: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
+
+    @property
+    def learner(self) -> OnlineLearner:
+        """The online model."""
+        return self.engine.learner
+
+    @property
+    def history(self) -> SeenHistory:
+        """Each user's recent clicks, excluded from their lists."""
+        return self.engine.history
+
+    @property
+    def index(self) -> ItemIndex:
+        """The item index the lists are searched in."""
+        return self.engine.index
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -186,7 +199,7 @@ class Worker:
         for error in polled.errors:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
-            self._idle()
+            self.engine.refresh_idle()
             return None
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -233,46 +246,13 @@ class Worker:
         self, batch: DecodedBatch, stage: dict[str, float]
     ) -> tuple[list[Recommendation], float]:
         t0 = time.perf_counter()
-        learner, device = self.learner, self.learner.device
-        user_rows = torch.from_numpy(learner.users.rows_for(batch.users)).to(device)
-        item_rows = torch.from_numpy(learner.items.rows_for(batch.items)).to(device)
         event_ts, weights = batch.arrays()
-        try:
-            stats = learner.learn(user_rows, item_rows, torch.from_numpy(weights).to(device))
-            loss, changed = stats.loss, stats.item_rows
-        except ModelFitError:
-            # The step was not applied; the lists still go out from the model as it stands.
-            log.exception("batch_not_learned", events=len(batch))
-            loss, changed = float("nan"), item_rows.new_empty(0)
-        self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
-        self.index.refresh(learner.item_vectors(), changed)
+        learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
         stage["learn"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        touched = torch.unique(user_rows)
-        top = top_k_excluding(
-            self.index,
-            learner.user_vectors(touched),
-            self.history.seen(touched),
-            self.history.seen_counts(touched),
-            self.config.top_k,
-        )
-        rows = top.rows.cpu().numpy()
-        scores = top.scores.cpu().numpy()
-        last_ts = self.history.last_ts[touched].cpu().numpy()
-        users = learner.users.ids_of(touched.cpu().numpy())
+        ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
-        valid = rows >= 0
-        full = valid.all(axis=1)
-        item_ids = learner.items.ids_of(np.where(valid, rows, 0))
-        recs = []
-        for n, user in enumerate(users):
-            keep = valid[n]
-            if full[n]:
-                items, row_scores = item_ids[n].tolist(), scores[n].tolist()
-            else:
-                items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
-            recs.append(Recommendation(user, items, row_scores, float(last_ts[n])))
-        return recs, loss
+        return self.engine.recommendations(ranked), learned.loss
 
     def checkpoint(self) -> Path | None:
         """Write the model, the seen history and the offsets they reflect (if configured)."""
@@ -291,12 +271,6 @@ class Worker:
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
         return path
-
-    def _idle(self) -> None:
-        """No messages: still let the index swap in a finished background build."""
-        if len(self.learner.items):
-            none = torch.empty(0, dtype=torch.int64, device=self.learner.device)
-            self.index.refresh(self.learner.item_vectors(), none)
 
     def _retry(self, stage: str, action: Callable[[], T]) -> T:
         """Run `action`, retrying transient faults with capped exponential backoff."""
