@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ import structlog
 from index import ItemIndex
 from models import OnlineLearner, SeenHistory
 from models.checkpoint import save as save_checkpoint
+from models.rows import RowPolicy
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
@@ -32,7 +33,7 @@ from stream import (
     decode_messages,
     encode_recommendation,
 )
-from worker.engine import Engine
+from worker.engine import Engine, Learned
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
 
@@ -71,6 +72,8 @@ class BatchReport:
     index_version: int
     latencies_s: np.ndarray
     stage_s: dict[str, float]
+    unlearned: int = 0  # events without a user or item row: committed, not learned
+    evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
 
 
 class Worker:
@@ -87,14 +90,16 @@ class Worker:
         history: SeenHistory,
         index: ItemIndex,
         metrics: WorkerMetrics | None = None,
+        rows: RowPolicy | None = None,
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`."""
+        """Wire the parts; nothing runs until `step` or `run`; `rows` bounds the tables."""
         self.config = config
         self.source = source
         self.dead_letters = dead_letters
         self.sink = sink
-        self.engine = Engine(learner, history, index, config.top_k)
+        self.engine = Engine(learner, history, index, config.top_k, rows)
         self.metrics = metrics or WorkerMetrics()
+        self._count_evictions(self.engine.initial_evictions)
         self.totals = WorkerTotals()
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
@@ -208,7 +213,7 @@ class Worker:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
         stage["decode"] = time.perf_counter() - t0
-        recs, loss = self._learn_and_rank(batch, stage) if len(batch) else ([], 0.0)
+        recs, learned = self._learn_and_rank(batch, stage) if len(batch) else ([], None)
         t1 = time.perf_counter()
         now = time.time()
         version = self.index.version
@@ -234,17 +239,19 @@ class Worker:
             events=len(batch),
             dead_lettered=len(batch.rejected),
             users_published=len(payloads),
-            loss=loss,
+            loss=learned.loss if learned else 0.0,
             index_version=version,
             latencies_s=latencies,
             stage_s=stage,
+            unlearned=learned.unlearned if learned else 0,
+            evictions=learned.evictions if learned else {},
         )
         self._account(report, time.perf_counter() - t0)
         return report
 
     def _learn_and_rank(
         self, batch: DecodedBatch, stage: dict[str, float]
-    ) -> tuple[list[Recommendation], float]:
+    ) -> tuple[list[Recommendation], Learned]:
         t0 = time.perf_counter()
         event_ts, weights = batch.arrays()
         learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
@@ -252,7 +259,7 @@ class Worker:
         t1 = time.perf_counter()
         ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
-        return self.engine.recommendations(ranked), learned.loss
+        return self.engine.recommendations(ranked), learned
 
     def checkpoint(self) -> Path | None:
         """Write the model, the seen history and the offsets they reflect (if configured)."""
@@ -260,7 +267,9 @@ class Worker:
         if directory is None:
             return None
         start = time.perf_counter()
-        path = save_checkpoint(directory, self.learner, self.history, self.learned_offsets)
+        path = save_checkpoint(
+            directory, self.learner, self.history, self.learned_offsets, self.engine.rows
+        )
         self._last_checkpoint = time.monotonic()
         self.metrics.last_checkpoint.set(time.time())
         log.info(
@@ -302,6 +311,8 @@ class Worker:
             totals.stage_s[name] = totals.stage_s.get(name, 0.0) + seconds
         for latency in report.latencies_s[:: max(1, report.latencies_s.size // 256)]:
             metrics.click_to_redis_seconds.observe(float(latency))
+        metrics.events_unlearned.inc(report.unlearned)
+        self._count_evictions(report.evictions)
         metrics.loss.set(report.loss)
         metrics.index_version.set(report.index_version)
         metrics.index_built_at.set(self.index.built_at)
@@ -313,9 +324,15 @@ class Worker:
             "batch_published",
             messages=report.messages,
             events=report.events,
+            unlearned=report.unlearned,
             dead_lettered=report.dead_lettered,
             users=report.users_published,
             loss=round(report.loss, 4),
             index_version=report.index_version,
             duration_ms=round(duration_s * 1000, 2),
+            **{f"evicted_{kind}_{cause}": n for (kind, cause), n in report.evictions.items()},
         )
+
+    def _count_evictions(self, evictions: dict[tuple[str, str], int]) -> None:
+        for (kind, cause), rows in evictions.items():
+            self.metrics.evictions.labels(kind=kind, cause=cause).inc(rows)
