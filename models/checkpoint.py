@@ -23,7 +23,7 @@ from models.history import SeenHistory
 from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
 
-FORMAT = 1
+FORMAT = 2  # 2: the learner's context table and recent items
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
 
 
@@ -66,11 +66,20 @@ def save(
     stamp = f"{time.time_ns()}"
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
     users, items = learner.user_table, learner.item_table
+    recent_rows = min(learner.recent.capacity, users.rows)
     tensors = {
         "user_weight": users.weight[: users.rows].contiguous().cpu(),
         "user_grad_sq": users.grad_sq[: users.rows].contiguous().cpu(),
         "item_weight": items.weight[: items.rows].contiguous().cpu(),
         "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
+        "context_weight": learner.context_table.weight[: learner.context_table.rows]
+        .contiguous()
+        .cpu(),
+        "context_grad_sq": learner.context_table.grad_sq[: learner.context_table.rows]
+        .contiguous()
+        .cpu(),
+        "recent_items": learner.recent.items[:recent_rows].contiguous().cpu(),
+        "recent_written": learner.recent.written[:recent_rows].contiguous().cpu(),
         "history_items": history.items[: users.rows].contiguous().cpu(),
         "history_written": history.written[: users.rows].contiguous().cpu(),
         "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
@@ -127,6 +136,14 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
     learner.user_table.grad_sq[: len(users)] = tensors["user_grad_sq"].to(device)
     learner.item_table.weight[: len(items)] = tensors["item_weight"].to(device)
     learner.item_table.grad_sq[: len(items)] = tensors["item_grad_sq"].to(device)
+    if learner.config.recent_items:
+        context = learner.context_table
+        context.weight[: context.rows] = tensors["context_weight"].to(device)
+        context.grad_sq[: context.rows] = tensors["context_grad_sq"].to(device)
+        recent = learner.recent
+        held = int(tensors["recent_items"].shape[0])
+        recent.items[:held] = tensors["recent_items"].to(device)
+        recent.written[:held] = tensors["recent_written"].to(device)
     history = SeenHistory(int(manifest["history_length"]), device)
     history.ensure_users(len(users))
     history.items[: len(users)] = tensors["history_items"].to(device)

@@ -40,6 +40,8 @@ def test_round_trip_restores_tables_ids_history_and_offsets(tmp_path: Path) -> N
     rows = torch.arange(len(learner.users))
     assert torch.equal(restored.learner.user_vectors(rows), learner.user_vectors(rows))
     assert torch.equal(restored.history.seen(rows), history.seen(rows))
+    assert torch.equal(restored.learner.context_table.view(), learner.context_table.view())
+    assert torch.equal(restored.learner.recent.seen(rows), learner.recent.seen(rows))
     assert torch.equal(restored.history.last_ts[rows], history.last_ts[rows])
     assert restored.learner.steps == learner.steps
 
