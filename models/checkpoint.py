@@ -30,8 +30,10 @@ from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowPolicy, RowState
 
-FORMAT = 2
-_READABLE = (1, 2)
+# 1: tables and history; 2: + row policy state (free rows, last sight, pending counts);
+# 3: + the learner's recent-item context (context table and recent-item buffers).
+FORMAT = 3
+_READABLE = (1, 2, 3)
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
 
 
@@ -76,11 +78,20 @@ def save(
     stamp = f"{time.time_ns()}"
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
     users, items = learner.user_table, learner.item_table
+    recent_rows = min(learner.recent.capacity, users.rows)
     tensors = {
         "user_weight": users.weight[: users.rows].contiguous().cpu(),
         "user_grad_sq": users.grad_sq[: users.rows].contiguous().cpu(),
         "item_weight": items.weight[: items.rows].contiguous().cpu(),
         "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
+        "context_weight": learner.context_table.weight[: learner.context_table.rows]
+        .contiguous()
+        .cpu(),
+        "context_grad_sq": learner.context_table.grad_sq[: learner.context_table.rows]
+        .contiguous()
+        .cpu(),
+        "recent_items": learner.recent.items[:recent_rows].contiguous().cpu(),
+        "recent_written": learner.recent.written[:recent_rows].contiguous().cpu(),
         "history_items": history.items[: users.rows].contiguous().cpu(),
         "history_written": history.written[: users.rows].contiguous().cpu(),
         "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
@@ -127,7 +138,7 @@ def _prune(directory: Path) -> None:
 def _load(manifest_path: Path, device: torch.device) -> Restored:
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") not in _READABLE:
-        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 and 2)")
+        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 3)")
     tensors_path = manifest_path.parent / manifest["tensors"]
     if _sha256(tensors_path) != manifest["sha256"]:
         raise ValueError("tensor file does not match its checksum")
@@ -145,6 +156,14 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
     learner.user_table.grad_sq[: len(users)] = tensors["user_grad_sq"].to(device)
     learner.item_table.weight[: len(items)] = tensors["item_weight"].to(device)
     learner.item_table.grad_sq[: len(items)] = tensors["item_grad_sq"].to(device)
+    if learner.config.recent_items and "context_weight" in tensors:  # formats 1 and 2: fresh
+        context = learner.context_table
+        context.weight[: context.rows] = tensors["context_weight"].to(device)
+        context.grad_sq[: context.rows] = tensors["context_grad_sq"].to(device)
+        recent = learner.recent
+        held = int(tensors["recent_items"].shape[0])
+        recent.items[:held] = tensors["recent_items"].to(device)
+        recent.written[:held] = tensors["recent_written"].to(device)
     history = SeenHistory(int(manifest["history_length"]), device)
     history.ensure_users(len(users))
     history.items[: len(users)] = tensors["history_items"].to(device)

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from models.errors import ModelError, ModelFitError
+from models.history import SeenHistory
 from models.idmap import IdMap
 from models.table import EmbeddingTable
 
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    """Hyper-parameters of the online learner."""
+    """Hyper-parameters of the online learner (defaults tuned prequentially, docs/accuracy.md)."""
 
     dim: int = 64
-    learning_rate: float = 0.3
+    learning_rate: float = 0.03
     negatives: int = 128
     l2: float = 1e-4
     init_std: float = 0.1
+    recent_items: int = 16  # a user's query adds context vectors of their last N items; 0: off
+    recent_alpha: float = 0.5  # that sum is divided by N**alpha
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -33,6 +36,8 @@ class LearnerConfig:
             raise ValueError(f"negatives must be >= 1, got {self.negatives}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
+        if self.recent_items < 0:
+            raise ValueError(f"recent_items must be >= 0, got {self.recent_items}")
 
 
 @dataclass(frozen=True)
@@ -45,15 +50,23 @@ class LearnStats:
 
 
 class OnlineLearner:
-    """BPR matrix factorisation updated online, with an item bias folded into the vectors.
+    """Matrix factorisation with a sampled-softmax loss, updated online, item bias folded in.
 
     Users and items are rows of `dim + 1` columns: the user's last column is a
     constant 1 and the item's last column is its learned bias, so a plain inner
     product scores `u·v + b_item` and an inner-product index can search the
-    item table as it is. Each batch samples `negatives` uniform items that
-    every event in it is contrasted with (shared negatives turn the update
-    into GEMMs), takes the BPR gradient in closed form (no autograd graph)
-    and applies one row-wise Adagrad step to every touched row at once.
+    item table as it is. A user's query is their own row plus the sum of the
+    context vectors of their last `recent_items` items over `N**recent_alpha`
+    (FISM-style: a user is also the bag of what they just clicked, so a list
+    follows a session before the user's row has learned anything). User rows
+    start at zero, so a new user's list is the item-bias ranking: popularity.
+
+    Each batch samples `negatives` uniform items shared by all its events
+    (GEMMs, no per-event gathers; a catalogue no larger than that is used
+    whole), scores the positive against them with the log of the sampling
+    rate subtracted (logQ correction, so the softmax estimates the full one
+    over the catalogue), takes the softmax gradient in closed form and applies
+    one row-wise Adagrad step to every touched row at once.
     """
 
     def __init__(self, config: LearnerConfig, device: torch.device) -> None:
@@ -66,27 +79,40 @@ class OnlineLearner:
         self._generator.manual_seed(config.seed)
         width = config.dim + 1
         self.user_table = EmbeddingTable(
-            width,
-            device,
-            init_std=config.init_std,
-            generator=self._generator,
-            constant_last=1.0,
+            width, device, init_std=0.0, generator=self._generator, constant_last=1.0
         )
         self.item_table = EmbeddingTable(
             width, device, init_std=config.init_std, generator=self._generator
         )
+        self.context_table = EmbeddingTable(
+            width, device, init_std=config.init_std, generator=self._generator, constant_last=0.0
+        )
+        self.recent = SeenHistory(max(1, config.recent_items), device)
         self.steps = 0
 
     def sync_rows(self) -> None:
         """Give every row the maps handed out a table row (call after `rows_for`)."""
         self.user_table.ensure_rows(self.users.extent)
         self.item_table.ensure_rows(self.items.extent)
+        if self.config.recent_items:
+            self.context_table.ensure_rows(self.items.extent)
+            self.recent.ensure_users(self.users.extent)
+
+    def cap_rows(self, max_users: int, max_items: int) -> None:
+        """Never let any per-user or per-item state allocate past these row caps."""
+        self.user_table.max_rows = max_users
+        self.recent.max_users = max_users
+        self.item_table.max_rows = max_items
+        self.context_table.max_rows = max_items
 
     def reset_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
         """Make user and item rows fresh (rows reused for new ids): new values, no state."""
         self.sync_rows()
         self.user_table.reset(users)
         self.item_table.reset(items)
+        if self.config.recent_items:
+            self.recent.reset(users)
+            self.context_table.reset(items)
 
     def learn(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> LearnStats:
         """Take one step on a batch of positive (user row, item row, weight) events."""
@@ -97,32 +123,39 @@ class OnlineLearner:
         if int(users.max()) >= self.user_table.rows or int(items.max()) >= self.item_table.rows:
             raise ModelError("event rows beyond the tables: map ids with rows_for first")
         cfg = self.config
-        if cfg.negatives >= self.item_table.rows:  # a small catalogue: contrast with all of it
-            negatives = torch.arange(self.item_table.rows, device=self.device)
-        else:
-            negatives = torch.randint(
-                0,
-                self.item_table.rows,
-                (cfg.negatives,),
-                generator=self._generator,
-                device=self.device,
-            )
-        user_vec = self.user_table.weight[users]
+        negatives, log_q = self._negatives()
+        query, recent, recent_scale = self._query(users)
         pos_vec = self.item_table.weight[items]
         neg_vec = self.item_table.weight[negatives]
-        # Every event is contrasted with the batch's shared negatives: two GEMMs, no gathers
-        # of (events x negatives x dim).
-        margin = (user_vec * pos_vec).sum(1, keepdim=True) - user_vec @ neg_vec.T
-        # d/dmargin of softplus(-margin), averaged over the negatives, weighted per event.
-        coef = -torch.sigmoid(-margin) * (weights.unsqueeze(1) / negatives.numel())
-        coef_sum = coef.sum(1, keepdim=True)
-        grad_user = coef_sum * pos_vec - coef @ neg_vec + cfg.l2 * user_vec
-        grad_pos = coef_sum * user_vec + cfg.l2 * pos_vec
-        grad_neg = -(coef.T @ user_vec) + cfg.l2 * neg_vec
-        loss = (F.softplus(-margin).mean(1) * weights).sum() / weights.sum()
+        pos = (query * pos_vec).sum(1, keepdim=True)
+        # Every event is contrasted with the batch's shared negatives: one GEMM; a negative
+        # that is the event's own positive is masked out (an accidental hit).
+        neg = (query @ neg_vec.T - log_q).masked_fill(
+            negatives.unsqueeze(0) == items.unsqueeze(1), float("-inf")
+        )
+        logits = torch.cat([pos, neg], 1)
+        norm = torch.logsumexp(logits, 1, keepdim=True)
+        prob = torch.exp(logits - norm)
+        weight = weights.unsqueeze(1)
+        coef_pos = (prob[:, :1] - 1.0) * weight  # d loss / d positive logit
+        coef_neg = prob[:, 1:] * weight  # d loss / d negative logits
+        grad_query = coef_pos * pos_vec + coef_neg @ neg_vec
+        grad_pos = coef_pos * query + cfg.l2 * pos_vec
+        grad_neg = coef_neg.T @ query + cfg.l2 * neg_vec
+        loss = ((norm - pos).squeeze(1) * weights).sum() / weights.sum()
         if not torch.isfinite(loss):
             raise ModelFitError(f"non-finite loss at step {self.steps}; batch not applied")
-        self.user_table.apply_gradients(users, grad_user, cfg.learning_rate)
+        own = self.user_table.weight[users]
+        self.user_table.apply_gradients(users, grad_query + cfg.l2 * own, cfg.learning_rate)
+        if recent is not None:
+            held = recent >= 0
+            grad_ctx = (
+                (grad_query * recent_scale.unsqueeze(1))
+                .unsqueeze(1)
+                .expand(-1, recent.shape[1], -1)
+            )
+            self.context_table.apply_gradients(recent[held], grad_ctx[held], cfg.learning_rate)
+            self.recent.add(users, items, torch.zeros(n, device=self.device))
         item_rows = self.item_table.apply_gradients(
             torch.cat([items, negatives]),
             torch.cat([grad_pos, grad_neg]),
@@ -131,9 +164,28 @@ class OnlineLearner:
         self.steps += 1
         return LearnStats(events=n, loss=float(loss), item_rows=item_rows)
 
+    def _negatives(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shared negatives and the log of their sampling rate (0 when the catalogue is whole)."""
+        rows, wanted = self.item_table.rows, self.config.negatives
+        if wanted >= rows:  # a small catalogue: contrast with all of it, no correction
+            return torch.arange(rows, device=self.device), torch.zeros(rows, device=self.device)
+        negatives = torch.randint(0, rows, (wanted,), generator=self._generator, device=self.device)
+        return negatives, torch.full((wanted,), math.log(wanted / rows), device=self.device)
+
+    def _query(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Query vectors, the recent item rows behind them (`-1` padded) and their scale."""
+        own = self.user_table.weight[users]
+        if not self.config.recent_items:
+            return own, None, own.new_empty(0)
+        recent = self.recent.seen(users)
+        held = recent >= 0
+        scale = held.sum(1).clamp(min=1).float().pow(-self.config.recent_alpha)
+        context = (self.context_table.weight[recent.clamp(min=0)] * held.unsqueeze(2)).sum(1)
+        return own + scale.unsqueeze(1) * context, recent, scale
+
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """Query vectors of user rows (last column 1, to pick up the item bias)."""
-        return self.user_table.weight[users]
+        return self._query(users)[0]
 
     def item_vectors(self) -> torch.Tensor:
         """The live item matrix, one row per known item, as the index searches it."""
@@ -141,4 +193,4 @@ class OnlineLearner:
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Scores of (user row, item row) pairs."""
-        return (self.user_table.weight[users] * self.item_table.weight[items]).sum(1)
+        return (self.user_vectors(users) * self.item_table.weight[items]).sum(1)

@@ -34,6 +34,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             learning_rate=settings.learning_rate,
             negatives=settings.negatives or (2048 if device.type == "cuda" else 128),
             l2=settings.l2,
+            recent_items=settings.recent_items,
             seed=settings.seed,
         ),
         device,

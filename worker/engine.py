@@ -69,8 +69,7 @@ class Engine:
         self.top_k = top_k
         unbounded = RowLimits(max_rows=1 << 62)
         self.rows = rows or RowPolicy.over(learner.users, learner.items, unbounded, unbounded)
-        learner.user_table.max_rows = self.rows.users.limits.max_rows
-        learner.item_table.max_rows = self.rows.items.limits.max_rows
+        learner.cap_rows(self.rows.users.limits.max_rows, self.rows.items.limits.max_rows)
         history.max_users = self.rows.users.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)

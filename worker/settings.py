@@ -109,10 +109,11 @@ class Settings(BaseSettings):
     # model
     device: str = "auto"
     dim: int = Field(default=64, ge=2, le=4096)
-    learning_rate: float = Field(default=0.3, gt=0, le=10)
+    learning_rate: float = Field(default=0.03, gt=0, le=10)
     # Unset: 2048 on a GPU (all of a small catalogue), 128 on a CPU (see README).
     negatives: int | None = Field(default=None, ge=1, le=65_536)
     l2: float = Field(default=1e-4, ge=0)
+    recent_items: int = Field(default=16, ge=0, le=1024)
     seen_history: int = Field(default=1024, ge=1, le=1900)
     event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     seed: int = 0

@@ -43,6 +43,8 @@ def test_round_trip_restores_tables_ids_history_and_offsets(tmp_path: Path) -> N
     rows = torch.arange(len(learner.users))
     assert torch.equal(restored.learner.user_vectors(rows), learner.user_vectors(rows))
     assert torch.equal(restored.history.seen(rows), history.seen(rows))
+    assert torch.equal(restored.learner.context_table.view(), learner.context_table.view())
+    assert torch.equal(restored.learner.recent.seen(rows), learner.recent.seen(rows))
     assert torch.equal(restored.history.last_ts[rows], history.last_ts[rows])
     assert restored.learner.steps == learner.steps
 
@@ -97,7 +99,7 @@ def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -
     assert learner.users.free_count == 20
     save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
     manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
-    assert manifest["format"] == 2
+    assert manifest["format"] == 3
     assert manifest["users"].count(None) == 20
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
@@ -143,4 +145,4 @@ def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.path == good
-    assert "reads 1 and 2" in dict(restored.skipped)[future.name]
+    assert "reads 1 to 3" in dict(restored.skipped)[future.name]
