@@ -46,6 +46,7 @@ EVAL_STAMP := $(VENV)/.eval-installed
 EVAL_DATA ?= ../shared/data/ml-100k/u.data ../shared/data/ml-latest-small/ratings.csv
 EVAL_SYNTHETIC ?= 1000000
 EVAL_ALS_EVERY ?= 10000
+EVAL_SYNTHETIC_ALS_EVERY ?= 100000
 
 $(EVAL_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[embedded,dev,eval]'
@@ -56,7 +57,8 @@ $(EVAL_STAMP): $(STAMP)
 # check on the first 10k events of the first file (about 10 minutes on 2 cores).
 eval: $(EVAL_STAMP)
 	$(BIN)/recstream eval $(EVAL_DATA) --synthetic-events $(EVAL_SYNTHETIC) \
-		--als-every $(EVAL_ALS_EVERY) --kafka-check 10000 --out docs/accuracy.md
+		--als-every $(EVAL_ALS_EVERY) --synthetic-als-every $(EVAL_SYNTHETIC_ALS_EVERY) \
+		--kafka-check 10000 --out docs/accuracy.md
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu

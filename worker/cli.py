@@ -168,6 +168,12 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
 @click.option("--isgd-lr", type=float, default=0.05, show_default=True)
 @click.option("--isgd-reg", type=float, default=0.01, show_default=True)
 @click.option("--als-every", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option(
+    "--synthetic-als-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="ALS refit interval on the synthetic stream (default: --als-every).",
+)
 @click.option("--als-factors", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--als-iterations", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--als-reg", type=float, default=0.01, show_default=True)
@@ -204,6 +210,7 @@ def evaluate(
     isgd_lr: float,
     isgd_reg: float,
     als_every: int,
+    synthetic_als_every: int | None,
     als_factors: int,
     als_iterations: int,
     als_reg: float,
@@ -214,8 +221,9 @@ def evaluate(
     img_dir: Path,
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
+    from worker.evaluate.compare import run_through_kafka
     from worker.evaluate.peers import AlsConfig, IsgdConfig
-    from worker.evaluate.suite import EvalOptions, run_eval, run_through_kafka
+    from worker.evaluate.suite import EvalOptions, run_eval
 
     try:
         settings = load_settings()
@@ -248,6 +256,7 @@ def evaluate(
             regularization=als_reg,
             threads=threads,
         ),
+        synthetic_als_every=synthetic_als_every,
         windows=windows,
         threads=threads,
         kafka_check=kafka_check,

@@ -89,4 +89,4 @@ def drifting(events: int, users: int = 5_000, items: int = 2_000, seed: int = 7)
     data = Interactions(
         [str(u) for u in drawn.users.tolist()], [str(i) for i in drawn.items.tolist()], drawn.ts
     )
-    return encode(f"synthetic-drift-{events // 1000}k", data)
+    return encode(f"synthetic-drift-{events}", data)
