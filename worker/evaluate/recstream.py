@@ -47,7 +47,8 @@ class RecstreamMethod:
         known = rows >= 0
         if known.any():
             ranked = self.engine.rank(torch.from_numpy(rows[known]))
-            out[known, : ranked.item_rows.shape[1]] = self._codes(ranked)[:, :k]
+            codes = self._codes(ranked)[:, :k]
+            out[known, : codes.shape[1]] = codes
         return out
 
     def learn(self, users: IntArray, items: IntArray, ts: npt.NDArray[np.float64]) -> None:

@@ -130,6 +130,11 @@ NOTES = (
         "rule); the peers exclude everything the user clicked."
     ),
     (
+        "- re-consumed (hits): events re-clicking an item the user clicked before, left out of "
+        "the headline; hits on them come from a repeat inside one batch (seen items are known "
+        "from the batches before) and, for recstream, from clicks older than its seen history."
+    ),
+    (
         "- The ALS refit interval is set so `make eval` fits in about 15 minutes on 2 shared "
         "cores: 10 refits on each MovieLens file and on the synthetic stream (64 factors, "
         "15 iterations). Refitting more often costs linearly."

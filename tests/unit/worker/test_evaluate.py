@@ -198,12 +198,30 @@ def test_report_has_a_row_per_method_and_the_ratio() -> None:
     assert "re-consumed" in page
 
 
-def test_cli_eval_writes_the_page_and_a_plot(tmp_path: Path) -> None:
-    """`recstream eval FILE --out` runs the chosen methods and writes markdown and a PNG."""
-    pytest.importorskip("matplotlib")
+def _tiny_csv(tmp_path: Path) -> Path:
     data = tmp_path / "tiny.csv"
     rows = [f"{u},{(u * 7 + n) % 30},5,{n * 10 + u}" for n in range(20) for u in range(15)]
     data.write_text("userId,movieId,rating,timestamp\r\n" + "\r\n".join(rows) + "\r\n")
+    return data
+
+
+def test_cli_eval_prints_a_table_per_dataset_and_the_ratio(tmp_path: Path) -> None:
+    """`recstream eval FILE` (CSV with header and CRLF) prints each method's row and the ratio."""
+    data = _tiny_csv(tmp_path)
+    result = CliRunner().invoke(
+        main, ["eval", str(data), "--methods", "recstream,recent-popular", "--batch-size", "16"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| recstream |" in result.output
+    assert "| recent-popular (last 10,000) |" in result.output
+    assert "recstream HR@10 / best peer HR@10:" in result.output
+    assert not (tmp_path / "img").exists()  # no --out: nothing written
+
+
+def test_cli_eval_writes_the_page_and_a_plot(tmp_path: Path) -> None:
+    """`recstream eval FILE --out` runs the chosen methods and writes markdown and a PNG."""
+    pytest.importorskip("matplotlib")
+    data = _tiny_csv(tmp_path)
     out = tmp_path / "accuracy.md"
     result = CliRunner().invoke(
         main,
