@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu lint bench bench-quick clean
+.PHONY: install demo test test-gpu lint bench bench-quick eval clean
 
 install: $(STAMP)
 
@@ -41,6 +41,24 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/recstream bench --quick --data $(DATA) --out docs/benchmarks-cpu.md
+
+EVAL_STAMP := $(VENV)/.eval-installed
+EVAL_DATA ?= ../shared/data/ml-100k/u.data ../shared/data/ml-latest-small/ratings.csv
+EVAL_SYNTHETIC ?= 1000000
+EVAL_ALS_EVERY ?= 10000
+EVAL_SYNTHETIC_ALS_EVERY ?= 100000
+
+$(EVAL_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[embedded,dev,eval]'
+	touch $(EVAL_STAMP)
+
+# Writes docs/accuracy.md and docs/img/accuracy-*.png: prequential HR/NDCG/MRR@10 of the
+# Engine and its peers on each file plus a drifting synthetic stream, and the through-Kafka
+# check on the first 10k events of the first file (about 10 minutes on 2 cores).
+eval: $(EVAL_STAMP)
+	$(BIN)/recstream eval $(EVAL_DATA) --synthetic-events $(EVAL_SYNTHETIC) \
+		--als-every $(EVAL_ALS_EVERY) --synthetic-als-every $(EVAL_SYNTHETIC_ALS_EVERY) \
+		--kafka-check 10000 --out docs/accuracy.md
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import structlog
+import torch
 
 from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
-from models.checkpoint import load_latest
+from models.checkpoint import Restored, load_latest
 from models.rows import RowLimits, RowPolicy
 from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
+from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.settings import Settings
@@ -16,18 +18,10 @@ from worker.settings import Settings
 log = structlog.get_logger("recstream.worker")
 
 
-def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
-    """Create the learner, index and edges described by `settings`."""
-    device = resolve_device(settings.device)
-    kafka = settings.kafka
-    if kafka.create_topics:
-        ensure_topics(
-            kafka.client_config(),
-            {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
-        )
-    restored = load_latest(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
-    for name, reason in restored.skipped if restored else []:
-        log.warning("checkpoint_skipped", file=name, reason=reason)
+def build_engine(
+    settings: Settings, device: torch.device, restored: Restored | None = None
+) -> Engine:
+    """Learner, seen history and index from `settings` (or a checkpoint): worker and eval alike."""
     learner = OnlineLearner(
         LearnerConfig(
             dim=settings.dim,
@@ -63,6 +57,22 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         refresh_s=settings.index_refresh_s,
         refresh_updates=settings.index_refresh_updates,
     )
+    return Engine(learner, history, index, settings.top_k, rows)
+
+
+def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
+    """Create the learner, index and edges described by `settings`."""
+    device = resolve_device(settings.device)
+    kafka = settings.kafka
+    if kafka.create_topics:
+        ensure_topics(
+            kafka.client_config(),
+            {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
+        )
+    restored = load_latest(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
+    for name, reason in restored.skipped if restored else []:
+        log.warning("checkpoint_skipped", file=name, reason=reason)
+    engine = build_engine(settings, device, restored)
     redis = settings.redis
     sink = RedisSink(
         redis.url.get_secret_value(),
@@ -115,9 +125,6 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),
         sink=sink,
-        learner=learner,
-        history=history,
-        index=index,
+        engine=engine,
         metrics=metrics,
-        rows=rows,
     )

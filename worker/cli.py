@@ -16,6 +16,9 @@ from worker.settings import SettingsError, load_settings
 
 log = structlog.get_logger("recstream.cli")
 
+# The methods `recstream eval` knows (kept here so --help needs no numpy or torch import).
+METHOD_NAMES = ("recstream", "most-popular", "recent-popular", "isgd", "als")
+
 
 @click.group()
 def main() -> None:
@@ -128,6 +131,143 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     configure_logging("console" if sys.stderr.isatty() else "json", "info")
     run_bench(BenchOptions(device, quick, data, out, plot, title))
     print(out.read_text())
+
+
+@main.command("eval")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--synthetic-events",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also a generated stream of N events whose tastes drift half-way (0: none).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Only the first N events of each file.",
+)
+@click.option(
+    "--methods",
+    default=",".join(METHOD_NAMES),
+    show_default=True,
+    help="Comma-separated subset to run.",
+)
+@click.option("--device", default="cpu", show_default=True, help="recstream's device.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch and ALS threads.",
+)
+@click.option("--recent-window", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--isgd-k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--isgd-lr", type=float, default=0.05, show_default=True)
+@click.option("--isgd-reg", type=float, default=0.01, show_default=True)
+@click.option("--als-every", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option(
+    "--synthetic-als-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="ALS refit interval on the synthetic stream (default: --als-every).",
+)
+@click.option("--als-factors", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--als-iterations", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--als-reg", type=float, default=0.01, show_default=True)
+@click.option("--windows", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--through-kafka",
+    is_flag=True,
+    help="Only recstream: in process against the same replay through Kafka and Redis.",
+)
+@click.option(
+    "--kafka-check",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also the through-Kafka comparison on the first N events of the first file.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the markdown page here (plots go to --img-dir).",
+)
+@click.option("--img-dir", type=click.Path(path_type=Path), default=Path("docs/img"))
+def evaluate(
+    paths: tuple[Path, ...],
+    synthetic_events: int,
+    batch_size: int,
+    limit: int | None,
+    methods: str,
+    device: str,
+    threads: int,
+    recent_window: int,
+    isgd_k: int,
+    isgd_lr: float,
+    isgd_reg: float,
+    als_every: int,
+    synthetic_als_every: int | None,
+    als_factors: int,
+    als_iterations: int,
+    als_reg: float,
+    windows: int,
+    through_kafka: bool,
+    kafka_check: int,
+    out: Path | None,
+    img_dir: Path,
+) -> None:
+    """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
+    from worker.evaluate.compare import run_through_kafka
+    from worker.evaluate.peers import AlsConfig, IsgdConfig
+    from worker.evaluate.suite import EvalOptions, run_eval
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(chosen) - set(METHOD_NAMES))
+    if unknown or not chosen:
+        click.echo(f"unknown methods {unknown}; choose from {', '.join(METHOD_NAMES)}", err=True)
+        sys.exit(2)
+    if not paths and not synthetic_events:
+        click.echo("give at least one file or --synthetic-events", err=True)
+        sys.exit(2)
+    options = EvalOptions(
+        paths=list(paths),
+        settings=settings,
+        device=device,
+        synthetic_events=synthetic_events,
+        batch_size=batch_size,
+        limit=limit,
+        methods=chosen,
+        recent_window=recent_window,
+        isgd=IsgdConfig(factors=isgd_k, learning_rate=isgd_lr, regularization=isgd_reg),
+        als=AlsConfig(
+            every=als_every,
+            factors=als_factors,
+            iterations=als_iterations,
+            regularization=als_reg,
+            threads=threads,
+        ),
+        synthetic_als_every=synthetic_als_every,
+        windows=windows,
+        threads=threads,
+        kafka_check=kafka_check,
+        out=out,
+        img_dir=img_dir,
+        command="recstream eval " + " ".join(sys.argv[2:]),
+    )
+    if through_kafka:
+        run_through_kafka(options)
+    else:
+        run_eval(options)
 
 
 @main.command()

@@ -22,7 +22,6 @@ import structlog
 from index import ItemIndex
 from models import OnlineLearner, SeenHistory
 from models.checkpoint import save as save_checkpoint
-from models.rows import RowPolicy
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
@@ -86,18 +85,15 @@ class Worker:
         source: KafkaSource,
         dead_letters: DeadLetterProducer,
         sink: RedisSink,
-        learner: OnlineLearner,
-        history: SeenHistory,
-        index: ItemIndex,
+        engine: Engine,
         metrics: WorkerMetrics | None = None,
-        rows: RowPolicy | None = None,
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`; `rows` bounds the tables."""
+        """Wire the parts; nothing runs until `step` or `run`."""
         self.config = config
         self.source = source
         self.dead_letters = dead_letters
         self.sink = sink
-        self.engine = Engine(learner, history, index, config.top_k, rows)
+        self.engine = engine
         self.metrics = metrics or WorkerMetrics()
         self._count_evictions(self.engine.initial_evictions)
         self.totals = WorkerTotals()

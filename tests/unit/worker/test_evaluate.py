@@ -1,0 +1,256 @@
+"""Unit tests for `worker.evaluate`: the prequential protocol, the peers and the report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from click.testing import CliRunner
+
+from worker.cli import main
+from worker.evaluate.data import Stream, encode
+from worker.evaluate.peers import Isgd, IsgdConfig, MostPopular, RecentPopular
+from worker.evaluate.protocol import SeenItems, evaluate, top_k
+from worker.evaluate.report import DatasetResult, markdown, ratio_to_best_peer
+from worker.replay import Interactions
+from worker.synthetic import generate
+
+
+def _stream(pairs: list[tuple[str, str]]) -> Stream:
+    users, items = [u for u, _ in pairs], [i for _, i in pairs]
+    return encode("planted", Interactions(users, items, np.arange(len(pairs), dtype=np.float64)))
+
+
+class FixedList:
+    """The same list for everyone, whatever they saw: scores that can be worked out by hand."""
+
+    name = "fixed"
+
+    def __init__(self, stream: Stream, order: list[str]) -> None:
+        """The list, as the stream's item codes."""
+        self.codes = np.searchsorted(stream.item_ids, order).astype(np.int64)
+
+    def recommend(self, users: np.ndarray, seen: SeenItems, k: int) -> np.ndarray:  # noqa: ARG002
+        """The fixed list for every user."""
+        out = np.full((users.size, k), -1, dtype=np.int64)
+        out[:, : self.codes.size] = self.codes
+        return out
+
+    def learn(self, users: np.ndarray, items: np.ndarray, ts: npt.NDArray[np.float64]) -> None:
+        """Learns nothing."""
+
+
+PLANTED = [
+    ("a", "i00"),  # a's first event: not counted
+    ("a", "i03"),  # rank 3: hit
+    ("b", "i15"),  # b's first event: not counted
+    ("b", "i12"),  # not in the list: miss
+    ("a", "i00"),  # a re-consumption: counted apart, not in the headline
+    ("b", "i01"),  # rank 1: hit
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 256])
+def test_fixed_list_scores_match_the_hand_computed_values(batch_size: int) -> None:
+    """HR, NDCG and MRR of a fixed list equal the values worked out by hand, at any batch size."""
+    stream = _stream(PLANTED)
+    method = FixedList(stream, ["i15", "i01", "i00", "i03"])
+    outcome = evaluate(stream, method, batch_size, windows=2)
+    assert outcome.headline.events == 3
+    assert outcome.headline.hr == pytest.approx(2 / 3)
+    assert outcome.headline.ndcg == pytest.approx((1 / math.log2(5) + 1 / math.log2(3)) / 3)
+    assert outcome.headline.mrr == pytest.approx((1 / 4 + 1 / 2) / 3)
+    assert outcome.reconsumed == 1
+    assert outcome.reconsumed_hits == 1  # the fixed list holds i00; a real method excludes it
+    assert outcome.coverage == pytest.approx(4 / 5)
+    assert [w.events for w in outcome.windows] == [1, 2]
+
+
+def test_stream_flags_first_events_and_reconsumptions() -> None:
+    """Only a user's later events count, and a pair seen before is a re-consumption."""
+    stream = _stream(PLANTED)
+    assert stream.counted.tolist() == [False, True, False, True, True, True]
+    assert stream.repeat.tolist() == [False, False, False, False, True, False]
+    assert stream.headline.tolist() == [False, True, False, True, False, True]
+
+
+def test_most_popular_scores_the_known_hit_rate_when_one_item_dominates() -> None:
+    """Fifty users click their own item, then `hot`: every `hot` click but the first hits."""
+    users = [f"u{n:02d}" for n in range(50)]
+    pairs = [(u, f"x{u}") for u in users] + [(u, "hot") for u in users]
+    stream = _stream(pairs)
+    outcome = evaluate(stream, MostPopular(stream.n_items), 1)
+    # The first `hot` has no count yet; later ones top every list (ties go to the lower id).
+    assert outcome.headline.events == 50
+    assert outcome.headline.hr == pytest.approx(49 / 50)
+    assert outcome.headline.mrr == pytest.approx(49 / 50)
+
+
+def test_popular_lists_leave_out_what_the_user_has_seen() -> None:
+    """A user who clicked the top item gets the next ones; never-clicked items are not listed."""
+    popular = MostPopular(4)
+    popular.learn(np.array([0, 0, 1, 1, 2]), np.array([0, 0, 1, 1, 2]), np.zeros(5))
+    seen = SeenItems(3)
+    seen.add(np.array([0]), np.array([0]))
+    lists = popular.recommend(np.array([0, 1]), seen, 3)
+    assert lists.tolist() == [[1, 2, -1], [0, 1, 2]]
+
+
+def test_recent_popular_forgets_events_older_than_its_window() -> None:
+    """Counts cover only the last `window` events."""
+    recent = RecentPopular(3, window=2)
+    recent.learn(np.zeros(3, dtype=np.int64), np.array([0, 0, 1]), np.zeros(3))
+    recent.learn(np.zeros(1, dtype=np.int64), np.array([2]), np.zeros(1))
+    assert recent.counts.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_top_k_breaks_ties_to_the_lower_column_and_pads() -> None:
+    """Equal scores go to the lower item; excluded cells and a short catalogue give -1."""
+    scores = np.array([[1.0, 3.0, 3.0]])
+    exclude = np.array([[False, False, True]])
+    assert top_k(scores, exclude, 4).tolist() == [[1, 0, -1, -1]]
+    assert top_k(np.array([[2.0, 2.0, 5.0]]), np.zeros((1, 3), bool), 2).tolist() == [[2, 0]]
+
+
+def test_isgd_update_follows_the_paper_formula() -> None:
+    """One click moves A_u and B_i by lr * (err * other - reg * own), with err = 1 - A_u . B_i."""
+    isgd = Isgd(1, 2, IsgdConfig(factors=2, learning_rate=0.1, regularization=0.5))
+    isgd.user_vecs[0] = [1.0, 0.0]
+    isgd.item_vecs[1] = [0.5, 0.5]
+    isgd.learn(np.array([0]), np.array([1]), np.zeros(1))
+    err = 1.0 - 0.5
+    assert isgd.user_vecs[0].tolist() == pytest.approx([1 + 0.1 * (err * 0.5 - 0.5), 0.1 * 0.25])
+    assert isgd.item_vecs[1].tolist() == pytest.approx([0.5 + 0.1 * (err - 0.25), 0.5 - 0.025])
+    assert isgd.known_items.tolist() == [False, True]
+
+
+def test_isgd_ranks_only_items_it_has_seen_and_the_user_has_not() -> None:
+    """Unknown items and the user's own clicks never appear in ISGD's lists."""
+    stream = _stream([("a", "p"), ("b", "q"), ("a", "r"), ("c", "s")])
+    isgd = Isgd(stream.n_users, stream.n_items, IsgdConfig(seed=3))
+    outcome = evaluate(stream, isgd, 1)
+    assert outcome.headline.events == 1
+    seen = SeenItems(stream.n_users)
+    seen.add(stream.users[:1], stream.items[:1])
+    lists = isgd.recommend(np.array([0]), seen, 10)
+    assert set(lists[0][lists[0] >= 0].tolist()) == {1, 2, 3}
+
+
+def test_als_falls_back_to_popular_then_ranks_a_users_own_block() -> None:
+    """Before its first fit ALS lists by popularity; after it, a user's unseen block item leads."""
+    pytest.importorskip("implicit")
+    from worker.evaluate.peers import AlsConfig, PeriodicAls
+
+    # Two blocks: users 0-9 click items 0-4, users 10-19 click items 5-9 (the lower ids more).
+    users, items = [], []
+    for user in range(20):
+        block = 0 if user < 10 else 5
+        for item in range(block, block + 5 - (user % 2)):
+            users.append(user)
+            items.append(item)
+    als = PeriodicAls(21, 10, AlsConfig(every=len(users), factors=4, iterations=20, threads=1))
+    seen = SeenItems(21)
+    before = als.recommend(np.array([0]), seen, 3)
+    assert (before == -1).all()  # nothing counted yet: no popular list either
+    als.learn(np.array(users), np.array(items), np.zeros(len(users)))
+    seen.add(np.array(users), np.array(items))
+    assert als.fits == 1
+    lists = als.recommend(np.array([1, 11, 20]), seen, 3)
+    assert lists[0][0] == 4  # user 1 (odd) has not clicked item 4 of its block
+    assert lists[1][0] == 9
+    popular = MostPopular(10)
+    popular.learn(np.array(users), np.array(items), np.zeros(len(users)))
+    # User 20 is not in the fit: the popular list.
+    assert lists[2].tolist() == popular.recommend(np.array([20]), seen, 3)[0].tolist()
+
+
+def test_drifting_stream_changes_tastes_at_the_midpoint_only() -> None:
+    """Before the drift users click the undrifted stream's genres; after it, their new ones."""
+    plain = generate(20_000, users=50, items=200, seed=3)
+    drift = generate(20_000, users=50, items=200, seed=3, drift_at=0.5)
+    assert drift.drift_index == 10_000
+    assert np.array_equal(plain.users, drift.users)
+    genre = drift.item_genre  # same seed: same catalogue
+    assert np.array_equal(genre[plain.items[:10_000]], genre[drift.items[:10_000]])
+    assert drift.user_taste_after is not None
+    assert not np.array_equal(drift.user_taste_after, drift.user_taste)
+    after = drift.item_genre[drift.items[10_000:]]
+    user = int(np.bincount(drift.users).argmax())
+    mine = after[drift.users[10_000:] == user]
+    favourites = set(np.argsort(-drift.user_taste_after[user])[:2].tolist())
+    assert np.isin(mine, list(favourites)).mean() > 0.5
+
+
+def test_report_has_a_row_per_method_and_the_ratio() -> None:
+    """The page lists every method with its numbers and recstream's ratio to the best peer."""
+    stream = _stream(PLANTED)
+    fixed = evaluate(stream, FixedList(stream, ["i15", "i01", "i00", "i03"]), 2)
+    other = evaluate(stream, FixedList(stream, ["i01"]), 2)
+    fixed.method = "recstream"
+    result = DatasetResult("planted", 6, 2, 5, 3, [fixed, other])
+    page = markdown([result], ["# title"], Path("docs"))
+    assert "| recstream | 0.6667 | 0.3539 |" in page
+    assert "| fixed | 0.3333 |" in page
+    assert ratio_to_best_peer(result) == pytest.approx(2.0)
+    assert "re-consumed" in page
+
+
+def _tiny_csv(tmp_path: Path) -> Path:
+    data = tmp_path / "tiny.csv"
+    rows = [f"{u},{(u * 7 + n) % 30},5,{n * 10 + u}" for n in range(20) for u in range(15)]
+    data.write_text("userId,movieId,rating,timestamp\r\n" + "\r\n".join(rows) + "\r\n")
+    return data
+
+
+def test_cli_eval_prints_a_table_per_dataset_and_the_ratio(tmp_path: Path) -> None:
+    """`recstream eval FILE` (CSV with header and CRLF) prints each method's row and the ratio."""
+    data = _tiny_csv(tmp_path)
+    result = CliRunner().invoke(
+        main, ["eval", str(data), "--methods", "recstream,recent-popular", "--batch-size", "16"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| recstream |" in result.output
+    assert "| recent-popular (last 10,000) |" in result.output
+    assert "recstream HR@10 / best peer HR@10:" in result.output
+    assert not (tmp_path / "img").exists()  # no --out: nothing written
+
+
+def test_cli_eval_writes_the_page_and_a_plot(tmp_path: Path) -> None:
+    """`recstream eval FILE --out` runs the chosen methods and writes markdown and a PNG."""
+    pytest.importorskip("matplotlib")
+    data = _tiny_csv(tmp_path)
+    out = tmp_path / "accuracy.md"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(data),
+            "--methods",
+            "recstream,most-popular,isgd",
+            "--batch-size",
+            "16",
+            "--out",
+            str(out),
+            "--img-dir",
+            str(tmp_path / "img"),
+        ],
+        env={"RECSTREAM_DIM": "8"},
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "| recstream |" in page
+    assert "| ISGD |" in page
+    assert "dim 8" in page  # the Engine was built from RECSTREAM_* settings
+    assert (tmp_path / "img" / "accuracy-tiny.png").stat().st_size > 1000
+    assert "recstream HR@10 / best peer HR@10" in result.output
+
+
+def test_cli_eval_rejects_unknown_methods(tmp_path: Path) -> None:
+    """A method name the eval does not know is a usage error, exit code 2."""
+    data = tmp_path / "tiny.csv"
+    data.write_text("1,2,3\n")
+    result = CliRunner().invoke(main, ["eval", str(data), "--methods", "svd"])
+    assert result.exit_code == 2

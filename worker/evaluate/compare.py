@@ -1,0 +1,120 @@
+"""In process against through Kafka: the same replay, the Engine's lists against Redis's."""
+
+from __future__ import annotations
+
+import uuid
+
+from models import resolve_device
+from worker.app import build_engine
+from worker.evaluate.data import Stream
+from worker.evaluate.protocol import Outcome, evaluate
+from worker.evaluate.recstream import RecstreamMethod
+from worker.evaluate.report import DatasetResult, table
+from worker.evaluate.suite import EvalOptions, engine_settings, limit_threads, load_streams
+from worker.settings import Settings
+
+
+def wire_settings(
+    settings: Settings, bootstrap: str, redis_url: str, tag: str, batch_size: int
+) -> Settings:
+    """`settings` pointed at a broker and Redis, with a private topic, group and key prefix."""
+    from worker.settings import KafkaSettings, RedisSettings
+
+    return settings.model_copy(
+        update={
+            "kafka": KafkaSettings(
+                bootstrap=bootstrap,
+                topic=f"eval-{tag}",
+                dlq_topic=f"eval-{tag}.dlq",
+                group=f"eval-{tag}",
+                topic_partitions=1,  # one partition keeps the file's order inside a batch
+                session_timeout_ms=6_000,
+            ),
+            "redis": RedisSettings(url=redis_url, prefix=f"eval-{tag}:", ttl_s=3_600),
+            "batch_size": batch_size,
+            "batch_ms": 2_000,  # the whole batch is on the broker before the worker polls
+            "metrics_port": 0,
+            "checkpoint_dir": None,
+        }
+    )
+
+
+def in_process_pair(stream: Stream, options: EvalOptions) -> list[Outcome]:
+    """Recstream in process, reading fresh lists and reading the lists it published."""
+    settings = engine_settings(options)
+    outcomes = []
+    for published in (False, True):
+        engine = build_engine(settings, resolve_device(settings.device))
+        method = RecstreamMethod(engine, stream, published=published)
+        outcomes.append(evaluate(stream, method, options.batch_size, windows=options.windows))
+    return outcomes
+
+
+def through_kafka(stream: Stream, settings: Settings, options: EvalOptions) -> Outcome:
+    """The replay through the broker, the worker and Redis that `settings` point at."""
+    from worker.evaluate.kafka import ThroughKafka
+
+    method = ThroughKafka(settings, stream)
+    try:
+        outcome = evaluate(stream, method, options.batch_size, windows=options.windows)
+    finally:
+        method.close()
+    split = sum(1 for n in method.batches_seen if n != 1)
+    print(f"  through Kafka: {split} of {len(method.batches_seen)} batches split by the worker")
+    return outcome
+
+
+def kafka_comparison(stream: Stream, options: EvalOptions) -> DatasetResult:
+    """In process against through Kafka, on embedded Tansu and Valkey."""
+    from worker.embedded import embedded_servers
+
+    outcomes = in_process_pair(stream, options)
+    with embedded_servers() as (kafka, redis):
+        settings = wire_settings(
+            engine_settings(options),
+            kafka.bootstrap,
+            redis.url,
+            uuid.uuid4().hex[:8],
+            options.batch_size,
+        )
+        outcomes.append(through_kafka(stream, settings, options))
+    return DatasetResult(
+        name=f"{stream.name}, first {len(stream):,} events",
+        events=len(stream),
+        users=stream.n_users,
+        items=stream.n_items,
+        headline_events=int(stream.headline.sum()),
+        outcomes=outcomes,
+    )
+
+
+def run_through_kafka(options: EvalOptions) -> list[DatasetResult]:
+    """`--through-kafka`: each stream in process and through the broker, worker and Redis."""
+    results = []
+    with limit_threads(options.threads):
+        for stream in load_streams(options):
+            print(f"{stream.name}: {len(stream):,} events", flush=True)
+            result = kafka_comparison(stream, options)
+            print("\n".join(table(result)))
+            results.append(result)
+    return results
+
+
+def kafka_section(check: DatasetResult) -> list[str]:
+    """The through-Kafka agreement table for the page."""
+    return [
+        "## Through Kafka and Redis against in process",
+        "",
+        (
+            f"The same replay ({check.name}) through the embedded Tansu broker, the worker "
+            "(in process, `build_worker`, batch size = the eval's, one partition) and Valkey: "
+            "each batch is produced, the worker steps until it has committed it, then the next "
+            "batch's users' lists are read from Redis and scored by the same code. Redis holds "
+            "the list published after each user's last batch, so it matches the in-process "
+            "`published lists` reading; `recstream` (fresh lists from the model before the "
+            "batch) is the protocol's reading used in the tables above."
+        ),
+        "",
+        *table(check),
+        "",
+    ]

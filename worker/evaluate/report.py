@@ -1,0 +1,115 @@
+"""Results as markdown tables and a PNG of HR@10 over the stream per dataset."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.evaluate.protocol import K, Outcome
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    """Every method on one stream, and what the stream is."""
+
+    name: str
+    events: int
+    users: int
+    items: int
+    headline_events: int
+    outcomes: list[Outcome]
+    plot: Path | None = None
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a dataset name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def ratio_to_best_peer(result: DatasetResult, ours: str = "recstream") -> float:
+    """Recstream's HR@K over the best other method's (NaN without both)."""
+    mine = [o.headline.hr for o in result.outcomes if o.method == ours]
+    peers = [o.headline.hr for o in result.outcomes if not o.method.startswith("recstream")]
+    if not mine or not peers or max(peers) == 0:
+        return float("nan")
+    return mine[0] / max(peers)
+
+
+def table(result: DatasetResult) -> list[str]:
+    """One markdown table: a row per method."""
+    lines = [
+        f"| method | HR@{K} | NDCG@{K} | MRR@{K} | coverage | events/s | re-consumed (hits) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for o in result.outcomes:
+        s = o.headline
+        lines.append(
+            f"| {o.method} | {s.hr:.4f} | {s.ndcg:.4f} | {s.mrr:.4f} | {o.coverage:.1%} "
+            f"| {o.events_per_s:,.0f} | {o.reconsumed:,} ({o.reconsumed_hits:,}) |"
+        )
+    return lines
+
+
+def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
+    """A dataset's heading, shape, table, ratio and plot link."""
+    lines = [
+        f"### {result.name}",
+        "",
+        (
+            f"{result.events:,} events, {result.users:,} users, {result.items:,} items; "
+            f"{result.headline_events:,} events scored (a returning user, an item new to them)."
+        ),
+        "",
+        *table(result),
+        "",
+        f"recstream HR@{K} / best peer HR@{K}: **{ratio_to_best_peer(result):.2f}**",
+    ]
+    if result.plot is not None:
+        rel = (
+            result.plot.relative_to(doc_dir) if result.plot.is_relative_to(doc_dir) else result.plot
+        )
+        lines += ["", f"![HR@{K} over the stream, {result.name}]({rel.as_posix()})"]
+    return [*lines, ""]
+
+
+def plot_windows(result: DatasetResult, path: Path, drift_at: float | None = None) -> None:
+    """HR@K per time window for every method, as a PNG."""
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for o in result.outcomes:
+        n = len(o.windows)
+        centres = [(w + 0.5) / n * 100 for w in range(n)]
+        ax.plot(centres, [s.hr for s in o.windows], marker="o", markersize=3, label=o.method)
+    if drift_at is not None:
+        ax.axvline(drift_at * 100, color="grey", linestyle=":", label="tastes drift")
+    ax.set(
+        xlabel="position in the stream (% of events)",
+        ylabel=f"HR@{K} in the window",
+        title=f"Prequential HR@{K}, {result.name}",
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(visible=True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(
+    results: Sequence[DatasetResult],
+    header: Sequence[str],
+    doc_dir: Path,
+    extra: Sequence[str] = (),
+) -> str:
+    """The whole page: `header` lines, a section per dataset, then `extra` lines."""
+    lines = [*header, ""]
+    for result in results:
+        lines += dataset_section(result, doc_dir)
+    return "\n".join([*lines, *extra]).rstrip() + "\n"
