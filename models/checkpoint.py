@@ -4,6 +4,11 @@ Written atomically (temporary files, fsync, rename; the manifest last and
 holding the tensor file's SHA-256), so a crash mid-write leaves either the
 previous checkpoint or a manifest-less file that `load_latest` ignores. No
 pickle anywhere: safetensors holds only raw tensors.
+
+Format 2 (bounded rows): the id lists hold null for a free row (a hole), the
+manifest holds each kind's pending occurrence counts, and the tensors hold
+each row's last sight. Format 1 (no holes) still loads: last sights are
+taken from the seen history (users) and its newest event time (items).
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from models.history import SeenHistory
 from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
+from models.rows import RowPolicy, RowState
 
-FORMAT = 1
+FORMAT = 2
+_READABLE = (1, 2)
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
 
 
@@ -35,6 +43,7 @@ class Restored:
     history: SeenHistory
     offsets: dict[tuple[str, int], int]
     path: Path
+    rows: RowState
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
 
@@ -60,8 +69,9 @@ def save(
     learner: OnlineLearner,
     history: SeenHistory,
     offsets: dict[tuple[str, int], int],
+    rows: RowPolicy | None = None,
 ) -> Path:
-    """Write one checkpoint; returns the manifest's path."""
+    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = f"{time.time_ns()}"
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
@@ -75,6 +85,12 @@ def save(
         "history_written": history.written[: users.rows].contiguous().cpu(),
         "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
     }
+    pending: dict[str, list[tuple[str, int]]] = {"users": [], "items": []}
+    if rows is not None:
+        state = rows.state()
+        tensors["user_last_seen"] = torch.from_numpy(state.user_last_seen[: users.rows].copy())
+        tensors["item_last_seen"] = torch.from_numpy(state.item_last_seen[: items.rows].copy())
+        pending = {"users": state.pending_users, "items": state.pending_items}
     tmp = tensors_path.with_suffix(".safetensors.tmp")
     save_file(tensors, str(tmp))
     with tmp.open("rb") as handle:
@@ -90,6 +106,8 @@ def save(
         "steps": learner.steps,
         "users": learner.users.ids(),
         "items": learner.items.ids(),
+        "pending_users": pending["users"],
+        "pending_items": pending["items"],
         "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
     }
     manifest_path = directory / f"ckpt-{stamp}.json"
@@ -108,8 +126,8 @@ def _prune(directory: Path) -> None:
 
 def _load(manifest_path: Path, device: torch.device) -> Restored:
     manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"unknown format {manifest.get('format')!r}")
+    if manifest.get("format") not in _READABLE:
+        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 and 2)")
     tensors_path = manifest_path.parent / manifest["tensors"]
     if _sha256(tensors_path) != manifest["sha256"]:
         raise ValueError("tensor file does not match its checksum")
@@ -133,7 +151,28 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
     history.written[: len(users)] = tensors["history_written"].to(device)
     history.last_ts[: len(users)] = tensors["history_last_ts"].to(device)
     offsets = {(str(t), int(p)): int(o) for t, p, o in manifest["offsets"]}
-    return Restored(learner, history, offsets, manifest_path)
+    return Restored(learner, history, offsets, manifest_path, _row_state(manifest, tensors))
+
+
+def _row_state(manifest: dict[str, object], tensors: dict[str, torch.Tensor]) -> RowState:
+    """The row policy's state; a format 1 checkpoint (or one saved without it) gets stand-ins."""
+    user_ts = tensors["history_last_ts"].double().numpy()
+    if "user_last_seen" in tensors:
+        user_seen = tensors["user_last_seen"].double().numpy()
+        item_seen = tensors["item_last_seen"].double().numpy()
+    else:  # users: their newest event; items: the newest event of all (no sight is older)
+        user_seen = user_ts.copy()
+        item_seen = np.full(tensors["item_weight"].shape[0], user_ts.max(initial=0.0))
+    pending_users = manifest.get("pending_users") or []
+    pending_items = manifest.get("pending_items") or []
+    if not isinstance(pending_users, list) or not isinstance(pending_items, list):
+        raise TypeError("pending counts must be lists of [id, count]")
+    return RowState(
+        user_seen,
+        item_seen,
+        [(str(key), int(count)) for key, count in pending_users],
+        [(str(key), int(count)) for key, count in pending_items],
+    )
 
 
 def load_latest(directory: Path, device: torch.device) -> Restored | None:

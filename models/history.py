@@ -22,6 +22,7 @@ class SeenHistory:
             raise ValueError(f"history length must be >= 1, got {length}")
         self.length = length
         self.device = device
+        self.max_users: int | None = None  # growth never allocates past this (a row cap)
         self.items = torch.full((0, length), -1, dtype=torch.int64, device=device)
         self.written = torch.zeros(0, dtype=torch.int64, device=device)
         self.last_ts = torch.zeros(0, dtype=torch.float64, device=device)
@@ -38,6 +39,8 @@ class SeenHistory:
         capacity = max(_MIN_CAPACITY, self.capacity)
         while capacity < users:
             capacity *= 2
+        if self.max_users is not None:
+            capacity = max(users, min(capacity, self.max_users))
         items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
         items[: self.capacity] = self.items
         written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
@@ -45,6 +48,16 @@ class SeenHistory:
         last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
         last_ts[: self.capacity] = self.last_ts
         self.items, self.written, self.last_ts = items, written, last_ts
+
+    def reset(self, users: torch.Tensor) -> None:
+        """Forget `users` (rows handed to new users): no items, no clicks, no event time."""
+        if users.numel() == 0:
+            return
+        users = users.to(self.device)
+        self.ensure_users(int(users.max()) + 1)
+        self.items[users] = -1
+        self.written[users] = 0
+        self.last_ts[users] = 0.0
 
     def add(self, users: torch.Tensor, items: torch.Tensor, ts: torch.Tensor) -> None:
         """Fold a batch of (user, item, time) clicks in, vectorised over the batch.

@@ -78,9 +78,15 @@ class OnlineLearner:
         self.steps = 0
 
     def sync_rows(self) -> None:
-        """Give every id the maps know a table row (call after `rows_for`)."""
-        self.user_table.ensure_rows(len(self.users))
-        self.item_table.ensure_rows(len(self.items))
+        """Give every row the maps handed out a table row (call after `rows_for`)."""
+        self.user_table.ensure_rows(self.users.extent)
+        self.item_table.ensure_rows(self.items.extent)
+
+    def reset_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
+        """Make user and item rows fresh (rows reused for new ids): new values, no state."""
+        self.sync_rows()
+        self.user_table.reset(users)
+        self.item_table.reset(items)
 
     def learn(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> LearnStats:
         """Take one step on a batch of positive (user row, item row, weight) events."""

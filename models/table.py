@@ -34,6 +34,7 @@ class EmbeddingTable:
         self.constant_last = constant_last
         self._generator = generator
         self.rows = 0
+        self.max_rows: int | None = None  # growth never allocates past this (a row cap)
         self.weight = torch.empty(0, dim, device=device)
         self.grad_sq = torch.empty(0, 2, device=device)
 
@@ -50,21 +51,30 @@ class EmbeddingTable:
             capacity = max(_MIN_CAPACITY, self.capacity)
             while capacity < rows:
                 capacity *= 2
+            if self.max_rows is not None:
+                capacity = max(rows, min(capacity, self.max_rows))
             weight = torch.empty(capacity, self.dim, device=self.device)
             weight[: self.rows] = self.weight[: self.rows]
             grad_sq = torch.zeros(capacity, 2, device=self.device)
             grad_sq[: self.rows] = self.grad_sq[: self.rows]
             self.weight, self.grad_sq = weight, grad_sq
-        fresh = torch.randn(
-            rows - self.rows, self.dim, generator=self._generator, device=self.device
-        ).mul_(self.init_std)
-        if self.constant_last is not None:
-            fresh[:, -1] = self.constant_last
-        else:
-            fresh[:, -1] = 0.0
-        self.weight[self.rows : rows] = fresh
+        self.weight[self.rows : rows] = self._fresh(rows - self.rows)
         self.grad_sq[self.rows : rows] = 0.0
         self.rows = rows
+
+    def _fresh(self, count: int) -> torch.Tensor:
+        fresh = torch.randn(count, self.dim, generator=self._generator, device=self.device)
+        fresh.mul_(self.init_std)
+        fresh[:, -1] = 0.0 if self.constant_last is None else self.constant_last
+        return fresh
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Make existing `rows` fresh again: new random values, no optimiser state."""
+        if rows.numel() == 0:
+            return
+        rows = rows.to(self.device)
+        self.weight[rows] = self._fresh(rows.numel())
+        self.grad_sq[rows] = 0.0
 
     def view(self) -> torch.Tensor:
         """The used rows, as a view that stays valid until the next growth."""

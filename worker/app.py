@@ -7,6 +7,7 @@ import structlog
 from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
 from models.checkpoint import load_latest
+from models.rows import RowLimits, RowPolicy
 from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
@@ -47,6 +48,13 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             items=len(learner.items),
             partitions=len(restored.offsets),
         )
+    rows = RowPolicy.over(
+        learner.users,
+        learner.items,
+        RowLimits(settings.max_users, settings.id_ttl_s, settings.min_occurrences),
+        RowLimits(settings.max_items, settings.id_ttl_s, settings.min_occurrences),
+        restored.rows if restored else None,
+    )
     index = make_index(
         settings.index_kind,
         nlist=settings.index_nlist,
@@ -89,6 +97,10 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         top_k=settings.top_k,
         batch_size=settings.batch_size,
         batch_ms=settings.batch_ms,
+        max_users=settings.max_users,
+        max_items=settings.max_items,
+        id_ttl_s=settings.id_ttl_s,
+        min_occurrences=settings.min_occurrences,
     )
     return Worker(
         LoopConfig(
@@ -106,4 +118,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         history=history,
         index=index,
         metrics=metrics,
+        rows=rows,
     )

@@ -12,17 +12,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import structlog
-import torch
 
-from index import ItemIndex, top_k_excluding
-from models import ModelFitError, OnlineLearner, SeenHistory
+from index import ItemIndex
+from models import OnlineLearner, SeenHistory
 from models.checkpoint import save as save_checkpoint
+from models.rows import RowPolicy
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
@@ -33,6 +33,7 @@ from stream import (
     decode_messages,
     encode_recommendation,
 )
+from worker.engine import Engine, Learned
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
 
@@ -71,6 +72,8 @@ class BatchReport:
     index_version: int
     latencies_s: np.ndarray
     stage_s: dict[str, float]
+    unlearned: int = 0  # events without a user or item row: committed, not learned
+    evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
 
 
 class Worker:
@@ -87,16 +90,16 @@ class Worker:
         history: SeenHistory,
         index: ItemIndex,
         metrics: WorkerMetrics | None = None,
+        rows: RowPolicy | None = None,
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`."""
+        """Wire the parts; nothing runs until `step` or `run`; `rows` bounds the tables."""
         self.config = config
         self.source = source
         self.dead_letters = dead_letters
         self.sink = sink
-        self.learner = learner
-        self.history = history
-        self.index = index
+        self.engine = Engine(learner, history, index, config.top_k, rows)
         self.metrics = metrics or WorkerMetrics()
+        self._count_evictions(self.engine.initial_evictions)
         self.totals = WorkerTotals()
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
@@ -104,6 +107,21 @@ class Worker:
         # Offsets the model has learned up to: committed batches only.
         self.learned_offsets: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
+
+    @property
+    def learner(self) -> OnlineLearner:
+        """The online model."""
+        return self.engine.learner
+
+    @property
+    def history(self) -> SeenHistory:
+        """Each user's recent clicks, excluded from their lists."""
+        return self.engine.history
+
+    @property
+    def index(self) -> ItemIndex:
+        """The item index the lists are searched in."""
+        return self.engine.index
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -186,7 +204,7 @@ class Worker:
         for error in polled.errors:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
-            self._idle()
+            self.engine.refresh_idle()
             return None
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -195,7 +213,7 @@ class Worker:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
         stage["decode"] = time.perf_counter() - t0
-        recs, loss = self._learn_and_rank(batch, stage) if len(batch) else ([], 0.0)
+        recs, learned = self._learn_and_rank(batch, stage) if len(batch) else ([], None)
         t1 = time.perf_counter()
         now = time.time()
         version = self.index.version
@@ -221,58 +239,27 @@ class Worker:
             events=len(batch),
             dead_lettered=len(batch.rejected),
             users_published=len(payloads),
-            loss=loss,
+            loss=learned.loss if learned else 0.0,
             index_version=version,
             latencies_s=latencies,
             stage_s=stage,
+            unlearned=learned.unlearned if learned else 0,
+            evictions=learned.evictions if learned else {},
         )
         self._account(report, time.perf_counter() - t0)
         return report
 
     def _learn_and_rank(
         self, batch: DecodedBatch, stage: dict[str, float]
-    ) -> tuple[list[Recommendation], float]:
+    ) -> tuple[list[Recommendation], Learned]:
         t0 = time.perf_counter()
-        learner, device = self.learner, self.learner.device
-        user_rows = torch.from_numpy(learner.users.rows_for(batch.users)).to(device)
-        item_rows = torch.from_numpy(learner.items.rows_for(batch.items)).to(device)
         event_ts, weights = batch.arrays()
-        try:
-            stats = learner.learn(user_rows, item_rows, torch.from_numpy(weights).to(device))
-            loss, changed = stats.loss, stats.item_rows
-        except ModelFitError:
-            # The step was not applied; the lists still go out from the model as it stands.
-            log.exception("batch_not_learned", events=len(batch))
-            loss, changed = float("nan"), item_rows.new_empty(0)
-        self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
-        self.index.refresh(learner.item_vectors(), changed)
+        learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
         stage["learn"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        touched = torch.unique(user_rows)
-        top = top_k_excluding(
-            self.index,
-            learner.user_vectors(touched),
-            self.history.seen(touched),
-            self.history.seen_counts(touched),
-            self.config.top_k,
-        )
-        rows = top.rows.cpu().numpy()
-        scores = top.scores.cpu().numpy()
-        last_ts = self.history.last_ts[touched].cpu().numpy()
-        users = learner.users.ids_of(touched.cpu().numpy())
+        ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
-        valid = rows >= 0
-        full = valid.all(axis=1)
-        item_ids = learner.items.ids_of(np.where(valid, rows, 0))
-        recs = []
-        for n, user in enumerate(users):
-            keep = valid[n]
-            if full[n]:
-                items, row_scores = item_ids[n].tolist(), scores[n].tolist()
-            else:
-                items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
-            recs.append(Recommendation(user, items, row_scores, float(last_ts[n])))
-        return recs, loss
+        return self.engine.recommendations(ranked), learned
 
     def checkpoint(self) -> Path | None:
         """Write the model, the seen history and the offsets they reflect (if configured)."""
@@ -280,7 +267,9 @@ class Worker:
         if directory is None:
             return None
         start = time.perf_counter()
-        path = save_checkpoint(directory, self.learner, self.history, self.learned_offsets)
+        path = save_checkpoint(
+            directory, self.learner, self.history, self.learned_offsets, self.engine.rows
+        )
         self._last_checkpoint = time.monotonic()
         self.metrics.last_checkpoint.set(time.time())
         log.info(
@@ -291,12 +280,6 @@ class Worker:
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
         return path
-
-    def _idle(self) -> None:
-        """No messages: still let the index swap in a finished background build."""
-        if len(self.learner.items):
-            none = torch.empty(0, dtype=torch.int64, device=self.learner.device)
-            self.index.refresh(self.learner.item_vectors(), none)
 
     def _retry(self, stage: str, action: Callable[[], T]) -> T:
         """Run `action`, retrying transient faults with capped exponential backoff."""
@@ -328,6 +311,8 @@ class Worker:
             totals.stage_s[name] = totals.stage_s.get(name, 0.0) + seconds
         for latency in report.latencies_s[:: max(1, report.latencies_s.size // 256)]:
             metrics.click_to_redis_seconds.observe(float(latency))
+        metrics.events_unlearned.inc(report.unlearned)
+        self._count_evictions(report.evictions)
         metrics.loss.set(report.loss)
         metrics.index_version.set(report.index_version)
         metrics.index_built_at.set(self.index.built_at)
@@ -339,9 +324,15 @@ class Worker:
             "batch_published",
             messages=report.messages,
             events=report.events,
+            unlearned=report.unlearned,
             dead_lettered=report.dead_lettered,
             users=report.users_published,
             loss=round(report.loss, 4),
             index_version=report.index_version,
             duration_ms=round(duration_s * 1000, 2),
+            **{f"evicted_{kind}_{cause}": n for (kind, cause), n in report.evictions.items()},
         )
+
+    def _count_evictions(self, evictions: dict[tuple[str, str], int]) -> None:
+        for (kind, cause), rows in evictions.items():
+            self.metrics.evictions.labels(kind=kind, cause=cause).inc(rows)

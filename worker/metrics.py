@@ -59,6 +59,17 @@ class WorkerMetrics:
         )
         self.users = Gauge("recstream_users", "Users with a row", registry=r)
         self.items = Gauge("recstream_items", "Items with a row", registry=r)
+        self.evictions = Counter(
+            "recstream_rows_evicted",
+            "Rows freed: kind user or item, cause lru (a cap) or ttl",
+            ["kind", "cause"],
+            registry=r,
+        )
+        self.events_unlearned = Counter(
+            "recstream_events_unlearned",
+            "Valid events not learned for lack of a user or item row (still committed)",
+            registry=r,
+        )
         self.lag = Gauge(
             "recstream_consumer_lag",
             "Messages behind the end of the assigned partitions",

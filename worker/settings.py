@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     seen_history: int = Field(default=1024, ge=1, le=1900)
     event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     seed: int = 0
+    # bounded state (README: memory per row)
+    max_users: int = Field(default=1_000_000, ge=1, le=1 << 40)
+    max_items: int = Field(default=1_000_000, ge=1, le=1 << 40)
+    id_ttl_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    min_occurrences: int = Field(default=1, ge=1, le=1_000_000)
     # batching
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_ms: int = Field(default=50, ge=1, le=60_000)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models import LearnerConfig, OnlineLearner, SeenHistory
 from models.checkpoint import load_latest, save
+from models.rows import RowLimits, RowPolicy
 
 CPU = torch.device("cpu")
 
@@ -73,3 +76,71 @@ def test_no_checkpoint_means_none_and_old_ones_are_pruned(tmp_path: Path) -> Non
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.offsets == {("clicks", 0): 4}
+
+
+def _bounded(learner: OnlineLearner) -> RowPolicy:
+    policy = RowPolicy.over(
+        learner.users, learner.items, RowLimits(30, ttl_s=40.0), RowLimits(50, min_occurrences=2)
+    )
+    policy.users.admit([f"u{n}" for n in range(30)], 0.0)
+    policy.users.admit([f"u{n}" for n in range(0, 30, 3)], 100.0)
+    policy.users.expire(100.0)  # every user not seen at t=100 becomes a hole
+    policy.items.admit(["rare", "rarer", "rare"], 100.0)
+    learner.sync_rows()
+    return policy
+
+
+def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -> None:
+    """Free rows, each row's last sight and the pending occurrence counts come back equal."""
+    learner, history = _trained()
+    policy = _bounded(learner)
+    assert learner.users.free_count == 20
+    save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
+    manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
+    assert manifest["format"] == 2
+    assert manifest["users"].count(None) == 20
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    again = restored.learner
+    assert again.users.ids() == learner.users.ids()
+    assert again.items.ids() == learner.items.ids()
+    assert again.users.free_count == 20
+    assert np.array_equal(restored.rows.user_last_seen, policy.users.last_seen)
+    assert np.array_equal(restored.rows.item_last_seen, policy.items.last_seen)
+    assert restored.rows.pending_items == [("rarer", 1)]
+    rebuilt = RowPolicy.over(
+        again.users, again.items, RowLimits(30), RowLimits(50, min_occurrences=2), restored.rows
+    )
+    assert rebuilt.items.admit(["rarer"], 101.0).rows[0] >= 0  # its second sighting
+    new_row = rebuilt.users.admit(["fresh"], 101.0).rows[0]
+    assert learner.users.ids()[new_row] is None  # a restored hole is reused
+
+
+def test_a_format_1_checkpoint_still_loads(tmp_path: Path) -> None:
+    """A checkpoint written before bounded rows loads with last sights from the seen history."""
+    learner, history = _trained()
+    manifest_path = save(tmp_path, learner, history, {("clicks", 0): 1})
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format"] = 1
+    del manifest["pending_users"], manifest["pending_items"]
+    manifest_path.write_text(json.dumps(manifest))
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.skipped == []
+    users = len(learner.users)
+    assert np.array_equal(restored.rows.user_last_seen, history.last_ts[:users].double().numpy())
+    assert (restored.rows.item_last_seen == history.last_ts[:users].max().item()).all()
+
+
+def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
+    """A manifest from a future format is skipped, naming the formats this version reads."""
+    learner, history = _trained()
+    good = save(tmp_path, learner, history, {})
+    future = save(tmp_path, learner, history, {})
+    manifest = json.loads(future.read_text())
+    manifest["format"] = 99
+    future.write_text(json.dumps(manifest))
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.path == good
+    assert "reads 1 and 2" in dict(restored.skipped)[future.name]

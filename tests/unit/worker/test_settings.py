@@ -38,6 +38,8 @@ def test_defaults() -> None:
     assert settings.device == "auto"
     assert settings.metrics_port == 9108
     assert settings.event_weights == {}
+    assert (settings.max_users, settings.max_items) == (1_000_000, 1_000_000)
+    assert (settings.id_ttl_s, settings.min_occurrences) == (0.0, 1)
     assert settings.kafka.client_config() == {
         "bootstrap.servers": "localhost:9092",
         "security.protocol": "PLAINTEXT",
@@ -71,6 +73,11 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RECSTREAM_EVENT_WEIGHTS", '{"click": -1}'),
         ("RECSTREAM_EVENT_WEIGHTS", "notjson"),
         ("RECSTREAM_BATCH_SIZE", "abc"),
+        ("RECSTREAM_MAX_USERS", "0"),
+        ("RECSTREAM_MAX_ITEMS", "-5"),
+        ("RECSTREAM_ID_TTL_S", "-1"),
+        ("RECSTREAM_ID_TTL_S", "inf"),
+        ("RECSTREAM_MIN_OCCURRENCES", "0"),
     ],
 )
 def test_bad_value_names_the_variable(

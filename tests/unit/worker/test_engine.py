@@ -1,0 +1,130 @@
+"""Unit tests for `worker.engine.Engine`: the learn-then-rank step the worker and eval share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from index import ExactIndex
+from models import LearnerConfig, OnlineLearner, SeenHistory
+from models.rows import RowLimits, RowPolicy
+from worker.engine import Engine
+
+
+def _engine(top_k: int = 3) -> Engine:
+    device = torch.device("cpu")
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
+    return Engine(learner, SeenHistory(16, device), ExactIndex(), top_k)
+
+
+def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) -> None:
+    n = len(users)
+    engine.learn(users, items, np.full(n, ts), np.ones(n, dtype=np.float32))
+
+
+def test_known_user_rows_marks_unknown_ids_and_creates_none() -> None:
+    """Ids never learned come back as -1 and get no row."""
+    engine = _engine()
+    _learn(engine, ["a", "b"], ["x", "y"])
+    rows = engine.known_user_rows(["b", "zzz", "a"])
+    assert rows.tolist() == [1, -1, 0]
+    assert "zzz" not in engine.learner.users
+
+
+def test_lists_leave_out_seen_items_and_carry_the_newest_event_time() -> None:
+    """A user's list holds only items they have not clicked, with their newest event time."""
+    engine = _engine(top_k=5)
+    _learn(engine, ["a"] * 3 + ["b"] * 3, ["i1", "i2", "i3", "i3", "i4", "i5"], ts=7.0)
+    _learn(engine, ["a"], ["i6"], ts=9.0)
+    learned_rows = torch.tensor([engine.learner.users.row("a")])
+    recs = engine.recommendations(engine.rank(learned_rows))
+    assert len(recs) == 1
+    assert recs[0].user == "a"
+    assert set(recs[0].items) == {"i4", "i5"}  # the only items "a" has not clicked
+    assert recs[0].event_ts == 9.0
+    assert recs[0].scores == sorted(recs[0].scores, reverse=True)
+
+
+def test_touched_users_are_the_distinct_users_of_the_batch() -> None:
+    """Learning reports each user of the batch once."""
+    engine = _engine()
+    n = 4
+    learned = engine.learn(["u", "v", "u", "u"], ["p", "q", "r", "p"], np.ones(n), np.ones(n))
+    assert sorted(engine.learner.users.ids_of(learned.touched.numpy()).tolist()) == ["u", "v"]
+
+
+def _bounded(
+    users: RowLimits, items: RowLimits, top_k: int, *, dense: bool = True, **config: float
+) -> Engine:
+    device = torch.device("cpu")
+    learner = OnlineLearner(LearnerConfig(dim=4, negatives=2, **config), device)  # type: ignore[arg-type]
+    rows = RowPolicy.over(learner.users, learner.items, users, items)
+    index = ExactIndex() if dense else ExactIndex(dense_budget=0)
+    return Engine(learner, SeenHistory(8, device), index, top_k, rows)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_free_item_rows_never_appear_in_lists(dense: bool) -> None:
+    """An item freed by the TTL is masked out of lists, even with the best score of all."""
+    engine = _bounded(RowLimits(10), RowLimits(10, ttl_s=50.0), top_k=3, dense=dense)
+    _learn(engine, ["u0"], ["gone"], ts=0.0)
+    _learn(engine, ["u1", "u1"], ["i1", "i2"], ts=100.0)  # the sweep at t=100 frees "gone"
+    assert "gone" not in engine.learner.items
+    engine.learner.item_table.weight[0, -1] = 1e6  # the freed row would top every list
+    engine.index.refresh(engine.learner.item_vectors(), torch.tensor([0]))
+    ranked = engine.rank(torch.tensor([engine.learner.users.row("u1"), 0]))
+    assert 0 not in ranked.item_rows.tolist()
+    for rec in engine.recommendations(ranked):
+        assert None not in rec.items
+        assert set(rec.items) <= {"i1", "i2"}
+
+
+def test_an_evicted_user_who_returns_gets_the_cold_start_list() -> None:
+    """A returning evicted user starts fresh: no old history, a list ordered by item bias."""
+    engine = _bounded(
+        RowLimits(2, evict_fraction=0.5), RowLimits(10), top_k=4, learning_rate=1e-9, init_std=1e-4
+    )
+    items = [f"i{n}" for n in range(6)]
+    _learn(engine, ["p"] * 6, items, ts=1.0)
+    _learn(engine, ["a", "a"], ["i4", "i5"], ts=2.0)
+    learner = engine.learner
+    weight = learner.item_table.weight
+    weight[:, :-1] = 0.0
+    weight[learner.items.rows_for(items), -1] = torch.tensor([0.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    weight[learner.items.row("i0"), 0] = 1.0
+    learner.user_table.weight[learner.users.row("a"), 0] = 1e3  # "a" has learned to love i0
+    assert (
+        engine.recommendations(engine.rank(torch.tensor([learner.users.row("a")])))[0].items[0]
+        == "i0"
+    )
+    _learn(engine, ["p"], ["i0"], ts=3.0)
+    _learn(engine, ["b"], ["i0"], ts=4.0)  # the cap: "a" (seen at t=2) is evicted
+    assert "a" not in learner.users
+    learned = engine.learn(["a"], ["i5"], np.array([5.0]), np.ones(1, dtype=np.float32))
+    row = learner.users.row("a")
+    assert engine.history.seen(torch.tensor([row])).tolist() == [[learner.items.row("i5")]]
+    assert learner.user_table.grad_sq[row, 0] < 1.0  # one step of fresh state, not the old one
+    rec = engine.recommendations(engine.rank(learned.touched))[0]
+    assert rec.items == ["i1", "i2", "i3", "i4"]  # by bias; i4 was seen before eviction
+
+
+def test_events_without_rows_are_counted_not_learned() -> None:
+    """Clicks on items below the occurrence threshold are reported as unlearned."""
+    engine = _bounded(RowLimits(10), RowLimits(10, min_occurrences=2), top_k=2)
+    n = 3
+    learned = engine.learn(["u", "u", "v"], ["x", "x", "y"], np.ones(n), np.ones(n))
+    assert learned.unlearned == 1  # "y" seen once; "x" reaches its threshold within the batch
+    assert "y" not in engine.learner.items
+    assert engine.history.seen(torch.tensor([engine.learner.users.row("v")])).tolist() == [[-1]]
+
+
+def test_tables_never_allocate_beyond_the_caps() -> None:
+    """Growth by doubling is clamped to the caps on rows."""
+    engine = _bounded(RowLimits(1500), RowLimits(1100), top_k=2)
+    n = 2000
+    ids = [str(k) for k in range(n)]
+    engine.learn(ids, ids, np.ones(n), np.ones(n))
+    assert engine.learner.user_table.capacity == 1500
+    assert engine.learner.item_table.capacity == 1100
+    assert engine.history.capacity == 1500

@@ -1,0 +1,206 @@
+"""The model side of a batch, with no I/O: map ids, learn, keep the index fresh, rank.
+
+The worker loop and the offline evaluation both drive this one class, so what
+`recstream eval` measures is what `recstream run` publishes.
+
+Rows are bounded by a `RowPolicy` (caps, least-recently-seen eviction, TTL,
+occurrence threshold). An event whose user or item has no row is not learned
+(its offset is still committed, like every decoded event); a user without a
+row gets no list. A row handed to a new id is reset to a fresh one first, so
+a returning evicted user starts cold (a list driven by item biases, i.e.
+popularity). Free item rows are masked out of every list until reused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+import torch
+
+from index import ItemIndex, top_k_excluding
+from models import ModelFitError, OnlineLearner, SeenHistory
+from models.rows import BatchRows, RowLimits, RowPolicy
+from stream import Recommendation
+
+log = structlog.get_logger("recstream.worker")
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What learning one batch did."""
+
+    loss: float  # NaN when the step was refused (non-finite), the lists still go out
+    touched: torch.Tensor  # distinct user rows of the batch, on the learner's device
+    unlearned: int = 0  # events left out because their user or item has no row
+    evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Top-k item rows per user row, on the CPU; `-1` pads lists shorter than k."""
+
+    user_rows: np.ndarray
+    item_rows: np.ndarray
+    scores: np.ndarray
+
+
+class Engine:
+    """Learner, seen history and item index, advanced together one micro-batch at a time."""
+
+    def __init__(
+        self,
+        learner: OnlineLearner,
+        history: SeenHistory,
+        index: ItemIndex,
+        top_k: int,
+        rows: RowPolicy | None = None,
+    ) -> None:
+        """Tie the parts together; the caller owns their lifetimes.
+
+        Without `rows`, ids are never evicted (a policy with caps of 2**62).
+        """
+        self.learner = learner
+        self.history = history
+        self.index = index
+        self.top_k = top_k
+        unbounded = RowLimits(max_rows=1 << 62)
+        self.rows = rows or RowPolicy.over(learner.users, learner.items, unbounded, unbounded)
+        learner.user_table.max_rows = self.rows.users.limits.max_rows
+        learner.item_table.max_rows = self.rows.items.limits.max_rows
+        history.max_users = self.rows.users.limits.max_rows
+        self.clock = float(self.rows.users.last_seen.max(initial=0.0))
+        self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
+        holes = np.flatnonzero(~learner.items.live_mask())
+        self._sync_free_items(torch.from_numpy(holes).to(self.device))
+        shrunk = self.rows.shrink_to_caps()  # a checkpoint written under larger caps
+        self._apply(shrunk)
+        self.initial_evictions = shrunk.evictions
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors live."""
+        return self.learner.device
+
+    def learn(
+        self,
+        users: Sequence[str],
+        items: Sequence[str],
+        event_ts: np.ndarray,
+        weights: np.ndarray,
+    ) -> Learned:
+        """Fold a batch of clicks into the model, the seen history and the index."""
+        learner, device = self.learner, self.device
+        admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
+        reused_items = self._apply(admitted)
+        learnable = admitted.learnable
+        unlearned = len(users) - int(learnable.sum())
+        if unlearned:
+            event_ts, weights = event_ts[learnable], weights[learnable]
+        user_rows = torch.from_numpy(admitted.users[learnable]).to(device)
+        item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
+        try:
+            weight = torch.from_numpy(weights).to(device, torch.float32)
+            stats = learner.learn(user_rows, item_rows, weight)
+            loss, changed = stats.loss, stats.item_rows
+        except ModelFitError:
+            # The step was not applied; the lists still go out from the model as it stands.
+            log.exception("batch_not_learned", events=len(users))
+            loss, changed = float("nan"), item_rows.new_empty(0)
+        self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
+        if reused_items.numel():  # reset rows whose events were not learned changed too
+            changed = torch.cat([changed, reused_items])
+        self.index.refresh(learner.item_vectors(), changed)
+        with_row = admitted.users[admitted.users >= 0]
+        touched = torch.unique(torch.from_numpy(with_row).to(device))
+        return Learned(loss, touched, unlearned, admitted.evictions)
+
+    def _advance_clock(self, event_ts: np.ndarray) -> float:
+        """The batch clock: the newest event time, never past the wall clock, never backwards."""
+        if event_ts.size:
+            newest = min(float(event_ts.max()), time.time())
+            self.clock = max(self.clock, newest)
+        return self.clock
+
+    def _apply(self, admitted: BatchRows) -> torch.Tensor:
+        """Size the tables to the maps, reset reused rows and track free item rows."""
+        learner, device = self.learner, self.device
+        learner.sync_rows()
+        self.history.ensure_users(learner.users.extent)
+        reused_users = torch.from_numpy(admitted.reused_users).to(device)
+        reused_items = torch.from_numpy(admitted.reused_items).to(device)
+        learner.reset_rows(reused_users, reused_items)
+        self.history.reset(reused_users)
+        freed = torch.from_numpy(admitted.freed_items).to(device)
+        self._sync_free_items(freed, reused_items)
+        return reused_items
+
+    def _sync_free_items(self, freed: torch.Tensor, reused: torch.Tensor | None = None) -> None:
+        """Keep a device mask of free item rows: O(changes), grown with the item table."""
+        extent = self.learner.items.extent
+        if self._free_items.shape[0] < extent:
+            grown = torch.zeros(
+                max(extent, self.learner.item_table.capacity), dtype=torch.bool, device=self.device
+            )
+            grown[: self._free_items.shape[0]] = self._free_items
+            self._free_items = grown
+        if freed.numel():
+            self._free_items[freed] = True
+        if reused is not None and reused.numel():
+            self._free_items[reused] = False
+
+    def blocked_items(self) -> torch.Tensor | None:
+        """Free item rows as a bool mask over the item rows, or None when there are none."""
+        items = self.learner.items
+        if items.free_count == 0:
+            return None
+        return self._free_items[: items.extent]
+
+    def known_user_rows(self, users: Sequence[str]) -> np.ndarray:
+        """Rows of `users`, `-1` for ids the model has no row for; creates nothing."""
+        row_of = self.learner.users
+        return np.fromiter(
+            (row_of.row(u) if u in row_of else -1 for u in users), dtype=np.int64, count=len(users)
+        )
+
+    def rank(self, user_rows: torch.Tensor) -> Ranked:
+        """Each user's best `top_k` item rows, leaving out what the user has seen."""
+        user_rows = user_rows.to(self.device)
+        top = top_k_excluding(
+            self.index,
+            self.learner.user_vectors(user_rows),
+            self.history.seen(user_rows),
+            self.history.seen_counts(user_rows),
+            self.top_k,
+            blocked=self.blocked_items(),
+        )
+        return Ranked(user_rows.cpu().numpy(), top.rows.cpu().numpy(), top.scores.cpu().numpy())
+
+    def recommendations(self, ranked: Ranked) -> list[Recommendation]:
+        """Ranked rows turned into the published lists: item ids, scores, newest event time."""
+        learner = self.learner
+        users = learner.users.ids_of(ranked.user_rows)
+        last_ts = self.history.last_ts[torch.from_numpy(ranked.user_rows).to(self.device)]
+        last_ts_list = last_ts.cpu().numpy().tolist()
+        rows, scores = ranked.item_rows, ranked.scores
+        valid = rows >= 0
+        full = valid.all(axis=1)
+        item_ids = learner.items.ids_of(np.where(valid, rows, 0))
+        recs = []
+        for n, user in enumerate(users):
+            if full[n]:
+                items, row_scores = item_ids[n].tolist(), scores[n].tolist()
+            else:
+                keep = valid[n]
+                items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
+            recs.append(Recommendation(user, items, row_scores, last_ts_list[n]))
+        return recs
+
+    def refresh_idle(self) -> None:
+        """No new events: still let the index swap in a finished background build."""
+        if self.learner.items.extent:
+            none = torch.empty(0, dtype=torch.int64, device=self.device)
+            self.index.refresh(self.learner.item_vectors(), none)
