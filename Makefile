@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu lint bench bench-quick eval clean
+.PHONY: install demo test test-gpu faults lint bench bench-quick eval clean
 
 install: $(STAMP)
 
@@ -62,6 +62,10 @@ eval: $(EVAL_STAMP)
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu
+
+# The long fault tests (a 10-minute soak by default; RECSTREAM_SOAK_S=60 for a quick look).
+faults: $(STAMP)
+	$(BIN)/pytest -m soak -s tests/integration
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

