@@ -187,6 +187,12 @@ class OnlineLearner:
         """Query vectors of user rows (last column 1, to pick up the item bias)."""
         return self._query(users)[0]
 
+    def cold_vector(self) -> torch.Tensor:
+        """The query of a user with no row and no history: item biases alone (popularity)."""
+        query = torch.zeros(1, self.config.dim + 1, device=self.device)
+        query[0, -1] = 1.0
+        return query
+
     def item_vectors(self) -> torch.Tensor:
         """The live item matrix, one row per known item, as the index searches it."""
         return self.item_table.view()

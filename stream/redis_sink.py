@@ -72,9 +72,14 @@ class RedisSink:
         ttl_s: int,
         password: str | None = None,
         timeout_s: float = 5.0,
+        cold_start_key: str = "",
     ) -> None:
-        """Connect lazily to `url` (`redis://` or `rediss://` for TLS)."""
+        """Connect lazily to `url` (`redis://` or `rediss://` for TLS).
+
+        `cold_start_key` (empty: none) is where the list for users without one goes.
+        """
         self.prefix = prefix
+        self.cold_start_key = cold_start_key
         self.ttl_s = ttl_s
         self._ttl = str(ttl_s).encode()
         self._client = redis.Redis.from_url(
@@ -89,22 +94,30 @@ class RedisSink:
         """The Redis key of a user's list."""
         return f"{self.prefix}{user}"
 
-    def publish(self, payloads: Sequence[tuple[str, bytes]]) -> None:
+    def publish(
+        self, payloads: Sequence[tuple[str, bytes]], cold_start: bytes | None = None
+    ) -> None:
         """Write `(user, payload)` pairs; returns only once Redis acknowledged all of them.
+
+        `cold_start`, the list for users who have none, goes under `cold_start_key`
+        in the same round trip (when that key is set).
 
         No MULTI/EXEC: each SET is idempotent and independent, and a
         transaction would only add a round trip and block the server.
         """
-        if not payloads:
+        commands = [(self.prefix.encode() + user.encode(), value) for user, value in payloads]
+        if cold_start is not None and self.cold_start_key:
+            commands.append((self.cold_start_key.encode(), cold_start))
+        if not commands:
             return
         # The batch is packed by hiredis in C and sent in one write; replies are read back
         # in order. Same wire traffic as redis-py's pipeline, without its per-command
         # Python bookkeeping, which costs more than the SETs themselves.
-        prefix, ttl = self.prefix.encode(), self._ttl
+        ttl = self._ttl
         packed = b"".join(
             [
-                _pack_command((b"SET", prefix + user.encode(), value, b"EX", ttl))  # type: ignore[arg-type]
-                for user, value in payloads
+                _pack_command((b"SET", key, value, b"EX", ttl))  # type: ignore[arg-type]
+                for key, value in commands
             ]
         )
         pool = self._client.connection_pool
@@ -117,7 +130,7 @@ class RedisSink:
         try:
             connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
             read = connection.read_response
-            for _ in range(len(payloads)):
+            for _ in range(len(commands)):
                 read()
         except (RedisConnectionError, RedisTimeoutError) as exc:
             connection.disconnect()  # type: ignore[no-untyped-call]
@@ -141,6 +154,13 @@ class RedisSink:
     def get(self, user: str) -> dict[str, object] | None:
         """A user's published list, decoded, or None."""
         raw = self._client.get(self.key(user))
+        return None if raw is None else decode_recommendation(bytes(raw))  # type: ignore[arg-type]
+
+    def get_cold_start(self) -> dict[str, object] | None:
+        """The list for users who have none, decoded, or None."""
+        if not self.cold_start_key:
+            return None
+        raw = self._client.get(self.cold_start_key)
         return None if raw is None else decode_recommendation(bytes(raw))  # type: ignore[arg-type]
 
     def close(self) -> None:

@@ -80,6 +80,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         ttl_s=redis.ttl_s,
         password=redis.password.get_secret_value() if redis.password else None,
         timeout_s=redis.timeout_s,
+        cold_start_key=redis.cold_start_key,
     )
 
     def assigned(parts: list[tuple[str, int]]) -> None:

@@ -198,6 +198,33 @@ class Engine:
             recs.append(Recommendation(user, items, row_scores, last_ts_list[n]))
         return recs
 
+    def rank_cold_start(self) -> Ranked:
+        """The cold-start list: a query with no row and no history, so item biases alone.
+
+        Its one "user row" is `-1`. It is what new, evicted and expired users are shown.
+        """
+        if not self.learner.items.extent:  # nothing learned yet: no items to list
+            empty = np.full((1, self.top_k), -1)
+            return Ranked(np.full(1, -1), empty, np.full((1, self.top_k), -np.inf))
+        query = self.learner.cold_vector()
+        nothing_seen = torch.full((1, 1), -1, dtype=torch.int64, device=self.device)
+        top = top_k_excluding(
+            self.index,
+            query,
+            nothing_seen,
+            torch.zeros(1, dtype=torch.int64, device=self.device),
+            self.top_k,
+            blocked=self.blocked_items(),
+        )
+        return Ranked(np.full(1, -1), top.rows.cpu().numpy(), top.scores.cpu().numpy())
+
+    def cold_start(self) -> Recommendation:
+        """The cold-start list as published, stamped with the newest event folded in."""
+        ranked = self.rank_cold_start()
+        keep = ranked.item_rows[0] >= 0
+        items = self.learner.items.ids_of(ranked.item_rows[0][keep]).tolist()
+        return Recommendation("", items, ranked.scores[0][keep].tolist(), self.clock)
+
     def refresh_idle(self) -> None:
         """No new events: still let the index swap in a finished background build."""
         if self.learner.items.extent:

@@ -214,7 +214,8 @@ class Worker:
         now = time.time()
         version = self.index.version
         payloads = [(rec.user, encode_recommendation(rec, now, version)) for rec in recs]
-        self._retry("publish", lambda: self.sink.publish(payloads))
+        cold = encode_recommendation(self.engine.cold_start(), now, version) if recs else None
+        self._retry("publish", lambda: self.sink.publish(payloads, cold))
         acked = time.time()
         stage["publish"] = time.perf_counter() - t1
         t2 = time.perf_counter()

@@ -85,6 +85,7 @@ class RedisSettings(BaseSettings):
     url: SecretStr = SecretStr("redis://localhost:6379/0")
     password: SecretStr | None = None
     prefix: str = "rec:"
+    cold_start_key: str = "recstream:cold_start"
     ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     timeout_s: float = Field(default=5.0, gt=0)
 

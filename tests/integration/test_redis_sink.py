@@ -35,3 +35,28 @@ def test_publish_to_an_absent_server_is_transient() -> None:
         sink.publish([(rec.user, encode_recommendation(rec, 0.0, 0))])
     assert sink.ping() is False
     sink.close()
+
+
+def test_publish_writes_the_cold_start_list_under_its_own_key(
+    redis_server: Any, redis_client: Any
+) -> None:
+    """A batch's cold-start list goes under the cold-start key, with the same TTL and map."""
+    sink = RedisSink(
+        redis_server.url, prefix="coldtest:", ttl_s=55, cold_start_key="coldtest-cold-start"
+    )
+    assert sink.get_cold_start() is None
+    rec = Recommendation("u1", ["i1"], [1.0], 1.0)
+    cold = Recommendation("", ["i9", "i8"], [2.0, 1.0], 3.0)
+    sink.publish(
+        [(rec.user, encode_recommendation(rec, 4.0, 2))], encode_recommendation(cold, 4.0, 2)
+    )
+    assert sink.get_cold_start() == {
+        "items": ["i9", "i8"],
+        "scores": [2.0, 1.0],
+        "ts": 4.0,
+        "event_ts": 3.0,
+        "version": 2,
+    }
+    assert 0 < redis_client.ttl("coldtest-cold-start") <= 55
+    assert sink.get("u1") is not None
+    sink.close()

@@ -36,6 +36,7 @@ class ThroughKafka:
             prefix=redis.prefix,
             ttl_s=redis.ttl_s,
             password=redis.password.get_secret_value() if redis.password else None,
+            cold_start_key=redis.cold_start_key,
         )
         self._user_ids = stream.user_ids
         self._item_ids = stream.item_ids
@@ -44,10 +45,11 @@ class ThroughKafka:
         self.batches_seen: list[int] = []  # events per worker batch, to check the alignment
 
     def recommend(self, users: IntArray, seen: SeenItems, k: int) -> IntArray:  # noqa: ARG002
-        """Each user's list as Redis holds it now."""
+        """Each user's list as Redis holds it now (the cold-start list for users without one)."""
         out = np.full((users.size, k), -1, dtype=np.int64)
+        cold_start = self.reader.get_cold_start()
         for n, user in enumerate(self._user_ids[users].tolist()):
-            value = self.reader.get(user)
+            value = self.reader.get(user) or cold_start
             if value is None:
                 continue
             items = value["items"]

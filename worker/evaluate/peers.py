@@ -86,7 +86,9 @@ class Isgd:
 
     Each click (u, i) moves A_u and B_i toward A_u . B_i = 1 (no negatives), as in
     "Fast incremental matrix factorization for recommendation with positive-only
-    feedback" (UMAP 2014). Items the model has not seen yet are not recommended.
+    feedback" (UMAP 2014). Items the model has not seen yet are not recommended;
+    users it has not learned yet get the popular list (their cold start, as every
+    method here has one).
     """
 
     name = "ISGD"
@@ -98,14 +100,21 @@ class Isgd:
         self.user_vecs = rng.normal(0.0, config.init_std, (n_users, config.factors))
         self.item_vecs = rng.normal(0.0, config.init_std, (n_items, config.factors))
         self.known_items = np.zeros(n_items, dtype=bool)
+        self.known_users = np.zeros(n_users, dtype=bool)
+        self.popular = MostPopular(n_items)
 
     def recommend(self, users: IntArray, seen: SeenItems, k: int) -> IntArray:
-        """Items by A_u . B_i, seen and unknown items left out."""
-        scores = self.user_vecs[users] @ self.item_vecs.T
-        exclude = seen.mask(users, self.known_items.size) | ~self.known_items
-        return top_k(scores, exclude, k)
+        """Items by A_u . B_i, seen and unknown items left out; popular for unknown users."""
+        lists = self.popular.recommend(users, seen, k)
+        known = self.known_users[users]
+        if known.any():
+            rows = users[known]
+            scores = self.user_vecs[rows] @ self.item_vecs.T
+            exclude = seen.mask(rows, self.known_items.size) | ~self.known_items
+            lists[known] = top_k(scores, exclude, k)
+        return lists
 
-    def learn(self, users: IntArray, items: IntArray, ts: npt.NDArray[np.float64]) -> None:  # noqa: ARG002
+    def learn(self, users: IntArray, items: IntArray, ts: npt.NDArray[np.float64]) -> None:
         """The per-event SGD updates, in stream order."""
         lr, reg = self.config.learning_rate, self.config.regularization
         user_vecs, item_vecs = self.user_vecs, self.item_vecs
@@ -116,6 +125,8 @@ class Isgd:
             item_vecs[item] = b + lr * (err * a - reg * b)
             user_vecs[user] = a_new
         self.known_items[items] = True
+        self.known_users[users] = True
+        self.popular.learn(users, items, ts)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ Two readings of "the user's list before the batch":
 - `published`: the list the worker last wrote to Redis for that user, i.e. ranked
   right after the last batch that touched them. This is what `--through-kafka`
   reads back, so the two can be compared number for number.
+
+A user without a list of their own (not learned yet: e.g. their earlier events
+are in the same batch) gets the cold-start list, as a downstream app reading
+the cold-start key would.
 """
 
 from __future__ import annotations
@@ -31,20 +35,22 @@ class RecstreamMethod:
         self._item_ids = stream.item_ids
         self._code_of_item = {item: code for code, item in enumerate(stream.item_ids.tolist())}
         self._code_of_user = {user: code for code, user in enumerate(stream.user_ids.tolist())}
-        self._item_code_of_row = np.empty(0, dtype=np.int64)
         self._lists: dict[int, IntArray] = {}
+        self._cold_start = np.empty(0, dtype=np.int64)  # as published after the last batch
 
     def recommend(self, users: IntArray, seen: SeenItems, k: int) -> IntArray:  # noqa: ARG002
         """The Engine's lists (its own seen history does the excluding)."""
         out = np.full((users.size, k), -1, dtype=np.int64)
         if self.published:
             for n, user in enumerate(users.tolist()):
-                published = self._lists.get(user)
-                if published is not None:
-                    out[n, : published.size] = published[:k]
+                published = self._lists.get(user, self._cold_start)
+                out[n, : min(k, published.size)] = published[:k]
             return out
         rows = self.engine.known_user_rows(self._user_ids[users].tolist())
         known = rows >= 0
+        if not known.all():
+            cold = self._codes(self.engine.rank_cold_start())[0, :k]
+            out[~known, : cold.size] = cold
         if known.any():
             ranked = self.engine.rank(torch.from_numpy(rows[known]))
             codes = self._codes(ranked)[:, :k]
@@ -62,6 +68,8 @@ class RecstreamMethod:
         )
         if not self.published:
             return
+        cold = self._codes(engine.rank_cold_start())[0]
+        self._cold_start = cold[cold >= 0]
         ranked = engine.rank(learned.touched)
         codes = self._codes(ranked)
         user_ids = engine.learner.users.ids_of(ranked.user_rows).tolist()
@@ -69,12 +77,15 @@ class RecstreamMethod:
             self._lists[self._code_of_user[user]] = row[row >= 0]
 
     def _codes(self, ranked: Ranked) -> IntArray:
-        """Engine item rows as stream item codes (-1 stays -1)."""
-        items = self.engine.learner.items
-        have = self._item_code_of_row.size
-        if len(items) > have:
-            new = items.ids_of(np.arange(have, len(items))).tolist()
-            fresh = np.fromiter((self._code_of_item[i] for i in new), np.int64, len(new))
-            self._item_code_of_row = np.concatenate([self._item_code_of_row, fresh])
+        """Engine item rows as stream item codes (-1 stays -1), through the ids.
+
+        Rows are looked up each time, not cached: a bounded Engine reuses the rows
+        of evicted items for new ones.
+        """
         rows = ranked.item_rows
-        return np.where(rows >= 0, self._item_code_of_row[np.maximum(rows, 0)], -1)
+        valid = rows >= 0
+        ids = self.engine.learner.items.ids_of(rows[valid]).tolist()
+        code_of = self._code_of_item
+        codes = np.full(rows.shape, -1, dtype=np.int64)
+        codes[valid] = np.fromiter((code_of[i] for i in ids), np.int64, len(ids))
+        return codes

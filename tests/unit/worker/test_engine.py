@@ -128,3 +128,15 @@ def test_tables_never_allocate_beyond_the_caps() -> None:
     assert engine.learner.user_table.capacity == 1500
     assert engine.learner.item_table.capacity == 1100
     assert engine.history.capacity == 1500
+
+
+def test_cold_start_list_ranks_items_by_bias_and_is_empty_before_any_item() -> None:
+    """The cold-start list is the item-bias ranking, and empty while no item is known."""
+    engine = _engine(top_k=4)
+    assert (engine.rank_cold_start().item_rows == -1).all()
+    _learn(engine, ["a", "b", "c"], ["x", "y", "z"], ts=5.0)
+    engine.learner.item_table.weight[:3, -1] = torch.tensor([0.1, 3.0, 1.0])
+    cold = engine.cold_start()
+    assert cold.items == ["y", "z", "x"]
+    assert cold.scores == pytest.approx([3.0, 1.0, 0.1])
+    assert cold.event_ts == 5.0

@@ -254,3 +254,29 @@ def test_cli_eval_rejects_unknown_methods(tmp_path: Path) -> None:
     data.write_text("1,2,3\n")
     result = CliRunner().invoke(main, ["eval", str(data), "--methods", "svd"])
     assert result.exit_code == 2
+
+
+def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
+    """An unlearned user gets the Engine's cold-start list from recstream, popularity from ISGD."""
+    import torch
+
+    from index import ExactIndex
+    from models import LearnerConfig, OnlineLearner, SeenHistory
+    from worker.engine import Engine
+    from worker.evaluate.recstream import RecstreamMethod
+
+    stream = _stream([("a", "x"), ("a", "y"), ("c", "y"), ("b", "z")])
+    cpu = torch.device("cpu")
+    engine = Engine(
+        OnlineLearner(LearnerConfig(dim=4, negatives=8), cpu), SeenHistory(8, cpu), ExactIndex(), 3
+    )
+    method = RecstreamMethod(engine, stream)
+    method.learn(stream.users[:3], stream.items[:3], stream.ts[:3])
+    engine.learner.item_table.weight[: engine.learner.items.extent, -1] = torch.tensor([1.0, 2.0])
+    unknown = stream.users[3:]
+    lists = method.recommend(unknown, SeenItems(stream.n_users), 3)
+    assert lists[0].tolist() == [int(np.searchsorted(stream.item_ids, "y")), 0, -1]
+    isgd = Isgd(stream.n_users, stream.n_items, IsgdConfig(seed=1))
+    isgd.learn(stream.users[:3], stream.items[:3], stream.ts[:3])
+    popular = isgd.recommend(unknown, SeenItems(stream.n_users), 3)
+    assert popular[0].tolist() == lists[0].tolist()  # y clicked twice, x once
