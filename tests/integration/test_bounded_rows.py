@@ -28,14 +28,15 @@ def test_rows_stay_within_caps_nothing_is_lost_and_lists_hold_only_live_items(
     published: list[tuple[str, list[str]]] = []
     publish = worker.sink.publish
 
-    def checked_publish(payloads: list[tuple[str, bytes]]) -> None:
+    def checked_publish(payloads: list[tuple[str, bytes]], cold_start: bytes | None) -> None:
         """Every list goes out naming only items that hold a row at that moment."""
         items = worker.learner.items
-        for user, payload in payloads:
+        assert cold_start is not None
+        for user, payload in [("(cold start)", cold_start), *payloads]:
             listed = decode_recommendation(payload)["items"]
             assert all(item in items for item in listed), f"{user} got an evicted item"
             published.append((user, listed))
-        publish(payloads)
+        publish(payloads, cold_start)
 
     worker.sink.publish = checked_publish  # type: ignore[method-assign]
     sent = produce(names.topic, messages)
