@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[embedded,dev]'
+	$(BIN)/pip install -q -e '.[embedded,dev,eval]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -142,7 +142,13 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     show_default=True,
     help="Also a generated stream of N events whose tastes drift half-way (0: none).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Events per micro-batch (the worker's batch at ~640 events/s and RECSTREAM_BATCH_MS=50).",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -163,7 +169,12 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     show_default=True,
     help="torch and ALS threads.",
 )
-@click.option("--recent-window", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option(
+    "--recent-windows",
+    default="3000,10000,30000",
+    show_default=True,
+    help="Comma-separated windows (events); one recent-popular peer each.",
+)
 @click.option("--isgd-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--isgd-lr", type=float, default=0.05, show_default=True)
 @click.option("--isgd-reg", type=float, default=0.01, show_default=True)
@@ -205,7 +216,7 @@ def evaluate(
     methods: str,
     device: str,
     threads: int,
-    recent_window: int,
+    recent_windows: str,
     isgd_k: int,
     isgd_lr: float,
     isgd_reg: float,
@@ -231,6 +242,13 @@ def evaluate(
         click.echo(str(exc), err=True)
         sys.exit(2)
     configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    try:
+        windows_of_recent = tuple(int(w) for w in recent_windows.split(",") if w.strip())
+    except ValueError:
+        windows_of_recent = ()
+    if not windows_of_recent or min(windows_of_recent) < 1:
+        click.echo(f"--recent-windows: expected integers >= 1, got {recent_windows!r}", err=True)
+        sys.exit(2)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     unknown = sorted(set(chosen) - set(METHOD_NAMES))
     if unknown or not chosen:
@@ -247,7 +265,7 @@ def evaluate(
         batch_size=batch_size,
         limit=limit,
         methods=chosen,
-        recent_window=recent_window,
+        recent_windows=windows_of_recent,
         isgd=IsgdConfig(factors=isgd_k, learning_rate=isgd_lr, regularization=isgd_reg),
         als=AlsConfig(
             every=als_every,

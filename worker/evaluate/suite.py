@@ -44,10 +44,10 @@ class EvalOptions:
     settings: Settings
     device: str = "cpu"
     synthetic_events: int = 0
-    batch_size: int = 256
+    batch_size: int = 32
     limit: int | None = None
     methods: tuple[str, ...] = ("recstream", "most-popular", "recent-popular", "isgd", "als")
-    recent_window: int = 10_000
+    recent_windows: tuple[int, ...] = (3_000, 10_000, 30_000)  # one peer per window
     isgd: IsgdConfig = field(default_factory=IsgdConfig)
     als: AlsConfig = field(default_factory=AlsConfig)
     synthetic_als_every: int | None = None  # ALS refit interval on the synthetic stream
@@ -72,19 +72,20 @@ def engine_settings(options: EvalOptions) -> Settings:
     return options.settings.model_copy(update={"top_k": K, "device": options.device})
 
 
-def make_method(name: str, stream: Stream, options: EvalOptions) -> Method:
-    """A fresh method for one stream."""
+def make_methods(name: str, stream: Stream, options: EvalOptions) -> list[Method]:
+    """Fresh methods for one stream: one per name, recent-popular once per window."""
     if name == "recstream":
         settings = engine_settings(options)
         engine = build_engine(settings, resolve_device(settings.device))
-        return RecstreamMethod(engine, stream)
+        return [RecstreamMethod(engine, stream)]
+    if name == "recent-popular":
+        return [RecentPopular(stream.n_items, window) for window in options.recent_windows]
     makers: dict[str, Callable[[], Method]] = {
         "most-popular": lambda: MostPopular(stream.n_items),
-        "recent-popular": lambda: RecentPopular(stream.n_items, options.recent_window),
         "isgd": lambda: Isgd(stream.n_users, stream.n_items, options.isgd),
         "als": lambda: PeriodicAls(stream.n_users, stream.n_items, als_config(stream, options)),
     }
-    return makers[name]()
+    return [makers[name]()]
 
 
 def als_config(stream: Stream, options: EvalOptions) -> AlsConfig:
@@ -97,8 +98,7 @@ def als_config(stream: Stream, options: EvalOptions) -> AlsConfig:
 def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
     """Every method on one stream, printing a line as each finishes."""
     outcomes: list[Outcome] = []
-    for name in options.methods:
-        method = make_method(name, stream, options)
+    for method in (m for name in options.methods for m in make_methods(name, stream, options)):
         outcome = evaluate(stream, method, options.batch_size, windows=options.windows)
         outcomes.append(outcome)
         print(
@@ -121,9 +121,10 @@ NOTES = (
     "Reading the numbers:",
     "",
     (
-        "- A user the method has no list for (recstream publishes nothing for a user it has not "
-        "learned yet, e.g. a user whose earlier event is in the same batch) is a miss, for every "
-        "method alike: the cost of micro-batching."
+        "- A user the method has not learned yet (e.g. one whose earlier events are all in the "
+        "same batch) gets that method's cold-start list: recstream's is the one it publishes "
+        "under `RECSTREAM_REDIS_COLD_START_KEY` (items by learned bias), the peers' is "
+        "their popularity (ALS and ISGD fall back to most-popular)."
     ),
     (
         "- recstream excludes the last `RECSTREAM_SEEN_HISTORY` clicks of a user (its production "
@@ -175,10 +176,13 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
         (
             f"- recstream (Engine from Settings, `RECSTREAM_*` applies): dim {settings.dim}, "
             f"learning rate {settings.learning_rate}, negatives {negatives}, l2 {settings.l2}, "
-            f"seen history {settings.seen_history}, index {settings.index_kind}, "
+            f"recent items {settings.recent_items}, seen history {settings.seen_history}, "
+            f"index {settings.index_kind}, "
             f"seed {settings.seed}, device {settings.device}"
         ),
-        f"- recent-popular: last {options.recent_window:,} events",
+        "- recent-popular: one peer per window, last "
+        + ", ".join(f"{w:,}" for w in options.recent_windows)
+        + " events",
         (
             f"- ISGD: k {options.isgd.factors}, lr {options.isgd.learning_rate}, "
             f"reg {options.isgd.regularization}, init std {options.isgd.init_std}"
