@@ -201,6 +201,8 @@ class Worker:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
             self.engine.refresh_idle()
+            # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
+            self.metrics.lag.set(self.source.lag(self.learned_offsets))
             return None
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
