@@ -102,6 +102,19 @@ def plot_windows(result: DatasetResult, path: Path, drift_at: float | None = Non
     plt.close(fig)
 
 
+KEPT_MARKER = "<!-- written by hand below: recstream eval keeps it -->"
+
+
+def keep_hand_written(page: str, existing: str | None) -> str:
+    """`page`, followed by whatever the existing file holds from `KEPT_MARKER` on.
+
+    The measurements are regenerated; the notes on what was tried and why stay.
+    """
+    if not existing or KEPT_MARKER not in existing:
+        return page
+    return page.rstrip() + "\n\n" + existing[existing.index(KEPT_MARKER) :]
+
+
 def markdown(
     results: Sequence[DatasetResult],
     header: Sequence[str],

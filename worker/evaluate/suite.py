@@ -27,6 +27,7 @@ from worker.evaluate.protocol import K, Method, Outcome, evaluate
 from worker.evaluate.recstream import RecstreamMethod
 from worker.evaluate.report import (
     DatasetResult,
+    keep_hand_written,
     markdown,
     plot_windows,
     ratio_to_best_peer,
@@ -254,6 +255,7 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
         doc_dir = options.out.parent
         page = markdown(results, header(options, time.perf_counter() - started), doc_dir, extra)
         options.out.parent.mkdir(parents=True, exist_ok=True)
-        options.out.write_text(page)
+        existing = options.out.read_text() if options.out.exists() else None
+        options.out.write_text(keep_hand_written(page, existing))
         print(f"\nwrote {options.out}", file=sys.stderr)
     return results

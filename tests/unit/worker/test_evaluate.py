@@ -280,3 +280,16 @@ def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
     isgd.learn(stream.users[:3], stream.items[:3], stream.ts[:3])
     popular = isgd.recommend(unknown, SeenItems(stream.n_users), 3)
     assert popular[0].tolist() == lists[0].tolist()  # y clicked twice, x once
+
+
+def test_regenerating_the_page_keeps_the_hand_written_part() -> None:
+    """Text from the keep-marker on survives a rewrite; a file without it is replaced whole."""
+    from worker.evaluate.report import KEPT_MARKER, keep_hand_written
+
+    old = f"# old results\n\n{KEPT_MARKER}\n## What we tried\n- softmax: +40%\n"
+    page = keep_hand_written("# new results\n", old)
+    assert page.startswith("# new results\n")
+    assert "old results" not in page
+    assert page.endswith(f"{KEPT_MARKER}\n## What we tried\n- softmax: +40%\n")
+    assert keep_hand_written("# new\n", "# no marker\n") == "# new\n"
+    assert keep_hand_written("# new\n", None) == "# new\n"
