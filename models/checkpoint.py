@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -31,9 +32,10 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowPolicy, RowState
 
 # 1: tables and history; 2: + row policy state (free rows, last sight, pending counts);
-# 3: + the learner's recent-item context (context table and recent-item buffers).
-FORMAT = 3
-_READABLE = (1, 2, 3)
+# 3: + the learner's recent-item context (context table and recent-item buffers);
+# 4: + the popularity prior (per-item log mass, its reference time and clock).
+FORMAT = 4
+_READABLE = (1, 2, 3, 4)
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
 
 
@@ -96,6 +98,9 @@ def save(
         "history_written": history.written[: users.rows].contiguous().cpu(),
         "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
     }
+    prior = learner.prior
+    if learner.config.popularity_weight:
+        tensors["prior_log_mass"] = prior.log_mass[: items.rows].contiguous().cpu()
     pending: dict[str, list[tuple[str, int]]] = {"users": [], "items": []}
     if rows is not None:
         state = rows.state()
@@ -115,6 +120,8 @@ def save(
         "config": learner.config.__dict__,
         "history_length": history.length,
         "steps": learner.steps,
+        "prior_ref": prior.ref,
+        "prior_clock": prior.clock if math.isfinite(prior.clock) else None,
         "users": learner.users.ids(),
         "items": learner.items.ids(),
         "pending_users": pending["users"],
@@ -138,7 +145,7 @@ def _prune(directory: Path) -> None:
 def _load(manifest_path: Path, device: torch.device) -> Restored:
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") not in _READABLE:
-        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 3)")
+        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 4)")
     tensors_path = manifest_path.parent / manifest["tensors"]
     if _sha256(tensors_path) != manifest["sha256"]:
         raise ValueError("tensor file does not match its checksum")
@@ -164,6 +171,7 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
         held = int(tensors["recent_items"].shape[0])
         recent.items[:held] = tensors["recent_items"].to(device)
         recent.written[:held] = tensors["recent_written"].to(device)
+    _restore_prior(learner, manifest, tensors)
     history = SeenHistory(int(manifest["history_length"]), device)
     history.ensure_users(len(users))
     history.items[: len(users)] = tensors["history_items"].to(device)
@@ -171,6 +179,28 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
     history.last_ts[: len(users)] = tensors["history_last_ts"].to(device)
     offsets = {(str(t), int(p)): int(o) for t, p, o in manifest["offsets"]}
     return Restored(learner, history, offsets, manifest_path, _row_state(manifest, tensors))
+
+
+def _restore_prior(
+    learner: OnlineLearner, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
+) -> None:
+    """The popularity prior as saved; formats 1 to 3 start it fresh.
+
+    An older checkpoint's bias column is the learned bias alone: every item gets `L = 0`
+    (as if clicked once at the reference time) so that column stays consistent, and
+    the prior takes over from the next batch.
+    """
+    if not learner.config.popularity_weight:
+        return
+    prior, rows = learner.prior, learner.item_table.rows
+    prior.ensure_rows(rows)
+    if "prior_log_mass" not in tensors:
+        prior.log_mass[:rows] = 0.0  # neutral: the saved bias column is the learned bias alone
+        return
+    prior.log_mass[:rows] = tensors["prior_log_mass"].to(learner.device)
+    ref, clock = manifest.get("prior_ref"), manifest.get("prior_clock")
+    prior.ref = float(ref) if isinstance(ref, (int, float)) else 0.0
+    prior.clock = float(clock) if isinstance(clock, (int, float)) else -math.inf
 
 
 def _row_state(manifest: dict[str, object], tensors: dict[str, torch.Tensor]) -> RowState:

@@ -10,6 +10,7 @@ import torch
 from models.errors import ModelError, ModelFitError
 from models.history import SeenHistory
 from models.idmap import IdMap
+from models.prior import FLOOR, PopularityPrior
 from models.table import EmbeddingTable
 
 
@@ -24,6 +25,10 @@ class LearnerConfig:
     init_std: float = 0.1
     recent_items: int = 16  # a user's query adds context vectors of their last N items; 0: off
     recent_alpha: float = 0.5  # that sum is divided by N**alpha
+    popularity_weight: float = 1.0  # beta: the item bias adds beta * log(decayed clicks); 0: off
+    popularity_tau: float = 3000.0  # the decay's time constant, in the popularity clock's unit
+    popularity_clock: str = "events"  # "events": events learned; "time": event time in seconds
+    bias_decay: float = 0.9  # >0: the bias column's accumulator decays (RMSprop); 0: Adagrad
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -38,6 +43,16 @@ class LearnerConfig:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if self.recent_items < 0:
             raise ValueError(f"recent_items must be >= 0, got {self.recent_items}")
+        if self.popularity_weight < 0:
+            raise ValueError(f"popularity_weight must be >= 0, got {self.popularity_weight}")
+        if not self.popularity_tau > 0:
+            raise ValueError(f"popularity_tau must be > 0, got {self.popularity_tau}")
+        if self.popularity_clock not in ("time", "events"):
+            raise ValueError(
+                f"popularity_clock must be time or events, got {self.popularity_clock}"
+            )
+        if not 0 <= self.bias_decay < 1:
+            raise ValueError(f"bias_decay must be in [0, 1), got {self.bias_decay}")
 
 
 @dataclass(frozen=True)
@@ -82,18 +97,28 @@ class OnlineLearner:
             width, device, init_std=0.0, generator=self._generator, constant_last=1.0
         )
         self.item_table = EmbeddingTable(
-            width, device, init_std=config.init_std, generator=self._generator
+            width,
+            device,
+            init_std=config.init_std,
+            generator=self._generator,
+            bias_decay=config.bias_decay,
         )
         self.context_table = EmbeddingTable(
             width, device, init_std=config.init_std, generator=self._generator, constant_last=0.0
         )
         self.recent = SeenHistory(max(1, config.recent_items), device)
+        self.prior = PopularityPrior(config.popularity_tau, device)
         self.steps = 0
 
     def sync_rows(self) -> None:
         """Give every row the maps handed out a table row (call after `rows_for`)."""
         self.user_table.ensure_rows(self.users.extent)
+        known = self.item_table.rows
         self.item_table.ensure_rows(self.items.extent)
+        if self.config.popularity_weight and self.item_table.rows > known:
+            self.prior.ensure_rows(self.item_table.rows)
+            # the bias column holds learned + beta * L, and a fresh item has L = FLOOR
+            self.item_table.weight[known : self.item_table.rows, -1] = self._floor_bias
         if self.config.recent_items:
             self.context_table.ensure_rows(self.items.extent)
             self.recent.ensure_users(self.users.extent)
@@ -104,18 +129,36 @@ class OnlineLearner:
         self.recent.max_users = max_users
         self.item_table.max_rows = max_items
         self.context_table.max_rows = max_items
+        self.prior.max_rows = max_items
 
     def reset_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
         """Make user and item rows fresh (rows reused for new ids): new values, no state."""
         self.sync_rows()
         self.user_table.reset(users)
         self.item_table.reset(items)
+        if self.config.popularity_weight and items.numel():
+            self.prior.reset(items)
+            self.item_table.weight[items.to(self.device), -1] = self._floor_bias
         if self.config.recent_items:
             self.recent.reset(users)
             self.context_table.reset(items)
 
-    def learn(self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor) -> LearnStats:
-        """Take one step on a batch of positive (user row, item row, weight) events."""
+    @property
+    def _floor_bias(self) -> float:
+        return self.config.popularity_weight * FLOOR
+
+    def learn(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        weights: torch.Tensor,
+        event_ts: torch.Tensor | None = None,
+    ) -> LearnStats:
+        """Take one step on a batch of positive (user row, item row, weight) events.
+
+        `event_ts` (seconds) drives the popularity prior's clock (its newest value); without
+        it a time clock stands still.
+        """
         self.sync_rows()
         n = users.numel()
         if n == 0:
@@ -161,8 +204,29 @@ class OnlineLearner:
             torch.cat([grad_pos, grad_neg]),
             cfg.learning_rate,
         )
+        if cfg.popularity_weight:
+            item_rows = torch.unique(
+                torch.cat([item_rows, self._fold_prior(items, weights, event_ts)])
+            )
         self.steps += 1
         return LearnStats(events=n, loss=float(loss), item_rows=item_rows)
+
+    def _fold_prior(
+        self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Fold the batch's clicks into the prior and its change into the bias column."""
+        prior = self.prior
+        base = prior.clock if math.isfinite(prior.clock) else 0.0
+        if self.config.popularity_clock == "events":
+            now = base + items.numel()
+        elif event_ts is not None and event_ts.numel():
+            now = float(event_ts.max())
+        else:
+            now = base
+        rows, delta = prior.add(items, weights, now, self.item_table.rows)
+        bias = self.item_table.weight[:, -1]
+        bias.index_add_(0, rows, (self.config.popularity_weight * delta).to(bias.dtype))
+        return rows
 
     def _negatives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Shared negatives and the log of their sampling rate (0 when the catalogue is whole)."""

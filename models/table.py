@@ -26,8 +26,14 @@ class EmbeddingTable:
         init_std: float,
         generator: torch.Generator,
         constant_last: float | None = None,
+        bias_decay: float = 0.0,
     ) -> None:
-        """Create an empty table; `constant_last` pins the last column (a bias input)."""
+        """Create an empty table; `constant_last` pins the last column (a bias input).
+
+        `bias_decay` > 0 decays the last column's accumulator by that factor at each of
+        the row's steps (its step then never shrinks to nothing: a bias can follow a trend).
+        """
+        self.bias_decay = bias_decay
         self.dim = dim
         self.device = device
         self.init_std = init_std
@@ -92,6 +98,8 @@ class EmbeddingTable:
         if self.constant_last is not None:
             summed[:, -1] = 0.0
         squares = torch.stack([summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1)
+        if self.bias_decay:
+            self.grad_sq[unique_rows, 1] *= self.bias_decay
         self.grad_sq.index_add_(0, unique_rows, squares)
         scale = self.grad_sq[unique_rows].sqrt() + eps
         step = summed.clone()

@@ -103,7 +103,8 @@ class Engine:
         item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
         try:
             weight = torch.from_numpy(weights).to(device, torch.float32)
-            stats = learner.learn(user_rows, item_rows, weight)
+            times = torch.from_numpy(event_ts).to(device, torch.float64)
+            stats = learner.learn(user_rows, item_rows, weight, event_ts=times)
             loss, changed = stats.loss, stats.item_rows
         except ModelFitError:
             # The step was not applied; the lists still go out from the model as it stands.

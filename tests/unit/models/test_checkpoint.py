@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from models import LearnerConfig, OnlineLearner, SeenHistory
 from models.checkpoint import load_latest, save
@@ -99,7 +101,7 @@ def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -
     assert learner.users.free_count == 20
     save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
     manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
-    assert manifest["format"] == 3
+    assert manifest["format"] == 4
     assert manifest["users"].count(None) == 20
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
@@ -145,4 +147,40 @@ def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.path == good
-    assert "reads 1 to 3" in dict(restored.skipped)[future.name]
+    assert "reads 1 to 4" in dict(restored.skipped)[future.name]
+
+
+def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
+    """The prior's log masses, reference time and clock come back, and learning goes on alike."""
+    learner, history = _trained()
+    save(tmp_path, learner, history, {})
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    rows = learner.item_table.rows
+    prior, back = learner.prior, restored.learner.prior
+    assert torch.equal(back.log_mass[:rows], prior.log_mass[:rows])
+    assert (back.ref, back.clock) == (prior.ref, prior.clock)
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2"]))
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i1"]))
+    for model in (learner, restored.learner):
+        model.learn(users, items, torch.ones(2))
+    assert torch.equal(back.log_mass[:rows], prior.log_mass[:rows])
+
+
+def test_a_format_3_checkpoint_loads_with_a_fresh_neutral_prior(tmp_path: Path) -> None:
+    """A checkpoint without the prior loads its bias column unchanged and a prior of zeros."""
+    learner, history = _trained()
+    manifest_path = save(tmp_path, learner, history, {})
+    manifest = json.loads(manifest_path.read_text())
+    tensors_path = tmp_path / manifest["tensors"]
+    tensors = load_file(str(tensors_path))
+    del tensors["prior_log_mass"]
+    save_file(tensors, str(tensors_path))
+    manifest.update(format=3, sha256=hashlib.sha256(tensors_path.read_bytes()).hexdigest())
+    del manifest["prior_ref"], manifest["prior_clock"]
+    manifest_path.write_text(json.dumps(manifest))
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.skipped == []
+    assert torch.equal(restored.learner.item_vectors(), learner.item_vectors())
+    assert (restored.learner.prior.log_mass[: learner.item_table.rows] == 0).all()

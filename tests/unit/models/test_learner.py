@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models import LearnerConfig, ModelError, ModelFitError, OnlineLearner
+from models.prior import FLOOR
 
 CPU = torch.device("cpu")
 
@@ -243,3 +244,65 @@ def test_recovers_a_planted_taste_that_drifts() -> None:
         taste = 1 - taste
         if phase == 0:
             assert top_group_share() < 0.1
+
+
+def test_the_popularity_prior_ranks_a_recent_burst_above_old_popularity() -> None:
+    """A burst of recent clicks on one item outranks an item that was popular long ago."""
+    learner = OnlineLearner(LearnerConfig(dim=8, popularity_tau=50.0), CPU)
+    users, items = _map(learner, [f"u{n}" for n in range(200)], ["old"] * 200)
+    learner.learn(users, items, torch.ones(200))
+    for step in range(10):  # 500 events of other traffic: old popularity decays
+        users, items = _map(
+            learner, [f"v{n}" for n in range(50)], [f"x{step}-{n}" for n in range(50)]
+        )
+        learner.learn(users, items, torch.ones(50))
+    users, items = _map(learner, [f"w{n}" for n in range(20)], ["new"] * 20)
+    learner.learn(users, items, torch.ones(20))
+    bias = learner.item_vectors()[:, -1]
+    assert bias[learner.items.row("new")] > bias[learner.items.row("old")]
+
+
+def test_the_prior_time_clock_follows_event_times_and_rebases() -> None:
+    """On the time clock clicks decay by event time, and a rebase keeps the numbers small."""
+    config = LearnerConfig(dim=4, popularity_clock="time", popularity_tau=10.0)
+    learner = OnlineLearner(config, CPU)
+    users, items = _map(learner, ["a", "b", "c"], ["old", "old", "old"])
+    learner.learn(users, items, torch.ones(3), event_ts=torch.full((3,), 1000.0))
+    users, items = _map(learner, ["d"], ["new"])
+    learner.learn(users, items, torch.ones(1), event_ts=torch.tensor([2000.0]))
+    mass = learner.prior.log_mass
+    assert learner.prior.ref == 2000.0  # rebased: 100 time constants later
+    assert mass[learner.items.row("new")] == pytest.approx(0.0)
+    assert mass[learner.items.row("old")] == pytest.approx(np.log(3) - 100.0)
+    assert learner.item_vectors()[:, -1].abs().max() < 200.0
+
+
+def test_reset_rows_clears_the_prior_of_a_reused_item_row() -> None:
+    """A reset item row holds no clicks: its prior is the floor and its bias ranks it last."""
+    learner = OnlineLearner(LearnerConfig(dim=4), CPU)
+    users, items = _map(learner, ["a", "b"], ["hit", "miss"])
+    learner.learn(users, items, torch.ones(2))
+    row = learner.items.row("hit")
+    assert learner.prior.log_mass[row] > -10.0
+    learner.reset_rows(users.new_empty(0), torch.tensor([row]))
+    assert learner.prior.log_mass[row] == pytest.approx(FLOOR)
+    assert learner.item_vectors()[row, -1] == pytest.approx(
+        LearnerConfig().popularity_weight * FLOOR
+    )
+    learner.cap_rows(10, 5)
+    assert learner.prior.max_rows == 5
+
+
+def test_bias_decay_keeps_the_bias_step_from_dying_out() -> None:
+    """With a decaying accumulator a much-clicked item's bias still moves by a fixed-size step."""
+    moved = {}
+    for decay in (0.0, 0.9):
+        learner = OnlineLearner(LearnerConfig(dim=4, popularity_weight=0.0, bias_decay=decay), CPU)
+        for _ in range(200):
+            users, items = _map(learner, ["a", "b"], ["x", "y"])
+            learner.learn(users, items, torch.ones(2))
+        before = learner.item_vectors()[:, -1].clone()
+        users, items = _map(learner, ["a"], ["x"])
+        learner.learn(users, items, torch.ones(1))
+        moved[decay] = float((learner.item_vectors()[:, -1] - before).abs().max())
+    assert moved[0.9] > 3 * moved[0.0]

@@ -1,0 +1,98 @@
+"""A time-decayed popularity prior per item, kept in log space on the device."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_MIN_CAPACITY = 1024
+FLOOR = -1.0e3  # log mass of an item never clicked (or decayed past any use): ranks last
+_REBASE = 32.0  # rebase once the clock runs this many time constants past the reference
+
+
+class PopularityPrior:
+    """Each item's `L_i = log Σ_k w_k exp((t_k - ref) / tau)` over its clicks.
+
+    `exp(L_i - now / tau)` is the item's click mass decayed with time constant
+    `tau`: what is popular now. Everything is relative to a reference time
+    `ref`; as the clock runs, every item's `L` would only shift by the same
+    constant, which changes no ranking and cancels in a softmax, so it is left
+    out, and `ref` is moved forward (one O(items) rebase) only every
+    `_REBASE * tau` so the numbers stay small. A batch updates only the items
+    it clicked (one `logaddexp` per distinct item) and returns the change of
+    their `L`, for the caller to fold into their bias. float64 throughout.
+    """
+
+    def __init__(self, tau: float, device: torch.device) -> None:
+        """Create an empty prior with time constant `tau` (in the clock's unit)."""
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        self.tau = tau
+        self.device = device
+        self.max_rows: int | None = None  # growth never allocates past this (a row cap)
+        self.log_mass = torch.empty(0, dtype=torch.float64, device=device)
+        self.ref = 0.0  # the reference time: L is relative to it
+        self.clock = -math.inf  # newest time folded in
+
+    @property
+    def capacity(self) -> int:
+        """Item rows allocated."""
+        return int(self.log_mass.shape[0])
+
+    def ensure_rows(self, rows: int) -> None:
+        """Make rows `0..rows-1` exist (fresh ones hold no clicks)."""
+        if rows <= self.capacity:
+            return
+        capacity = max(_MIN_CAPACITY, self.capacity)
+        while capacity < rows:
+            capacity *= 2
+        if self.max_rows is not None:
+            capacity = max(rows, min(capacity, self.max_rows))
+        grown = torch.full((capacity,), FLOOR, dtype=torch.float64, device=self.device)
+        grown[: self.capacity] = self.log_mass
+        self.log_mass = grown
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Forget the clicks of `rows` (rows handed to new items)."""
+        if rows.numel() == 0:
+            return
+        rows = rows.to(self.device)
+        self.ensure_rows(int(rows.max()) + 1)
+        self.log_mass[rows] = FLOOR
+
+    def add(
+        self, items: torch.Tensor, weights: torch.Tensor, now: float, rows: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fold clicks at time `now` in; return the rows whose `L` changed and by how much.
+
+        After a rebase every one of the first `rows` rows changed.
+        """
+        self.ensure_rows(rows)
+        if math.isfinite(self.clock):
+            now = max(now, self.clock)  # the clock never runs backwards
+        else:
+            self.ref = now  # the first batch sets the reference
+        self.clock = now
+        changed: list[torch.Tensor] = []
+        deltas: list[torch.Tensor] = []
+        if (now - self.ref) / self.tau > _REBASE:
+            old = self.log_mass[:rows].clone()
+            shift = (now - self.ref) / self.tau
+            self.log_mass[:rows] = (old - shift).clamp(min=FLOOR)
+            self.ref = now
+            changed.append(torch.arange(rows, device=self.device))
+            deltas.append(self.log_mass[:rows] - old)
+        if items.numel():
+            unique, inverse = torch.unique(items, return_inverse=True)
+            mass = torch.zeros(unique.numel(), dtype=torch.float64, device=self.device)
+            mass.index_add_(0, inverse, weights.to(torch.float64))
+            old = self.log_mass[unique]
+            new = torch.logaddexp(old, mass.log() + (now - self.ref) / self.tau)
+            self.log_mass[unique] = new
+            changed.append(unique)
+            deltas.append(new - old)
+        if not changed:
+            empty = torch.empty(0, dtype=torch.int64, device=self.device)
+            return empty, torch.empty(0, dtype=torch.float64, device=self.device)
+        return torch.cat(changed), torch.cat(deltas)
