@@ -103,7 +103,9 @@ class Engine:
         item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
         try:
             weight = torch.from_numpy(weights).to(device, torch.float32)
-            times = torch.from_numpy(event_ts).to(device, torch.float64)
+            # The prior's time clock reads the batch clock: never past the wall clock, so one
+            # event stamped in the future cannot age every item at once.
+            times = torch.full((1,), self.clock, dtype=torch.float64, device=device)
             stats = learner.learn(user_rows, item_rows, weight, event_ts=times)
             loss, changed = stats.loss, stats.item_rows
         except ModelFitError:

@@ -116,8 +116,8 @@ class Settings(BaseSettings):
     l2: float = Field(default=1e-4, ge=0)
     recent_items: int = Field(default=16, ge=0, le=1024)
     popularity_weight: float = Field(default=1.0, ge=0, le=100)
-    popularity_tau: float = Field(default=3000.0, gt=0, allow_inf_nan=False)
-    popularity_clock: Literal["events", "time"] = "events"
+    popularity_tau: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    popularity_clock: Literal["events", "time"] = "time"
     bias_decay: float = Field(default=0.9, ge=0, lt=1)
     seen_history: int = Field(default=1024, ge=1, le=1900)
     event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)

@@ -177,7 +177,10 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
         (
             f"- recstream (Engine from Settings, `RECSTREAM_*` applies): dim {settings.dim}, "
             f"learning rate {settings.learning_rate}, negatives {negatives}, l2 {settings.l2}, "
-            f"recent items {settings.recent_items}, seen history {settings.seen_history}, "
+            f"recent items {settings.recent_items}, popularity prior weight "
+            f"{settings.popularity_weight} tau {settings.popularity_tau:g} "
+            f"({settings.popularity_clock} clock), bias decay {settings.bias_decay}, "
+            f"seen history {settings.seen_history}, "
             f"index {settings.index_kind}, "
             f"seed {settings.seed}, device {settings.device}"
         ),

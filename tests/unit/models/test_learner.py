@@ -248,7 +248,8 @@ def test_recovers_a_planted_taste_that_drifts() -> None:
 
 def test_the_popularity_prior_ranks_a_recent_burst_above_old_popularity() -> None:
     """A burst of recent clicks on one item outranks an item that was popular long ago."""
-    learner = OnlineLearner(LearnerConfig(dim=8, popularity_tau=50.0), CPU)
+    config = LearnerConfig(dim=8, popularity_tau=50.0, popularity_clock="events")
+    learner = OnlineLearner(config, CPU)
     users, items = _map(learner, [f"u{n}" for n in range(200)], ["old"] * 200)
     learner.learn(users, items, torch.ones(200))
     for step in range(10):  # 500 events of other traffic: old popularity decays
