@@ -25,7 +25,7 @@ class LearnerConfig:
     init_std: float = 0.1
     recent_items: int = 16  # a user's query adds context vectors of their last N items; 0: off
     recent_alpha: float = 0.5  # that sum is divided by N**alpha
-    popularity_weight: float = 1.0  # beta: the item bias adds beta * log(decayed clicks); 0: off
+    popularity_weight: float = 0.5  # beta: the item bias adds beta * log(decayed clicks); 0: off
     popularity_tau: float = 3600.0  # the decay's time constant, in the popularity clock's unit
     popularity_clock: str = "time"  # "time": event time in seconds; "events": events learned
     bias_decay: float = 0.9  # >0: the bias column's accumulator decays (RMSprop); 0: Adagrad

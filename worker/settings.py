@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     negatives: int | None = Field(default=None, ge=1, le=65_536)
     l2: float = Field(default=1e-4, ge=0)
     recent_items: int = Field(default=16, ge=0, le=1024)
-    popularity_weight: float = Field(default=1.0, ge=0, le=100)
+    popularity_weight: float = Field(default=0.5, ge=0, le=100)
     popularity_tau: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     popularity_clock: Literal["events", "time"] = "time"
     bias_decay: float = Field(default=0.9, ge=0, lt=1)
