@@ -186,6 +186,7 @@ def worker_env(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: 
             RECSTREAM_KAFKA_TOPIC_PARTITIONS="3",
             RECSTREAM_REDIS_URL=redis_server.url,
             RECSTREAM_REDIS_PREFIX=names.prefix,
+            RECSTREAM_REDIS_COLD_START_KEY=f"{names.prefix}__cold_start__",
             RECSTREAM_TOP_K="10",
             RECSTREAM_DIM="16",
             RECSTREAM_DEVICE="cpu",

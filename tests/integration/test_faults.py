@@ -84,10 +84,23 @@ def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
     assert restored, "the restarted worker did not restore a checkpoint"
     assert restored[0]["users"] > 0
     last_ts = {user: ts for user, _, ts in clicks}  # time order: the last one wins
+    lists = {}
     for user, ts in last_ts.items():
         raw = redis_client.get(f"{names.prefix}{user}")
         assert raw is not None, user
         assert decode_recommendation(raw)["event_ts"] >= ts, user
+        lists[user] = decode_recommendation(raw)["items"]
+    # The restored model kept what it learned: lists are personal, not the cold-start list
+    # (items by popularity alone) less what each user has seen.
+    cold = decode_recommendation(redis_client.get(f"{names.prefix}__cold_start__"))["items"]
+    seen: dict[str, set[str]] = {}
+    for user, item, _ in clicks:
+        seen.setdefault(user, set()).add(item)
+    as_cold = 0
+    for user, items in lists.items():
+        cold_for_user = [item for item in cold if item not in seen[user]]
+        as_cold += items[: len(cold_for_user)] == cold_for_user
+    assert as_cold < 0.1 * len(lists), f"{as_cold} of {len(lists)} lists are cold-start lists"
     # Exactly the one malformed sentinel: no valid click was dead-lettered by the crash.
     dlq = read_topic(names.dlq_topic, expected=1, timeout_s=30)
     assert [m.value() for m in dlq] == [SENTINEL]
