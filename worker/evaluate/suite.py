@@ -142,8 +142,8 @@ NOTES = (
         "15 iterations). Refitting more often costs linearly."
     ),
     (
-        "- recstream runs on the Settings defaults plus the `RECSTREAM_*` environment (`make eval`'s "
-        "`EVAL_ENV`: the replay's popularity clock and seen history), ranked exactly as the "
+        "- recstream runs on the Settings defaults plus the `RECSTREAM_*` environment "
+        "(`make eval`'s `EVAL_ENV`: the replay's popularity clock and seen history), ranked as the "
         "worker publishes; how its defaults were chosen is in the hand-written part below."
     ),
 )
@@ -159,8 +159,10 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
     return [
         "# Accuracy: prequential evaluation of recstream against peers",
         "",
-        "Written by `recstream eval` (worker/evaluate/), down to the hand-written part at the end, "
-        "which it keeps.",
+        (
+            "Written by `recstream eval` (worker/evaluate/), down to the hand-written part at "
+            "the end, which it keeps."
+        ),
         "",
         f"- command: `{options.command}` ({seconds / 60:.1f} minutes)",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
