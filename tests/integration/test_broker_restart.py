@@ -10,20 +10,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
+from fault_helpers import RECSTREAM, SENTINEL, click_messages, click_stream, wait_until
 
 from stream import decode_recommendation
 
-RECSTREAM = str(Path(sys.executable).parent / "recstream")
-SENTINEL = b"\xc1"  # never valid msgpack
 DOWN_S = 5.0
 
 
@@ -31,26 +27,6 @@ DOWN_S = 5.0
 def kafka_server(s3_kafka: Any) -> Any:
     """This module's broker: the restartable s3-backed one (worker_env, produce, ... follow)."""
     return s3_kafka
-
-
-def _clicks(start: int, count: int) -> list[tuple[str, str, float]]:
-    return [
-        (f"u{n % 40}", f"i{(n * 13) % 300}", 1_700_000_000.0 + n)
-        for n in range(start, start + count)
-    ]
-
-
-def _messages(clicks: list[tuple[str, str, float]]) -> list[tuple[bytes, bytes]]:
-    return [(u.encode(), msgpack.packb({"user": u, "item": i, "ts": ts})) for u, i, ts in clicks]
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, every_s: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every_s)
-    return condition()
 
 
 def _log_events(log: Path) -> list[dict[str, Any]]:
@@ -75,26 +51,26 @@ def test_broker_restart_mid_stream_loses_no_click_and_the_worker_rides_it_out(
 ) -> None:
     """With the broker down 5 s mid-stream the worker stays up, reconnects and drains everything."""
     env = worker_env(RECSTREAM_BATCH_SIZE="200", RECSTREAM_BATCH_MS="20")
-    clicks = _clicks(0, 12_000)
+    clicks = click_stream(0, 12_000)
     first, second = clicks[:6000], clicks[6000:]
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         worker = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            sent_one = produce(names.topic, _messages(first))
+            sent_one = produce(names.topic, click_messages(first))
             # Stop as soon as the worker's own log shows it part-way through the first half.
-            progressed = _wait(lambda: _published(log) >= 1000, 60, every_s=0.05)
+            progressed = wait_until(lambda: _published(log) >= 1000, 60, every_s=0.05)
             stopped_at = time.time()
             kafka_server.stop()
             time.sleep(DOWN_S)
             alive_while_down = worker.poll() is None
             kafka_server.start()
-            sent_two = produce(names.topic, [*_messages(second), (b"bad", SENTINEL)])
+            sent_two = produce(names.topic, [*click_messages(second), (b"bad", SENTINEL)])
             ends = {
                 p: max(sent_one.ends.get(p, 0), sent_two.ends.get(p, 0))
                 for p in sent_one.ends.keys() | sent_two.ends.keys()
             }
-            drained = _wait(lambda: committed(names.group, names.topic) == ends, 120)
+            drained = wait_until(lambda: committed(names.group, names.topic) == ends, 120)
             exited_on_its_own = worker.poll()
         finally:
             worker.send_signal(signal.SIGTERM)

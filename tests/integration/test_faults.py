@@ -5,39 +5,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgpack
+from fault_helpers import RECSTREAM, SENTINEL, click_messages, click_stream, wait_until
 
 from stream import decode_recommendation
 from worker.app import build_worker
-
-RECSTREAM = str(Path(sys.executable).parent / "recstream")
-SENTINEL = b"\xc1"  # never valid msgpack
-
-
-def _clicks(start: int, count: int) -> list[tuple[str, str, float]]:
-    return [
-        (f"u{n % 40}", f"i{(n * 13) % 300}", 1_700_000_000.0 + n)
-        for n in range(start, start + count)
-    ]
-
-
-def _messages(clicks: list[tuple[str, str, float]]) -> list[tuple[bytes, bytes]]:
-    return [(u.encode(), msgpack.packb({"user": u, "item": i, "ts": ts})) for u, i, ts in clicks]
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
 
 
 def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
@@ -56,21 +33,25 @@ def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
         RECSTREAM_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         RECSTREAM_CHECKPOINT_INTERVAL_S="0.2",
     )
-    clicks = _clicks(0, 6000)
+    clicks = click_stream(0, 6000)
     total = len(clicks) + 1  # and one malformed sentinel
     log_one, log_two = tmp_path / "one.log", tmp_path / "two.log"
     with log_one.open("w") as out:
         first = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
-        produce(names.topic, _messages(clicks[:3000]))
-        progressed = _wait(lambda: sum(committed(names.group, names.topic).values()) >= 1500, 60)
+        produce(names.topic, click_messages(clicks[:3000]))
+        progressed = wait_until(
+            lambda: sum(committed(names.group, names.topic).values()) >= 1500, 60
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     assert progressed, log_one.read_text()[-2000:]
-    produce(names.topic, [*_messages(clicks[3000:]), (b"bad", SENTINEL)])
+    produce(names.topic, [*click_messages(clicks[3000:]), (b"bad", SENTINEL)])
     with log_two.open("w") as out:
         second = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            drained = _wait(lambda: sum(committed(names.group, names.topic).values()) == total, 90)
+            drained = wait_until(
+                lambda: sum(committed(names.group, names.topic).values()) == total, 90
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             code = second.wait(30)
@@ -128,12 +109,12 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     )
     loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
     loop.start()
-    clicks = _clicks(0, 5000)
+    clicks = click_stream(0, 5000)
     try:
-        produce(names.topic, _messages(clicks[:2000]))
-        assert _wait(lambda: worker.totals.messages >= 2000, 60)
+        produce(names.topic, click_messages(clicks[:2000]))
+        assert wait_until(lambda: worker.totals.messages >= 2000, 60)
         server.stop()
-        produce(names.topic, _messages(clicks[2000:]))
+        produce(names.topic, click_messages(clicks[2000:]))
         time.sleep(10)
         # Stalled: nothing more counted or committed, one batch in hand, still alive.
         assert worker.totals.messages == 2000
@@ -141,7 +122,7 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
         assert loop.is_alive()
         server = ValkeyServer(port=port, data_dir=data, persist=True, config=config)
         server.start()
-        assert _wait(lambda: worker.totals.messages >= len(clicks), 60)
+        assert wait_until(lambda: worker.totals.messages >= len(clicks), 60)
     finally:
         worker.request_stop()
         loop.join(30)
@@ -198,7 +179,7 @@ def test_a_flood_of_malformed_messages_all_reach_the_dlq(
     """100,000 malformed among valid messages: every one dead-lettered, every valid one learned."""
     worker = build_worker(make_settings(batch_size=4096))
     bad = _malformed(100_000, seed=5)
-    valid = _messages(_clicks(0, 20_000))
+    valid = click_messages(click_stream(0, 20_000))
     messages: list[tuple[bytes, bytes]] = []
     for n, (key, value) in enumerate(valid):
         messages.append((key, value))
