@@ -154,7 +154,12 @@ def make_settings(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, name
         )
         values: dict[str, object] = {
             "kafka": kafka,
-            "redis": RedisSettings(url=redis_server.url, prefix=names.prefix, ttl_s=600),
+            "redis": RedisSettings(
+                url=redis_server.url,
+                prefix=names.prefix,
+                cold_start_key=f"{names.prefix}__cold_start__",
+                ttl_s=600,
+            ),
             "top_k": 10,
             "dim": 16,
             "batch_size": 512,

@@ -17,7 +17,7 @@ from worker.settings import Settings
 def wire_settings(
     settings: Settings, bootstrap: str, redis_url: str, tag: str, batch_size: int
 ) -> Settings:
-    """`settings` pointed at a broker and Redis, with a private topic, group and key prefix."""
+    """`settings` pointed at a broker and Redis, with a private topic, group and keys."""
     from worker.settings import KafkaSettings, RedisSettings
 
     return settings.model_copy(
@@ -30,7 +30,12 @@ def wire_settings(
                 topic_partitions=1,  # one partition keeps the file's order inside a batch
                 session_timeout_ms=6_000,
             ),
-            "redis": RedisSettings(url=redis_url, prefix=f"eval-{tag}:", ttl_s=3_600),
+            "redis": RedisSettings(
+                url=redis_url,
+                prefix=f"eval-{tag}:",
+                cold_start_key=f"eval-{tag}-cold-start",  # never another run's list
+                ttl_s=3_600,
+            ),
             "batch_size": batch_size,
             "batch_ms": 2_000,  # the whole batch is on the broker before the worker polls
             "metrics_port": 0,
