@@ -163,10 +163,7 @@ class Engine:
 
     def known_user_rows(self, users: Sequence[str]) -> np.ndarray:
         """Rows of `users`, `-1` for ids the model has no row for; creates nothing."""
-        row_of = self.learner.users
-        return np.fromiter(
-            (row_of.row(u) if u in row_of else -1 for u in users), dtype=np.int64, count=len(users)
-        )
+        return self.learner.users.lookup(users)
 
     def rank(self, user_rows: torch.Tensor) -> Ranked:
         """Each user's best `top_k` item rows, leaving out what the user has seen."""
