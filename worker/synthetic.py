@@ -8,6 +8,10 @@ at the top of their list; a random one would match at the genres' base rate.
 With `drift_at`, every user's taste is redrawn at that fraction of the stream:
 their favourite genres change, so a learner that follows the stream recovers
 and a model fitted once (or rarely) on the past lags behind.
+
+`generate_clustered` is a sharper variant: each user likes only 1 to 3 of the
+item clusters, a fraction of the clicks explore (drawn from overall item
+popularity), and at the drift every user moves to clusters they never liked.
 """
 
 from __future__ import annotations
@@ -85,6 +89,106 @@ def generate(
     return SyntheticStream(
         event_users.astype(np.int64), event_items, ts, item_genre, taste, taste_after, drift_index
     )
+
+
+def generate_clustered(
+    events: int,
+    *,
+    users: int = 2_000,
+    items: int = 2_000,
+    clusters: int = 20,
+    explore: float = 0.1,
+    zipf: float = 1.0,
+    seed: int = 11,
+    start_ts: float = 1_700_000_000.0,
+    drift_at: float | None = 0.5,
+) -> SyntheticStream:
+    """Draw `events` clicks of users whose tastes sit on 1-3 item clusters, vectorised.
+
+    Items are dealt evenly into `clusters` with Zipf(`zipf`) popularity inside
+    each; a user likes 1, 2 or 3 clusters (a flat Dirichlet mix over them);
+    `explore` of the clicks ignore taste and follow overall item popularity.
+    From `drift_at` on, every user likes as many clusters again, none of them
+    liked before. `item_genre` holds each item's cluster.
+    """
+    if not 0 <= explore <= 1:
+        raise ValueError(f"explore must be in [0, 1], got {explore}")
+    if drift_at is not None and not 0 < drift_at < 1:
+        raise ValueError(f"drift_at must be in (0, 1), got {drift_at}")
+    if clusters < 6 or items < clusters:  # noqa: PLR2004 (3 liked before and 3 after)
+        raise ValueError(f"need clusters >= 6 and items >= clusters, got {clusters}, {items}")
+    rng = np.random.default_rng(seed)
+    item_cluster = rng.permutation(items) % clusters
+    # Zipf inside a cluster, in a random order of its members.
+    weight = np.empty(items)
+    for cluster in range(clusters):
+        members = rng.permutation(np.flatnonzero(item_cluster == cluster))
+        weight[members] = 1.0 / np.arange(1, members.size + 1) ** zipf
+    liked = rng.integers(1, 4, size=users)
+    # A random ranking of the clusters per user: the first `liked` before, the next after.
+    ranking = np.argsort(rng.random((users, clusters)), axis=1)
+    taste = _taste(ranking[:, :3], liked, clusters, rng)
+    activity = 1.0 / np.arange(1, users + 1) ** 0.6
+    event_users = rng.choice(users, size=events, p=activity / activity.sum())
+    event_clusters = _draw_genres(np.cumsum(taste, axis=1), event_users, rng.random(events))
+    # An item per event by inverse CDF: a click's item depends only on its cluster and draws,
+    # so the events before the drift are exactly the undrifted stream's.
+    pick, exploring, explore_pick = (
+        rng.random(events),
+        rng.random(events) < explore,
+        rng.random(events),
+    )
+    taste_after, drift_index = None, None
+    if drift_at is not None:
+        after_rng = np.random.default_rng([seed, 1])
+        taste_after = _taste(ranking[:, 3:6], liked, clusters, after_rng)
+        drift_index = int(events * drift_at)
+        after = slice(drift_index, events)
+        event_clusters[after] = _draw_genres(
+            np.cumsum(taste_after, axis=1),
+            event_users[after],
+            after_rng.random(events - drift_index),
+        )
+    event_items = np.empty(events, dtype=np.int64)
+    for cluster in range(clusters):
+        members = np.flatnonzero(item_cluster == cluster)
+        where = event_clusters == cluster
+        event_items[where] = members[_inverse_cdf(weight[members], pick[where])]
+    event_items[exploring] = _inverse_cdf(weight, explore_pick[exploring])
+    ts = start_ts + np.arange(events, dtype=np.float64) / 1000.0
+    return SyntheticStream(
+        event_users.astype(np.int64),
+        event_items,
+        ts,
+        item_cluster.astype(np.int64),
+        taste,
+        taste_after,
+        drift_index,
+    )
+
+
+def _inverse_cdf(
+    weight: npt.NDArray[np.float64], draws: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int64]:
+    """Indices into `weight` drawn with probability proportional to it, one per uniform draw."""
+    cdf = np.cumsum(weight)
+    found = np.searchsorted(cdf / cdf[-1], draws, side="right")
+    return np.minimum(found, weight.size - 1).astype(np.int64)
+
+
+def _taste(
+    choices: npt.NDArray[np.int64],
+    liked: npt.NDArray[np.int64],
+    clusters: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """(users, clusters) rows: a flat Dirichlet mix over each user's first `liked` choices."""
+    users = liked.size
+    mix = rng.dirichlet(np.ones(choices.shape[1]), size=users)
+    mix[np.arange(choices.shape[1]) >= liked[:, None]] = 0.0
+    taste = np.zeros((users, clusters))
+    np.put_along_axis(taste, choices, mix / mix.sum(axis=1, keepdims=True), axis=1)
+    return taste
 
 
 def _draw_genres(

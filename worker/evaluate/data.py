@@ -1,7 +1,8 @@
 """The streams to evaluate on, as dense integer codes plus the flags the protocol needs.
 
 Files go through `worker.replay.read_interactions` (time order, stable ties);
-the synthetic drifting stream comes from `worker.synthetic.generate`.
+the synthetic drifting streams come from `worker.synthetic`: `generate` (genres)
+and `generate_clustered` (1-3 clusters per user, exploration, a move to new ones).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.replay import Interactions, read_interactions
-from worker.synthetic import generate
+from worker.synthetic import SyntheticStream, generate, generate_clustered
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -83,10 +84,33 @@ def load_file(path: Path, limit: int | None = None) -> Stream:
     return encode(name, read_interactions(path), limit)
 
 
-def drifting(events: int, users: int = 5_000, items: int = 2_000, seed: int = 7) -> Stream:
-    """The demo's genre/taste stream, with every user's taste redrawn half-way."""
-    drawn = generate(events, users=users, items=items, seed=seed, drift_at=0.5)
+# The synthetic streams `recstream eval` knows, by the name `--synthetic` takes.
+SYNTHETIC = ("genres", "clusters")
+DRIFT_AT = 0.5  # where the synthetic streams' tastes move
+
+
+def _encode_drawn(name: str, drawn: SyntheticStream) -> Stream:
     data = Interactions(
         [str(u) for u in drawn.users.tolist()], [str(i) for i in drawn.items.tolist()], drawn.ts
     )
-    return encode(f"synthetic-drift-{events}", data)
+    return encode(name, data)
+
+
+def drifting(events: int, users: int = 2_000, items: int = 2_000, seed: int = 7) -> Stream:
+    """The demo's genre/taste stream, with every user's taste redrawn half-way."""
+    drawn = generate(events, users=users, items=items, seed=seed, drift_at=DRIFT_AT)
+    return _encode_drawn(f"synthetic-genres-{events}", drawn)
+
+
+def clustered(events: int, users: int = 2_000, items: int = 2_000, seed: int = 11) -> Stream:
+    """Users on 1-3 of 20 item clusters, 10% of clicks exploring, all on new clusters half-way."""
+    drawn = generate_clustered(events, users=users, items=items, seed=seed, drift_at=DRIFT_AT)
+    return _encode_drawn(f"synthetic-clusters-{events}", drawn)
+
+
+def synthetic(kind: str, events: int) -> Stream:
+    """One of `SYNTHETIC` at `events` events."""
+    makers = {"genres": drifting, "clusters": clustered}
+    if kind not in makers:
+        raise ValueError(f"unknown synthetic stream {kind!r}; choose from {', '.join(SYNTHETIC)}")
+    return makers[kind](events)
