@@ -17,7 +17,8 @@ from worker.settings import SettingsError, load_settings
 log = structlog.get_logger("recstream.cli")
 
 # The methods `recstream eval` knows (kept here so --help needs no numpy or torch import).
-METHOD_NAMES = ("recstream", "most-popular", "recent-popular", "isgd", "als")
+METHOD_NAMES = ("recstream", "most-popular", "recent-popular", "isgd", "item-knn", "als")
+SYNTHETIC_NAMES = ("genres", "clusters")  # worker.evaluate.data.SYNTHETIC, without numpy
 
 
 @click.group()
@@ -140,7 +141,14 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     type=int,
     default=0,
     show_default=True,
-    help="Also a generated stream of N events whose tastes drift half-way (0: none).",
+    help="Also generated streams of N events each whose tastes drift half-way (0: none).",
+)
+@click.option(
+    "--synthetic",
+    default=",".join(SYNTHETIC_NAMES),
+    show_default=True,
+    help="Comma-separated generated streams for --synthetic-events: genres (the demo's genre "
+    "tastes, redrawn) and/or clusters (1-3 item clusters per user, moving to new ones).",
 )
 @click.option(
     "--batch-size",
@@ -178,12 +186,33 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
 @click.option("--isgd-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--isgd-lr", type=float, default=0.05, show_default=True)
 @click.option("--isgd-reg", type=float, default=0.01, show_default=True)
-@click.option("--als-every", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option(
-    "--synthetic-als-every",
+    "--knn-window",
     type=click.IntRange(min=1),
-    default=None,
-    help="ALS refit interval on the synthetic stream (default: --als-every).",
+    default=20,
+    show_default=True,
+    help="item-kNN: each click is paired with the user's previous N clicks.",
+)
+@click.option(
+    "--knn-recent",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="item-kNN: a user's list is scored over their last N clicks.",
+)
+@click.option(
+    "--knn-alpha",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="item-kNN: candidate scores divided by their popularity ** alpha.",
+)
+@click.option(
+    "--als-every",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="ALS refit interval (events), on every stream.",
 )
 @click.option("--als-factors", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--als-iterations", type=click.IntRange(min=1), default=15, show_default=True)
@@ -211,6 +240,7 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
 def evaluate(
     paths: tuple[Path, ...],
     synthetic_events: int,
+    synthetic: str,
     batch_size: int,
     limit: int | None,
     methods: str,
@@ -220,8 +250,10 @@ def evaluate(
     isgd_k: int,
     isgd_lr: float,
     isgd_reg: float,
+    knn_window: int,
+    knn_recent: int,
+    knn_alpha: float,
     als_every: int,
-    synthetic_als_every: int | None,
     als_factors: int,
     als_iterations: int,
     als_reg: float,
@@ -233,6 +265,7 @@ def evaluate(
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
     from worker.evaluate.compare import run_through_kafka
+    from worker.evaluate.knn import KnnConfig
     from worker.evaluate.peers import AlsConfig, IsgdConfig
     from worker.evaluate.suite import EvalOptions, run_eval
 
@@ -254,6 +287,12 @@ def evaluate(
     if unknown or not chosen:
         click.echo(f"unknown methods {unknown}; choose from {', '.join(METHOD_NAMES)}", err=True)
         sys.exit(2)
+    kinds = tuple(k.strip() for k in synthetic.split(",") if k.strip())
+    odd = sorted(set(kinds) - set(SYNTHETIC_NAMES))
+    if odd or (synthetic_events and not kinds):
+        choices = ", ".join(SYNTHETIC_NAMES)
+        click.echo(f"--synthetic: unknown {odd}; choose from {choices}", err=True)
+        sys.exit(2)
     if not paths and not synthetic_events:
         click.echo("give at least one file or --synthetic-events", err=True)
         sys.exit(2)
@@ -262,11 +301,13 @@ def evaluate(
         settings=settings,
         device=device,
         synthetic_events=synthetic_events,
+        synthetic=kinds,
         batch_size=batch_size,
         limit=limit,
         methods=chosen,
         recent_windows=windows_of_recent,
         isgd=IsgdConfig(factors=isgd_k, learning_rate=isgd_lr, regularization=isgd_reg),
+        knn=KnnConfig(window=knn_window, recent=knn_recent, alpha=knn_alpha),
         als=AlsConfig(
             every=als_every,
             factors=als_factors,
@@ -274,7 +315,6 @@ def evaluate(
             regularization=als_reg,
             threads=threads,
         ),
-        synthetic_als_every=synthetic_als_every,
         windows=windows,
         threads=threads,
         kafka_check=kafka_check,

@@ -87,6 +87,8 @@ def load_file(path: Path, limit: int | None = None) -> Stream:
 # The synthetic streams `recstream eval` knows, by the name `--synthetic` takes.
 SYNTHETIC = ("genres", "clusters")
 DRIFT_AT = 0.5  # where the synthetic streams' tastes move
+# 100 clicks per user at make eval's 200k events, as in ml-100k (106).
+SYNTHETIC_USERS, SYNTHETIC_ITEMS = 2_000, 2_000
 
 
 def _encode_drawn(name: str, drawn: SyntheticStream) -> Stream:
@@ -96,13 +98,17 @@ def _encode_drawn(name: str, drawn: SyntheticStream) -> Stream:
     return encode(name, data)
 
 
-def drifting(events: int, users: int = 2_000, items: int = 2_000, seed: int = 7) -> Stream:
+def drifting(
+    events: int, users: int = SYNTHETIC_USERS, items: int = SYNTHETIC_ITEMS, seed: int = 7
+) -> Stream:
     """The demo's genre/taste stream, with every user's taste redrawn half-way."""
     drawn = generate(events, users=users, items=items, seed=seed, drift_at=DRIFT_AT)
     return _encode_drawn(f"synthetic-genres-{events}", drawn)
 
 
-def clustered(events: int, users: int = 2_000, items: int = 2_000, seed: int = 11) -> Stream:
+def clustered(
+    events: int, users: int = SYNTHETIC_USERS, items: int = SYNTHETIC_ITEMS, seed: int = 11
+) -> Stream:
     """Users on 1-3 of 20 item clusters, 10% of clicks exploring, all on new clusters half-way."""
     drawn = generate_clustered(events, users=users, items=items, seed=seed, drift_at=DRIFT_AT)
     return _encode_drawn(f"synthetic-clusters-{events}", drawn)

@@ -1,7 +1,8 @@
-"""Results as markdown tables and a PNG of HR@10 over the stream per dataset."""
+"""Results as markdown tables, where recstream leads for good, and a PNG of HR@10 per window."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,43 @@ def ratio_to_best_peer(result: DatasetResult, ours: str = "recstream") -> float:
     return mine[0] / max(peers)
 
 
+def first_window_ahead(result: DatasetResult, ours: str = "recstream") -> int | None:
+    """The first window from which `ours` has a windowed HR@K >= every peer's, there and after.
+
+    0-based; None without `ours` or peers, or when `ours` is behind in the last
+    window. A window nobody was scored in (NaN) neither breaks nor makes a lead.
+    """
+    mine = next((o for o in result.outcomes if o.method == ours), None)
+    peers = [o for o in result.outcomes if not o.method.startswith("recstream")]
+    if mine is None or not peers:
+        return None
+    first = None
+    for window in range(len(mine.windows) - 1, -1, -1):
+        hr = mine.windows[window].hr
+        if math.isnan(hr):
+            continue
+        theirs = (p.windows[window].hr for p in peers if window < len(p.windows))
+        if hr < max((h for h in theirs if not math.isnan(h)), default=hr):
+            break
+        first = window
+    return first
+
+
+def ahead_line(result: DatasetResult) -> str:
+    """Where recstream takes the lead for good, in words ("" without recstream or peers)."""
+    first = first_window_ahead(result)
+    windows = next((len(o.windows) for o in result.outcomes if o.method == "recstream"), 0)
+    if not windows or all(o.method.startswith("recstream") for o in result.outcomes):
+        return ""
+    if first is None:
+        return "recstream ahead of every peer for good: **never** (behind one in the last window)."
+    return (
+        f"recstream ahead of every peer for good: **from window {first + 1} of {windows}** "
+        f"(its windowed HR@{K} is at or above every peer's from {first / windows:.0%} of the "
+        "stream on)."
+    )
+
+
 def table(result: DatasetResult) -> list[str]:
     """One markdown table: a row per method."""
     lines = [
@@ -66,6 +104,8 @@ def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
         "",
         f"recstream HR@{K} / best peer HR@{K}: **{ratio_to_best_peer(result):.2f}**",
     ]
+    if ahead := ahead_line(result):
+        lines += ["", ahead]
     if result.plot is not None:
         rel = (
             result.plot.relative_to(doc_dir) if result.plot.is_relative_to(doc_dir) else result.plot
@@ -88,6 +128,12 @@ def plot_windows(result: DatasetResult, path: Path, drift_at: float | None = Non
         ax.plot(centres, [s.hr for s in o.windows], marker="o", markersize=3, label=o.method)
     if drift_at is not None:
         ax.axvline(drift_at * 100, color="grey", linestyle=":", label="tastes drift")
+    first = first_window_ahead(result)
+    if first is not None:
+        n = len(result.outcomes[0].windows)
+        ax.axvspan(
+            first / n * 100, 100, color="green", alpha=0.08, label="recstream ahead from here"
+        )
     ax.set(
         xlabel="position in the stream (% of events)",
         ylabel=f"HR@{K} in the window",

@@ -13,8 +13,14 @@ from click.testing import CliRunner
 from worker.cli import main
 from worker.evaluate.data import Stream, encode
 from worker.evaluate.peers import Isgd, IsgdConfig, MostPopular, RecentPopular
-from worker.evaluate.protocol import SeenItems, evaluate, top_k
-from worker.evaluate.report import DatasetResult, markdown, ratio_to_best_peer
+from worker.evaluate.protocol import Outcome, Scores, SeenItems, evaluate, top_k
+from worker.evaluate.report import (
+    DatasetResult,
+    ahead_line,
+    first_window_ahead,
+    markdown,
+    ratio_to_best_peer,
+)
 from worker.replay import Interactions
 from worker.synthetic import generate
 
@@ -167,6 +173,18 @@ def test_als_falls_back_to_popular_then_ranks_a_users_own_block() -> None:
     assert lists[2].tolist() == popular.recommend(np.array([20]), seen, 3)[0].tolist()
 
 
+def test_eval_streams_name_each_synthetic_kind() -> None:
+    """`synthetic` builds the genre and the cluster stream under their names, and no other."""
+    from worker.evaluate.data import SYNTHETIC, synthetic
+
+    assert [synthetic(kind, 500).name for kind in SYNTHETIC] == [
+        "synthetic-genres-500",
+        "synthetic-clusters-500",
+    ]
+    with pytest.raises(ValueError, match="spirals"):
+        synthetic("spirals", 500)
+
+
 def test_drifting_stream_changes_tastes_at_the_midpoint_only() -> None:
     """Before the drift users click the undrifted stream's genres; after it, their new ones."""
     plain = generate(20_000, users=50, items=200, seed=3)
@@ -196,6 +214,62 @@ def test_report_has_a_row_per_method_and_the_ratio() -> None:
     assert "| fixed | 0.3333 |" in page
     assert ratio_to_best_peer(result) == pytest.approx(2.0)
     assert "re-consumed" in page
+
+
+def _windowed(method: str, hrs: list[float]) -> Outcome:
+    windows = [Scores(0 if math.isnan(h) else 10, h, h / 2, h / 3) for h in hrs]
+    return Outcome(method, Scores(40, 0.1, 0.05, 0.03), 0, 0, 1.0, 1.0, 40, windows)
+
+
+def _windowed_result(*outcomes: Outcome) -> DatasetResult:
+    return DatasetResult("windows", 40, 4, 4, 40, list(outcomes))
+
+
+def test_first_window_ahead_is_where_recstream_leads_every_peer_for_good() -> None:
+    """The lead must hold in that window and every later one; a tie counts as ahead."""
+    peers = (_windowed("a", [0.2, 0.2, 0.25, 0.4]), _windowed("b", [0.0, 0.1, 0.1, 0.5]))
+    ours = _windowed("recstream", [0.3, 0.3, 0.2, 0.5])
+    published = _windowed("recstream (published lists)", [0.9, 0.9, 0.9, 0.9])  # not a peer
+    result = _windowed_result(ours, published, *peers)
+    assert first_window_ahead(result) == 3  # behind a in window 2, tied with b in window 3
+    assert "from window 4 of 4" in ahead_line(result)
+    assert "from 75% of the stream" in ahead_line(result)
+    leading = _windowed_result(_windowed("recstream", [0.3, 0.3, 0.3, 0.6]), *peers)
+    assert first_window_ahead(leading) == 0
+
+
+def test_first_window_ahead_is_none_when_behind_at_the_end() -> None:
+    """Behind any peer in the last window: no window from which recstream stays ahead."""
+    result = _windowed_result(
+        _windowed("recstream", [0.5, 0.5, 0.5, 0.1]), _windowed("a", [0.2, 0.2, 0.2, 0.2])
+    )
+    assert first_window_ahead(result) is None
+    assert "**never**" in ahead_line(result)
+    alone = _windowed_result(_windowed("recstream", [0.5, 0.5, 0.5, 0.1]))
+    assert first_window_ahead(alone) is None
+    assert ahead_line(alone) == ""  # nothing to be ahead of: no line on the page
+
+
+def test_windows_nobody_was_scored_in_neither_break_nor_make_a_lead() -> None:
+    """A NaN window of recstream's or a peer's is skipped: the lead runs across it."""
+    nan = float("nan")
+    result = _windowed_result(
+        _windowed("recstream", [0.1, 0.3, nan, 0.3]), _windowed("a", [0.2, 0.2, 0.2, nan])
+    )
+    assert first_window_ahead(result) == 1
+    trailing = _windowed_result(
+        _windowed("recstream", [0.3, 0.3, 0.3, nan]), _windowed("a", [0.2, 0.2, 0.2, 0.2])
+    )
+    assert first_window_ahead(trailing) == 0
+
+
+def test_page_shows_where_recstream_leads_for_good() -> None:
+    """Each dataset section carries the first-window-ahead line beside the ratio."""
+    result = _windowed_result(
+        _windowed("recstream", [0.1, 0.3, 0.3, 0.3]), _windowed("a", [0.2, 0.2, 0.2, 0.2])
+    )
+    page = markdown([result], ["# title"], Path("docs"))
+    assert "recstream ahead of every peer for good: **from window 2 of 4**" in page
 
 
 def _tiny_csv(tmp_path: Path) -> Path:
@@ -254,6 +328,43 @@ def test_cli_eval_rejects_unknown_methods(tmp_path: Path) -> None:
     data.write_text("1,2,3\n")
     result = CliRunner().invoke(main, ["eval", str(data), "--methods", "svd"])
     assert result.exit_code == 2
+
+
+def test_cli_eval_rejects_unknown_synthetic_streams() -> None:
+    """A synthetic stream name the eval does not know is a usage error, exit code 2."""
+    result = CliRunner().invoke(
+        main, ["eval", "--synthetic-events", "100", "--synthetic", "genres,spirals"]
+    )
+    assert result.exit_code == 2
+    assert "spirals" in result.output
+
+
+def test_cli_eval_runs_item_knn_on_both_synthetic_streams() -> None:
+    """`--synthetic-events N` generates the genre and the cluster stream; item-kNN runs on both."""
+    pytest.importorskip("scipy")
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--synthetic-events", "3000", "--methods", "recstream,most-popular,item-knn"],
+        env={"RECSTREAM_DIM": "8"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "synthetic-genres-3000: 3,000 events" in result.output
+    assert "synthetic-clusters-3000: 3,000 events" in result.output
+    assert result.output.count("| item-kNN |") == 2
+    assert "recstream ahead of every peer for good:" in result.output
+
+
+def test_cli_knn_defaults_are_the_peers_defaults() -> None:
+    """The CLI's item-kNN defaults are KnnConfig's, so the page and `--help` agree."""
+    from worker.evaluate.knn import KnnConfig
+
+    params = {p.name: p.default for p in main.commands["eval"].params}
+    config = KnnConfig()
+    assert (params["knn_window"], params["knn_recent"], params["knn_alpha"]) == (
+        config.window,
+        config.recent,
+        config.alpha,
+    )
 
 
 def test_users_without_a_list_get_each_methods_cold_start_list() -> None:

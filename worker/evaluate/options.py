@@ -1,0 +1,48 @@
+"""What `recstream eval` runs and where it writes: one frozen options object, built by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.evaluate.data import SYNTHETIC
+from worker.evaluate.knn import KnnConfig
+from worker.evaluate.peers import AlsConfig, IsgdConfig
+from worker.evaluate.protocol import K
+from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to run and where to write it."""
+
+    paths: list[Path]
+    settings: Settings
+    device: str = "cpu"
+    synthetic_events: int = 0  # events of each synthetic stream (0: none)
+    synthetic: tuple[str, ...] = SYNTHETIC  # which synthetic streams, when synthetic_events
+    batch_size: int = 32
+    limit: int | None = None
+    methods: tuple[str, ...] = (
+        "recstream",
+        "most-popular",
+        "recent-popular",
+        "isgd",
+        "item-knn",
+        "als",
+    )
+    recent_windows: tuple[int, ...] = (3_000, 10_000, 30_000)  # one peer per window
+    isgd: IsgdConfig = field(default_factory=IsgdConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
+    als: AlsConfig = field(default_factory=AlsConfig)
+    windows: int = 20
+    threads: int = 1
+    kafka_check: int = 0
+    out: Path | None = None
+    img_dir: Path = Path("docs/img")
+    command: str = ""
+
+
+def engine_settings(options: EvalOptions) -> Settings:
+    """The worker's settings with the eval's list length and device."""
+    return options.settings.model_copy(update={"top_k": K, "device": options.device})
