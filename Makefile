@@ -55,7 +55,7 @@ $(EVAL_STAMP): $(STAMP)
 # Writes docs/accuracy.md and docs/img/accuracy-*.png: prequential HR/NDCG/MRR@10 of the
 # Engine and its peers (item-kNN and ALS every 10k events among them) on each file plus two
 # drifting synthetic streams (genres, clusters), and the through-Kafka check on the first 10k
-# events of the first file (about 10 minutes on 2 cores).
+# events of the first file (about 7 minutes on 2 cores, each synthetic stream about 2).
 # Replays of bursty logs: the popularity prior counts events, not seconds (a MovieLens user
 # rates hundreds of films in minutes), and the seen history is as long as it may be, since the
 # peers exclude everything a user clicked.
