@@ -24,6 +24,7 @@ from models import OnlineLearner, SeenHistory
 from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
+    DeadLetterReport,
     DecodedBatch,
     KafkaSource,
     Recommendation,
@@ -222,7 +223,7 @@ class Worker:
         stage["publish"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         if batch.rejected:
-            self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+            self._record(self._retry("dead_letter", lambda: self.dead_letters.flush(10.0)))
         if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
             # The group moved on (this member was evicted or is mid-rebalance): the batch
             # stays uncommitted and its partitions' next owner re-reads it.
@@ -279,6 +280,32 @@ class Worker:
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
         return path
+
+    def _record(self, report: DeadLetterReport) -> None:
+        """Log and count what the DLQ cut short or refused for good; neither holds the commit."""
+        for rejected in report.truncated:
+            self.metrics.dead_letter_truncated.inc()
+            log.warning(
+                "dead_letter_truncated",
+                topic=rejected.topic,
+                partition=rejected.partition,
+                offset=rejected.offset,
+                original_size=len(rejected.value or b""),
+            )
+        for lost in report.undeliverable:
+            rejected = lost.rejected
+            self.metrics.dead_letter_undeliverable.labels(error=lost.error).inc()
+            log.error(
+                "dead_letter_undeliverable",
+                topic=rejected.topic,
+                partition=rejected.partition,
+                offset=rejected.offset,
+                reason=rejected.reason,
+                error=lost.error,
+                detail=lost.detail,
+                size=len(rejected.value or b""),
+                skipped="recorded here only; the offset is committed past",
+            )
 
     def _retry(self, stage: str, action: Callable[[], T]) -> T:
         """Run `action`, retrying transient faults with capped exponential backoff."""
