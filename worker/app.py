@@ -132,4 +132,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         sink=sink,
         engine=engine,
         metrics=metrics,
+        restored_offsets=restored.offsets if restored else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -88,8 +88,15 @@ class Worker:
         sink: RedisSink,
         engine: Engine,
         metrics: WorkerMetrics | None = None,
+        restored_offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`."""
+        """Wire the parts; nothing runs until `step` or `run`.
+
+        `restored_offsets` are those of the checkpoint the engine was restored
+        from: they stand for their partitions in every checkpoint until a
+        batch from the partition supersedes them, so a checkpoint always
+        covers every partition whose state it holds.
+        """
         self.config = config
         self.source = source
         self.dead_letters = dead_letters
@@ -101,8 +108,8 @@ class Worker:
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
         self._closed = False
-        # Offsets the model has learned up to: committed batches only.
-        self.learned_offsets: dict[tuple[str, int], int] = {}
+        # Offsets the model has learned up to: the restored checkpoint's, then committed batches.
+        self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
         self._last_checkpoint = time.monotonic()
 
     @property
