@@ -21,7 +21,6 @@ import structlog
 
 from index import ItemIndex
 from models import OnlineLearner, SeenHistory
-from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
     DeadLetterReport,
@@ -33,6 +32,7 @@ from stream import (
     decode_messages,
     encode_recommendation,
 )
+from worker.checkpoints import Checkpointer
 from worker.engine import Engine, Learned
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
@@ -110,7 +110,12 @@ class Worker:
         self._closed = False
         # Offsets the model has learned up to: the restored checkpoint's, then committed batches.
         self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
-        self._last_checkpoint = time.monotonic()
+        directory = config.checkpoint_dir
+        self.checkpointer = (
+            Checkpointer(directory, config.checkpoint_interval_s, self.metrics)
+            if directory is not None
+            else None
+        )
 
     @property
     def learner(self) -> OnlineLearner:
@@ -209,6 +214,7 @@ class Worker:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
             self.engine.refresh_idle()
+            self._checkpoint_if_due(changed=False)  # state a failed write left unsaved
             # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
             self.metrics.lag.set(self.source.lag(self.learned_offsets))
             return None
@@ -236,8 +242,7 @@ class Worker:
             # stays uncommitted and its partitions' next owner re-reads it.
             log.warning("commit_skipped_group_moved_on", messages=batch.messages)
         self.learned_offsets.update(batch.next_offsets)
-        if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s:
-            self.checkpoint()
+        self._checkpoint_if_due(changed=True)
         stage["commit"] = time.perf_counter() - t2
         produced = np.asarray(batch.produced_ts, dtype=np.float64)
         latencies = acked - produced[produced > 0]
@@ -269,24 +274,23 @@ class Worker:
         return self.engine.recommendations(ranked), learned
 
     def checkpoint(self) -> Path | None:
-        """Write the model, the seen history and the offsets they reflect (if configured)."""
-        directory = self.config.checkpoint_dir
-        if directory is None:
+        """Write the model, the seen history and the offsets they reflect (if configured).
+
+        None when not configured or when the write failed (logged, counted, tried again at
+        the next interval): a disk problem never stops the loop.
+        """
+        if self.checkpointer is None:
             return None
-        start = time.perf_counter()
-        path = save_checkpoint(
-            directory, self.learner, self.history, self.learned_offsets, self.engine.rows
-        )
-        self._last_checkpoint = time.monotonic()
-        self.metrics.last_checkpoint.set(time.time())
-        log.info(
-            "checkpoint_written",
-            path=str(path),
-            users=len(self.learner.users),
-            items=len(self.learner.items),
-            duration_ms=round((time.perf_counter() - start) * 1000, 1),
-        )
-        return path
+        return self.checkpointer.write(self.engine, self.learned_offsets)
+
+    def _checkpoint_if_due(self, *, changed: bool) -> None:
+        """Checkpoint once an interval has passed, if anything was learned since the last one."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return
+        checkpointer.unsaved |= changed
+        if checkpointer.unsaved and checkpointer.due():
+            self.checkpoint()
 
     def _record(self, report: DeadLetterReport) -> None:
         """Log and count what the DLQ cut short or refused for good; neither holds the commit."""

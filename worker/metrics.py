@@ -91,6 +91,11 @@ class WorkerMetrics:
             "Time of the last checkpoint written",
             registry=r,
         )
+        self.checkpoint_failures = Counter(
+            "recstream_checkpoint_failures",
+            "Checkpoint writes that failed (tried again at the next interval)",
+            registry=r,
+        )
         self.last_commit = Gauge(
             "recstream_last_commit_timestamp_seconds",
             "Time of the last offset commit",
