@@ -2,8 +2,11 @@
 
 Written atomically (temporary files, fsync, rename; the manifest last and
 holding the tensor file's SHA-256), so a crash mid-write leaves either the
-previous checkpoint or a manifest-less file that `load_latest` ignores. No
-pickle anywhere: safetensors holds only raw tensors.
+previous checkpoint or a manifest-less file that `load_latest` ignores and
+`models.checkpoint_dir` removes at the next start. A write the disk refuses
+(full, read-only, a file where the directory was) raises `CheckpointError`
+and leaves none of its files behind. No pickle anywhere: safetensors holds
+only raw tensors.
 
 Format 2 (bounded rows): the id lists hold null for a free row (a hole), the
 manifest holds each kind's pending occurrence counts, and the tensors hold
@@ -24,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from models.errors import CheckpointError
 from models.history import SeenHistory
 from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
@@ -59,7 +64,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary beside `path`, fsync it, and rename it into place."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as handle:
         handle.write(data)
@@ -75,9 +81,33 @@ def save(
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
 ) -> Path:
-    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path.
+
+    Raises `CheckpointError` if the file system refuses any part of it; every
+    file of this attempt is removed first, so a failure leaves the directory
+    as it was.
+    """
     stamp = f"{time.time_ns()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest_path = _write(directory, stamp, learner, history, offsets, rows)
+    except (OSError, SafetensorError) as exc:
+        for path in directory.glob(f"ckpt-{stamp}.*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise CheckpointError(f"cannot write a checkpoint in {directory}: {exc}") from exc
+    _prune(directory)
+    return manifest_path
+
+
+def _write(
+    directory: Path,
+    stamp: str,
+    learner: OnlineLearner,
+    history: SeenHistory,
+    offsets: dict[tuple[str, int], int],
+    rows: RowPolicy | None,
+) -> Path:
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
     users, items = learner.user_table, learner.item_table
     recent_rows = min(learner.recent.capacity, users.rows)
@@ -129,8 +159,7 @@ def save(
         "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
     }
     manifest_path = directory / f"ckpt-{stamp}.json"
-    _write_atomically(manifest_path, json.dumps(manifest).encode())
-    _prune(directory)
+    write_atomically(manifest_path, json.dumps(manifest).encode())
     return manifest_path
 
 
@@ -224,8 +253,10 @@ def _row_state(manifest: dict[str, object], tensors: dict[str, torch.Tensor]) ->
     )
 
 
-def load_latest(directory: Path, device: torch.device) -> Restored | None:
-    """The newest checkpoint that verifies, or None; corrupt ones are skipped, with reasons."""
+def newest_valid(
+    directory: Path, device: torch.device
+) -> tuple[Restored | None, list[tuple[str, str]]]:
+    """The newest checkpoint that verifies (or None), and the newer ones skipped, with reasons."""
     skipped: list[tuple[str, str]] = []
     for manifest_path in sorted(directory.glob("ckpt-*.json"), reverse=True):
         try:
@@ -234,5 +265,10 @@ def load_latest(directory: Path, device: torch.device) -> Restored | None:
             skipped.append((manifest_path.name, f"{type(exc).__name__}: {exc}"))
             continue
         restored.skipped = skipped
-        return restored
-    return None
+        return restored, skipped
+    return None, skipped
+
+
+def load_latest(directory: Path, device: torch.device) -> Restored | None:
+    """The newest checkpoint that verifies, or None; corrupt ones are skipped, with reasons."""
+    return newest_valid(directory, device)[0]

@@ -17,3 +17,7 @@ class ModelError(RecstreamError):
 
 class ModelFitError(ModelError):
     """An update produced non-finite parameters; the batch was not applied."""
+
+
+class CheckpointError(ModelError):
+    """A checkpoint could not be written, or its directory cannot hold one."""

@@ -1,11 +1,16 @@
 """The edges: the event contract and codec, the Kafka source and DLQ, the Redis sink."""
 
 from stream.batch import DecodedBatch, Rejected, decode_messages
+from stream.dead_letters import (
+    PREFIX_BYTES,
+    DeadLetterProducer,
+    DeadLetterReport,
+    Undeliverable,
+)
 from stream.errors import BadEvent, FatalError, StreamError, TransientError
 from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, ClickEvent, decode_event, encode_event
 from stream.kafka import (
     ClickProducer,
-    DeadLetterProducer,
     KafkaSource,
     Polled,
     ensure_topics,
@@ -21,10 +26,12 @@ from stream.redis_sink import (
 __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_ID_BYTES",
+    "PREFIX_BYTES",
     "BadEvent",
     "ClickEvent",
     "ClickProducer",
     "DeadLetterProducer",
+    "DeadLetterReport",
     "DecodedBatch",
     "FatalError",
     "KafkaSource",
@@ -34,6 +41,7 @@ __all__ = [
     "Rejected",
     "StreamError",
     "TransientError",
+    "Undeliverable",
     "decode_event",
     "decode_messages",
     "decode_recommendation",

@@ -22,7 +22,7 @@ _INF = float("inf")
 class Rejected:
     """A message that broke the contract, with where it came from and why."""
 
-    value: bytes | None
+    value: bytes | None = field(repr=False)  # up to the broker's limit: never in a log line
     key: bytes | None
     topic: str
     partition: int

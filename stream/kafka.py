@@ -1,12 +1,10 @@
-"""Kafka edges: the batch consumer, the dead-letter producer, a plain click producer, admin.
+"""Kafka edges: the batch consumer, a plain click producer, admin (the DLQ: `stream.dead_letters`).
 
 librdkafka errors become the three kinds the worker acts on (`stream.errors`).
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -21,7 +19,6 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from stream.batch import Rejected
 from stream.errors import FatalError, TransientError
 
 KafkaConfig = Mapping[str, str | int | float | bool]
@@ -182,68 +179,6 @@ class KafkaSource:
         self._consumer.close()
 
 
-class DeadLetterProducer:
-    """Sends rejected messages, unchanged, to the DLQ topic with the reason in headers."""
-
-    def __init__(self, config: KafkaConfig, topic: str) -> None:
-        """Create the producer."""
-        self.topic = topic
-        self._producer = Producer({**PRODUCER_DEFAULTS, **config})
-        self._failed: list[tuple[Rejected, str]] = []
-        self._lock = threading.Lock()
-
-    def send(self, rejected: Rejected) -> None:
-        """Queue one rejected message (asynchronous; `flush` makes it durable)."""
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("recstream.reason", rejected.reason.encode()),
-            (
-                "recstream.source",
-                f"{rejected.topic}/{rejected.partition}/{rejected.offset}".encode(),
-            ),
-        ]
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic,
-                    value=rejected.value,
-                    key=rejected.key,
-                    headers=headers,
-                    on_delivery=functools.partial(self._delivered, rejected),
-                )
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self._producer.poll(0.1)
-        self._producer.poll(0)
-
-    def _delivered(self, rejected: Rejected, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            with self._lock:
-                self._failed.append((rejected, error.str()))
-
-    def flush(self, timeout_s: float) -> None:
-        """Wait for every queued message; raise if any is not delivered yet.
-
-        A message whose delivery failed is queued again before raising, so the
-        caller's retry (and the commit after it) waits for it: a reject is
-        never committed past without reaching the DLQ.
-        """
-        remaining = self._producer.flush(timeout_s)
-        with self._lock:
-            failed, self._failed = self._failed, []
-        for rejected, _ in failed:
-            self.send(rejected)
-        if remaining or failed:
-            reasons = sorted({reason for _, reason in failed})[:3]
-            raise TransientError(
-                f"dead-letter produce incomplete: {remaining} queued, "
-                f"{len(failed)} re-sent after {reasons}"
-            )
-
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Flush what is left."""
-        self._producer.flush(timeout_s)
-
-
 class ClickProducer:
     """Plain producer for replay and the demo: key = user id, value = encoded event."""
 
@@ -320,7 +255,6 @@ def group_progress(
 
 __all__ = [
     "ClickProducer",
-    "DeadLetterProducer",
     "KafkaSource",
     "Polled",
     "ensure_topics",

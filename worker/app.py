@@ -7,9 +7,10 @@ import torch
 
 from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
-from models.checkpoint import Restored, load_latest
+from models.checkpoint import Restored
 from models.rows import RowLimits, RowPolicy
 from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
+from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
@@ -73,9 +74,9 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             kafka.client_config(),
             {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
         )
-    restored = load_latest(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
-    for name, reason in restored.skipped if restored else []:
-        log.warning("checkpoint_skipped", file=name, reason=reason)
+    restored = (
+        restore_at_start(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
+    )
     engine = build_engine(settings, device, restored)
     redis = settings.redis
     sink = RedisSink(
@@ -132,4 +133,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         sink=sink,
         engine=engine,
         metrics=metrics,
+        restored_offsets=restored.offsets if restored else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -21,9 +21,9 @@ import structlog
 
 from index import ItemIndex
 from models import OnlineLearner, SeenHistory
-from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
+    DeadLetterReport,
     DecodedBatch,
     KafkaSource,
     Recommendation,
@@ -32,6 +32,7 @@ from stream import (
     decode_messages,
     encode_recommendation,
 )
+from worker.checkpoints import Checkpointer
 from worker.engine import Engine, Learned
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
@@ -87,8 +88,15 @@ class Worker:
         sink: RedisSink,
         engine: Engine,
         metrics: WorkerMetrics | None = None,
+        restored_offsets: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`."""
+        """Wire the parts; nothing runs until `step` or `run`.
+
+        `restored_offsets` are those of the checkpoint the engine was restored
+        from: they stand for their partitions in every checkpoint until a
+        batch from the partition supersedes them, so a checkpoint always
+        covers every partition whose state it holds.
+        """
         self.config = config
         self.source = source
         self.dead_letters = dead_letters
@@ -100,9 +108,14 @@ class Worker:
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
         self._closed = False
-        # Offsets the model has learned up to: committed batches only.
-        self.learned_offsets: dict[tuple[str, int], int] = {}
-        self._last_checkpoint = time.monotonic()
+        # Offsets the model has learned up to: the restored checkpoint's, then committed batches.
+        self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
+        directory = config.checkpoint_dir
+        self.checkpointer = (
+            Checkpointer(directory, config.checkpoint_interval_s, self.metrics)
+            if directory is not None
+            else None
+        )
 
     @property
     def learner(self) -> OnlineLearner:
@@ -201,6 +214,7 @@ class Worker:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
             self.engine.refresh_idle()
+            self._checkpoint_if_due(changed=False)  # state a failed write left unsaved
             # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
             self.metrics.lag.set(self.source.lag(self.learned_offsets))
             return None
@@ -222,14 +236,13 @@ class Worker:
         stage["publish"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         if batch.rejected:
-            self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+            self._record(self._retry("dead_letter", lambda: self.dead_letters.flush(10.0)))
         if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
             # The group moved on (this member was evicted or is mid-rebalance): the batch
             # stays uncommitted and its partitions' next owner re-reads it.
             log.warning("commit_skipped_group_moved_on", messages=batch.messages)
         self.learned_offsets.update(batch.next_offsets)
-        if time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval_s:
-            self.checkpoint()
+        self._checkpoint_if_due(changed=True)
         stage["commit"] = time.perf_counter() - t2
         produced = np.asarray(batch.produced_ts, dtype=np.float64)
         latencies = acked - produced[produced > 0]
@@ -261,24 +274,49 @@ class Worker:
         return self.engine.recommendations(ranked), learned
 
     def checkpoint(self) -> Path | None:
-        """Write the model, the seen history and the offsets they reflect (if configured)."""
-        directory = self.config.checkpoint_dir
-        if directory is None:
+        """Write the model, the seen history and the offsets they reflect (if configured).
+
+        None when not configured or when the write failed (logged, counted, tried again at
+        the next interval): a disk problem never stops the loop.
+        """
+        if self.checkpointer is None:
             return None
-        start = time.perf_counter()
-        path = save_checkpoint(
-            directory, self.learner, self.history, self.learned_offsets, self.engine.rows
-        )
-        self._last_checkpoint = time.monotonic()
-        self.metrics.last_checkpoint.set(time.time())
-        log.info(
-            "checkpoint_written",
-            path=str(path),
-            users=len(self.learner.users),
-            items=len(self.learner.items),
-            duration_ms=round((time.perf_counter() - start) * 1000, 1),
-        )
-        return path
+        return self.checkpointer.write(self.engine, self.learned_offsets)
+
+    def _checkpoint_if_due(self, *, changed: bool) -> None:
+        """Checkpoint once an interval has passed, if anything was learned since the last one."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return
+        checkpointer.unsaved |= changed
+        if checkpointer.unsaved and checkpointer.due():
+            self.checkpoint()
+
+    def _record(self, report: DeadLetterReport) -> None:
+        """Log and count what the DLQ cut short or refused for good; neither holds the commit."""
+        for rejected in report.truncated:
+            self.metrics.dead_letter_truncated.inc()
+            log.warning(
+                "dead_letter_truncated",
+                topic=rejected.topic,
+                partition=rejected.partition,
+                offset=rejected.offset,
+                original_size=len(rejected.value or b""),
+            )
+        for lost in report.undeliverable:
+            rejected = lost.rejected
+            self.metrics.dead_letter_undeliverable.labels(error=lost.error).inc()
+            log.error(
+                "dead_letter_undeliverable",
+                topic=rejected.topic,
+                partition=rejected.partition,
+                offset=rejected.offset,
+                reason=rejected.reason,
+                error=lost.error,
+                detail=lost.detail,
+                size=len(rejected.value or b""),
+                skipped="recorded here only; the offset is committed past",
+            )
 
     def _retry(self, stage: str, action: Callable[[], T]) -> T:
         """Run `action`, retrying transient faults with capped exponential backoff."""

@@ -30,6 +30,17 @@ class WorkerMetrics:
         self.dead_lettered = Counter(
             "recstream_dead_lettered", "Messages sent to the DLQ", ["reason"], registry=r
         )
+        self.dead_letter_truncated = Counter(
+            "recstream_dead_letter_truncated",
+            "Rejects too large for the DLQ, sent as a bounded prefix",
+            registry=r,
+        )
+        self.dead_letter_undeliverable = Counter(
+            "recstream_dead_letter_undeliverable",
+            "Rejects the DLQ refused for good (no retry cures it): logged with the offset, skipped",
+            ["error"],
+            registry=r,
+        )
         self.batches = Counter("recstream_batches", "Micro-batches completed", registry=r)
         self.users_published = Counter(
             "recstream_users_published", "Lists written to Redis", registry=r
@@ -78,6 +89,11 @@ class WorkerMetrics:
         self.last_checkpoint = Gauge(
             "recstream_last_checkpoint_timestamp_seconds",
             "Time of the last checkpoint written",
+            registry=r,
+        )
+        self.checkpoint_failures = Counter(
+            "recstream_checkpoint_failures",
+            "Checkpoint writes that failed (tried again at the next interval)",
             registry=r,
         )
         self.last_commit = Gauge(

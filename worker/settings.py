@@ -151,6 +151,13 @@ class Settings(BaseSettings):
             return value
         raise ValueError("expected auto, cpu, cuda or cuda:N")
 
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _checkpoint_dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") would be the current directory
+            raise ValueError("empty; name a directory, or leave it unset for no checkpoints")
+        return value
+
     @field_validator("event_weights", mode="before")
     @classmethod
     def _weights_json(cls, value: object) -> object:

@@ -230,14 +230,27 @@ class Sent:
 
 @pytest.fixture
 def produce(kafka_server: EmbeddedKafka) -> object:
-    """`produce(topic, [(key, value), ...]) -> Sent`, flushed and delivery-checked."""
+    """`produce(topic, [(key, value), ...]) -> Sent`, flushed and delivery-checked.
+
+    `partition` sends every message to that partition rather than by key; `config`
+    adds producer settings (e.g. a larger `message.max.bytes`).
+    """
     from confluent_kafka import Producer
 
-    def send(topic: str, messages: list[tuple[bytes | None, bytes]]) -> Sent:
+    def send(
+        topic: str,
+        messages: list[tuple[bytes | None, bytes]],
+        *,
+        partition: int | None = None,
+        config: dict[str, object] | None = None,
+    ) -> Sent:
         sent = Sent()
-        producer = Producer({"bootstrap.servers": kafka_server.bootstrap, "linger.ms": 5})
+        producer = Producer(
+            {"bootstrap.servers": kafka_server.bootstrap, "linger.ms": 5, **(config or {})}
+        )
+        where = {} if partition is None else {"partition": partition}
         for key, value in messages:
-            producer.produce(topic, value=value, key=key, on_delivery=sent.delivered)
+            producer.produce(topic, value=value, key=key, on_delivery=sent.delivered, **where)
             producer.poll(0)
         assert producer.flush(30) == 0
         assert sent.count == len(messages)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import torch
 
 from worker.app import build_worker
 
@@ -45,3 +47,52 @@ def test_restart_restores_the_model_and_rereads_events_after_the_checkpoint(
         second.close()
     assert second.totals.messages == 400
     assert sum(committed(names.group, names.topic).values()) == 1000
+
+
+def _manifest_offsets(directory: Path) -> dict[int, int]:
+    newest = max(directory.glob("ckpt-*.json"))
+    return {p: o for _, p, o in json.loads(newest.read_text())["offsets"]}
+
+
+def test_a_click_committed_after_a_checkpoint_survives_a_restart_that_never_read_its_partition(
+    make_settings: Any, names: Any, produce: Any, committed: Any, tmp_path: Path
+) -> None:
+    """Checkpoint; a click on partition 1 committed; crash; checkpoint before re-reading it; crash.
+
+    The third process must still learn the click: the second one's checkpoint
+    carries the restored offset of partition 1 forward instead of dropping it.
+    """
+    base = make_settings(checkpoint_dir=tmp_path, checkpoint_interval_s=1e9)
+    settings = base.model_copy(
+        update={"kafka": base.kafka.model_copy(update={"topic_partitions": 2})}
+    )
+    first = build_worker(settings)
+    produce(names.topic, _clicks(0, 100), partition=0)
+    produce(names.topic, _clicks(100, 100), partition=1)
+    try:
+        assert first.run_until(lambda w: w.totals.messages >= 200, timeout_s=60)
+        first.checkpoint()
+        click = msgpack.packb({"user": "clicker", "item": "the-item", "ts": 1000.0})
+        produce(names.topic, [(b"clicker", click)], partition=1)
+        assert first.run_until(lambda w: w.totals.messages >= 201, timeout_s=60)
+    finally:
+        first.close()  # killed: no checkpoint after the click
+    assert committed(names.group, names.topic) == {0: 100, 1: 101}
+
+    produce(names.topic, _clicks(200, 300), partition=0)  # a backlog on partition 0
+    second = build_worker(settings)
+    assert "clicker" not in second.learner.users
+    second.checkpoint()  # due before partition 1 is read again
+    second.close()  # killed
+    assert _manifest_offsets(tmp_path) == {0: 100, 1: 100}
+
+    third = build_worker(settings)
+    try:
+        assert third.run_until(lambda w: "clicker" in w.learner.users, timeout_s=60)
+        assert third.run_until(lambda w: w.totals.messages >= 301, timeout_s=60)
+    finally:
+        third.close()
+    row = third.learner.users.lookup(["clicker"])
+    item = int(third.learner.items.lookup(["the-item"])[0])
+    assert item in third.history.seen(torch.from_numpy(row)).tolist()[0]
+    assert committed(names.group, names.topic) == {0: 400, 1: 101}

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import resource
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models import LearnerConfig, OnlineLearner, SeenHistory
+from models import CheckpointError, LearnerConfig, OnlineLearner, SeenHistory
 from models.checkpoint import load_latest, save
+from models.checkpoint_dir import SET_ASIDE, open_directory
 from models.rows import RowLimits, RowPolicy
 
 CPU = torch.device("cpu")
@@ -184,3 +187,48 @@ def test_a_format_3_checkpoint_loads_with_a_fresh_neutral_prior(tmp_path: Path) 
     assert restored.skipped == []
     assert torch.equal(restored.learner.item_vectors(), learner.item_vectors())
     assert (restored.learner.prior.log_mass[: learner.item_table.rows] == 0).all()
+
+
+def test_a_refused_write_raises_checkpoint_error_and_leaves_no_file(tmp_path: Path) -> None:
+    """A file in place of the directory, or a disk that fails mid-file, leaves nothing behind."""
+    learner, history = _trained()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CheckpointError, match="cannot write"):
+        save(blocker, learner, history, {})
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))  # EFBIG mid-file, as ENOSPC would
+    try:
+        with pytest.raises(CheckpointError, match="too large"):
+            save(directory, learner, history, {})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert list(directory.iterdir()) == []
+
+
+def test_open_directory_clears_killed_writes_and_sets_corrupt_checkpoints_aside(
+    tmp_path: Path,
+) -> None:
+    """Temporaries and orphans go, corrupt newer checkpoints move aside, the good one loads."""
+    learner, history = _trained()
+    good = save(tmp_path, learner, history, {("clicks", 0): 1})
+    bad = save(tmp_path, learner, history, {("clicks", 0): 2})
+    bad.write_text("{not json")
+    (tmp_path / "ckpt-1.safetensors.tmp").write_bytes(b"partial")
+    (tmp_path / "ckpt-2.safetensors").write_bytes(b"no manifest")
+    opened = open_directory(tmp_path, CPU)
+    assert opened.restored is not None
+    assert opened.restored.path == good
+    assert [name for name, _ in opened.skipped] == [bad.name]
+    assert sorted(opened.removed) == ["ckpt-1.safetensors.tmp", "ckpt-2.safetensors"]
+    aside = tmp_path / SET_ASIDE
+    assert sorted(p.name for p in aside.iterdir()) == sorted(
+        [bad.name, bad.with_suffix(".safetensors").name]
+    )
+    assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == sorted(
+        [good.name, good.with_suffix(".safetensors").name]
+    )
+    with pytest.raises(CheckpointError, match="not a directory"):
+        open_directory(good, CPU)

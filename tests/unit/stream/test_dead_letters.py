@@ -21,3 +21,23 @@ def test_failed_delivery_is_requeued_not_dropped() -> None:
     with pytest.raises(TransientError):
         dlq.flush(0.1)
     dlq.close(0.1)
+
+
+def test_a_reject_refused_even_as_a_prefix_is_reported_and_not_retried() -> None:
+    """A message the DLQ refuses whole and as a prefix comes back as undeliverable, not a retry."""
+    dlq = DeadLetterProducer(
+        {"bootstrap.servers": f"127.0.0.1:{free_port()}", "message.max.bytes": 10_000},
+        "clicks.dlq",
+    )
+    dlq.send(Rejected(b"x" * 100_000, b"k", "clicks", 2, 9, "too_large"))
+    report = dlq.flush(1.0)
+    assert report.truncated == []
+    [lost] = report.undeliverable
+    assert (lost.rejected.partition, lost.rejected.offset, lost.error) == (
+        2,
+        9,
+        "MSG_SIZE_TOO_LARGE",
+    )
+    assert len(dlq._producer) == 0  # nothing left queued to loop on
+    assert dlq.flush(0.1).undeliverable == []  # reported once
+    dlq.close(0.1)
