@@ -10,6 +10,7 @@ from stream.kafka import (
     Polled,
     ensure_topics,
     group_progress,
+    wait_for_broker,
 )
 from stream.redis_sink import (
     Recommendation,
@@ -41,4 +42,5 @@ __all__ = [
     "encode_recommendation",
     "ensure_topics",
     "group_progress",
+    "wait_for_broker",
 ]

@@ -9,11 +9,12 @@ from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
 from models.checkpoint import Restored, load_latest
 from models.rows import RowLimits, RowPolicy
-from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
+from stream import DeadLetterProducer, KafkaSource, RedisSink
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.settings import Settings
+from worker.startup import check_kafka, check_redis
 
 log = structlog.get_logger("recstream.worker")
 
@@ -65,14 +66,13 @@ def build_engine(
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
-    """Create the learner, index and edges described by `settings`."""
+    """Create the learner, index and edges described by `settings`.
+
+    The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
+    """
     device = resolve_device(settings.device)
     kafka = settings.kafka
-    if kafka.create_topics:
-        ensure_topics(
-            kafka.client_config(),
-            {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
-        )
+    check_kafka(kafka, settings.startup_timeout_s)
     restored = load_latest(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
     for name, reason in restored.skipped if restored else []:
         log.warning("checkpoint_skipped", file=name, reason=reason)
@@ -86,6 +86,12 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         timeout_s=redis.timeout_s,
         cold_start_key=redis.cold_start_key,
     )
+    try:
+        check_redis(sink, settings.startup_timeout_s)
+    except BaseException:
+        sink.close()
+        engine.index.close()
+        raise
 
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])

@@ -41,6 +41,7 @@ log = structlog.get_logger("recstream.worker")
 
 _BACKOFF_START_S = 0.1
 _BACKOFF_CAP_S = 5.0
+_TOPIC_CHECK_S = 10.0  # while nothing is assigned, how often to ask whether the topic exists
 
 
 class StopRequestedError(Exception):
@@ -103,6 +104,7 @@ class Worker:
         # Offsets the model has learned up to: committed batches only.
         self.learned_offsets: dict[tuple[str, int], int] = {}
         self._last_checkpoint = time.monotonic()
+        self._next_topic_check = 0.0
 
     @property
     def learner(self) -> OnlineLearner:
@@ -201,6 +203,7 @@ class Worker:
             log.warning("kafka_client_error", error=error)
         if not polled.messages:
             self.engine.refresh_idle()
+            self._watch_topic()
             # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
             self.metrics.lag.set(self.source.lag(self.learned_offsets))
             return None
@@ -259,6 +262,21 @@ class Worker:
         ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
         return self.engine.recommendations(ranked), learned
+
+    def _watch_topic(self) -> None:
+        """While nothing is assigned, warn every so often if the input topic does not exist."""
+        now = time.monotonic()
+        if self.source.assigned or now < self._next_topic_check:
+            return
+        self._next_topic_check = now + _TOPIC_CHECK_S
+        if self.source.topic_missing():
+            log.warning(
+                "topic_missing",
+                topic=self.source.topic,
+                role="input",
+                waiting=True,
+                recheck_in_s=_TOPIC_CHECK_S,
+            )
 
     def checkpoint(self) -> Path | None:
         """Write the model, the seen history and the offsets they reflect (if configured)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -34,3 +35,14 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, every_s: float =
             return True
         time.sleep(every_s)
     return condition()
+
+
+def log_events(path: Path, event: str | None = None) -> list[dict[str, object]]:
+    """The JSON log lines a `recstream run` wrote to `path` (only `event`'s, when given)."""
+    entries = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if event is None or entry.get("event") == event:
+                entries.append(entry)
+    return entries
