@@ -2,7 +2,14 @@
 
 from stream.batch import DecodedBatch, Rejected, decode_messages
 from stream.errors import BadEvent, FatalError, StreamError, TransientError
-from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, ClickEvent, decode_event, encode_event
+from stream.events import (
+    MAX_EVENT_BYTES,
+    MAX_ID_BYTES,
+    ClickEvent,
+    EventLimits,
+    decode_event,
+    encode_event,
+)
 from stream.kafka import (
     ClickProducer,
     DeadLetterProducer,
@@ -27,6 +34,7 @@ __all__ = [
     "ClickProducer",
     "DeadLetterProducer",
     "DecodedBatch",
+    "EventLimits",
     "FatalError",
     "KafkaSource",
     "Polled",

@@ -132,6 +132,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             event_weights=dict(settings.event_weights),
             checkpoint_dir=settings.checkpoint_dir,
             checkpoint_interval_s=settings.checkpoint_interval_s,
+            max_event_weight=settings.max_event_weight,
+            max_clock_skew_s=settings.max_clock_skew_s,
         ),
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),

@@ -25,6 +25,7 @@ from models.checkpoint import save as save_checkpoint
 from stream import (
     DeadLetterProducer,
     DecodedBatch,
+    EventLimits,
     KafkaSource,
     Recommendation,
     RedisSink,
@@ -58,6 +59,8 @@ class LoopConfig:
     event_weights: dict[str, float]
     checkpoint_dir: Path | None = None
     checkpoint_interval_s: float = 60.0
+    max_event_weight: float = 10.0  # one event counts as at most this many clicks
+    max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,10 @@ class Worker:
             return None
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
-        batch = decode_messages(polled.messages, self.config.event_weights)
+        limits = EventLimits(
+            self.config.max_event_weight, time.time() + self.config.max_clock_skew_s
+        )
+        batch = decode_messages(polled.messages, self.config.event_weights, limits)
         for rejected in batch.rejected:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
