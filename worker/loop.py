@@ -8,6 +8,7 @@ and a crash loses nothing that was committed.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -225,7 +226,7 @@ class Worker:
         now = time.time()
         version = self.index.version
         payloads = [(rec.user, encode_recommendation(rec, now, version)) for rec in recs]
-        cold = encode_recommendation(self.engine.cold_start(), now, version) if recs else None
+        cold = self._cold_start(now, version) if recs else None
         self._retry("publish", lambda: self.sink.publish(payloads, cold))
         acked = time.time()
         stage["publish"] = time.perf_counter() - t1
@@ -267,7 +268,22 @@ class Worker:
         t1 = time.perf_counter()
         ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
+        if not ranked.finite():
+            self._withhold("users", users=len(ranked.user_rows))
+            return [], learned
         return self.engine.recommendations(ranked), learned
+
+    def _cold_start(self, now: float, version: int) -> bytes | None:
+        rec = self.engine.cold_start()
+        if not all(math.isfinite(score) for score in rec.scores):
+            self._withhold("cold_start", users=0)
+            return None
+        return encode_recommendation(rec, now, version)
+
+    def _withhold(self, kind: str, users: int) -> None:
+        """Lists with NaN or infinite scores stay unpublished; Redis keeps the previous ones."""
+        self.metrics.lists_withheld.labels(kind=kind, reason="non_finite_scores").inc()
+        log.error("lists_withheld", kind=kind, reason="non_finite_scores", users=users)
 
     def _watch_topic(self) -> None:
         """While nothing is assigned, warn every so often if the input topic does not exist."""

@@ -70,6 +70,13 @@ class WorkerMetrics:
             "Valid events not learned for lack of a user or item row (still committed)",
             registry=r,
         )
+        self.lists_withheld = Counter(
+            "recstream_lists_withheld",
+            "Batches whose lists were not published (kind users or cold_start), keeping the"
+            " previous ones: reason non_finite_scores, a broken model",
+            ["kind", "reason"],
+            registry=r,
+        )
         self.lag = Gauge(
             "recstream_consumer_lag",
             "Messages behind the end of the assigned partitions",

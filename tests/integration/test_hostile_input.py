@@ -1,7 +1,7 @@
-"""Valid but hostile input against real servers (issue 10, items 8 and 9).
+"""Valid but hostile input, and a broken model, against real servers (issue 10, items 7 to 9).
 
 One event may not take over every list, an event time far ahead of the clock is not
-stored, and a user id cannot name a key outside the prefix.
+stored, a user id cannot name a key outside the prefix, and NaN never reaches Redis.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 import msgpack
+import torch
 from fault_helpers import click_messages, click_stream
 
-from stream import decode_recommendation
+from stream import Recommendation, decode_recommendation
 from worker.app import build_worker
 
 
@@ -91,3 +92,57 @@ def test_a_user_id_names_only_a_key_under_the_prefix(
     cold = decode_recommendation(redis_client.get(names.cold_start_key))
     assert "i2" not in own["items"]  # the user's own list, without the item they clicked
     assert cold["event_ts"] == max(ts for _, _, ts in events)
+
+
+def test_a_broken_model_never_publishes_non_finite_scores(
+    make_settings: Any, names: Any, produce: Any, committed: Any, redis_client: Any
+) -> None:
+    """With NaN in the model, lists are withheld and counted, the old ones stay, offsets move on."""
+    worker = build_worker(make_settings())
+    first, second = click_stream(0, 400), click_stream(400, 400)
+    produce(names.topic, click_messages(first))
+    try:
+        assert worker.run_until(lambda w: w.totals.messages >= len(first), timeout_s=60)
+        users = sorted({u for u, _, _ in first})
+        before = {u: redis_client.get(f"{names.prefix}{u}") for u in users}
+        cold_before = redis_client.get(names.cold_start_key)
+        assert all(before.values())
+        assert cold_before is not None
+        with torch.no_grad():
+            worker.learner.item_table.weight[:] = float("nan")
+        sent = produce(names.topic, click_messages(second))
+        total = len(first) + len(second)
+        assert worker.run_until(lambda w: w.totals.messages >= total, timeout_s=60)
+    finally:
+        worker.close()
+    assert {u: redis_client.get(f"{names.prefix}{u}") for u in users} == before
+    assert redis_client.get(names.cold_start_key) == cold_before
+    withheld = worker.metrics.lists_withheld
+    assert withheld.labels(kind="users", reason="non_finite_scores")._value.get() >= 1
+    assert sum(committed(names.group, names.topic).values()) == total
+    assert sent.count == len(second)
+
+
+def test_a_non_finite_cold_start_list_is_withheld_alone(
+    make_settings: Any, names: Any, produce: Any, redis_client: Any, monkeypatch: Any
+) -> None:
+    """A cold-start list with a NaN score is not written; the users' finite lists still are."""
+    worker = build_worker(make_settings())
+    first, second = click_stream(0, 200), click_stream(200, 200)
+    produce(names.topic, click_messages(first))
+    try:
+        assert worker.run_until(lambda w: w.totals.messages >= len(first), timeout_s=60)
+        cold_before = redis_client.get(names.cold_start_key)
+        good = worker.engine.cold_start()
+        broken = Recommendation("", good.items, [float("nan")] * len(good.items), good.event_ts)
+        monkeypatch.setattr(worker.engine, "cold_start", lambda: broken)
+        produce(names.topic, click_messages(second))
+        total = len(first) + len(second)
+        assert worker.run_until(lambda w: w.totals.messages >= total, timeout_s=60)
+    finally:
+        worker.close()
+    assert redis_client.get(names.cold_start_key) == cold_before
+    last = decode_recommendation(redis_client.get(f"{names.prefix}{second[-1][0]}"))
+    assert last["event_ts"] == second[-1][2]
+    withheld = worker.metrics.lists_withheld
+    assert withheld.labels(kind="cold_start", reason="non_finite_scores")._value.get() >= 1
