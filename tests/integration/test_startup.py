@@ -85,8 +85,9 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
     with log.open("w") as out:
         proc = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            waiting = wait_until(
-                lambda: any(e.get("waiting") for e in log_events(log, "topic_missing")), 60
+            waiting = wait_until(  # periodic: a second warning, 10 s after the first
+                lambda: sum(bool(e.get("waiting")) for e in log_events(log, "topic_missing")) >= 2,
+                60,
             )
             assert waiting, log.read_text()[-3000:]
             assert proc.poll() is None
