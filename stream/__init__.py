@@ -8,13 +8,21 @@ from stream.dead_letters import (
     Undeliverable,
 )
 from stream.errors import BadEvent, FatalError, StreamError, TransientError
-from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, ClickEvent, decode_event, encode_event
+from stream.events import (
+    MAX_EVENT_BYTES,
+    MAX_ID_BYTES,
+    ClickEvent,
+    EventLimits,
+    decode_event,
+    encode_event,
+)
 from stream.kafka import (
     ClickProducer,
     KafkaSource,
     Polled,
     ensure_topics,
     group_progress,
+    wait_for_broker,
 )
 from stream.redis_sink import (
     Recommendation,
@@ -33,6 +41,7 @@ __all__ = [
     "DeadLetterProducer",
     "DeadLetterReport",
     "DecodedBatch",
+    "EventLimits",
     "FatalError",
     "KafkaSource",
     "Polled",
@@ -49,4 +58,5 @@ __all__ = [
     "encode_recommendation",
     "ensure_topics",
     "group_progress",
+    "wait_for_broker",
 ]

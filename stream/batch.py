@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.errors import BadEvent
-from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, decode_event
+from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, NO_LIMITS, EventLimits, decode_event
 
 _JSON_START = ord("{")
 _unpackb = msgpack.unpackb
@@ -60,15 +60,21 @@ class DecodedBatch:
 
 
 def decode_messages(
-    messages: Sequence[Any], type_weights: Mapping[str, float] | None = None
+    messages: Sequence[Any],
+    type_weights: Mapping[str, float] | None = None,
+    limits: EventLimits = NO_LIMITS,
 ) -> DecodedBatch:
     """Decode confluent-kafka messages (already error-free) into a `DecodedBatch`.
 
     A message's Kafka timestamp stands in for a missing event `ts`, and is
     kept apart as the produce time that click→Redis latency is measured from.
+    An event's weight times its type's weight is clamped to `limits.max_weight`;
+    an event whose own weight is above it, or whose time is after `limits.max_ts`,
+    is rejected.
     """
     weights_by_type = type_weights or {}
-    click_weight = weights_by_type.get("click", 1.0)
+    max_weight, max_ts = limits.max_weight, limits.max_ts
+    click_weight = min(weights_by_type.get("click", 1.0), max_weight)
     batch = DecodedBatch()
     offsets = batch.next_offsets
     users, items, event_ts = batch.users, batch.items, batch.event_ts
@@ -82,7 +88,7 @@ def decode_messages(
         ts_ms = message.timestamp()[1]
         produced = ts_ms / 1000.0 if ts_ms > 0 else 0.0
         value = message.value()
-        fast = fast_path(value, produced)
+        fast = fast_path(value, produced, max_ts)
         if fast is not None:
             users.append(fast[0])
             items.append(fast[1])
@@ -91,7 +97,7 @@ def decode_messages(
             produced_ts.append(produced)
             continue
         try:
-            event = decode_event(value, default_ts=produced)
+            event = decode_event(value, default_ts=produced, limits=limits)
         except BadEvent as bad:
             batch.rejected.append(
                 Rejected(value, message.key(), topic, partition, offset, bad.reason)
@@ -100,7 +106,7 @@ def decode_messages(
         users.append(event.user)
         items.append(event.item)
         event_ts.append(event.ts)
-        weights.append(event.weight * weights_by_type.get(event.type, 1.0))
+        weights.append(min(event.weight * weights_by_type.get(event.type, 1.0), max_weight))
         produced_ts.append(produced)
     return batch
 
@@ -109,7 +115,7 @@ _SHORT_ID = MAX_ID_BYTES // 4  # a str this short is within the byte limit in an
 
 
 def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fast path's point)
-    value: bytes | None, produced: float
+    value: bytes | None, produced: float, max_ts: float = _INF
 ) -> tuple[str, str, float] | None:
     """The common event (`{user, item[, ts]}` msgpack, short ids) decoded inline, else None.
 
@@ -138,12 +144,12 @@ def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fas
         return None
     ts = event.get("ts")
     if ts is None:
-        if len(event) != 2:  # noqa: PLR2004  (user and item only)
+        if len(event) != 2 or produced > max_ts:  # noqa: PLR2004  (user and item only)
             return None
         return user, item, produced
     if len(event) != 3 or (type(ts) is not float and type(ts) is not int):  # noqa: PLR2004
         return None
     ts = float(ts)
-    if not 0.0 <= ts < _INF:
+    if not 0.0 <= ts <= max_ts or ts == _INF:
         return None
     return user, item, ts

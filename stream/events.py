@@ -26,6 +26,21 @@ _FRAME_ERRORS = (ValueError, TypeError, OverflowError, RecursionError, msgpack.U
 
 
 @dataclass(frozen=True, slots=True)
+class EventLimits:
+    """How much one valid event may weigh, and how far ahead of the worker's clock it may be.
+
+    A hostile but well-formed event is bounded here: a weight above `max_weight` or an
+    event time after `max_ts` (the wall clock plus the allowed skew) is a bad event.
+    """
+
+    max_weight: float = MAX_WEIGHT
+    max_ts: float = math.inf
+
+
+NO_LIMITS = EventLimits()  # the contract's own bounds only
+
+
+@dataclass(frozen=True, slots=True)
 class ClickEvent:
     """One valid click: ids normalised to str, `ts` in seconds since the epoch."""
 
@@ -91,7 +106,9 @@ def _number(event: dict[object, object], field: str, default: float) -> float:
     return number
 
 
-def decode_event(value: bytes | None, default_ts: float) -> ClickEvent:
+def decode_event(
+    value: bytes | None, default_ts: float, limits: EventLimits = NO_LIMITS
+) -> ClickEvent:
     """Decode and validate one message value, or raise `BadEvent` with a reason.
 
     >>> decode_event(b'{"user": 7, "item": "i9"}', default_ts=1.0)
@@ -105,8 +122,10 @@ def decode_event(value: bytes | None, default_ts: float) -> ClickEvent:
     ts = _number(event, "ts", default_ts)
     if ts < 0:
         raise BadEvent("bad_value:ts")
+    if ts > limits.max_ts:
+        raise BadEvent("bad_value:ts_future")
     weight = _number(event, "weight", 1.0)
-    if not MIN_WEIGHT <= weight <= MAX_WEIGHT:
+    if not MIN_WEIGHT <= weight <= min(MAX_WEIGHT, limits.max_weight):
         raise BadEvent("bad_value:weight")
     kind = event.get("type", "click")
     if not isinstance(kind, str) or not 1 <= len(kind.encode("utf-8", "replace")) <= MAX_TYPE_BYTES:

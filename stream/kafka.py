@@ -5,6 +5,7 @@ librdkafka errors become the three kinds the worker acts on (`stream.errors`).
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -30,6 +31,9 @@ CONSUMER_DEFAULTS: dict[str, str | int | bool] = {
     "session.timeout.ms": 10_000,
     "fetch.wait.max.ms": 10,
     "log.connection.close": False,
+    # A subscribed topic that does not exist yet is consumed within seconds of its creation:
+    # librdkafka notices it at the next metadata refresh, by default every 5 minutes.
+    "topic.metadata.refresh.interval.ms": 5_000,
 }
 PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
     "linger.ms": 5,
@@ -158,6 +162,17 @@ class KafkaSource:
             _raise_for(error, "commit")
         return True
 
+    def topic_missing(self, timeout_s: float = 2.0) -> bool:
+        """Whether the broker says the subscribed topic does not exist (False if it cannot say)."""
+        try:
+            meta = self._consumer.list_topics(self.topic, timeout=timeout_s)
+        except KafkaException:
+            return False  # no answer: the poll's own errors tell of that
+        topic = meta.topics.get(self.topic)
+        return topic is None or (
+            topic.error is not None and topic.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+
     def lag(self, positions: Mapping[tuple[str, int], int]) -> int:
         """Messages behind the end, over assigned partitions, from the last fetch's watermarks.
 
@@ -207,11 +222,28 @@ class ClickProducer:
         return remaining
 
 
+def _admin(config: KafkaConfig) -> AdminClient:
+    try:
+        return AdminClient(dict(config))
+    except KafkaException as exc:
+        raise FatalError(f"kafka client config rejected: {exc}") from exc
+
+
+def wait_for_broker(config: KafkaConfig, timeout_s: float) -> set[str]:
+    """The cluster's topic names, once a broker answers; `FatalError` if none does in time."""
+    try:
+        meta = _admin(config).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        error: KafkaError = exc.args[0]
+        raise FatalError(f"no broker answered within {timeout_s:g} s ({error.str()})") from exc
+    return {name for name, topic in meta.topics.items() if topic.error is None}
+
+
 def ensure_topics(
     config: KafkaConfig, partitions: Mapping[str, int], timeout_s: float = 30
 ) -> None:
     """Create missing topics; an existing topic is left as it is."""
-    admin = AdminClient(dict(config))
+    admin = _admin(config)  # held until the futures resolve: its handle serves them
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=n, replication_factor=-1) for name, n in partitions.items()],
         request_timeout=timeout_s,
@@ -219,6 +251,10 @@ def ensure_topics(
     for name, future in futures.items():
         try:
             future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError as exc:
+            raise FatalError(
+                f"kafka create topic {name}: no answer within {timeout_s:g} s"
+            ) from exc
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
@@ -259,4 +295,5 @@ __all__ = [
     "Polled",
     "ensure_topics",
     "group_progress",
+    "wait_for_broker",
 ]

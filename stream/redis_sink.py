@@ -144,6 +144,30 @@ class RedisSink:
         finally:
             pool.release(connection)
 
+    @property
+    def address(self) -> str:
+        """Where the sink connects, without credentials: `host:port/db` or the socket path."""
+        kwargs = self._client.connection_pool.connection_kwargs
+        where = (
+            kwargs.get("path") or f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        )
+        return f"{where}/{kwargs.get('db', 0)}"
+
+    def check(self) -> None:
+        """Connect, select the database and ping, or raise what kind of trouble it is.
+
+        `TransientError` while nothing answers (it may yet); `FatalError` when Redis answers
+        but refuses (bad password, a database index out of range, any other refusal).
+        """
+        try:
+            self._client.ping()
+        except AuthenticationError as exc:  # a ConnectionError subclass: test it first
+            raise FatalError(f"redis auth: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise TransientError(f"redis: {exc}") from exc
+        except ResponseError as exc:
+            raise FatalError(f"redis refused: {exc}") from exc
+
     def ping(self) -> bool:
         """Whether Redis answers now (readiness)."""
         try:

@@ -9,12 +9,13 @@ from index import backend_for, make_index
 from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
 from models.checkpoint import Restored
 from models.rows import RowLimits, RowPolicy
-from stream import DeadLetterProducer, KafkaSource, RedisSink, ensure_topics
+from stream import DeadLetterProducer, KafkaSource, RedisSink
 from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.settings import Settings
+from worker.startup import check_kafka, check_redis
 
 log = structlog.get_logger("recstream.worker")
 
@@ -66,14 +67,13 @@ def build_engine(
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
-    """Create the learner, index and edges described by `settings`."""
+    """Create the learner, index and edges described by `settings`.
+
+    The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
+    """
     device = resolve_device(settings.device)
     kafka = settings.kafka
-    if kafka.create_topics:
-        ensure_topics(
-            kafka.client_config(),
-            {kafka.topic: kafka.topic_partitions, kafka.dlq_topic: kafka.topic_partitions},
-        )
+    check_kafka(kafka, settings.startup_timeout_s)
     restored = (
         restore_at_start(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
     )
@@ -87,6 +87,12 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         timeout_s=redis.timeout_s,
         cold_start_key=redis.cold_start_key,
     )
+    try:
+        check_redis(sink, settings.startup_timeout_s)
+    except BaseException:
+        sink.close()
+        engine.index.close()
+        raise
 
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])
@@ -127,6 +133,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             event_weights=dict(settings.event_weights),
             checkpoint_dir=settings.checkpoint_dir,
             checkpoint_interval_s=settings.checkpoint_interval_s,
+            max_event_weight=settings.max_event_weight,
+            max_clock_skew_s=settings.max_clock_skew_s,
         ),
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),

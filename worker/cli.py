@@ -6,6 +6,7 @@ import json
 import sys
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import structlog
@@ -13,6 +14,9 @@ import structlog
 from models.errors import RecstreamError
 from worker.logs import configure_logging
 from worker.settings import SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from worker.metrics import HealthServer
 
 log = structlog.get_logger("recstream.cli")
 
@@ -36,17 +40,33 @@ def run() -> None:
         sys.exit(2)
     configure_logging(settings.log_format, settings.log_level)
     from worker.app import build_worker
-    from worker.metrics import HealthServer
+    from worker.errors import StartupError
+    from worker.metrics import HealthServer, WorkerMetrics
 
-    try:
-        worker = build_worker(settings)
-    except RecstreamError as exc:
-        log.exception("startup_failed", error=str(exc))
-        sys.exit(2)
+    metrics = WorkerMetrics()
     health = None
     if settings.metrics_port:
-        health = HealthServer(settings.metrics_port, worker.metrics, worker.live, worker.ready)
-        health.start()
+        try:  # bound before anything else starts: a port in use is a bad start, not a traceback
+            health = HealthServer(settings.metrics_port, metrics)
+        except OSError as exc:
+            log.error(  # noqa: TRY400  (an expected bad start: one clear line, no traceback)
+                "startup_failed",
+                error=f"cannot listen on port {settings.metrics_port}: {exc.strerror or exc}",
+                variable="RECSTREAM_METRICS_PORT",
+            )
+            sys.exit(2)
+    try:
+        worker = build_worker(settings, metrics)
+    except StartupError as exc:
+        log.error("startup_failed", error=str(exc), **exc.fields)  # noqa: TRY400  (same)
+        _close(health)
+        sys.exit(2)
+    except RecstreamError as exc:
+        log.exception("startup_failed", error=str(exc))
+        _close(health)
+        sys.exit(2)
+    if health:
+        health.start(worker.live, worker.ready)
         log.info("metrics_listening", port=health.port)
     try:
         code = worker.run()
@@ -54,9 +74,13 @@ def run() -> None:
         log.exception("worker_failed", error=str(exc))
         code = 1
     finally:
-        if health:
-            health.close()
+        _close(health)
     sys.exit(code)
+
+
+def _close(health: HealthServer | None) -> None:
+    if health is not None:
+        health.close()
 
 
 @main.command()

@@ -80,7 +80,12 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         redis_url = options.redis or (redis_server.url if redis_server else "")
         run_id = f"{int(time.time())}"
         topic = "clicks" if kafka_server else f"recstream-demo-{run_id}"
+        # On a Redis of its own the demo may use the defaults; on one it is given, every key it
+        # writes is its own: the lists under a private prefix, the cold-start list beside them.
         prefix = "rec:" if redis_server else f"recstream-demo-{run_id}:"
+        cold_start_key = (
+            "recstream:cold_start" if redis_server else f"recstream-demo-{run_id}.cold_start"
+        )
         settings = Settings(
             kafka=KafkaSettings(
                 bootstrap=bootstrap,
@@ -90,7 +95,9 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
                 topic_partitions=4,
                 session_timeout_ms=6_000,
             ),
-            redis=RedisSettings(url=redis_url, prefix=prefix, ttl_s=3600),
+            redis=RedisSettings(
+                url=redis_url, prefix=prefix, cold_start_key=cold_start_key, ttl_s=3600
+            ),
             top_k=10,
             metrics_port=0,
         )

@@ -47,6 +47,10 @@ class Ranked:
     item_rows: np.ndarray
     scores: np.ndarray
 
+    def finite(self) -> bool:
+        """Whether every listed score is a finite number (a broken model gives NaN or inf)."""
+        return bool(np.isfinite(self.scores[self.item_rows >= 0]).all())
+
 
 class Engine:
     """Learner, seen history and item index, advanced together one micro-batch at a time."""

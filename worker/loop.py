@@ -8,6 +8,7 @@ and a crash loses nothing that was committed.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from stream import (
     DeadLetterProducer,
     DeadLetterReport,
     DecodedBatch,
+    EventLimits,
     KafkaSource,
     Recommendation,
     RedisSink,
@@ -42,6 +44,7 @@ log = structlog.get_logger("recstream.worker")
 
 _BACKOFF_START_S = 0.1
 _BACKOFF_CAP_S = 5.0
+_TOPIC_CHECK_S = 10.0  # while nothing is assigned, how often to ask whether the topic exists
 
 
 class StopRequestedError(Exception):
@@ -58,6 +61,8 @@ class LoopConfig:
     event_weights: dict[str, float]
     checkpoint_dir: Path | None = None
     checkpoint_interval_s: float = 60.0
+    max_event_weight: float = 10.0  # one event counts as at most this many clicks
+    max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class Worker:
             if directory is not None
             else None
         )
+        self._next_topic_check = 0.0
 
     @property
     def learner(self) -> OnlineLearner:
@@ -215,12 +221,16 @@ class Worker:
         if not polled.messages:
             self.engine.refresh_idle()
             self._checkpoint_if_due(changed=False)  # state a failed write left unsaved
+            self._watch_topic()
             # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
             self.metrics.lag.set(self.source.lag(self.learned_offsets))
             return None
         stage: dict[str, float] = {}
         t0 = time.perf_counter()
-        batch = decode_messages(polled.messages, self.config.event_weights)
+        limits = EventLimits(
+            self.config.max_event_weight, time.time() + self.config.max_clock_skew_s
+        )
+        batch = decode_messages(polled.messages, self.config.event_weights, limits)
         for rejected in batch.rejected:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
@@ -230,7 +240,7 @@ class Worker:
         now = time.time()
         version = self.index.version
         payloads = [(rec.user, encode_recommendation(rec, now, version)) for rec in recs]
-        cold = encode_recommendation(self.engine.cold_start(), now, version) if recs else None
+        cold = self._cold_start(now, version) if recs else None
         self._retry("publish", lambda: self.sink.publish(payloads, cold))
         acked = time.time()
         stage["publish"] = time.perf_counter() - t1
@@ -271,7 +281,37 @@ class Worker:
         t1 = time.perf_counter()
         ranked = self.engine.rank(learned.touched)
         stage["rank"] = time.perf_counter() - t1
+        if not ranked.finite():
+            self._withhold("users", users=len(ranked.user_rows))
+            return [], learned
         return self.engine.recommendations(ranked), learned
+
+    def _cold_start(self, now: float, version: int) -> bytes | None:
+        rec = self.engine.cold_start()
+        if not all(math.isfinite(score) for score in rec.scores):
+            self._withhold("cold_start", users=0)
+            return None
+        return encode_recommendation(rec, now, version)
+
+    def _withhold(self, kind: str, users: int) -> None:
+        """Lists with NaN or infinite scores stay unpublished; Redis keeps the previous ones."""
+        self.metrics.lists_withheld.labels(kind=kind, reason="non_finite_scores").inc()
+        log.error("lists_withheld", kind=kind, reason="non_finite_scores", users=users)
+
+    def _watch_topic(self) -> None:
+        """While nothing is assigned, warn every so often if the input topic does not exist."""
+        now = time.monotonic()
+        if self.source.assigned or now < self._next_topic_check:
+            return
+        self._next_topic_check = now + _TOPIC_CHECK_S
+        if self.source.topic_missing():
+            log.warning(
+                "topic_missing",
+                topic=self.source.topic,
+                role="input",
+                waiting=True,
+                recheck_in_s=_TOPIC_CHECK_S,
+            )
 
     def checkpoint(self) -> Path | None:
         """Write the model, the seen history and the offsets they reflect (if configured).

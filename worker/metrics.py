@@ -81,6 +81,13 @@ class WorkerMetrics:
             "Valid events not learned for lack of a user or item row (still committed)",
             registry=r,
         )
+        self.lists_withheld = Counter(
+            "recstream_lists_withheld",
+            "Batches whose lists were not published (kind users or cold_start), keeping the"
+            " previous ones: reason non_finite_scores, a broken model",
+            ["kind", "reason"],
+            registry=r,
+        )
         self.lag = Gauge(
             "recstream_consumer_lag",
             "Messages behind the end of the assigned partitions",
@@ -110,19 +117,23 @@ class HealthServer:
         self,
         port: int,
         metrics: WorkerMetrics,
-        live: Callable[[], bool],
-        ready: Callable[[], bool],
         host: str = "0.0.0.0",  # noqa: S104  (scraped from outside the container)
     ) -> None:
-        """Bind now (port 0 picks a free one), serve from a daemon thread after `start`."""
+        """Bind now (port 0 picks a free one; a port in use raises `OSError` here, at start).
+
+        Serving starts with `start`, once there is a worker to ask.
+        """
         registry = metrics.registry
+        checks: dict[str, Callable[[], bool]] = {}
+        self._checks = checks
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
                 elif self.path in ("/healthz", "/readyz"):
-                    ok = live() if self.path == "/healthz" else ready()
+                    check = checks.get(self.path)
+                    ok = check is not None and check()
                     body, status, ctype = (
                         (b"ok\n" if ok else b"not ok\n"),
                         (200 if ok else 503),
@@ -145,13 +156,15 @@ class HealthServer:
             target=self._server.serve_forever, name="recstream-http", daemon=True
         )
 
-    def start(self) -> None:
-        """Start serving."""
+    def start(self, live: Callable[[], bool], ready: Callable[[], bool]) -> None:
+        """Start serving: `/healthz` answers `live()`, `/readyz` answers `ready()`."""
+        self._checks.update({"/healthz": live, "/readyz": ready})
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving and free the port."""
-        self._server.shutdown()
+        """Stop serving (if started) and free the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +19,18 @@ from stream.events import MAX_WEIGHT
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
 MAX_SEARCH_K = 2048
+# Finite upper bounds for durations: no setting may be infinite, and none needs more than these.
+DAY_S = 24 * 3600
+TEN_YEARS_S = 10 * 365 * DAY_S
+MAX_PORT = 65535
+# Kafka's own rule for topic names.
+_TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+def _host_port(text: str) -> bool:
+    """Whether `text` is `host:port` with a port in 1..65535."""
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) <= MAX_PORT
 
 
 class SettingsError(RecstreamError):
@@ -30,15 +43,18 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSTREAM_KAFKA_", frozen=True, extra="ignore")
 
     bootstrap: str = "localhost:9092"
-    topic: str = Field(default="clicks", min_length=1)
-    dlq_topic: str = Field(default="clicks.dlq", min_length=1)
-    group: str = Field(default="recstream", min_length=1)
+    topic: str = Field(default="clicks", pattern=_TOPIC_NAME)
+    dlq_topic: str = Field(default="clicks.dlq", pattern=_TOPIC_NAME)
+    group: str = Field(default="recstream", min_length=1, max_length=255)
     create_topics: bool = True
-    topic_partitions: int = Field(default=12, ge=1)
-    session_timeout_ms: int = Field(default=10_000, ge=1_000)
-    fetch_wait_max_ms: int = Field(default=10, ge=0)
+    topic_partitions: int = Field(default=12, ge=1, le=10_000)
+    # librdkafka's own ranges, checked here so the error names the variable.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000, le=3_600_000)
+    fetch_wait_max_ms: int = Field(default=10, ge=0, le=300_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None
+    ) = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
@@ -47,9 +63,18 @@ class KafkaSettings(BaseSettings):
     @classmethod
     def _hosts_with_ports(cls, value: str) -> str:
         hosts = [h.strip() for h in value.split(",") if h.strip()]
-        if not hosts or any(":" not in h for h in hosts):
-            raise ValueError("expected host:port[,host:port...]")
+        if not hosts or not all(_host_port(h) for h in hosts):
+            raise ValueError("expected host:port[,host:port...] with ports 1..65535")
         return ",".join(hosts)
+
+    @model_validator(mode="after")
+    def _dlq_apart(self) -> KafkaSettings:
+        if self.topic == self.dlq_topic:
+            raise ValueError(
+                "RECSTREAM_KAFKA_TOPIC and RECSTREAM_KAFKA_DLQ_TOPIC must differ "
+                f"(both {self.topic!r}: dead letters would be read again)"
+            )
+        return self
 
     def client_config(self) -> dict[str, str | int]:
         """Librdkafka settings shared by the consumer, producers and admin client."""
@@ -84,17 +109,39 @@ class RedisSettings(BaseSettings):
 
     url: SecretStr = SecretStr("redis://localhost:6379/0")
     password: SecretStr | None = None
-    prefix: str = "rec:"
-    cold_start_key: str = "recstream:cold_start"
-    ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
-    timeout_s: float = Field(default=5.0, gt=0)
+    # Never empty: every key a user id can name starts with it (README, "Redis contract").
+    prefix: str = Field(default="rec:", min_length=1, max_length=256)
+    cold_start_key: str = Field(default="recstream:cold_start", max_length=512)
+    ttl_s: int = Field(default=7 * 24 * 3600, ge=1, le=TEN_YEARS_S)
+    timeout_s: float = Field(default=5.0, gt=0, le=300, allow_inf_nan=False)
 
     @field_validator("url")
     @classmethod
-    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        # Messages never repeat the URL: it may hold a password.
+        url = value.get_secret_value()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        parts = urlsplit(url)
+        try:
+            _ = parts.port  # raises on a non-numeric or out-of-range port
+        except ValueError:
+            raise ValueError("the port must be a number in 1..65535") from None
+        dbs = parse_qs(parts.query).get("db", [])
+        if parts.scheme != "unix" and parts.path not in ("", "/"):
+            dbs.append(parts.path.removeprefix("/"))
+        if any(not db.isdigit() for db in dbs):
+            raise ValueError("the database must be a number (redis://host:port/N)")
         return value
+
+    @model_validator(mode="after")
+    def _cold_start_apart(self) -> RedisSettings:
+        if self.cold_start_key.startswith(self.prefix):
+            raise ValueError(
+                "RECSTREAM_REDIS_COLD_START_KEY must not start with RECSTREAM_REDIS_PREFIX "
+                f"({self.cold_start_key!r} starts with {self.prefix!r}): a user id could name it"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -113,36 +160,41 @@ class Settings(BaseSettings):
     learning_rate: float = Field(default=0.03, gt=0, le=10)
     # Unset: 2048 on a GPU (all of a small catalogue), 128 on a CPU (see README).
     negatives: int | None = Field(default=None, ge=1, le=65_536)
-    l2: float = Field(default=1e-4, ge=0)
+    l2: float = Field(default=1e-4, ge=0, le=1)
     recent_items: int = Field(default=16, ge=0, le=1024)
     popularity_weight: float = Field(default=0.5, ge=0, le=100)
-    popularity_tau: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    popularity_tau: float = Field(default=3600.0, gt=0, le=1e9, allow_inf_nan=False)
     popularity_clock: Literal["events", "time"] = "time"
     bias_decay: float = Field(default=0.9, ge=0, lt=1)
     seen_history: int = Field(default=1024, ge=1, le=1900)
+    # hostile but valid events (README, "Event contract")
+    max_event_weight: float = Field(default=10.0, ge=1, le=MAX_WEIGHT, allow_inf_nan=False)
+    max_clock_skew_s: float = Field(default=300.0, ge=0, le=TEN_YEARS_S, allow_inf_nan=False)
     event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=(1 << 63) - 1)
     # bounded state (README: memory per row)
     max_users: int = Field(default=1_000_000, ge=1, le=1 << 40)
     max_items: int = Field(default=1_000_000, ge=1, le=1 << 40)
-    id_ttl_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    id_ttl_s: float = Field(default=0.0, ge=0, le=TEN_YEARS_S, allow_inf_nan=False)
     min_occurrences: int = Field(default=1, ge=1, le=1_000_000)
     # batching
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_ms: int = Field(default=50, ge=1, le=60_000)
     # index
     index_kind: Literal["exact", "ivf"] = "exact"
-    index_refresh_s: float = Field(default=30.0, gt=0)
-    index_refresh_updates: int = Field(default=100_000, ge=1)
-    index_nlist: int = Field(default=0, ge=0)
+    index_refresh_s: float = Field(default=30.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    index_refresh_updates: int = Field(default=100_000, ge=1, le=1 << 40)
+    index_nlist: int = Field(default=0, ge=0, le=1 << 20)
     index_nprobe: int = Field(default=16, ge=1, le=2048)
     # state
     checkpoint_dir: Path | None = None
-    checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    # Up to 1e9 s: "only at a clean stop" is a real choice, and it stays finite.
+    checkpoint_interval_s: float = Field(default=60.0, gt=0, le=1e9, allow_inf_nan=False)
     # operations
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    startup_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
 
     @field_validator("device")
     @classmethod
@@ -185,6 +237,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _weights_within_max(self) -> Settings:
+        over = [k for k, w in self.event_weights.items() if w > self.max_event_weight]
+        if over:
+            raise ValueError(
+                f"RECSTREAM_EVENT_WEIGHTS must be <= RECSTREAM_MAX_EVENT_WEIGHT "
+                f"({self.max_event_weight:g}; over it: {', '.join(over)})"
+            )
+        return self
+
 
 _SECTIONS = {"kafka": "RECSTREAM_KAFKA_", "redis": "RECSTREAM_REDIS_"}
 
@@ -197,7 +259,11 @@ def _describe(error: ValidationError, prefix: str) -> list[str]:
         if not loc:  # a check across settings: its message names them
             lines.append(message)
             continue
-        name = prefix + "_".join(loc).upper()
+        # The first part is the field (the variable); the rest lie inside its value, such as
+        # a key of RECSTREAM_EVENT_WEIGHTS, and are named as such, never as a variable.
+        name = prefix + loc[0].upper()
+        if loc[1:]:
+            message = f"at {'.'.join(loc[1:])!r}: {message}"
         value = problem.get("input")
         secret = "PASSWORD" in name or "URL" in name
         shown = "" if secret else f" (got {value!r})"

@@ -124,19 +124,24 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 @dataclass(frozen=True)
 class Names:
-    """One test's private topic, DLQ topic, group and key prefix."""
+    """One test's private topic, DLQ topic, group, key prefix and cold-start key.
+
+    The cold-start key is private too, and outside the prefix (the settings insist): no
+    user id can name it.
+    """
 
     topic: str
     dlq_topic: str
     group: str
     prefix: str
+    cold_start_key: str
 
 
 @pytest.fixture
 def names() -> Names:
     """Fresh names for this test."""
     tag = uuid.uuid4().hex[:10]
-    return Names(f"clicks-{tag}", f"clicks-{tag}.dlq", f"group-{tag}", f"rec-{tag}:")
+    return Names(f"clicks-{tag}", f"clicks-{tag}.dlq", f"group-{tag}", f"rec-{tag}:", f"cold-{tag}")
 
 
 @pytest.fixture
@@ -157,7 +162,7 @@ def make_settings(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, name
             "redis": RedisSettings(
                 url=redis_server.url,
                 prefix=names.prefix,
-                cold_start_key=f"{names.prefix}__cold_start__",
+                cold_start_key=names.cold_start_key,
                 ttl_s=600,
             ),
             "top_k": 10,
@@ -191,7 +196,7 @@ def worker_env(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: 
             RECSTREAM_KAFKA_TOPIC_PARTITIONS="3",
             RECSTREAM_REDIS_URL=redis_server.url,
             RECSTREAM_REDIS_PREFIX=names.prefix,
-            RECSTREAM_REDIS_COLD_START_KEY=f"{names.prefix}__cold_start__",
+            RECSTREAM_REDIS_COLD_START_KEY=names.cold_start_key,
             RECSTREAM_TOP_K="10",
             RECSTREAM_DIM="16",
             RECSTREAM_DEVICE="cpu",

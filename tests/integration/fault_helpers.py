@@ -89,3 +89,14 @@ class RunningWorker:
         code = self.process.wait(timeout_s)
         self._reader.join(5)
         return code
+
+
+def log_events(path: Path, event: str | None = None) -> list[dict[str, object]]:
+    """The JSON log lines a `recstream run` wrote to `path` (only `event`'s, when given)."""
+    entries = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if event is None or entry.get("event") == event:
+                entries.append(entry)
+    return entries

@@ -145,3 +145,40 @@ def test_demo_json_reports_the_whole_run() -> None:
     assert report["dlq"] == report["malformed_sent"] > 0
     assert report["users_published"] == report["users_clicked"]
     assert report["committed_to_end"] is True
+
+
+def test_demo_on_a_given_redis_writes_only_keys_of_its_own(
+    kafka_server: Any, redis_server: Any, redis_client: Any
+) -> None:
+    """`recstream demo --redis URL` leaves the global cold-start key and every other key alone."""
+    redis_client.set("recstream:cold_start", b"the deployment's list", ex=600)
+    before = set(redis_client.keys("*"))
+    proc = subprocess.run(
+        [
+            RECSTREAM,
+            "demo",
+            "--json",
+            "--events",
+            "500",
+            "--users",
+            "50",
+            "--items",
+            "100",
+            "--rate",
+            "0",
+            "--kafka",
+            kafka_server.bootstrap,
+            "--redis",
+            redis_server.url,
+        ],
+        env=_env(),
+        capture_output=True,
+        timeout=150,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    assert redis_client.get("recstream:cold_start") == b"the deployment's list"
+    written = {key.decode() for key in set(redis_client.keys("*")) - before}
+    assert written, "the demo wrote nothing"
+    assert all(key.startswith("recstream-demo-") for key in written), sorted(written)[:5]
+    assert any(key.endswith(".cold_start") for key in written)

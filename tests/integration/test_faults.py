@@ -73,7 +73,7 @@ def test_kill_9_mid_stream_loses_no_click_and_keeps_what_was_learned(
         lists[user] = decode_recommendation(raw)["items"]
     # The restored model kept what it learned: lists are personal, not the cold-start list
     # (items by popularity alone) less what each user has seen.
-    cold = decode_recommendation(redis_client.get(f"{names.prefix}__cold_start__"))["items"]
+    cold = decode_recommendation(redis_client.get(names.cold_start_key))["items"]
     seen: dict[str, set[str]] = {}
     for user, item, _ in clicks:
         seen.setdefault(user, set()).add(item)
@@ -105,7 +105,15 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     server.start()
     url = f"redis://127.0.0.1:{port}/0"
     worker = build_worker(
-        make_settings(redis=RedisSettings(url=url, prefix=names.prefix, ttl_s=600, timeout_s=1))
+        make_settings(
+            redis=RedisSettings(
+                url=url,
+                prefix=names.prefix,
+                cold_start_key=names.cold_start_key,
+                ttl_s=600,
+                timeout_s=1,
+            )
+        )
     )
     loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
     loop.start()

@@ -35,7 +35,12 @@ def _settings(bootstrap: str, redis_url: str, device: str, tag: str) -> Settings
             topic_partitions=4,
             session_timeout_ms=6000,
         ),
-        redis=RedisSettings(url=redis_url, prefix=f"bench-{tag}:", ttl_s=600),
+        redis=RedisSettings(
+            url=redis_url,
+            prefix=f"bench-{tag}:",
+            cold_start_key=f"bench-{tag}-cold-start",  # never the deployment's list
+            ttl_s=600,
+        ),
         device=device,
         metrics_port=0,
         top_k=50,

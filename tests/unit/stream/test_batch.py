@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import BadEvent, decode_event, decode_messages
+from stream import BadEvent, EventLimits, decode_event, decode_messages
 from stream.batch import _fast_msgpack
 from stream.events import MAX_WEIGHT
 
@@ -189,3 +189,40 @@ def test_fast_path_agrees_with_the_full_decoder(
         assert fast == (full.user, full.item, full.ts)
         assert full.type == "click"
         assert full.weight == 1.0
+
+
+def test_limits_dead_letter_hostile_events_and_clamp_type_weights() -> None:
+    """Too heavy or too far ahead: dead-lettered on both paths; weight times type weight clamped."""
+    now = 1_700_000_000.0
+    limits = EventLimits(max_weight=10.0, max_ts=now + 300)
+    messages = [
+        FakeMessage(msgpack.packb({"user": "u", "item": "i", "ts": 1e300}), 0),  # fast path
+        FakeMessage(_event(weight=1e6), 1),
+        FakeMessage(msgpack.packb({"user": "u", "item": "i", "ts": now}), 2),
+        FakeMessage(_event(weight=4.0, type="buy"), 3),
+        FakeMessage(msgpack.packb({"user": "u", "item": "i"}), 4, _ts_ms=int((now + 400) * 1000)),
+    ]
+    batch = decode_messages(messages, {"buy": 5.0}, limits)
+    assert [(r.offset, r.reason) for r in batch.rejected] == [
+        (0, "bad_value:ts_future"),
+        (1, "bad_value:weight"),
+        (4, "bad_value:ts_future"),
+    ]
+    assert batch.weights == [1.0, 10.0]
+    assert batch.next_offsets == {("clicks", 0): 5}
+
+
+@given(ts=st.floats(min_value=0, allow_nan=False), max_ts=st.floats(min_value=0, max_value=1e12))
+@settings(max_examples=200, deadline=None)
+def test_fast_path_agrees_with_the_full_decoder_under_a_time_limit(
+    ts: float, max_ts: float
+) -> None:
+    """Under a newest allowed time, the fast path accepts a time exactly when decode_event does."""
+    value = msgpack.packb({"user": "u", "item": "i", "ts": ts})
+    fast = _fast_msgpack(value, 0.0, max_ts)
+    try:
+        decode_event(value, 0.0, EventLimits(max_ts=max_ts))
+    except BadEvent:
+        assert fast is None
+    else:
+        assert fast == ("u", "i", ts)

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import MAX_EVENT_BYTES, MAX_ID_BYTES, BadEvent, ClickEvent, decode_event, encode_event
+from stream import (
+    MAX_EVENT_BYTES,
+    MAX_ID_BYTES,
+    BadEvent,
+    ClickEvent,
+    EventLimits,
+    decode_event,
+    encode_event,
+)
 
 DEFAULT_TS = 1_700_000_000.0
 
@@ -247,3 +255,19 @@ def test_weights_that_vanish_in_float32_are_rejected() -> None:
     """A weight below 1e-6 would round towards zero on the device, so it is dead-lettered."""
     with pytest.raises(BadEvent, match="bad_value:weight"):
         decode_event(msgpack.packb({"user": "u", "item": "i", "weight": 1e-320}), 0.0)
+
+
+def test_limits_bound_the_weight_and_the_event_time() -> None:
+    """With limits, a weight above the maximum and a time past the allowed skew are rejected."""
+    limits = EventLimits(max_weight=10.0, max_ts=DEFAULT_TS + 300)
+    ok = decode_event(_pack({"user": "u", "item": "i", "weight": 10.0}), DEFAULT_TS, limits)
+    assert ok.weight == 10.0
+    for event, reason in (
+        ({"user": "u", "item": "i", "weight": 10.5}, "bad_value:weight"),
+        ({"user": "u", "item": "i", "ts": 1e300}, "bad_value:ts_future"),
+        ({"user": "u", "item": "i", "ts": DEFAULT_TS + 301}, "bad_value:ts_future"),
+    ):
+        with pytest.raises(BadEvent, match=reason):
+            decode_event(_json(event), DEFAULT_TS, limits)
+    with pytest.raises(BadEvent, match="bad_value:ts_future"):  # the Kafka timestamp too
+        decode_event(_pack({"user": "u", "item": "i"}), DEFAULT_TS + 301, limits)

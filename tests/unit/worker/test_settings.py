@@ -78,6 +78,24 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("RECSTREAM_ID_TTL_S", "-1"),
         ("RECSTREAM_ID_TTL_S", "inf"),
         ("RECSTREAM_MIN_OCCURRENCES", "0"),
+        # accepted once, broken at run time (issue 10, item 7)
+        ("RECSTREAM_L2", "inf"),
+        ("RECSTREAM_REDIS_TIMEOUT_S", "inf"),
+        ("RECSTREAM_SEED", str(2**70)),
+        ("RECSTREAM_KAFKA_SESSION_TIMEOUT_MS", "99999999"),
+        ("RECSTREAM_KAFKA_FETCH_WAIT_MAX_MS", "999999"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1:abc/0"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1:99999/0"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1/notadb"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1:6379?db=x"),
+        ("RECSTREAM_KAFKA_BOOTSTRAP", "broker:notaport"),
+        ("RECSTREAM_KAFKA_BOOTSTRAP", ":9092"),
+        ("RECSTREAM_KAFKA_TOPIC", "two words"),
+        ("RECSTREAM_KAFKA_SASL_MECHANISM", "MAGIC"),
+        ("RECSTREAM_REDIS_PREFIX", ""),
+        ("RECSTREAM_STARTUP_TIMEOUT_S", "0"),
+        ("RECSTREAM_MAX_EVENT_WEIGHT", "0.5"),
+        ("RECSTREAM_MAX_CLOCK_SKEW_S", "-1"),
     ],
 )
 def test_bad_value_names_the_variable(
@@ -86,6 +104,92 @@ def test_bad_value_names_the_variable(
     """A bad value raises `SettingsError` whose message names the variable."""
     message = _error(monkeypatch, **{name: value})
     assert f"{name}:" in message
+
+
+def _fields(kind: type) -> list[str]:
+    from worker.settings import KafkaSettings, RedisSettings, Settings
+
+    names = []
+    for prefix, model in (
+        ("RECSTREAM_KAFKA_", KafkaSettings),
+        ("RECSTREAM_REDIS_", RedisSettings),
+        ("RECSTREAM_", Settings),
+    ):
+        for name, field in model.model_fields.items():
+            if field.annotation in (kind, kind | None) and field.annotation is not bool:
+                names.append(prefix + name.upper())
+    return names
+
+
+@pytest.mark.parametrize("name", _fields(float))
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_no_float_setting_takes_a_non_finite_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Every float setting refuses inf and nan at start, naming the variable."""
+    assert f"{name}:" in _error(monkeypatch, **{name: value})
+
+
+@pytest.mark.parametrize("name", _fields(int))
+def test_no_int_setting_is_unbounded(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Every integer setting has a finite upper bound: 2**70 is refused, naming the variable."""
+    assert f"{name}:" in _error(monkeypatch, **{name: str(2**70)})
+
+
+def test_a_bad_value_inside_a_json_setting_names_the_real_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad weight in RECSTREAM_EVENT_WEIGHTS names that variable and the key, no made-up one."""
+    message = _error(monkeypatch, RECSTREAM_EVENT_WEIGHTS='{"click": "x"}')
+    assert "RECSTREAM_EVENT_WEIGHTS:" in message
+    assert "'click'" in message
+    assert "RECSTREAM_EVENT_WEIGHTS_CLICK" not in message
+
+
+def test_the_cold_start_key_may_not_start_with_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold-start key under the prefix is refused: a user id could name it."""
+    message = _error(
+        monkeypatch, RECSTREAM_REDIS_PREFIX="rec:", RECSTREAM_REDIS_COLD_START_KEY="rec:cold"
+    )
+    assert "RECSTREAM_REDIS_COLD_START_KEY" in message
+    assert "RECSTREAM_REDIS_PREFIX" in message
+
+
+def test_an_empty_cold_start_key_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty cold-start key still means "no cold-start list", whatever the prefix."""
+    monkeypatch.setenv("RECSTREAM_REDIS_COLD_START_KEY", "")
+    assert load_settings().redis.cold_start_key == ""
+
+
+def test_the_dlq_topic_must_differ_from_the_input_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dead letters into the input topic would be read again: refused, naming both."""
+    message = _error(monkeypatch, RECSTREAM_KAFKA_TOPIC="t", RECSTREAM_KAFKA_DLQ_TOPIC="t")
+    assert "RECSTREAM_KAFKA_TOPIC" in message
+    assert "RECSTREAM_KAFKA_DLQ_TOPIC" in message
+
+
+def test_type_weights_may_not_exceed_the_max_event_weight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A type weight above RECSTREAM_MAX_EVENT_WEIGHT is refused, naming both variables."""
+    message = _error(
+        monkeypatch, RECSTREAM_EVENT_WEIGHTS='{"buy": 50}', RECSTREAM_MAX_EVENT_WEIGHT="20"
+    )
+    assert "RECSTREAM_EVENT_WEIGHTS" in message
+    assert "RECSTREAM_MAX_EVENT_WEIGHT" in message
+
+
+def test_redis_urls_with_a_database_or_a_socket_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Numeric databases in the path or the query, and unix sockets, pass the URL check."""
+    for url in (
+        "redis://h:6379",
+        "redis://h:6379/",
+        "rediss://u:p@h:6380/15",
+        "redis://h?db=3",
+        "unix:///run/redis.sock?db=2",
+    ):
+        monkeypatch.setenv("RECSTREAM_REDIS_URL", url)
+        assert load_settings().redis.url.get_secret_value() == url
 
 
 def test_cross_setting_check_names_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,193 @@
+"""A bad start is one structured `startup_failed` line and exit 2; a late topic is waited for.
+
+Issue 10, item 6 (broker unreachable, input topic missing) and item 7 (settings and
+dependencies that were accepted at start and broke at run time), against `recstream run`.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_helpers import RECSTREAM, click_messages, click_stream, log_events, wait_until
+
+from worker.embedded import free_port
+
+
+def _run_to_exit(env: dict[str, str], log: Path, timeout_s: float = 60) -> int:
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [RECSTREAM, "run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            check=False,
+        )
+    return proc.returncode
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  (loopback)
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return 0
+
+
+@pytest.mark.parametrize("create_topics", ["true", "false"])
+def test_an_unreachable_broker_is_a_startup_failure_naming_it(
+    worker_env: Any, tmp_path: Path, create_topics: str
+) -> None:
+    """No broker: after RECSTREAM_STARTUP_TIMEOUT_S, `startup_failed` names the servers; exit 2."""
+    bootstrap = f"127.0.0.1:{free_port()}"
+    env = worker_env(
+        RECSTREAM_KAFKA_BOOTSTRAP=bootstrap,
+        RECSTREAM_KAFKA_CREATE_TOPICS=create_topics,
+        RECSTREAM_STARTUP_TIMEOUT_S="2",
+    )
+    log = tmp_path / "worker.log"
+    started = time.monotonic()
+    code = _run_to_exit(env, log)
+    took = time.monotonic() - started
+    assert code == 2, log.read_text()[-2000:]
+    assert took < 30
+    failed = log_events(log, "startup_failed")
+    assert len(failed) == 1, log.read_text()[-2000:]
+    assert failed[0]["bootstrap_servers"] == bootstrap
+    assert failed[0]["variable"] == "RECSTREAM_KAFKA_BOOTSTRAP"
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
+    worker_env: Any,
+    names: Any,
+    kafka_server: Any,
+    produce: Any,
+    committed: Any,
+    tmp_path: Path,
+) -> None:
+    """Without topic creation, a missing topic is warned of, then consumed soon after it appears."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    port = free_port()
+    env = worker_env(RECSTREAM_KAFKA_CREATE_TOPICS="false", RECSTREAM_METRICS_PORT=str(port))
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([RECSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            waiting = wait_until(  # periodic: a second warning, 10 s after the first
+                lambda: sum(bool(e.get("waiting")) for e in log_events(log, "topic_missing")) >= 2,
+                60,
+            )
+            assert waiting, log.read_text()[-3000:]
+            assert proc.poll() is None
+            assert _status(f"http://127.0.0.1:{port}/readyz") == 503
+            admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+            futures = admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=2, replication_factor=-1)
+                    for t in (names.topic, names.dlq_topic)
+                ]
+            )
+            for future in futures.values():
+                future.result(30)
+            created = time.monotonic()
+            sent = produce(names.topic, click_messages(click_stream(0, 200)))
+            consumed = wait_until(
+                lambda: sum(committed(names.group, names.topic).values()) == sent.count, 40
+            )
+            took = time.monotonic() - created
+            assert consumed, log.read_text()[-3000:]
+            assert took < 30  # librdkafka's default metadata refresh alone is 5 minutes
+            assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/readyz") == 200, 10)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+    assert code == 0
+    start = log_events(log, "topic_missing")
+    assert {e["role"] for e in start} >= {"input"}
+    assert start[0]["bootstrap_servers"] == kafka_server.bootstrap
+
+
+def test_a_metrics_port_in_use_is_a_startup_failure(worker_env: Any, tmp_path: Path) -> None:
+    """A metrics port that another process holds: `startup_failed` naming the variable, exit 2."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))  # noqa: S104  (the worker binds every interface)
+        holder.listen()
+        port = holder.getsockname()[1]
+        log = tmp_path / "worker.log"
+        code = _run_to_exit(worker_env(RECSTREAM_METRICS_PORT=str(port)), log)
+    assert code == 2, log.read_text()[-2000:]
+    failed = log_events(log, "startup_failed")
+    assert [e["variable"] for e in failed] == ["RECSTREAM_METRICS_PORT"]
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_redis_database_out_of_range_is_a_startup_failure(
+    worker_env: Any, redis_server: Any, tmp_path: Path
+) -> None:
+    """A database index Redis lacks: refused at start, naming RECSTREAM_REDIS_URL, exit 2."""
+    env = worker_env(RECSTREAM_REDIS_URL=f"redis://127.0.0.1:{redis_server.port}/999")
+    log = tmp_path / "worker.log"
+    assert _run_to_exit(env, log) == 2, log.read_text()[-2000:]
+    failed = log_events(log, "startup_failed")
+    assert len(failed) == 1
+    assert failed[0]["variable"] == "RECSTREAM_REDIS_URL"
+    assert failed[0]["redis"] == f"127.0.0.1:{redis_server.port}/999"
+    assert "out of range" in str(failed[0]["error"])
+
+
+def test_an_unreachable_redis_is_a_startup_failure_after_the_wait(
+    worker_env: Any, tmp_path: Path
+) -> None:
+    """Nothing listening at the Redis URL: exit 2 after RECSTREAM_STARTUP_TIMEOUT_S, named."""
+    port = free_port()
+    env = worker_env(
+        RECSTREAM_REDIS_URL=f"redis://127.0.0.1:{port}/0", RECSTREAM_STARTUP_TIMEOUT_S="2"
+    )
+    log = tmp_path / "worker.log"
+    assert _run_to_exit(env, log) == 2, log.read_text()[-2000:]
+    failed = log_events(log, "startup_failed")
+    assert [(e["variable"], e["redis"]) for e in failed] == [
+        ("RECSTREAM_REDIS_URL", f"127.0.0.1:{port}/0")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RECSTREAM_L2", "inf"),
+        ("RECSTREAM_REDIS_TIMEOUT_S", "inf"),
+        ("RECSTREAM_SEED", str(2**70)),
+        ("RECSTREAM_KAFKA_SESSION_TIMEOUT_MS", "99999999"),
+        ("RECSTREAM_KAFKA_FETCH_WAIT_MAX_MS", "999999"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1:notaport/0"),
+        ("RECSTREAM_REDIS_URL", "redis://127.0.0.1:6379/notadb"),
+        ("RECSTREAM_EVENT_WEIGHTS", '{"click": "x"}'),
+        ("RECSTREAM_REDIS_PREFIX", ""),
+        ("RECSTREAM_REDIS_COLD_START_KEY", "rec:cold"),
+    ],
+)
+def test_settings_that_broke_at_run_time_are_refused_at_start(
+    worker_env: Any, name: str, value: str
+) -> None:
+    """Each value once accepted and broken later now exits 2 at start, naming its variable."""
+    env = worker_env(**{name: value})
+    if name == "RECSTREAM_REDIS_COLD_START_KEY":
+        env["RECSTREAM_REDIS_PREFIX"] = "rec:"
+    proc = subprocess.run([RECSTREAM, "run"], env=env, capture_output=True, timeout=60, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err[-2000:]
+    assert f"{name}:" in err or f"{name} must" in err, err
+    assert "Traceback" not in err
+    assert "RECSTREAM_EVENT_WEIGHTS_CLICK" not in err

@@ -1,0 +1,17 @@
+"""The worker's own errors (settings errors live beside the settings)."""
+
+from __future__ import annotations
+
+from models.errors import RecstreamError
+
+
+class StartupError(RecstreamError):
+    """A dependency or resource is unusable at start: the CLI logs `startup_failed`, exits 2.
+
+    `fields` go into that log line as they are (the variable to fix, the servers tried).
+    """
+
+    def __init__(self, message: str, **fields: object) -> None:
+        """Keep the message and the structured fields apart."""
+        super().__init__(message)
+        self.fields = fields

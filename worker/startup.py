@@ -1,0 +1,82 @@
+"""Checks at start: the broker, the topics and Redis answer within a bounded wait, or exit 2.
+
+Each failure is a `StartupError` that names the variable to fix and where the worker
+looked; nothing here waits longer than `RECSTREAM_STARTUP_TIMEOUT_S`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from stream import FatalError, RedisSink, TransientError, ensure_topics, wait_for_broker
+from worker.errors import StartupError
+from worker.settings import KafkaSettings
+
+log = structlog.get_logger("recstream.worker")
+
+_REDIS_RETRY_S = 0.5
+
+
+def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
+    """Wait for a broker, then create the missing topics (when allowed) or warn of them."""
+    try:
+        topics = wait_for_broker(kafka.client_config(), timeout_s)
+    except FatalError as exc:
+        raise StartupError(
+            f"kafka at {kafka.bootstrap}: {exc}",
+            bootstrap_servers=kafka.bootstrap,
+            variable="RECSTREAM_KAFKA_BOOTSTRAP",
+            waited_s=timeout_s,
+        ) from exc
+    missing = [name for name in (kafka.topic, kafka.dlq_topic) if name not in topics]
+    if missing and kafka.create_topics:
+        try:
+            ensure_topics(
+                kafka.client_config(), dict.fromkeys(missing, kafka.topic_partitions), timeout_s
+            )
+        except (FatalError, TransientError) as exc:
+            raise StartupError(
+                f"kafka at {kafka.bootstrap}: {exc}",
+                bootstrap_servers=kafka.bootstrap,
+                variable="RECSTREAM_KAFKA_CREATE_TOPICS",
+                topics=missing,
+            ) from exc
+        log.info("topics_created", topics=missing, partitions=kafka.topic_partitions)
+        return
+    for name in missing:
+        # Not fatal: the worker subscribes anyway, warns while it waits, and consumes the
+        # topic within seconds of its creation.
+        log.warning(
+            "topic_missing",
+            topic=name,
+            role="input" if name == kafka.topic else "dead_letter",
+            bootstrap_servers=kafka.bootstrap,
+            create_topics=False,
+        )
+
+
+def check_redis(sink: RedisSink, timeout_s: float) -> None:
+    """Wait for Redis to answer a ping on the configured database; refusals fail at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sink.check()
+        except TransientError as exc:
+            if time.monotonic() >= deadline:
+                raise StartupError(
+                    f"redis at {sink.address}: no answer within {timeout_s:g} s ({exc})",
+                    redis=sink.address,
+                    variable="RECSTREAM_REDIS_URL",
+                    waited_s=timeout_s,
+                ) from exc
+            time.sleep(min(_REDIS_RETRY_S, max(0.0, deadline - time.monotonic())))
+        except FatalError as exc:
+            raise StartupError(
+                f"redis at {sink.address}: {exc}",
+                redis=sink.address,
+                variable="RECSTREAM_REDIS_URL",
+            ) from exc
+        else:
+            return
