@@ -4,12 +4,14 @@ from index.base import ItemIndex
 from index.errors import ItemIndexError
 from index.exact import ExactIndex
 from index.exclusion import TopK, top_k_excluding
+from index.extra import ExtraScores
 from index.ivf import IVFIndex
 from index.knn import HAS_FAISS_GPU, backend_for, knn, torch_knn
 
 __all__ = [
     "HAS_FAISS_GPU",
     "ExactIndex",
+    "ExtraScores",
     "IVFIndex",
     "ItemIndex",
     "ItemIndexError",

@@ -31,5 +31,8 @@ class ItemIndex(Protocol):
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(scores, rows)` of the best `k` items per query, best first; row -1 if none."""
 
+    def score_rows(self, queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Scores `[users, c]` of the given item rows `[users, c]` per query, exactly."""
+
     def close(self) -> None:
         """Stop background work."""

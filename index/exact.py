@@ -7,7 +7,7 @@ import time
 import torch
 
 from index.errors import ItemIndexError
-from index.knn import knn
+from index.knn import knn, row_scores
 
 # Score-matrix elements below which masking a dense matrix beats a widened k-NN search:
 # 16M floats is 64 MiB, and a k-NN search fetching k + seen candidates costs more.
@@ -57,6 +57,12 @@ class ExactIndex:
         if self._items is None:
             raise ItemIndexError("index searched before its first refresh")
         return knn(queries, self._items, min(k, int(self._items.shape[0])))
+
+    def score_rows(self, queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Exact scores of the given item rows per query (candidates from elsewhere)."""
+        if self._items is None:
+            raise ItemIndexError("index searched before its first refresh")
+        return row_scores(queries, self._items, rows)
 
     def close(self) -> None:
         """Nothing runs in the background."""

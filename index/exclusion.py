@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from index.base import ItemIndex
+from index.extra import ExtraScores
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ def top_k_excluding(
     seen_counts: torch.Tensor,
     k: int,
     blocked: torch.Tensor | None = None,
+    extra: ExtraScores | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
@@ -38,6 +40,9 @@ def top_k_excluding(
     candidates for the whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
     loop. `blocked` (a bool per item row) masks items no one may be shown.
+    `extra` adds sparse per-user scores (e.g. item-to-item transitions): into
+    the dense matrix, or, beside a search, as candidates of their own merged
+    with the search's, so an item can enter a list on its extra score alone.
     """
     batch = queries.shape[0]
     if batch == 0:
@@ -45,11 +50,15 @@ def top_k_excluding(
         return TopK(empty, empty.long())
     dense = index.dense_scores(queries)
     if dense is not None:
+        if extra is not None:
+            extra.add_to(dense)
         return _top_k_dense(dense, seen, k, blocked)
-    extra = int(seen_counts.max()) if seen_counts.numel() else 0
+    widen = int(seen_counts.max()) if seen_counts.numel() else 0
     if blocked is not None:
-        extra += int(blocked.sum())
-    scores, rows = index.search(queries, k + extra)
+        widen += int(blocked.sum())
+    scores, rows = index.search(queries, k + widen)
+    if extra is not None:
+        scores, rows = extra.merge(scores, rows, queries, index.score_rows)
     sorted_seen = seen.sort(dim=1).values.to(rows.device)
     slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
     excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0)
@@ -58,18 +67,61 @@ def top_k_excluding(
     return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
 
 
-def _top_k_dense(
-    scores: torch.Tensor, seen: torch.Tensor, k: int, blocked: torch.Tensor | None
-) -> TopK:
-    items = scores.shape[1]
+def top_k_per_weight(
+    index: ItemIndex,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    seen_counts: torch.Tensor,
+    k: int,
+    extra: ExtraScores,
+    weights: list[float],
+    blocked: torch.Tensor | None = None,
+) -> list[TopK]:
+    """`top_k_excluding` once per weight of `extra`, sharing the work the weights share.
+
+    Over a dense matrix the scores, the extra scores and the exclusion mask are
+    made once, and each weight costs one add and one top-k.
+    """
+    dense = index.dense_scores(queries) if queries.shape[0] else None
+    if dense is None:
+        return [
+            top_k_excluding(
+                index,
+                queries,
+                seen,
+                seen_counts,
+                k,
+                blocked=blocked,
+                extra=ExtraScores(extra.rows, extra.values * w) if w else None,
+            )
+            for w in weights
+        ]
+    side = torch.zeros_like(dense)
+    extra.add_to(side)
+    excluded = _excluded(dense.shape, seen.to(dense.device), blocked)
+    rows = torch.arange(dense.shape[1], device=dense.device).expand(dense.shape[0], -1)
+    return [
+        _best((dense + w * side).masked_fill_(excluded, float("-inf")), rows, k) for w in weights
+    ]
+
+
+def _excluded(shape: torch.Size, seen: torch.Tensor, blocked: torch.Tensor | None) -> torch.Tensor:
+    """The `[users, items]` mask of seen (and blocked) items."""
+    items = shape[1]
     # Column `items` is a sink for the -1 padding of `seen`, dropped after the scatter.
-    excluded = torch.zeros(scores.shape[0], items + 1, dtype=torch.bool, device=scores.device)
-    seen = seen.to(scores.device)
+    excluded = torch.zeros(shape[0], items + 1, dtype=torch.bool, device=seen.device)
     excluded.scatter_(1, seen.masked_fill(seen < 0, items), value=True)
     excluded = excluded[:, :items]
     if blocked is not None:
-        excluded |= blocked[:items].to(scores.device)
-    rows = torch.arange(items, device=scores.device).expand(scores.shape[0], -1)
+        excluded |= blocked[:items].to(seen.device)
+    return excluded
+
+
+def _top_k_dense(
+    scores: torch.Tensor, seen: torch.Tensor, k: int, blocked: torch.Tensor | None
+) -> TopK:
+    excluded = _excluded(scores.shape, seen.to(scores.device), blocked)
+    rows = torch.arange(scores.shape[1], device=scores.device).expand(scores.shape[0], -1)
     return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
 
 

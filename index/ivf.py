@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from index.errors import ItemIndexError
-from index.knn import GPU_MAX_K, HAS_FAISS_GPU, knn
+from index.knn import GPU_MAX_K, HAS_FAISS_GPU, knn, row_scores
 
 _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
 
@@ -200,6 +200,12 @@ class IVFIndex:
         top, pick = scores.topk(k, dim=1)
         best = cand_rows.gather(1, pick).masked_fill(torch.isinf(top), -1)
         return top, best
+
+    def score_rows(self, queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Exact scores of the given item rows per query (candidates from elsewhere)."""
+        if self._items is None:
+            raise ItemIndexError("index searched before its first refresh")
+        return row_scores(queries, self._items, rows)
 
     def close(self) -> None:
         """Let a running build finish so its thread does not outlive the process state."""

@@ -78,3 +78,17 @@ def knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tenso
         return blocked_knn(queries, items, k)
     scores, rows = faiss.knn(queries, items, k, metric=faiss.METRIC_INNER_PRODUCT)
     return scores, rows
+
+
+def row_scores(queries: torch.Tensor, items: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Inner products of each query with its own item rows `[users, c]`, in bounded chunks."""
+    queries = queries.float()
+    width = max(1, rows.shape[1] * items.shape[1])
+    chunk = max(1, _TORCH_BUDGET // 4 // width)
+    parts = [
+        torch.einsum("bd,bcd->bc", queries[s : s + chunk], items[rows[s : s + chunk]].float())
+        for s in range(0, rows.shape[0], chunk)
+    ]
+    if not parts:
+        return torch.empty(0, rows.shape[1], device=items.device)
+    return torch.cat(parts)

@@ -38,9 +38,10 @@ from models.rows import RowPolicy, RowState
 
 # 1: tables and history; 2: + row policy state (free rows, last sight, pending counts);
 # 3: + the learner's recent-item context (context table and recent-item buffers);
-# 4: + the popularity prior (per-item log mass, its reference time and clock).
-FORMAT = 4
-_READABLE = (1, 2, 3, 4)
+# 4: + the popularity prior (per-item log mass, its reference time and clock);
+# 5: + item-to-item transitions (successor rings) and the choice of their weight.
+FORMAT = 5
+_READABLE = (1, 2, 3, 4, 5)
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
 
 
@@ -131,6 +132,10 @@ def _write(
     prior = learner.prior
     if learner.config.popularity_weight:
         tensors["prior_log_mass"] = prior.log_mass[: items.rows].contiguous().cpu()
+    transition = learner.transition
+    if transition is not None:
+        for name, tensor in transition.table.state_dict(items.rows).items():
+            tensors[f"transition_{name}"] = tensor
     pending: dict[str, list[tuple[str, int]]] = {"users": [], "items": []}
     if rows is not None:
         state = rows.state()
@@ -152,6 +157,7 @@ def _write(
         "steps": learner.steps,
         "prior_ref": prior.ref,
         "prior_clock": prior.clock if math.isfinite(prior.clock) else None,
+        "transition_selector": transition.selector.state_dict() if transition else None,
         "users": learner.users.ids(),
         "items": learner.items.ids(),
         "pending_users": pending["users"],
@@ -174,7 +180,7 @@ def _prune(directory: Path) -> None:
 def _load(manifest_path: Path, device: torch.device) -> Restored:
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") not in _READABLE:
-        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 4)")
+        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 5)")
     tensors_path = manifest_path.parent / manifest["tensors"]
     if _sha256(tensors_path) != manifest["sha256"]:
         raise ValueError("tensor file does not match its checksum")
@@ -201,6 +207,7 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
         recent.items[:held] = tensors["recent_items"].to(device)
         recent.written[:held] = tensors["recent_written"].to(device)
     _restore_prior(learner, manifest, tensors)
+    _restore_transitions(learner, manifest, tensors)
     history = SeenHistory(int(manifest["history_length"]), device)
     history.ensure_users(len(users))
     history.items[: len(users)] = tensors["history_items"].to(device)
@@ -208,6 +215,23 @@ def _load(manifest_path: Path, device: torch.device) -> Restored:
     history.last_ts[: len(users)] = tensors["history_last_ts"].to(device)
     offsets = {(str(t), int(p)): int(o) for t, p, o in manifest["offsets"]}
     return Restored(learner, history, offsets, manifest_path, _row_state(manifest, tensors))
+
+
+def _restore_transitions(
+    learner: OnlineLearner, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Transitions and the choice of their weight as saved; formats 1 to 4 start them fresh."""
+    transition = learner.transition
+    if transition is None or "transition_successors" not in tensors:
+        return
+    prefix = "transition_"
+    transition.table.load_state_dict(
+        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+    )
+    transition.table.ensure_rows(learner.items.extent)
+    selector = manifest.get("transition_selector")
+    if isinstance(selector, dict):
+        transition.selector.load_state_dict(selector)
 
 
 def _restore_prior(

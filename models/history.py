@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-_MIN_CAPACITY = 1024
+from models.growth import grown_capacity
 
 
 class SeenHistory:
@@ -36,11 +36,7 @@ class SeenHistory:
         """Make user rows `0..users-1` exist."""
         if users <= self.capacity:
             return
-        capacity = max(_MIN_CAPACITY, self.capacity)
-        while capacity < users:
-            capacity *= 2
-        if self.max_users is not None:
-            capacity = max(users, min(capacity, self.max_users))
+        capacity = grown_capacity(self.capacity, users, self.max_users)
         items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
         items[: self.capacity] = self.items
         written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
@@ -103,6 +99,14 @@ class SeenHistory:
             return self.items[:0]
         width = max(1, int(self.seen_counts(users).max()))
         return self.items[users, :width]
+
+    def latest(self, users: torch.Tensor, n: int) -> torch.Tensor:
+        """Each user's last `n` clicks, newest first, `-1` where fewer were kept."""
+        back = torch.arange(n, device=self.device)
+        written = self.written[users].unsqueeze(1)
+        slots = (written - 1 - back) % self.length
+        rows = self.items[users.unsqueeze(1), slots]
+        return rows.masked_fill(back >= written.clamp(max=self.length), -1)
 
     def seen_counts(self, users: torch.Tensor) -> torch.Tensor:
         """How many slots of each user's buffer hold an item."""

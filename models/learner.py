@@ -10,8 +10,14 @@ import torch
 from models.errors import ModelError, ModelFitError
 from models.history import SeenHistory
 from models.idmap import IdMap
+from models.mixing import WeightSelector
 from models.prior import FLOOR, PopularityPrior
 from models.table import EmbeddingTable
+from models.transitions import ItemTransitions, TransitionTerm
+
+# Candidate weights of the transition term, chosen among online (models/mixing.py):
+# 0 (factors alone) and powers of two, from "a tie-break" to "transitions first".
+TRANSITION_WEIGHTS = (0.0, *(float(2**k) for k in range(2, 13)))
 
 
 @dataclass(frozen=True)
@@ -29,30 +35,32 @@ class LearnerConfig:
     popularity_tau: float = 3600.0  # the decay's time constant, in the popularity clock's unit
     popularity_clock: str = "time"  # "time": event time in seconds; "events": events learned
     bias_decay: float = 0.9  # >0: the bias column's accumulator decays (RMSprop); 0: Adagrad
+    transition_slots: int = 256  # successors kept per item for the transition term; 0: off
+    transition_window: int = 16  # pairs up to this many clicks apart (at most recent_items)
+    transition_decay: float = 0.9  # a pair `d` clicks apart weighs decay ** (d - 1)
+    transition_weight: float = 128.0  # the weight used until the online choice picks another
     seed: int = 0
 
     def __post_init__(self) -> None:
         """Reject values that would make the update meaningless."""
-        if self.dim < 1:
-            raise ValueError(f"dim must be >= 1, got {self.dim}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.negatives < 1:
-            raise ValueError(f"negatives must be >= 1, got {self.negatives}")
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        if self.recent_items < 0:
-            raise ValueError(f"recent_items must be >= 0, got {self.recent_items}")
-        if self.popularity_weight < 0:
-            raise ValueError(f"popularity_weight must be >= 0, got {self.popularity_weight}")
-        if not self.popularity_tau > 0:
-            raise ValueError(f"popularity_tau must be > 0, got {self.popularity_tau}")
-        if self.popularity_clock not in ("time", "events"):
-            raise ValueError(
-                f"popularity_clock must be time or events, got {self.popularity_clock}"
-            )
-        if not 0 <= self.bias_decay < 1:
-            raise ValueError(f"bias_decay must be in [0, 1), got {self.bias_decay}")
+        bounds = {
+            "dim": (self.dim >= 1, ">= 1"),
+            "learning_rate": (self.learning_rate > 0, "> 0"),
+            "negatives": (self.negatives >= 1, ">= 1"),
+            "l2": (self.l2 >= 0, ">= 0"),
+            "recent_items": (self.recent_items >= 0, ">= 0"),
+            "popularity_weight": (self.popularity_weight >= 0, ">= 0"),
+            "popularity_tau": (self.popularity_tau > 0, "> 0"),
+            "popularity_clock": (self.popularity_clock in ("time", "events"), "time or events"),
+            "bias_decay": (0 <= self.bias_decay < 1, "in [0, 1)"),
+            "transition_slots": (self.transition_slots >= 0, ">= 0"),
+            "transition_window": (self.transition_window >= 1, ">= 1"),
+            "transition_decay": (0 < self.transition_decay <= 1, "in (0, 1]"),
+            "transition_weight": (self.transition_weight >= 0, ">= 0"),
+        }
+        for name, (holds, rule) in bounds.items():
+            if not holds:  # NaN fails every comparison, so it lands here too
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,19 @@ class OnlineLearner:
         )
         self.recent = SeenHistory(max(1, config.recent_items), device)
         self.prior = PopularityPrior(config.popularity_tau, device)
+        self.transition = (
+            TransitionTerm(
+                ItemTransitions(
+                    config.transition_slots,
+                    self._transition_window,
+                    config.transition_decay,
+                    device,
+                ),
+                WeightSelector(TRANSITION_WEIGHTS, config.transition_weight),
+            )
+            if config.transition_slots and config.recent_items
+            else None
+        )
         self.steps = 0
 
     def sync_rows(self) -> None:
@@ -122,6 +143,8 @@ class OnlineLearner:
         if self.config.recent_items:
             self.context_table.ensure_rows(self.items.extent)
             self.recent.ensure_users(self.users.extent)
+        if self.transition is not None:
+            self.transition.table.ensure_rows(self.items.extent)
 
     def cap_rows(self, max_users: int, max_items: int) -> None:
         """Never let any per-user or per-item state allocate past these row caps."""
@@ -130,6 +153,8 @@ class OnlineLearner:
         self.item_table.max_rows = max_items
         self.context_table.max_rows = max_items
         self.prior.max_rows = max_items
+        if self.transition is not None:
+            self.transition.table.max_rows = max_items
 
     def reset_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
         """Make user and item rows fresh (rows reused for new ids): new values, no state."""
@@ -142,6 +167,13 @@ class OnlineLearner:
         if self.config.recent_items:
             self.recent.reset(users)
             self.context_table.reset(items)
+        if self.transition is not None:
+            self.transition.table.reset(items)
+
+    @property
+    def _transition_window(self) -> int:
+        """Transitions pair a click with the recent items, so they reach back no further."""
+        return min(self.config.transition_window, self.config.recent_items)
 
     @property
     def _floor_bias(self) -> float:
@@ -166,6 +198,26 @@ class OnlineLearner:
         if int(users.max()) >= self.user_table.rows or int(items.max()) >= self.item_table.rows:
             raise ModelError("event rows beyond the tables: map ids with rows_for first")
         cfg = self.config
+        latest = (
+            self.recent.latest(users, self._transition_window)
+            if self.transition is not None
+            else None
+        )
+        loss, item_rows = self._step(users, items, weights)
+        if self.transition is not None and latest is not None:
+            self.transition.fold(users, items, weights, latest)
+        if cfg.recent_items:
+            self.recent.add(users, items, torch.zeros(n, device=self.device))
+        if cfg.popularity_weight:
+            item_rows = torch.cat([item_rows, self._fold_prior(items, weights, event_ts)])
+        self.steps += 1
+        return LearnStats(events=n, loss=loss, item_rows=torch.unique(item_rows))
+
+    def _step(
+        self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[float, torch.Tensor]:
+        """One gradient step on (user, item, weight) positives; the loss and item rows changed."""
+        cfg = self.config
         negatives, log_q = self._negatives()
         query, recent, recent_scale = self._query(users)
         pos_vec = self.item_table.weight[items]
@@ -173,9 +225,8 @@ class OnlineLearner:
         pos = (query * pos_vec).sum(1, keepdim=True)
         # Every event is contrasted with the batch's shared negatives: one GEMM; a negative
         # that is the event's own positive is masked out (an accidental hit).
-        neg = (query @ neg_vec.T - log_q).masked_fill(
-            negatives.unsqueeze(0) == items.unsqueeze(1), float("-inf")
-        )
+        neg = query @ neg_vec.T - log_q
+        neg = neg.masked_fill(negatives.unsqueeze(0) == items.unsqueeze(1), float("-inf"))
         logits = torch.cat([pos, neg], 1)
         norm = torch.logsumexp(logits, 1, keepdim=True)
         prob = torch.exp(logits - norm)
@@ -198,18 +249,12 @@ class OnlineLearner:
                 .expand(-1, recent.shape[1], -1)
             )
             self.context_table.apply_gradients(recent[held], grad_ctx[held], cfg.learning_rate)
-            self.recent.add(users, items, torch.zeros(n, device=self.device))
         item_rows = self.item_table.apply_gradients(
             torch.cat([items, negatives]),
             torch.cat([grad_pos, grad_neg]),
             cfg.learning_rate,
         )
-        if cfg.popularity_weight:
-            item_rows = torch.unique(
-                torch.cat([item_rows, self._fold_prior(items, weights, event_ts)])
-            )
-        self.steps += 1
-        return LearnStats(events=n, loss=float(loss), item_rows=item_rows)
+        return float(loss), item_rows
 
     def _fold_prior(
         self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | None
@@ -227,6 +272,12 @@ class OnlineLearner:
         bias = self.item_table.weight[:, -1]
         bias.index_add_(0, rows, (self.config.popularity_weight * delta).to(bias.dtype))
         return rows
+
+    def transition_shares(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The transition score of user rows as unweighted `(item rows, share)` pairs, if any."""
+        if self.transition is None:
+            return None
+        return self.transition.shares(self.recent.latest(users, self._transition_window))
 
     def _negatives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Shared negatives and the log of their sampling rate (0 when the catalogue is whole)."""

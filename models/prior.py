@@ -6,7 +6,8 @@ import math
 
 import torch
 
-_MIN_CAPACITY = 1024
+from models.growth import grown_capacity
+
 FLOOR = -1.0e3  # log mass of an item never clicked (or decayed past any use): ranks last
 _REBASE = 32.0  # rebase once the clock runs this many time constants past the reference
 
@@ -44,11 +45,7 @@ class PopularityPrior:
         """Make rows `0..rows-1` exist (fresh ones hold no clicks)."""
         if rows <= self.capacity:
             return
-        capacity = max(_MIN_CAPACITY, self.capacity)
-        while capacity < rows:
-            capacity *= 2
-        if self.max_rows is not None:
-            capacity = max(rows, min(capacity, self.max_rows))
+        capacity = grown_capacity(self.capacity, rows, self.max_rows)
         grown = torch.full((capacity,), FLOOR, dtype=torch.float64, device=self.device)
         grown[: self.capacity] = self.log_mass
         self.log_mass = grown

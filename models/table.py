@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-_MIN_CAPACITY = 1024
+from models.growth import grown_capacity
 
 
 class EmbeddingTable:
@@ -54,11 +54,7 @@ class EmbeddingTable:
         if rows <= self.rows:
             return
         if rows > self.capacity:
-            capacity = max(_MIN_CAPACITY, self.capacity)
-            while capacity < rows:
-                capacity *= 2
-            if self.max_rows is not None:
-                capacity = max(rows, min(capacity, self.max_rows))
+            capacity = grown_capacity(self.capacity, rows, self.max_rows)
             weight = torch.empty(capacity, self.dim, device=self.device)
             weight[: self.rows] = self.weight[: self.rows]
             grad_sq = torch.zeros(capacity, 2, device=self.device)

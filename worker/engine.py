@@ -21,12 +21,15 @@ import numpy as np
 import structlog
 import torch
 
-from index import ItemIndex, top_k_excluding
+from index import ExtraScores, ItemIndex, top_k_excluding
+from index.exclusion import top_k_per_weight
 from models import ModelFitError, OnlineLearner, SeenHistory
 from models.rows import BatchRows, RowLimits, RowPolicy
 from stream import Recommendation
 
 log = structlog.get_logger("recstream.worker")
+
+_JUDGED = 32  # clicks per batch ranked under every candidate transition weight
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class Engine:
     ) -> Learned:
         """Fold a batch of clicks into the model, the seen history and the index."""
         learner, device = self.learner, self.device
+        if learner.items.extent:
+            self._judge_transition_weights(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
         reused_items = self._apply(admitted)
         learnable = admitted.learnable
@@ -179,8 +184,55 @@ class Engine:
             self.history.seen_counts(user_rows),
             self.top_k,
             blocked=self.blocked_items(),
+            extra=self._transition_extra(user_rows),
         )
         return Ranked(user_rows.cpu().numpy(), top.rows.cpu().numpy(), top.scores.cpu().numpy())
+
+    def _transition_extra(
+        self, user_rows: torch.Tensor, weight: float | None = None
+    ) -> ExtraScores | None:
+        """The learner's transition term of these users' scores, for the index to add."""
+        term = self.learner.transition
+        shares = self.learner.transition_shares(user_rows)
+        if term is None or shares is None:
+            return None
+        weight = term.weight if weight is None else weight
+        return ExtraScores(shares[0], shares[1] * weight) if weight else None
+
+    def _judge_transition_weights(self, users: Sequence[str], items: Sequence[str]) -> None:
+        """Rank a sample of the batch's clicks under each candidate weight, before learning it.
+
+        Prequential, as the lists were: the model as it stands, the batch's item unseen.
+        The hits go to the learner's weight selector.
+        """
+        term = self.learner.transition
+        if term is None or not len(users):
+            return
+        pick = np.unique(np.linspace(0, len(users) - 1, min(len(users), _JUDGED)).astype(np.int64))
+        user_rows = self.known_user_rows([users[i] for i in pick])
+        item_rows = self.learner.items.lookup([items[i] for i in pick])
+        known = (user_rows >= 0) & (item_rows >= 0)
+        if not known.any():
+            return
+        rows = torch.from_numpy(user_rows[known]).to(self.device)
+        clicked = torch.from_numpy(item_rows[known]).to(self.device).unsqueeze(1)
+        queries = self.learner.user_vectors(rows)
+        seen, counts = self.history.seen(rows), self.history.seen_counts(rows)
+        extra = self._transition_extra(rows, 1.0)
+        if extra is None:
+            return
+        tops = top_k_per_weight(
+            self.index,
+            queries,
+            seen,
+            counts,
+            self.top_k,
+            extra,
+            term.selector.grid.tolist(),
+            blocked=self.blocked_items(),
+        )
+        hits = [(top.rows == clicked).any(1) for top in tops]
+        term.selector.observe(torch.stack(hits, 1).cpu().numpy())
 
     def recommendations(self, ranked: Ranked) -> list[Recommendation]:
         """Ranked rows turned into the published lists: item ids, scores, newest event time."""

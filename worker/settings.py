@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     popularity_tau: float = Field(default=3600.0, gt=0, le=1e9, allow_inf_nan=False)
     popularity_clock: Literal["events", "time"] = "time"
     bias_decay: float = Field(default=0.9, ge=0, lt=1)
+    transition_slots: int = Field(default=256, ge=0, le=4096)
+    transition_window: int = Field(default=16, ge=1, le=1024)
+    transition_decay: float = Field(default=0.9, gt=0, le=1)
+    transition_weight: float = Field(default=128.0, ge=0, le=4096)
     seen_history: int = Field(default=1024, ge=1, le=1900)
     # hostile but valid events (README, "Event contract")
     max_event_weight: float = Field(default=10.0, ge=1, le=MAX_WEIGHT, allow_inf_nan=False)

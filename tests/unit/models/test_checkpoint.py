@@ -104,7 +104,7 @@ def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -
     assert learner.users.free_count == 20
     save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
     manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
-    assert manifest["format"] == 4
+    assert manifest["format"] == 5
     assert manifest["users"].count(None) == 20
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
@@ -150,7 +150,7 @@ def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.path == good
-    assert "reads 1 to 4" in dict(restored.skipped)[future.name]
+    assert "reads 1 to 5" in dict(restored.skipped)[future.name]
 
 
 def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
@@ -168,6 +168,45 @@ def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
     for model in (learner, restored.learner):
         model.learn(users, items, torch.ones(2))
     assert torch.equal(back.log_mass[:rows], prior.log_mass[:rows])
+
+
+def test_round_trip_restores_transitions_and_the_choice_of_their_weight(tmp_path: Path) -> None:
+    """The successor rings and the weight selector come back, so transition scores agree."""
+    learner, history = _trained()
+    term = learner.transition
+    assert term is not None
+    term.selector.observe(np.eye(len(term.selector.grid), dtype=bool)[[3, 3, 3]])
+    save(tmp_path, learner, history, {})
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    back = restored.learner.transition
+    assert back is not None
+    assert back.weight == term.weight == term.selector.grid[3]
+    rows = torch.arange(len(learner.users))
+    mine, theirs = learner.transition_shares(rows), restored.learner.transition_shares(rows)
+    assert mine is not None
+    assert theirs is not None
+    assert torch.equal(mine[0], theirs[0])
+    assert torch.equal(mine[1], theirs[1])
+
+
+def test_a_format_4_checkpoint_loads_with_fresh_transitions(tmp_path: Path) -> None:
+    """A checkpoint without transitions loads, with empty successor rings."""
+    learner, history = _trained()
+    manifest_path = save(tmp_path, learner, history, {})
+    manifest = json.loads(manifest_path.read_text())
+    tensors_path = tmp_path / manifest["tensors"]
+    tensors = {k: v for k, v in load_file(str(tensors_path)).items() if "transition" not in k}
+    save_file(tensors, str(tensors_path))
+    manifest.update(format=4, sha256=hashlib.sha256(tensors_path.read_bytes()).hexdigest())
+    del manifest["transition_selector"]
+    manifest_path.write_text(json.dumps(manifest))
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.skipped == []
+    back = restored.learner.transition
+    assert back is not None
+    assert (back.table.written == 0).all()
 
 
 def test_a_format_3_checkpoint_loads_with_a_fresh_neutral_prior(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ def test_an_evicted_user_who_returns_gets_the_cold_start_list() -> None:
         learning_rate=1e-9,
         init_std=1e-4,
         popularity_weight=0.0,  # the biases are set by hand below
+        transition_slots=0,  # p's i5 -> i0 would lift i0: item state, not the evicted user's
     )
     items = [f"i{n}" for n in range(6)]
     _learn(engine, ["p"] * 6, items, ts=1.0)
@@ -145,3 +146,50 @@ def test_cold_start_list_ranks_items_by_bias_and_is_empty_before_any_item() -> N
     assert cold.items == ["y", "z", "x"]
     assert cold.scores == pytest.approx([3.0, 1.0, 0.1])
     assert cold.event_ts == 5.0
+
+
+def _transitions_engine(dense: bool) -> Engine:
+    device = torch.device("cpu")
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    index = ExactIndex() if dense else ExactIndex(dense_budget=0)
+    return Engine(learner, SeenHistory(16, device), index, top_k=3)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_planted_next_item_tops_the_list_after_its_predecessor(dense: bool) -> None:
+    """When users click b right after a, a newcomer who clicks a is shown b first."""
+    engine = _transitions_engine(dense)
+    filler = [f"f{n}" for n in range(20)]
+    for n in range(30):
+        _learn(engine, [f"u{n}"] * 3, [filler[n % 20], "a", "b"])
+    _learn(engine, ["new"], ["a"])
+    row = torch.tensor([engine.learner.users.row("new")])
+    assert engine.recommendations(engine.rank(row))[0].items[0] == "b"
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_transitions_follow_a_drift_in_what_comes_next(dense: bool) -> None:
+    """After a -> b gives way to a -> c, a user who clicks a is shown c first."""
+    engine = _transitions_engine(dense)
+    for n in range(30):
+        _learn(engine, [f"u{n}"] * 2, ["a", "b"])
+    for n in range(30, 70):
+        _learn(engine, [f"u{n}"] * 2, ["a", "c"])
+    _learn(engine, ["new"], ["a"])
+    row = torch.tensor([engine.learner.users.row("new")])
+    assert engine.recommendations(engine.rank(row))[0].items[0] == "c"
+
+
+def test_the_transition_weight_is_chosen_by_what_would_have_hit() -> None:
+    """On a stream where the next item is always the predecessor's successor, weight > 0 wins."""
+    engine = _transitions_engine(dense=True)
+    term = engine.learner.transition
+    assert term is not None
+    term.selector.current = 0  # start from "factors alone"
+    chain = [f"c{n}" for n in range(12)]
+    for n in range(60):
+        start = n % 6
+        for item in chain[start : start + 4]:  # one click a batch: each is judged before it
+            _learn(engine, [f"u{n}"], [item])
+    assert term.weight > 0
+    assert term.selector.observed > 0

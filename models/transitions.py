@@ -1,0 +1,185 @@
+"""Item-to-item transitions: what users clicked next, counted exactly as it happens.
+
+A factor model learns "after j comes i" slowly, one small step per click; a
+count knows it after the first pair. Each item row keeps a ring of its last
+`slots` successors (items the same user clicked within `window` clicks after
+it, each weighted `decay ** (distance - 1)`), so the table is bounded per item,
+follows drift (old transitions are overwritten), and a user's transition score
+for item `i` is the weighted share of `i` among the successors of their last
+clicks: an online estimate of `P(next = i | recent clicks)`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.growth import grown_capacity
+from models.mixing import WeightSelector
+
+
+class ItemTransitions:
+    """Per item row, a ring of its most recent successors and their weights."""
+
+    def __init__(self, slots: int, window: int, decay: float, device: torch.device) -> None:
+        """Create an empty table: `slots` successors per item, pairs up to `window` apart."""
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        self.slots = slots
+        self.window = window
+        self.decay = decay
+        self.device = device
+        self.max_rows: int | None = None  # growth never allocates past this (a row cap)
+        # int32 rows: half the memory, and item rows stay far below 2**31
+        self.successors = torch.full((0, slots), -1, dtype=torch.int32, device=device)
+        self.weights = torch.zeros(0, slots, device=device)
+        self.written = torch.zeros(0, dtype=torch.int64, device=device)
+
+    @property
+    def capacity(self) -> int:
+        """Item rows allocated."""
+        return int(self.successors.shape[0])
+
+    def ensure_rows(self, rows: int) -> None:
+        """Make item rows `0..rows-1` exist, with no successors."""
+        if rows <= self.capacity:
+            return
+        capacity = grown_capacity(self.capacity, rows, self.max_rows)
+        successors = torch.full((capacity, self.slots), -1, dtype=torch.int32, device=self.device)
+        successors[: self.capacity] = self.successors
+        weights = torch.zeros(capacity, self.slots, device=self.device)
+        weights[: self.capacity] = self.weights
+        written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
+        written[: self.capacity] = self.written
+        self.successors, self.weights, self.written = successors, weights, written
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Forget `rows` (handed to new items): their successors, and them as a successor."""
+        if rows.numel() == 0:
+            return
+        rows = rows.to(self.device)
+        self.ensure_rows(int(rows.max()) + 1)
+        self.successors[rows] = -1
+        self.weights[rows] = 0.0
+        self.written[rows] = 0
+        stale = torch.isin(self.successors, rows)
+        self.successors.masked_fill_(stale, -1)
+        self.weights.masked_fill_(stale, 0.0)
+
+    def state_dict(self, rows: int | None = None) -> dict[str, torch.Tensor]:
+        """The rings of the first `rows` item rows (all by default), on the CPU."""
+        used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
+        return {
+            "successors": self.successors[used].contiguous().cpu(),
+            "weights": self.weights[used].contiguous().cpu(),
+            "written": self.written[used].contiguous().cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore `state_dict()` output of a table with as many slots."""
+        successors = state["successors"]
+        if tuple(successors.shape[1:]) != (self.slots,):
+            raise ValueError(
+                f"transitions of {tuple(successors.shape)}, expected (rows, {self.slots})"
+            )
+        self.successors = successors.to(self.device, torch.int32)
+        self.weights = state["weights"].to(self.device, torch.float32)
+        self.written = state["written"].to(self.device, torch.int64)
+
+    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
+        """Append each pair's `after` (with `weight`) to the ring of its `before` item row."""
+        held = before >= 0
+        before, after, weight = before[held], after[held], weight[held]
+        if before.numel() == 0:
+            return
+        self.ensure_rows(int(torch.maximum(before.max(), after.max())) + 1)
+        order = torch.argsort(before, stable=True)  # pairs arrive in time order
+        before, after, weight = before[order], after[order], weight[order]
+        distinct, counts = torch.unique_consecutive(before, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(before.numel(), device=self.device) - torch.repeat_interleave(
+            starts, counts
+        )
+        keep = rank >= torch.repeat_interleave(counts, counts) - self.slots
+        before, after, weight, rank = before[keep], after[keep], weight[keep], rank[keep]
+        slot = (self.written[before] + rank) % self.slots
+        self.successors[before, slot] = after.to(torch.int32)
+        self.weights[before, slot] = weight
+        self.written.index_add_(0, distinct, counts)
+
+    def candidates(
+        self, recent: torch.Tensor, recency: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Successor rows of each user's recent items and their share, `(rows, share)`.
+
+        `recent` holds item rows (`-1` padded) and `recency` their distance back
+        (0 = the last click), both `[users, n]`; only the last `window` count.
+        A user's shares over one item row sum to its transition score in [0, 1]
+        (an item may appear several times); `-1` rows carry no share.
+        """
+        users = recent.shape[0]
+        if users == 0 or self.capacity == 0:
+            empty = torch.full((users, 0), -1, dtype=torch.int64, device=self.device)
+            return empty, torch.zeros(users, 0, device=self.device)
+        held = (recent >= 0) & (recency < self.window)
+        source = recent.clamp(min=0)
+        rows = self.successors[source].long()  # [users, n, slots]
+        weights = self.weights[source]
+        total = weights.sum(2, keepdim=True).clamp(min=1e-12)
+        lag = self.decay ** recency.clamp(min=0).float() * held
+        lag = lag / lag.sum(1, keepdim=True).clamp(min=1e-12)  # a weighted mean over them
+        share = weights / total * lag.unsqueeze(2)
+        rows = rows.masked_fill(~held.unsqueeze(2), -1)
+        return rows.reshape(users, -1), share.reshape(users, -1)
+
+
+class TransitionTerm:
+    """The transition score as a term of the ranking score, its weight chosen online.
+
+    A user's score for item `i` adds `weight * T(u, i)`, `T` the transition
+    score of `ItemTransitions`. The weight comes from a `WeightSelector` that
+    the caller feeds with how each candidate weight's lists did.
+    """
+
+    def __init__(self, table: ItemTransitions, selector: WeightSelector) -> None:
+        """Wrap `table`, weighted by what `selector` chooses."""
+        self.table = table
+        self.selector = selector
+
+    @property
+    def weight(self) -> float:
+        """The weight in use."""
+        return self.selector.weight
+
+    def shares(self, latest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(item rows, share)` per user from their last clicks (newest first), unweighted."""
+        recency = torch.arange(latest.shape[1], device=latest.device).expand_as(latest)
+        return self.table.candidates(latest, recency)
+
+    def fold(
+        self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, latest: torch.Tensor
+    ) -> None:
+        """Pair each click with the user's clicks just before it, in this batch or earlier.
+
+        `latest` is each event's user's last clicks before the batch, newest first.
+        """
+        window = self.table.window
+        n = users.numel()
+        order = torch.argsort(users, stable=True)  # each user's events, in time order
+        users, items, weights, latest = users[order], items[order], weights[order], latest[order]
+        _, counts = torch.unique_consecutive(users, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        device = users.device
+        rank = torch.arange(n, device=device) - torch.repeat_interleave(starts, counts)
+        back = torch.arange(1, window + 1, device=device).unsqueeze(0)  # distance
+        in_batch = back <= rank.unsqueeze(1)
+        earlier = items[(torch.arange(n, device=device).unsqueeze(1) - back).clamp(min=0)]
+        from_ring = latest.gather(1, (back - rank.unsqueeze(1) - 1).clamp(min=0))
+        before = torch.where(in_batch, earlier, from_ring)
+        after = items.unsqueeze(1).expand(-1, window)
+        weight = weights.unsqueeze(1) * self.table.decay ** (back - 1).float()
+        pair = (before >= 0) & (before != after)
+        self.table.add(before[pair], after[pair], weight[pair])
