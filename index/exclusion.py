@@ -44,27 +44,12 @@ def top_k_excluding(
     the dense matrix, or, beside a search, as candidates of their own merged
     with the search's, so an item can enter a list on its extra score alone.
     """
-    batch = queries.shape[0]
-    if batch == 0:
+    if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
-    dense = index.dense_scores(queries)
-    if dense is not None:
-        if extra is not None:
-            extra.add_to(dense)
-        return _top_k_dense(dense, seen, k, blocked)
-    widen = int(seen_counts.max()) if seen_counts.numel() else 0
-    if blocked is not None:
-        widen += int(blocked.sum())
-    scores, rows = index.search(queries, k + widen)
-    if extra is not None:
-        scores, rows = extra.merge(scores, rows, queries, index.score_rows)
-    sorted_seen = seen.sort(dim=1).values.to(rows.device)
-    slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
-    excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0)
-    if blocked is not None:
-        excluded |= blocked[rows.clamp(min=0)]
-    return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
+    base, side, rows, excluded = _candidates(index, queries, seen, seen_counts, k, blocked, extra)
+    scores = base if side is None else base + side
+    return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
 
 
 def top_k_per_weight(
@@ -77,32 +62,59 @@ def top_k_per_weight(
     weights: list[float],
     blocked: torch.Tensor | None = None,
 ) -> list[TopK]:
-    """`top_k_excluding` once per weight of `extra`, sharing the work the weights share.
+    """`top_k_excluding` once per weight of `extra`, from one search.
 
-    Over a dense matrix the scores, the extra scores and the exclusion mask are
-    made once, and each weight costs one add and one top-k.
+    The candidates, their inner products, their extra scores and the exclusion
+    mask are made once; each weight then costs one add and one top-k. Exact on
+    both paths: beside a search, an item outside the candidates has no extra
+    score and an inner product below every searched one, whatever the weight.
     """
-    dense = index.dense_scores(queries) if queries.shape[0] else None
-    if dense is None:
-        return [
-            top_k_excluding(
-                index,
-                queries,
-                seen,
-                seen_counts,
-                k,
-                blocked=blocked,
-                extra=ExtraScores(extra.rows, extra.values * w) if w else None,
-            )
-            for w in weights
-        ]
-    side = torch.zeros_like(dense)
-    extra.add_to(side)
-    excluded = _excluded(dense.shape, seen.to(dense.device), blocked)
-    rows = torch.arange(dense.shape[1], device=dense.device).expand(dense.shape[0], -1)
+    if queries.shape[0] == 0:
+        empty = torch.empty(0, k, device=queries.device)
+        return [TopK(empty, empty.long()) for _ in weights]
+    base, side, rows, excluded = _candidates(index, queries, seen, seen_counts, k, blocked, extra)
+    side = torch.zeros_like(base) if side is None else side
     return [
-        _best((dense + w * side).masked_fill_(excluded, float("-inf")), rows, k) for w in weights
+        _best((base + w * side).masked_fill_(excluded, float("-inf")), rows, k) for w in weights
     ]
+
+
+def _candidates(
+    index: ItemIndex,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    seen_counts: torch.Tensor,
+    k: int,
+    blocked: torch.Tensor | None,
+    extra: ExtraScores | None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """`(inner products, extra scores, rows, excluded)` over each query's candidates.
+
+    The whole catalogue when the index hands over a dense matrix; otherwise
+    the search's `k + max(seen_counts) (+ blocked)` best, plus the extra's own.
+    """
+    dense = index.dense_scores(queries)
+    if dense is not None:
+        side = None
+        if extra is not None:
+            side = torch.zeros_like(dense)
+            extra.add_to(side)
+        excluded = _excluded(dense.shape, seen.to(dense.device), blocked)
+        rows = torch.arange(dense.shape[1], device=dense.device).expand(dense.shape[0], -1)
+        return dense, side, rows, excluded
+    widen = int(seen_counts.max()) if seen_counts.numel() else 0
+    if blocked is not None:
+        widen += int(blocked.sum())
+    scores, rows = index.search(queries, k + widen)
+    side = None
+    if extra is not None:
+        scores, side, rows = extra.merge(scores, rows, queries, index.score_rows)
+    sorted_seen = seen.sort(dim=1).values.to(rows.device)
+    slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
+    excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0) | (scores == float("-inf"))
+    if blocked is not None:
+        excluded |= blocked[rows.clamp(min=0)]
+    return scores, side, rows, excluded
 
 
 def _excluded(shape: torch.Size, seen: torch.Tensor, blocked: torch.Tensor | None) -> torch.Tensor:
@@ -115,14 +127,6 @@ def _excluded(shape: torch.Size, seen: torch.Tensor, blocked: torch.Tensor | Non
     if blocked is not None:
         excluded |= blocked[:items].to(seen.device)
     return excluded
-
-
-def _top_k_dense(
-    scores: torch.Tensor, seen: torch.Tensor, k: int, blocked: torch.Tensor | None
-) -> TopK:
-    excluded = _excluded(scores.shape, seen.to(scores.device), blocked)
-    rows = torch.arange(scores.shape[1], device=scores.device).expand(scores.shape[0], -1)
-    return _best(scores.masked_fill(excluded, float("-inf")), rows, k)
 
 
 def _best(scores: torch.Tensor, rows: torch.Tensor, k: int) -> TopK:

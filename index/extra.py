@@ -48,12 +48,13 @@ class ExtraScores:
         rows: torch.Tensor,
         queries: torch.Tensor,
         score_rows: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Search results with the extra values added, and the extra candidates beside them.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Search results joined by the extra's own candidates: `(inner products, extra, rows)`.
 
-        Every extra candidate the search did not return is scored by `score_rows`.
-        Exact: an item in neither set has no extra score and an inner product below
-        every search result, so it cannot outrank them.
+        Every extra candidate the search did not return is scored by `score_rows`
+        (a repeat of a searched row gets `-inf`). Exact: an item in neither set has
+        no extra score and an inner product below every search result, so it
+        cannot outrank them.
         """
         distinct, summed = self.totals()
         width = max(1, int((distinct != _SENTINEL).sum(1).max()))
@@ -61,13 +62,16 @@ class ExtraScores:
         slot = torch.searchsorted(distinct, rows.clamp(min=0).contiguous())
         slot = slot.clamp(max=distinct.shape[1] - 1)
         found = (distinct.gather(1, slot) == rows) & (rows >= 0)
-        scores = scores + summed.gather(1, slot).masked_fill(~found, 0.0)
-        bonus, candidates = summed, distinct
-        live = candidates != _SENTINEL
-        candidates = candidates.masked_fill(~live, -1)
+        on_searched = summed.gather(1, slot).masked_fill(~found, 0.0)
+        live = distinct != _SENTINEL
+        candidates = distinct.masked_fill(~live, -1)
         listed = rows.sort(dim=1).values
         where = torch.searchsorted(listed, candidates.contiguous()).clamp(max=listed.shape[1] - 1)
         already = listed.gather(1, where) == candidates
-        own = score_rows(queries, candidates.clamp(min=0)) + bonus
+        own = score_rows(queries, candidates.clamp(min=0))
         own = own.masked_fill(already | ~live, float("-inf"))
-        return torch.cat([scores, own], 1), torch.cat([rows, candidates], 1)
+        return (
+            torch.cat([scores, own], 1),
+            torch.cat([on_searched, summed.masked_fill(~live, 0.0)], 1),
+            torch.cat([rows, candidates], 1),
+        )

@@ -61,9 +61,12 @@ def test_an_item_enters_a_list_on_its_extra_score_alone() -> None:
     assert int(top.rows[0, 0]) == worst
 
 
-def test_per_weight_equals_one_search_per_weight() -> None:
-    """The shared-work ranking under several weights equals separate rankings."""
+@pytest.mark.parametrize("dense", [True, False])
+def test_per_weight_equals_one_search_per_weight(dense: bool) -> None:
+    """The shared-work ranking under several weights equals separate rankings, on both paths."""
     index, _, queries, seen = _setup()
+    if not dense:
+        index.dense_budget = 0
     extra = _extra()
     counts = (seen >= 0).sum(1)
     weights = [0.0, 0.5, 8.0]

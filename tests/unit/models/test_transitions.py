@@ -58,7 +58,8 @@ def test_a_planted_successor_tops_the_transition_score() -> None:
     term.fold(torch.tensor([20]), torch.tensor([2]), torch.ones(1), torch.tensor([[0, -1]]))
     scores = _score(term, [0, -1], items=3)
     assert int(scores.argmax()) == 1
-    assert abs(float(scores.sum()) - 1.0) < 1e-6  # a weighted mean of shares
+    # 10 of 11 successors of item 0 are item 1: shares over sqrt of the evidence
+    torch.testing.assert_close(scores, torch.tensor([0.0, 10.0, 1.0]) / 11**0.5)
 
 
 def test_reset_forgets_a_reused_row_and_every_pair_into_it() -> None:
