@@ -391,6 +391,8 @@ class Worker:
         metrics.events_unlearned.inc(report.unlearned)
         self._count_evictions(report.evictions)
         metrics.loss.set(report.loss)
+        if self.learner.transition is not None:
+            metrics.transition_weight.set(self.learner.transition.weight)
         metrics.index_version.set(report.index_version)
         metrics.index_built_at.set(self.index.built_at)
         metrics.users.set(len(self.learner.users))

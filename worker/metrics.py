@@ -63,6 +63,11 @@ class WorkerMetrics:
         )
         self.loss = Gauge("recstream_learner_loss", "Last batch's training loss", registry=r)
         self.index_version = Gauge("recstream_index_version", "Index version", registry=r)
+        self.transition_weight = Gauge(
+            "recstream_transition_weight",
+            "Weight of the item-to-item transition term, as chosen online",
+            registry=r,
+        )
         self.index_built_at = Gauge(
             "recstream_index_built_timestamp_seconds",
             "When the index was made current",
