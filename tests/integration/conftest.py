@@ -300,6 +300,38 @@ def read_topic(kafka_server: EmbeddedKafka) -> object:
 
 
 @pytest.fixture
+def group_stable(kafka_server: EmbeddedKafka) -> object:
+    """`group_stable(group, timeout_s) -> bool`: wait until the broker reports the group Stable.
+
+    A test that stands for a kill with `Worker.close()` sends a LeaveGroup, which a
+    killed process never does. Sent while Tansu 0.6 still holds the member's
+    JoinGroup (it answers a join about 3 s later), it wedges the group: the
+    generation completes with the departed member as its leader, and every later
+    member is handed that generation and waits for an assignment that never comes
+    (docs/reliability.md). So a worker closed right after it was built is closed
+    once its join went through: the group is Stable again.
+    """
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+
+    def stable(group: str) -> bool:
+        described = admin.describe_consumer_groups([group], request_timeout=5)[group]
+        return described.result(timeout=10).state == ConsumerGroupState.STABLE
+
+    def wait(group: str, timeout_s: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if stable(group):
+                return True
+            time.sleep(0.1)
+        return stable(group)
+
+    return wait
+
+
+@pytest.fixture
 def committed(kafka_server: EmbeddedKafka) -> object:
     """`committed(group, topic) -> {partition: offset}` as the broker stores it."""
     from stream import group_progress
