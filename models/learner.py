@@ -204,7 +204,7 @@ class OnlineLearner:
             else None
         )
         loss, item_rows = self._step(users, items, weights)
-        if self.transition is not None and latest is not None:
+        if self.transition is not None and latest is not None:  # latest is set iff transition
             self.transition.fold(users, items, weights, latest)
         if cfg.recent_items:
             self.recent.add(users, items, torch.zeros(n, device=self.device))

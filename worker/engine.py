@@ -193,11 +193,9 @@ class Engine:
     ) -> ExtraScores | None:
         """The learner's transition term of these users' scores, for the index to add."""
         term = self.learner.transition
-        shares = self.learner.transition_shares(user_rows)
-        if term is None or shares is None:
-            return None
-        weight = term.weight if weight is None else weight
-        return ExtraScores(shares[0], shares[1] * weight) if weight else None
+        weight = (term.weight if term is not None else 0.0) if weight is None else weight
+        shares = self.learner.transition_shares(user_rows) if weight else None
+        return None if shares is None else ExtraScores(shares[0], shares[1] * weight)
 
     def _judge_transition_weights(self, users: Sequence[str], items: Sequence[str]) -> None:
         """Rank a sample of the batch's clicks under each candidate weight, before learning it.
