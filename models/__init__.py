@@ -1,22 +1,5 @@
-"""Embedding tables, id maps and the online learner: arrays in, arrays out, no I/O."""
+"""Embedding tables, id maps and the online learner: arrays in, arrays out, no I/O.
 
-from models.device import resolve_device
-from models.errors import CheckpointError, ModelError, ModelFitError, RecstreamError
-from models.history import SeenHistory
-from models.idmap import IdMap
-from models.learner import LearnerConfig, LearnStats, OnlineLearner
-from models.table import EmbeddingTable
-
-__all__ = [
-    "CheckpointError",
-    "EmbeddingTable",
-    "IdMap",
-    "LearnStats",
-    "LearnerConfig",
-    "ModelError",
-    "ModelFitError",
-    "OnlineLearner",
-    "RecstreamError",
-    "SeenHistory",
-    "resolve_device",
-]
+Empty on purpose: import from the modules (`models.learner`, `models.errors`, ...), so that
+reading an error class does not load torch.
+"""

@@ -1,15 +1,6 @@
-"""Wiring: settings, the batch loop, metrics and health, the CLI, the demo and replay."""
+"""The service: settings, the batch loop and its Engine, checkpoints, metrics and health.
 
-from worker.loop import BatchReport, LoopConfig, Worker
-from worker.settings import KafkaSettings, RedisSettings, Settings, SettingsError, load_settings
-
-__all__ = [
-    "BatchReport",
-    "KafkaSettings",
-    "LoopConfig",
-    "RedisSettings",
-    "Settings",
-    "SettingsError",
-    "Worker",
-    "load_settings",
-]
+`worker.cli` is the `recstream` command; `worker.tools` holds replay, demo, eval and bench,
+and `worker.testing` the embedded servers and generated streams they and the tests use.
+Empty on purpose, so `recstream --help` loads none of torch, faiss or the clients.
+"""

@@ -5,11 +5,16 @@ from __future__ import annotations
 import structlog
 import torch
 
-from index import backend_for, make_index
-from models import LearnerConfig, OnlineLearner, SeenHistory, resolve_device
+from index.factory import make_index
+from index.knn import backend_for
 from models.checkpoint import Restored
+from models.device import resolve_device
+from models.history import SeenHistory
+from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
-from stream import DeadLetterProducer, KafkaSource, RedisSink
+from stream.dead_letters import DeadLetterProducer
+from stream.kafka import KafkaSource
+from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker

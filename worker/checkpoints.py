@@ -21,8 +21,8 @@ from models.checkpoint import save as save_checkpoint
 from models.checkpoint_dir import SET_ASIDE, open_directory
 from models.errors import CheckpointError
 from worker.engine import Engine
+from worker.errors import SettingsError
 from worker.metrics import WorkerMetrics
-from worker.settings import SettingsError
 
 log = structlog.get_logger("recstream.worker")
 

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import structlog
 
-from models.errors import RecstreamError
 from worker.logs import configure_logging
-from worker.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
     from worker.metrics import HealthServer
+    from worker.settings import Settings
 
 log = structlog.get_logger("recstream.cli")
 
 # The methods `recstream eval` knows (kept here so --help needs no numpy or torch import).
 METHOD_NAMES = ("recstream", "most-popular", "recent-popular", "isgd", "item-knn", "als")
-SYNTHETIC_NAMES = ("genres", "clusters")  # worker.evaluate.data.SYNTHETIC, without numpy
+SYNTHETIC_NAMES = ("genres", "clusters")  # worker.tools.evaluate.data.SYNTHETIC, without numpy
+
+
+def settings_or_exit() -> Settings:
+    """The settings from the environment, or the bad variables on stderr and exit 2.
+
+    Imported here, not at the top: pydantic alone would double the time `--help` takes.
+    """
+    from worker.errors import SettingsError
+    from worker.settings import load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
 
 
 @click.group()
@@ -33,12 +46,9 @@ def main() -> None:
 @main.command()
 def run() -> None:
     """Run the worker until SIGTERM (settings from RECSTREAM_* variables)."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
+    from models.errors import RecstreamError
     from worker.app import build_worker
     from worker.errors import StartupError
     from worker.metrics import HealthServer, WorkerMetrics
@@ -90,18 +100,19 @@ def _close(health: HealthServer | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto")
 def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
-    from stream import ClickProducer
-    from worker.replay import read_interactions, send_interactions
+    from models.errors import RecstreamError
+    from stream.kafka import ClickProducer
+    from worker.tools.replay import read_interactions, send_interactions
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    data = read_interactions(path, fmt)
-    producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
-    sent = send_interactions(producer, data, rate=rate, limit=limit)
+    try:
+        data = read_interactions(path, fmt)
+        producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
+        sent = send_interactions(producer, data, rate=rate, limit=limit)
+    except RecstreamError as exc:  # a bad file or an unreachable broker: one line, exit 2
+        log.error("replay_failed", path=str(path), error=str(exc))  # noqa: TRY400
+        sys.exit(2)
     log.info("replay_finished", path=str(path), events=sent, topic=settings.kafka.topic)
 
 
@@ -123,7 +134,7 @@ def demo(
     as_json: bool,
 ) -> None:
     """Stream synthetic clicks through a worker on embedded servers and report."""
-    from worker.demo import DemoOptions, format_report, run_demo
+    from worker.tools.demo import DemoOptions, format_report, run_demo
 
     configure_logging("console" if sys.stderr.isatty() else "json", "warning")
     report = run_demo(
@@ -151,7 +162,7 @@ def demo(
 @click.option("--title", default="CPU", show_default=True)
 def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str) -> None:
     """Benchmark every stage and the whole path, with baselines; write markdown and a PNG."""
-    from worker.bench.suite import BenchOptions, run_bench
+    from worker.tools.bench.suite import BenchOptions, run_bench
 
     configure_logging("console" if sys.stderr.isatty() else "json", "info")
     run_bench(BenchOptions(device, quick, data, out, plot, title))
@@ -288,16 +299,13 @@ def evaluate(
     img_dir: Path,
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
-    from worker.evaluate.compare import run_through_kafka
-    from worker.evaluate.knn import KnnConfig
-    from worker.evaluate.peers import AlsConfig, IsgdConfig
-    from worker.evaluate.suite import EvalOptions, run_eval
+    from worker.tools.evaluate.compare import run_through_kafka
+    from worker.tools.evaluate.knn import KnnConfig
+    from worker.tools.evaluate.options import EvalOptions
+    from worker.tools.evaluate.peers import AlsConfig, IsgdConfig
+    from worker.tools.evaluate.suite import run_eval
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    settings = settings_or_exit()
     configure_logging("console" if sys.stderr.isatty() else "json", "warning")
     try:
         windows_of_recent = tuple(int(w) for w in recent_windows.split(",") if w.strip())
@@ -357,7 +365,9 @@ def evaluate(
 @click.option("--ready", is_flag=True, help="Check /readyz instead of /healthz.")
 def healthcheck(port: int | None, ready: bool) -> None:
     """Exit 0 when the local worker answers /healthz (or /readyz), else 1."""
-    port = port or load_settings().metrics_port
+    import urllib.request
+
+    port = port or settings_or_exit().metrics_port
     path = "/readyz" if ready else "/healthz"
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:

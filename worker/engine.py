@@ -21,11 +21,14 @@ import numpy as np
 import structlog
 import torch
 
-from index import ExtraScores, ItemIndex, top_k_excluding
-from index.exclusion import top_k_per_weight
-from models import ModelFitError, OnlineLearner, SeenHistory
+from index.base import ItemIndex
+from index.exclusion import top_k_excluding, top_k_per_weight
+from index.extra import ExtraScores
+from models.errors import ModelFitError
+from models.history import SeenHistory
+from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
-from stream import Recommendation
+from stream.payload import Recommendation
 
 log = structlog.get_logger("recstream.worker")
 

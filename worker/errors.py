@@ -1,4 +1,4 @@
-"""The worker's own errors (settings errors live beside the settings)."""
+"""The worker's own errors, all of the package's `RecstreamError` family."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ class StartupError(RecstreamError):
         """Keep the message and the structured fields apart."""
         super().__init__(message)
         self.fields = fields
+
+
+class SettingsError(RecstreamError):
+    """Configuration that cannot work; the message names each bad variable."""
+
+
+class StopRequestedError(RecstreamError):
+    """A retry was abandoned because the worker is stopping; nothing was committed."""

@@ -20,22 +20,19 @@ from typing import TypeVar
 import numpy as np
 import structlog
 
-from index import ItemIndex
-from models import OnlineLearner, SeenHistory
-from stream import (
-    DeadLetterProducer,
-    DeadLetterReport,
-    DecodedBatch,
-    EventLimits,
-    KafkaSource,
-    Recommendation,
-    RedisSink,
-    TransientError,
-    decode_messages,
-    encode_recommendation,
-)
+from index.base import ItemIndex
+from models.history import SeenHistory
+from models.learner import OnlineLearner
+from stream.batch import DecodedBatch, decode_messages
+from stream.dead_letters import DeadLetterProducer, DeadLetterReport
+from stream.errors import TransientError
+from stream.events import EventLimits
+from stream.kafka import KafkaSource
+from stream.payload import Recommendation, encode_recommendation
+from stream.redis_sink import RedisSink
 from worker.checkpoints import Checkpointer
 from worker.engine import Engine, Learned
+from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
 
@@ -45,10 +42,6 @@ log = structlog.get_logger("recstream.worker")
 _BACKOFF_START_S = 0.1
 _BACKOFF_CAP_S = 5.0
 _TOPIC_CHECK_S = 10.0  # while nothing is assigned, how often to ask whether the topic exists
-
-
-class StopRequestedError(Exception):
-    """A retry was abandoned because the worker is stopping; nothing was committed."""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from models.errors import RecstreamError
 from stream.events import MAX_WEIGHT
+from worker.errors import SettingsError
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
 MAX_SEARCH_K = 2048
@@ -31,10 +31,6 @@ def _host_port(text: str) -> bool:
     """Whether `text` is `host:port` with a port in 1..65535."""
     host, _, port = text.rpartition(":")
     return bool(host) and port.isdigit() and 0 < int(port) <= MAX_PORT
-
-
-class SettingsError(RecstreamError):
-    """Configuration that cannot work; the message names each bad variable."""
 
 
 class KafkaSettings(BaseSettings):

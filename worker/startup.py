@@ -10,7 +10,9 @@ import time
 
 import structlog
 
-from stream import FatalError, RedisSink, TransientError, ensure_topics, wait_for_broker
+from stream.errors import FatalError, TransientError
+from stream.kafka import ensure_topics, wait_for_broker
+from stream.redis_sink import RedisSink
 from worker.errors import StartupError
 from worker.settings import KafkaSettings
 

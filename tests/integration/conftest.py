@@ -20,8 +20,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.embedded import EmbeddedKafka, EmbeddedRedis, free_port, start_kafka, start_redis
 from worker.settings import KafkaSettings, RedisSettings, Settings
+from worker.testing.embedded import (
+    EmbeddedKafka,
+    EmbeddedRedis,
+    free_port,
+    start_kafka,
+    start_redis,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -334,7 +340,7 @@ def group_stable(kafka_server: EmbeddedKafka) -> object:
 @pytest.fixture
 def committed(kafka_server: EmbeddedKafka) -> object:
     """`committed(group, topic) -> {partition: offset}` as the broker stores it."""
-    from stream import group_progress
+    from stream.kafka import group_progress
 
     def read(group: str, topic: str) -> dict[int, int]:
         progress = group_progress({"bootstrap.servers": kafka_server.bootstrap}, group, topic)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fault_helpers import RECSTREAM, SENTINEL, click_messages, click_stream, wait_until
 
-from stream import decode_recommendation
+from stream.payload import decode_recommendation
 
 DOWN_S = 5.0
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from worker.embedded import free_port
+from worker.testing.embedded import free_port
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 

@@ -7,13 +7,13 @@ import uuid
 import numpy as np
 import pytest
 
-from worker.embedded import EmbeddedKafka, EmbeddedRedis
-from worker.evaluate.compare import in_process_pair, through_kafka, wire_settings
-from worker.evaluate.data import encode
-from worker.evaluate.suite import EvalOptions
-from worker.replay import Interactions
 from worker.settings import Settings
-from worker.synthetic import generate
+from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
+from worker.testing.synthetic import generate
+from worker.tools.evaluate.compare import in_process_pair, through_kafka, wire_settings
+from worker.tools.evaluate.data import encode
+from worker.tools.evaluate.options import EvalOptions
+from worker.tools.replay import Interactions
 
 
 @pytest.mark.timeout(240)

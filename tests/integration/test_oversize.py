@@ -7,7 +7,8 @@ from typing import Any
 import msgpack
 from fault_helpers import click_messages, click_stream
 
-from stream import PREFIX_BYTES, DeadLetterProducer, decode_recommendation
+from stream.dead_letters import PREFIX_BYTES, DeadLetterProducer
+from stream.payload import decode_recommendation
 from worker.app import build_worker
 
 BIG_PRODUCER = {"message.max.bytes": 10_000_000}

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from stream import Recommendation, RedisSink, TransientError, encode_recommendation
-from worker.embedded import free_port
+from stream.errors import TransientError
+from stream.payload import Recommendation, encode_recommendation
+from stream.redis_sink import RedisSink
+from worker.testing.embedded import free_port
 
 
 def test_publish_writes_every_list_with_its_ttl(redis_server: Any, redis_client: Any) -> None:

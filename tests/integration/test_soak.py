@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from stream import decode_recommendation
+from stream.payload import decode_recommendation
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 SOAK_S = float(os.environ.get("RECSTREAM_SOAK_S", "600"))

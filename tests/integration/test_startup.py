@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fault_helpers import RECSTREAM, click_messages, click_stream, log_events, wait_until
 
-from worker.embedded import free_port
+from worker.testing.embedded import free_port
 
 
 def _run_to_exit(env: dict[str, str], log: Path, timeout_s: float = 60) -> int:

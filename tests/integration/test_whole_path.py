@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 
-from stream import decode_recommendation
+from stream.payload import decode_recommendation
 from worker.app import build_worker
 
 MALFORMED = [

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from index import ExactIndex, backend_for, knn, top_k_excluding
-from models import LearnerConfig, OnlineLearner, SeenHistory
+from index.exact import ExactIndex
+from index.exclusion import top_k_excluding
+from index.knn import backend_for, knn
+from models.history import SeenHistory
+from models.learner import LearnerConfig, OnlineLearner
 
 pytestmark = pytest.mark.gpu
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from index import ItemIndex, ItemIndexError, IVFIndex, make_index
+from index.base import ItemIndex
+from index.errors import ItemIndexError
+from index.factory import make_index
+from index.ivf import IVFIndex
 
 N_ITEMS = 400  # enough for an IVF build with 8 lists (8 * 39 training points)
 DIM = 8

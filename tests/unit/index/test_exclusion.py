@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index import ExactIndex, TopK, top_k_excluding
+from index.exact import ExactIndex
+from index.exclusion import TopK, top_k_excluding
 
 
 def _seen(rows_per_query: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from index import ExactIndex, ExtraScores, top_k_excluding
-from index.exclusion import top_k_per_weight
+from index.exact import ExactIndex
+from index.exclusion import top_k_excluding, top_k_per_weight
+from index.extra import ExtraScores
 
 
 def _setup(seed: int = 0) -> tuple[ExactIndex, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,9 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models import CheckpointError, LearnerConfig, OnlineLearner, SeenHistory
 from models.checkpoint import load_latest, save
 from models.checkpoint_dir import SET_ASIDE, open_directory
+from models.errors import CheckpointError
+from models.history import SeenHistory
+from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 
 CPU = torch.device("cpu")

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import SeenHistory
+from models.history import SeenHistory
 
 CPU = torch.device("cpu")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import IdMap, ModelError
+from models.errors import ModelError
+from models.idmap import IdMap
 
 
 def test_rows_are_dense_and_in_order_of_first_sight() -> None:

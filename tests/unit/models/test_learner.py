@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import LearnerConfig, ModelError, ModelFitError, OnlineLearner
+from models.errors import ModelError, ModelFitError
+from models.learner import LearnerConfig, OnlineLearner
 from models.prior import FLOOR
 
 CPU = torch.device("cpu")

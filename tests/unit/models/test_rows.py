@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import IdMap
+from models.idmap import IdMap
 from models.pending import PendingCounts
 from models.rows import RowKeeper, RowLimits, RowPolicy
 

@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import BadEvent, EventLimits, decode_event, decode_messages
-from stream.batch import _fast_msgpack
-from stream.events import MAX_WEIGHT
+from stream.batch import _fast_msgpack, decode_messages
+from stream.errors import BadEvent
+from stream.events import MAX_WEIGHT, EventLimits, decode_event
 
 
 @dataclass

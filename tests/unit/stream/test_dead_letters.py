@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from stream import DeadLetterProducer, Rejected, TransientError
-from worker.embedded import free_port
+from stream.batch import Rejected
+from stream.dead_letters import DeadLetterProducer
+from stream.errors import TransientError
+from worker.testing.embedded import free_port
 
 
 def test_failed_delivery_is_requeued_not_dropped() -> None:

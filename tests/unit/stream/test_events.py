@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import (
+from stream.errors import BadEvent
+from stream.events import (
     MAX_EVENT_BYTES,
     MAX_ID_BYTES,
-    BadEvent,
     ClickEvent,
     EventLimits,
     decode_event,

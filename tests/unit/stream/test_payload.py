@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgpack
 
-from stream import Recommendation, decode_recommendation, encode_recommendation
+from stream.payload import Recommendation, decode_recommendation, encode_recommendation
 
 
 def test_round_trip_has_exactly_the_contract_keys() -> None:

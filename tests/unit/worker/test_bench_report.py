@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.bench.report import markdown, plot_latency
-from worker.bench.stages import Row
+from worker.tools.bench.report import markdown, plot_latency
+from worker.tools.bench.stages import Row
 
 
 def test_rows_render_with_their_ratio_and_latency_shares() -> None:

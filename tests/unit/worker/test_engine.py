@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from index import ExactIndex
-from models import LearnerConfig, OnlineLearner, SeenHistory
+from index.exact import ExactIndex
+from models.history import SeenHistory
+from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from worker.engine import Engine
 

@@ -1,4 +1,4 @@
-"""Unit tests for `worker.evaluate`: the prequential protocol, the peers and the report."""
+"""Unit tests for `worker.tools.evaluate`: the prequential protocol, the peers and the report."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import pytest
 from click.testing import CliRunner
 
 from worker.cli import main
-from worker.evaluate.data import Stream, encode
-from worker.evaluate.peers import Isgd, IsgdConfig, MostPopular, RecentPopular
-from worker.evaluate.protocol import Outcome, Scores, SeenItems, evaluate, top_k
-from worker.evaluate.report import (
+from worker.testing.synthetic import generate
+from worker.tools.evaluate.data import Stream, encode
+from worker.tools.evaluate.peers import Isgd, IsgdConfig, MostPopular, RecentPopular
+from worker.tools.evaluate.protocol import Outcome, Scores, SeenItems, evaluate, top_k
+from worker.tools.evaluate.report import (
     DatasetResult,
     ahead_line,
     first_window_ahead,
     markdown,
     ratio_to_best_peer,
 )
-from worker.replay import Interactions
-from worker.synthetic import generate
+from worker.tools.replay import Interactions
 
 
 def _stream(pairs: list[tuple[str, str]]) -> Stream:
@@ -148,7 +148,7 @@ def test_isgd_ranks_only_items_it_has_seen_and_the_user_has_not() -> None:
 def test_als_falls_back_to_popular_then_ranks_a_users_own_block() -> None:
     """Before its first fit ALS lists by popularity; after it, a user's unseen block item leads."""
     pytest.importorskip("implicit")
-    from worker.evaluate.peers import AlsConfig, PeriodicAls
+    from worker.tools.evaluate.peers import AlsConfig, PeriodicAls
 
     # Two blocks: users 0-9 click items 0-4, users 10-19 click items 5-9 (the lower ids more).
     users, items = [], []
@@ -175,7 +175,7 @@ def test_als_falls_back_to_popular_then_ranks_a_users_own_block() -> None:
 
 def test_eval_streams_name_each_synthetic_kind() -> None:
     """`synthetic` builds the genre and the cluster stream under their names, and no other."""
-    from worker.evaluate.data import SYNTHETIC, synthetic
+    from worker.tools.evaluate.data import SYNTHETIC, synthetic
 
     assert [synthetic(kind, 500).name for kind in SYNTHETIC] == [
         "synthetic-genres-500",
@@ -356,7 +356,7 @@ def test_cli_eval_runs_item_knn_on_both_synthetic_streams() -> None:
 
 def test_cli_knn_defaults_are_the_peers_defaults() -> None:
     """The CLI's item-kNN defaults are KnnConfig's, so the page and `--help` agree."""
-    from worker.evaluate.knn import KnnConfig
+    from worker.tools.evaluate.knn import KnnConfig
 
     params = {p.name: p.default for p in main.commands["eval"].params}
     config = KnnConfig()
@@ -371,10 +371,11 @@ def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
     """An unlearned user gets the Engine's cold-start list from recstream, popularity from ISGD."""
     import torch
 
-    from index import ExactIndex
-    from models import LearnerConfig, OnlineLearner, SeenHistory
+    from index.exact import ExactIndex
+    from models.history import SeenHistory
+    from models.learner import LearnerConfig, OnlineLearner
     from worker.engine import Engine
-    from worker.evaluate.recstream import RecstreamMethod
+    from worker.tools.evaluate.engine_method import RecstreamMethod
 
     stream = _stream([("a", "x"), ("a", "y"), ("c", "y"), ("b", "z")])
     cpu = torch.device("cpu")
@@ -395,7 +396,7 @@ def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
 
 def test_regenerating_the_page_keeps_the_hand_written_part() -> None:
     """Text from the keep-marker on survives a rewrite; a file without it is replaced whole."""
-    from worker.evaluate.report import KEPT_MARKER, keep_hand_written
+    from worker.tools.evaluate.report import KEPT_MARKER, keep_hand_written
 
     old = f"# old results\n\n{KEPT_MARKER}\n## What we tried\n- softmax: +40%\n"
     page = keep_hand_written("# new results\n", old)

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from worker.evaluate.data import Stream, encode
-from worker.evaluate.knn import ItemKnn, KnnConfig
-from worker.evaluate.peers import MostPopular
-from worker.evaluate.protocol import SeenItems, evaluate
-from worker.replay import Interactions
+from worker.tools.evaluate.data import Stream, encode
+from worker.tools.evaluate.knn import ItemKnn, KnnConfig
+from worker.tools.evaluate.peers import MostPopular
+from worker.tools.evaluate.protocol import SeenItems, evaluate
+from worker.tools.replay import Interactions
 
 pytest.importorskip("scipy")  # the `eval` extra's; the module imports it where it is used
 

@@ -1,4 +1,4 @@
-"""Unit tests for `worker.replay.read_interactions` over small generated files."""
+"""Unit tests for `worker.tools.replay.read_interactions` over small generated files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.replay import ReplayFormatError, detect_format, read_interactions
+from worker.tools.replay import ReplayFormatError, detect_format, read_interactions
 
 
 def _write(path: Path, text: str) -> Path:

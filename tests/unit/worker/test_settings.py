@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from worker.settings import SettingsError, load_settings
+from worker.errors import SettingsError
+from worker.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

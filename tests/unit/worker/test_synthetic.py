@@ -1,11 +1,11 @@
-"""Unit tests for `worker.synthetic.generate_clustered`: shape, seeds, exploration and the drift."""
+"""Unit tests for `generate_clustered`: shape, seeds, exploration and the drift."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from worker.synthetic import SyntheticStream, generate_clustered
+from worker.testing.synthetic import SyntheticStream, generate_clustered
 
 
 def _liked(taste: np.ndarray) -> list[set[int]]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.evaluate.protocol import K, Outcome
+from worker.tools.evaluate.protocol import K, Outcome
 
 
 @dataclass(frozen=True)

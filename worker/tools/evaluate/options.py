@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.evaluate.data import SYNTHETIC
-from worker.evaluate.knn import KnnConfig
-from worker.evaluate.peers import AlsConfig, IsgdConfig
-from worker.evaluate.protocol import K
 from worker.settings import Settings
+from worker.tools.evaluate.data import SYNTHETIC
+from worker.tools.evaluate.knn import KnnConfig
+from worker.tools.evaluate.peers import AlsConfig, IsgdConfig
+from worker.tools.evaluate.protocol import K
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from index import backend_for
-from stream import ClickEvent, ClickProducer, RedisSink, encode_event, group_progress
+from index.knn import backend_for
+from stream.events import ClickEvent, encode_event
+from stream.kafka import ClickProducer, group_progress
+from stream.redis_sink import RedisSink
 from worker.app import build_worker
-from worker.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
-from worker.replay import paced
 from worker.settings import KafkaSettings, RedisSettings, Settings
-from worker.synthetic import MALFORMED, SyntheticStream, generate
+from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
+from worker.testing.synthetic import MALFORMED, SyntheticStream, generate
+from worker.tools.replay import paced
 
 
 @dataclass(frozen=True)

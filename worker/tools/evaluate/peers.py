@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from worker.evaluate.data import IntArray
-from worker.evaluate.protocol import SeenItems, top_k
+from worker.tools.evaluate.data import IntArray
+from worker.tools.evaluate.protocol import SeenItems, top_k
 
 
 def _popular_lists(

@@ -19,8 +19,8 @@ import numpy.typing as npt
 import torch
 
 from worker.engine import Engine, Ranked
-from worker.evaluate.data import IntArray, Stream
-from worker.evaluate.protocol import SeenItems
+from worker.tools.evaluate.data import IntArray, Stream
+from worker.tools.evaluate.protocol import SeenItems
 
 
 class RecstreamMethod:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from collections.abc import Callable
 
-import torch
-
-from models import resolve_device
+from models.device import resolve_device
 from worker.app import build_engine
-from worker.evaluate.data import DRIFT_AT, Stream, load_file, synthetic
-from worker.evaluate.knn import ItemKnn
-from worker.evaluate.options import EvalOptions, engine_settings
-from worker.evaluate.page import header
-from worker.evaluate.peers import Isgd, MostPopular, PeriodicAls, RecentPopular
-from worker.evaluate.protocol import K, Method, Outcome, evaluate
-from worker.evaluate.recstream import RecstreamMethod
-from worker.evaluate.report import (
+from worker.tools.evaluate.data import DRIFT_AT, Stream, load_file
+from worker.tools.evaluate.engine_method import RecstreamMethod
+from worker.tools.evaluate.knn import ItemKnn
+from worker.tools.evaluate.options import EvalOptions, engine_settings
+from worker.tools.evaluate.page import header
+from worker.tools.evaluate.peers import Isgd, MostPopular, PeriodicAls, RecentPopular
+from worker.tools.evaluate.protocol import K, Method, Outcome, evaluate
+from worker.tools.evaluate.report import (
     DatasetResult,
     ahead_line,
     keep_hand_written,
@@ -28,16 +25,9 @@ from worker.evaluate.report import (
     slug,
     table,
 )
+from worker.tools.evaluate.running import limit_threads, load_streams
 
-__all__ = ["EvalOptions", "engine_settings", "limit_threads", "load_streams", "run_eval"]
-
-
-def load_streams(options: EvalOptions) -> list[Stream]:
-    """The files (first `limit` events each), then the synthetic streams if asked."""
-    streams = [load_file(path, options.limit) for path in options.paths]
-    if options.synthetic_events:
-        streams += [synthetic(kind, options.synthetic_events) for kind in options.synthetic]
-    return streams
+__all__ = ["run_eval"]
 
 
 def make_methods(name: str, stream: Stream, options: EvalOptions) -> list[Method]:
@@ -79,16 +69,6 @@ def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
     )
 
 
-def limit_threads(threads: int) -> contextlib.AbstractContextManager[object]:
-    """Run torch and numpy's BLAS on `threads`: on a busy 2-core box spinning pools cost 10x."""
-    torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # the `eval` extra brings it; without it BLAS keeps its default
-        return contextlib.nullcontext()
-    return threadpool_limits(threads)
-
-
 def run_eval(options: EvalOptions) -> list[DatasetResult]:
     """Evaluate, print the per-dataset tables and ratios, and write the page and plots."""
     with limit_threads(options.threads):
@@ -111,7 +91,7 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
     if options.kafka_check and options.paths:
         check_stream = load_file(options.paths[0], options.kafka_check)
         print(f"through-Kafka check: {check_stream.name}, {len(check_stream):,} events", flush=True)
-        from worker.evaluate.compare import kafka_comparison, kafka_section
+        from worker.tools.evaluate.compare import kafka_comparison, kafka_section
 
         check = kafka_comparison(check_stream, options)
         extra = kafka_section(check)

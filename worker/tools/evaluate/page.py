@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from models import resolve_device
-from worker.evaluate.data import DRIFT_AT, SYNTHETIC_ITEMS, SYNTHETIC_USERS
-from worker.evaluate.options import EvalOptions, engine_settings
-from worker.evaluate.protocol import K
+from models.device import resolve_device
+from worker.tools.evaluate.data import DRIFT_AT, SYNTHETIC_ITEMS, SYNTHETIC_USERS
+from worker.tools.evaluate.options import EvalOptions, engine_settings
+from worker.tools.evaluate.protocol import K
 
 NOTES = (
     "Reading the numbers:",
@@ -74,7 +74,7 @@ SYNTHETIC_ABOUT = {
 
 def header(options: EvalOptions, seconds: float) -> list[str]:
     """Title, command, machine, date and every hyper-parameter used."""
-    from worker.bench.report import machine
+    from worker.tools.bench.report import machine
 
     settings = engine_settings(options)
     info = machine(resolve_device(settings.device))

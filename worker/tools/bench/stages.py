@@ -11,10 +11,14 @@ import msgpack
 import numpy as np
 import torch
 
-from index import IVFIndex, backend_for, knn, torch_knn
-from models import LearnerConfig, OnlineLearner
-from stream import Recommendation, RedisSink, decode_event, decode_messages, encode_recommendation
-from worker.bench.timing import median_seconds, sync
+from index.ivf import IVFIndex
+from index.knn import backend_for, knn, torch_knn
+from models.learner import LearnerConfig, OnlineLearner
+from stream.batch import decode_messages
+from stream.events import decode_event
+from stream.payload import Recommendation, encode_recommendation
+from stream.redis_sink import RedisSink
+from worker.tools.bench.timing import median_seconds, sync
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import structlog
 
-from models import resolve_device
-from worker.bench import path as whole
-from worker.bench import stages
-from worker.bench.report import machine, markdown, plot_latency
-from worker.bench.stages import Row
-from worker.embedded import start_kafka, start_redis
-from worker.replay import Interactions, read_interactions
-from worker.synthetic import generate
+from models.device import resolve_device
+from worker.testing.embedded import start_kafka, start_redis
+from worker.testing.synthetic import generate
+from worker.tools.bench import path as whole
+from worker.tools.bench import stages
+from worker.tools.bench.report import machine, markdown, plot_latency
+from worker.tools.bench.stages import Row
+from worker.tools.replay import Interactions, read_interactions
 
 log = structlog.get_logger("recstream.bench")
 

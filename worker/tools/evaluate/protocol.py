@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from worker.evaluate.data import BoolArray, IntArray, Stream
+from worker.tools.evaluate.data import BoolArray, IntArray, Stream
 
 K = 10
 

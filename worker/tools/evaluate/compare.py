@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from models import resolve_device
+from models.device import resolve_device
 from worker.app import build_engine
-from worker.evaluate.data import Stream
-from worker.evaluate.protocol import Outcome, evaluate
-from worker.evaluate.recstream import RecstreamMethod
-from worker.evaluate.report import DatasetResult, table
-from worker.evaluate.suite import EvalOptions, engine_settings, limit_threads, load_streams
 from worker.settings import Settings
+from worker.tools.evaluate.data import Stream
+from worker.tools.evaluate.engine_method import RecstreamMethod
+from worker.tools.evaluate.options import EvalOptions, engine_settings
+from worker.tools.evaluate.protocol import Outcome, evaluate
+from worker.tools.evaluate.report import DatasetResult, table
+from worker.tools.evaluate.running import limit_threads, load_streams
 
 
 def wire_settings(
@@ -57,7 +58,7 @@ def in_process_pair(stream: Stream, options: EvalOptions) -> list[Outcome]:
 
 def through_kafka(stream: Stream, settings: Settings, options: EvalOptions) -> Outcome:
     """The replay through the broker, the worker and Redis that `settings` point at."""
-    from worker.evaluate.kafka import ThroughKafka
+    from worker.tools.evaluate.through_kafka import ThroughKafka
 
     method = ThroughKafka(settings, stream)
     try:
@@ -71,7 +72,7 @@ def through_kafka(stream: Stream, settings: Settings, options: EvalOptions) -> O
 
 def kafka_comparison(stream: Stream, options: EvalOptions) -> DatasetResult:
     """In process against through Kafka, on embedded Tansu and Valkey."""
-    from worker.embedded import embedded_servers
+    from worker.testing.embedded import embedded_servers
 
     outcomes = in_process_pair(stream, options)
     with embedded_servers() as (kafka, redis):

@@ -10,8 +10,8 @@ from typing import Any
 import faiss
 import torch
 
-from index import backend_for
-from worker.bench.stages import Row
+from index.knn import backend_for
+from worker.tools.bench.stages import Row
 
 
 def machine(device: torch.device) -> dict[str, str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import RecstreamError
-from stream import ClickEvent, ClickProducer, encode_event
+from stream.events import ClickEvent, encode_event
+from stream.kafka import ClickProducer
 
 
 class ReplayFormatError(RecstreamError):

@@ -14,12 +14,14 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from stream import ClickProducer, KafkaSource, decode_event, decode_messages, ensure_topics
+from stream.batch import decode_messages
+from stream.events import decode_event
+from stream.kafka import ClickProducer, KafkaSource, ensure_topics
 from worker.app import build_worker
-from worker.bench.stages import Row
-from worker.replay import Interactions, send_interactions
 from worker.settings import KafkaSettings, RedisSettings, Settings
 from worker.stats import LatencyReservoir
+from worker.tools.bench.stages import Row
+from worker.tools.replay import Interactions, send_interactions
 
 _LIMIT_S = 600
 _CONSUMER = {"session.timeout.ms": 6000, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"}

@@ -1,7 +1,7 @@
 """The streams to evaluate on, as dense integer codes plus the flags the protocol needs.
 
-Files go through `worker.replay.read_interactions` (time order, stable ties);
-the synthetic drifting streams come from `worker.synthetic`: `generate` (genres)
+Files go through `worker.tools.replay.read_interactions` (time order, stable ties);
+the synthetic drifting streams come from `worker.testing.synthetic`: `generate` (genres)
 and `generate_clustered` (1-3 clusters per user, exploration, a move to new ones).
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from worker.replay import Interactions, read_interactions
-from worker.synthetic import SyntheticStream, generate, generate_clustered
+from worker.testing.synthetic import SyntheticStream, generate, generate_clustered
+from worker.tools.replay import Interactions, read_interactions
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

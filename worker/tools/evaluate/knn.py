@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from worker.evaluate.data import IntArray
-from worker.evaluate.peers import MostPopular
-from worker.evaluate.protocol import SeenItems, top_k
+from worker.tools.evaluate.data import IntArray
+from worker.tools.evaluate.peers import MostPopular
+from worker.tools.evaluate.protocol import SeenItems, top_k
 
 if TYPE_CHECKING:  # scipy comes with the `eval` extra; imported where it is used
     from scipy import sparse

@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from stream import ClickEvent, ClickProducer, RedisSink, encode_event
+from stream.events import ClickEvent, encode_event
+from stream.kafka import ClickProducer
+from stream.redis_sink import RedisSink
 from worker.app import build_worker
-from worker.evaluate.data import IntArray, Stream
-from worker.evaluate.protocol import SeenItems
 from worker.loop import Worker
 from worker.settings import Settings
+from worker.tools.evaluate.data import IntArray, Stream
+from worker.tools.evaluate.protocol import SeenItems
 
 _COMMIT_TIMEOUT_S = 120.0
 
