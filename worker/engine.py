@@ -28,7 +28,7 @@ from models.errors import ModelFitError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
-from stream.payload import Recommendation
+from stream.payload import Recommendation, encode_recommendation
 
 log = structlog.get_logger("recstream.worker")
 
@@ -254,6 +254,15 @@ class Engine:
                 items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
             recs.append(Recommendation(user, items, row_scores, last_ts_list[n]))
         return recs
+
+    def payloads(
+        self, ranked: Ranked, published_ts: float, version: int
+    ) -> list[tuple[str, bytes]]:
+        """The batch's lists as (user id, msgpack payload of the Redis contract) pairs."""
+        return [
+            (rec.user, encode_recommendation(rec, published_ts, version))
+            for rec in self.recommendations(ranked)
+        ]
 
     def rank_cold_start(self) -> Ranked:
         """The cold-start list: a query with no row and no history, so item biases alone.

@@ -28,10 +28,10 @@ from stream.dead_letters import DeadLetterProducer, DeadLetterReport
 from stream.errors import TransientError
 from stream.events import EventLimits
 from stream.kafka import KafkaSource
-from stream.payload import Recommendation, encode_recommendation
+from stream.payload import encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.checkpoints import Checkpointer
-from worker.engine import Engine, Learned
+from worker.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.stats import WorkerTotals
@@ -228,12 +228,12 @@ class Worker:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
         stage["decode"] = time.perf_counter() - t0
-        recs, learned = self._learn_and_rank(batch, stage) if len(batch) else ([], None)
+        ranked, learned = self._learn_and_rank(batch, stage) if len(batch) else (None, None)
         t1 = time.perf_counter()
         now = time.time()
         version = self.index.version
-        payloads = [(rec.user, encode_recommendation(rec, now, version)) for rec in recs]
-        cold = self._cold_start(now, version) if recs else None
+        payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
+        cold = self._cold_start(now, version) if payloads else None
         self._retry("publish", lambda: self.sink.publish(payloads, cold))
         acked = time.time()
         stage["publish"] = time.perf_counter() - t1
@@ -266,7 +266,7 @@ class Worker:
 
     def _learn_and_rank(
         self, batch: DecodedBatch, stage: dict[str, float]
-    ) -> tuple[list[Recommendation], Learned]:
+    ) -> tuple[Ranked | None, Learned]:
         t0 = time.perf_counter()
         event_ts, weights = batch.arrays()
         learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
@@ -276,8 +276,8 @@ class Worker:
         stage["rank"] = time.perf_counter() - t1
         if not ranked.finite():
             self._withhold("users", users=len(ranked.user_rows))
-            return [], learned
-        return self.engine.recommendations(ranked), learned
+            return None, learned
+        return ranked, learned
 
     def _cold_start(self, now: float, version: int) -> bytes | None:
         rec = self.engine.cold_start()
