@@ -75,84 +75,63 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def save(
-    directory: Path,
+@dataclass(frozen=True)
+class Snapshot:
+    """Model state copied to host memory at a batch boundary: what a checkpoint writes.
+
+    Taking one is quick (copies, no I/O), so the loop takes it; writing it is
+    slow (`write_snapshot`) and may run on another thread while the live model
+    moves on, since nothing here shares memory with it.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    manifest: dict[str, object]  # all but the file name, checksum and time of writing
+
+
+def _host(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy that never shares memory with `tensor` (`.cpu()` does on a CPU)."""
+    return tensor.detach().to("cpu", copy=True).contiguous()
+
+
+def snapshot(
     learner: OnlineLearner,
     history: SeenHistory,
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
-) -> Path:
-    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path.
-
-    Raises `CheckpointError` if the file system refuses any part of it; every
-    file of this attempt is removed first, so a failure leaves the directory
-    as it was.
-    """
-    stamp = f"{time.time_ns()}"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        manifest_path = _write(directory, stamp, learner, history, offsets, rows)
-    except (OSError, SafetensorError) as exc:
-        for path in directory.glob(f"ckpt-{stamp}.*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise CheckpointError(f"cannot write a checkpoint in {directory}: {exc}") from exc
-    _prune(directory)
-    return manifest_path
-
-
-def _write(
-    directory: Path,
-    stamp: str,
-    learner: OnlineLearner,
-    history: SeenHistory,
-    offsets: dict[tuple[str, int], int],
-    rows: RowPolicy | None,
-) -> Path:
-    tensors_path = directory / f"ckpt-{stamp}.safetensors"
+) -> Snapshot:
+    """Copy the state a checkpoint holds (with the row policy's, if given) to host memory."""
     users, items = learner.user_table, learner.item_table
     recent_rows = min(learner.recent.capacity, users.rows)
+    context = learner.context_table
     tensors = {
-        "user_weight": users.weight[: users.rows].contiguous().cpu(),
-        "user_grad_sq": users.grad_sq[: users.rows].contiguous().cpu(),
-        "item_weight": items.weight[: items.rows].contiguous().cpu(),
-        "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
-        "context_weight": learner.context_table.weight[: learner.context_table.rows]
-        .contiguous()
-        .cpu(),
-        "context_grad_sq": learner.context_table.grad_sq[: learner.context_table.rows]
-        .contiguous()
-        .cpu(),
-        "recent_items": learner.recent.items[:recent_rows].contiguous().cpu(),
-        "recent_written": learner.recent.written[:recent_rows].contiguous().cpu(),
-        "history_items": history.items[: users.rows].contiguous().cpu(),
-        "history_written": history.written[: users.rows].contiguous().cpu(),
-        "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
+        "user_weight": _host(users.weight[: users.rows]),
+        "user_grad_sq": _host(users.grad_sq[: users.rows]),
+        "item_weight": _host(items.weight[: items.rows]),
+        "item_grad_sq": _host(items.grad_sq[: items.rows]),
+        "context_weight": _host(context.weight[: context.rows]),
+        "context_grad_sq": _host(context.grad_sq[: context.rows]),
+        "recent_items": _host(learner.recent.items[:recent_rows]),
+        "recent_written": _host(learner.recent.written[:recent_rows]),
+        "history_items": _host(history.items[: users.rows]),
+        "history_written": _host(history.written[: users.rows]),
+        "history_last_ts": _host(history.last_ts[: users.rows]),
     }
     prior = learner.prior
     if learner.config.popularity_weight:
-        tensors["prior_log_mass"] = prior.log_mass[: items.rows].contiguous().cpu()
+        tensors["prior_log_mass"] = _host(prior.log_mass[: items.rows])
     transition = learner.transition
     if transition is not None:
         for name, tensor in transition.table.state_dict(items.rows).items():
-            tensors[f"transition_{name}"] = tensor
+            tensors[f"transition_{name}"] = _host(tensor)
     pending: dict[str, list[tuple[str, int]]] = {"users": [], "items": []}
     if rows is not None:
         state = rows.state()
         tensors["user_last_seen"] = torch.from_numpy(state.user_last_seen[: users.rows].copy())
         tensors["item_last_seen"] = torch.from_numpy(state.item_last_seen[: items.rows].copy())
         pending = {"users": state.pending_users, "items": state.pending_items}
-    tmp = tensors_path.with_suffix(".safetensors.tmp")
-    save_file(tensors, str(tmp))
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(tensors_path)
-    manifest = {
+    manifest: dict[str, object] = {
         "format": FORMAT,
-        "created_at": time.time(),
-        "tensors": tensors_path.name,
-        "sha256": _sha256(tensors_path),
-        "config": learner.config.__dict__,
+        "config": dict(learner.config.__dict__),
         "history_length": history.length,
         "steps": learner.steps,
         "prior_ref": prior.ref,
@@ -163,6 +142,56 @@ def _write(
         "pending_users": pending["users"],
         "pending_items": pending["items"],
         "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+    }
+    return Snapshot(tensors, manifest)
+
+
+def save(
+    directory: Path,
+    learner: OnlineLearner,
+    history: SeenHistory,
+    offsets: dict[tuple[str, int], int],
+    rows: RowPolicy | None = None,
+) -> Path:
+    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path.
+
+    Raises `CheckpointError` if the file system refuses any part of it (see `write_snapshot`).
+    """
+    return write_snapshot(directory, snapshot(learner, history, offsets, rows))
+
+
+def write_snapshot(directory: Path, snapshot: Snapshot) -> Path:
+    """Write a snapshot as one checkpoint; returns the manifest's path. Safe on any thread.
+
+    Raises `CheckpointError` if the file system refuses any part of it; every
+    file of this attempt is removed first, so a failure leaves the directory
+    as it was.
+    """
+    stamp = f"{time.time_ns()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest_path = _write(directory, stamp, snapshot)
+    except (OSError, SafetensorError) as exc:
+        for path in directory.glob(f"ckpt-{stamp}.*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise CheckpointError(f"cannot write a checkpoint in {directory}: {exc}") from exc
+    _prune(directory)
+    return manifest_path
+
+
+def _write(directory: Path, stamp: str, snapshot: Snapshot) -> Path:
+    tensors_path = directory / f"ckpt-{stamp}.safetensors"
+    tmp = tensors_path.with_suffix(".safetensors.tmp")
+    save_file(snapshot.tensors, str(tmp))
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    tmp.replace(tensors_path)
+    manifest = {
+        **snapshot.manifest,
+        "created_at": time.time(),
+        "tensors": tensors_path.name,
+        "sha256": _sha256(tensors_path),
     }
     manifest_path = directory / f"ckpt-{stamp}.json"
     write_atomically(manifest_path, json.dumps(manifest).encode())

@@ -6,6 +6,7 @@ librdkafka errors become the three kinds the worker acts on (`stream.errors`).
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -92,6 +93,7 @@ class KafkaSource:
         self.assigned: set[tuple[str, int]] = set()
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._revoke_first: list[PartitionHook] = []
         try:
             self._consumer = Consumer({**CONSUMER_DEFAULTS, **config})
         except KafkaException as exc:
@@ -114,17 +116,41 @@ class KafkaSource:
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [(p.topic, p.partition) for p in partitions]
+        for hook in self._revoke_first:
+            hook(parts)
         if self._on_revoke:
             self._on_revoke(parts)
         self.assigned.difference_update(parts)
 
     def poll(self, max_messages: int, timeout_s: float) -> Polled:
-        """Up to `max_messages`, returning early once that many arrived or `timeout_s` passed."""
+        """Whatever has arrived, up to `max_messages`; waits up to `timeout_s` only when none has.
+
+        Latency-first: a batch is what arrived while the last one was processed,
+        so light load costs little more than the processing and heavy load still
+        gives full batches. When nothing is there it blocks for the first message
+        only, and takes with it whatever else is fetched by then.
+        """
         polled = Polled()
+        deadline = time.monotonic() + timeout_s
+        self._take(self._consume(max_messages, 0.0), polled)
+        while not polled.messages:
+            remaining = deadline - time.monotonic()
+            first = self._consume(1, remaining) if remaining > 0 else []
+            if not first:
+                break
+            self._take(first, polled)
+            if polled.messages and max_messages > 1:
+                self._take(self._consume(max_messages - 1, 0.0), polled)
+        return polled
+
+    def _consume(self, count: int, timeout_s: float) -> list[Message]:
         try:
-            messages = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
+            return self._consumer.consume(num_messages=count, timeout=timeout_s)
         except KafkaException as exc:
             _raise_for(exc.args[0], "consume")
+
+    @staticmethod
+    def _take(messages: list[Message], polled: Polled) -> None:
         for message in messages:
             error = message.error()
             if error is None:
@@ -135,7 +161,13 @@ class KafkaSource:
                 _raise_for(error, "consume")
             else:
                 polled.errors.append(error.str())
-        return polled
+
+    def before_revoke(self, hook: PartitionHook) -> None:
+        """Call `hook` first when partitions go, while they can still be committed.
+
+        The worker commits its batch in flight there, so the next owner starts after it.
+        """
+        self._revoke_first.append(hook)
 
     def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> bool:
         """Commit synchronously; False if the group moved on and the commit was skipped.

@@ -3,7 +3,8 @@
 At start a directory that cannot hold checkpoints is a configuration error
 (exit 2, naming `RECSTREAM_CHECKPOINT_DIR`); what a killed write left is
 removed, and checkpoints that fail to verify are logged one by one and moved
-aside. At run time a write the disk refuses is logged, counted and tried
+aside. At run time the loop only snapshots to host memory; the write runs on a
+thread of its own, and one the disk refuses is logged, counted and tried
 again at the next interval while the loop goes on.
 """
 
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
 import torch
 
-from models.checkpoint import Restored
-from models.checkpoint import save as save_checkpoint
+from models.checkpoint import Restored, Snapshot, snapshot, write_snapshot
 from models.checkpoint_dir import SET_ASIDE, open_directory
 from models.errors import CheckpointError
 from worker.engine import Engine
@@ -52,29 +53,82 @@ def restore_at_start(directory: Path, device: torch.device) -> Restored | None:
 
 
 class Checkpointer:
-    """Writes the engine's state with the offsets it reflects, every `interval_s` and on demand."""
+    """Snapshots the engine at a batch boundary and writes it on a thread of its own.
+
+    The loop pays only for the host copy; the write (safetensors, fsync,
+    checksum) runs in the background, one at a time: while one is writing, the
+    next is deferred until it is done. A refused write is logged, counted and
+    tried again an interval after the attempt.
+    """
 
     def __init__(self, directory: Path, interval_s: float, metrics: WorkerMetrics) -> None:
         """Start the interval now: the first write is due `interval_s` from here."""
         self.directory = directory
         self.interval_s = interval_s
         self.metrics = metrics
-        self.unsaved = False  # learned since the last checkpoint written (the loop sets it)
+        self.unsaved = False  # learned since the last snapshot written (the loop sets it)
         self._last = time.monotonic()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recstream-ckpt")
+        self._writing: Future[Path | None] | None = None
+
+    @property
+    def writing(self) -> bool:
+        """Whether a background write is still going."""
+        return self._writing is not None and not self._writing.done()
 
     def due(self) -> bool:
-        """Whether an interval has passed since the last attempt, written or failed."""
-        return time.monotonic() - self._last >= self.interval_s
+        """Whether to snapshot: unsaved learning, an interval since the last try, no write going."""
+        return (
+            self.unsaved and time.monotonic() - self._last >= self.interval_s and not self.writing
+        )
+
+    def start(self, engine: Engine, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Snapshot now and write it in the background.
+
+        `offsets` must be exactly those of the batches the engine has learned,
+        and each of those published: a resume from it starts right after them.
+        """
+        taken = self._snapshot(engine, offsets)
+        self._writing = self._writer.submit(self._write, *taken)
 
     def write(self, engine: Engine, offsets: Mapping[tuple[str, int], int]) -> Path | None:
-        """Write one checkpoint; a refused write is logged and counted, and None returned."""
+        """Snapshot and write in this thread, after any background write: the final checkpoint.
+
+        None when the write was refused (logged and counted).
+        """
+        self.wait()
+        return self._write(*self._snapshot(engine, offsets))
+
+    def wait(self) -> None:
+        """Let a background write finish."""
+        if self._writing is not None:
+            self._writing.result()
+            self._writing = None
+
+    def close(self) -> None:
+        """Let a background write finish (rather than leave a temporary behind), stop the thread."""
+        self._writer.shutdown(wait=True)
+
+    def _snapshot(
+        self, engine: Engine, offsets: Mapping[tuple[str, int], int]
+    ) -> tuple[Snapshot, float, dict[str, int]]:
         start = time.perf_counter()
         self._last = time.monotonic()  # a failure waits an interval too, never every batch
+        self.unsaved = False
+        taken = snapshot(engine.learner, engine.history, dict(offsets), engine.rows)
+        counts = {
+            "users": len(engine.learner.users),
+            "items": len(engine.learner.items),
+            "partitions": len(offsets),
+        }
+        return taken, time.perf_counter() - start, counts
+
+    def _write(self, taken: Snapshot, snapshot_s: float, counts: dict[str, int]) -> Path | None:
+        start = time.perf_counter()
         try:
-            path = save_checkpoint(
-                self.directory, engine.learner, engine.history, dict(offsets), engine.rows
-            )
+            path = write_snapshot(self.directory, taken)
         except CheckpointError as exc:
+            self.unsaved = True  # what was snapshotted is still unsaved: the next interval retries
             self.metrics.checkpoint_failures.inc()
             log.error(  # noqa: TRY400  (the error names its cause; a traceback per interval is noise)
                 "checkpoint_failed",
@@ -83,14 +137,12 @@ class Checkpointer:
                 retry_in_s=self.interval_s,
             )
             return None
-        self.unsaved = False
         self.metrics.last_checkpoint.set(time.time())
         log.info(
             "checkpoint_written",
             path=str(path),
-            users=len(engine.learner.users),
-            items=len(engine.learner.items),
-            partitions=len(offsets),
+            **counts,
+            snapshot_ms=round(snapshot_s * 1000, 1),
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
         return path

@@ -1,9 +1,14 @@
 """The batch loop: the one place that knows the order of things.
 
 poll → decode (bad ⇒ DLQ) → learn → refresh index → top-K for touched users →
-one pipelined Redis write → DLQ flush → commit. A batch is finished, published
-and committed before the next poll, so a rebalance never finds work in flight
-and a crash loses nothing that was committed.
+encode → pipelined Redis write → DLQ flush → commit.
+
+Batch N's Redis write runs on the publish thread while batch N+1 is decoded,
+learned and ranked here; N's offsets are committed only once its write was
+acknowledged, and N+1's write starts only after that, so lists reach Redis in
+order and no offset runs ahead of its lists (a crash re-reads, never skips).
+At most one write is in flight; it is finished before a blocking poll, before
+partitions are revoked, before a checkpoint snapshot and before stopping.
 """
 
 from __future__ import annotations
@@ -13,34 +18,38 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import structlog
 
 from index.base import ItemIndex
+from models.errors import RecstreamError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from stream.batch import DecodedBatch, decode_messages
-from stream.dead_letters import DeadLetterProducer, DeadLetterReport
-from stream.errors import TransientError
+from stream.dead_letters import DeadLetterProducer
 from stream.events import EventLimits
-from stream.kafka import KafkaSource
+from stream.kafka import KafkaSource, Polled
 from stream.payload import encode_recommendation
 from stream.redis_sink import RedisSink
+from worker.accounting import Accounting, BatchReport
 from worker.checkpoints import Checkpointer
 from worker.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
+from worker.publisher import Published, Publisher
+from worker.retry import Retry
+from worker.stages import StageTimer
 from worker.stats import WorkerTotals
 
-T = TypeVar("T")
+__all__ = ["BatchReport", "LoopConfig", "Worker"]
+
 log = structlog.get_logger("recstream.worker")
 
-_BACKOFF_START_S = 0.1
-_BACKOFF_CAP_S = 5.0
 _TOPIC_CHECK_S = 10.0  # while nothing is assigned, how often to ask whether the topic exists
 
 
@@ -58,20 +67,17 @@ class LoopConfig:
     max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
 
 
-@dataclass(frozen=True)
-class BatchReport:
-    """One finished batch, for logs, metrics and in-process callers."""
+@dataclass
+class _InFlight:
+    """A batch learned and ranked whose lists are being written: committed once acknowledged."""
 
-    messages: int
-    events: int
-    dead_lettered: int
-    users_published: int
-    loss: float
+    batch: DecodedBatch
+    learned: Learned | None
+    users: int
     index_version: int
-    latencies_s: np.ndarray
-    stage_s: dict[str, float]
-    unlearned: int = 0  # events without a user or item row: committed, not learned
-    evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
+    timer: StageTimer
+    started: float  # perf_counter at its poll
+    published: Future[Published]
 
 
 class Worker:
@@ -101,12 +107,17 @@ class Worker:
         self.sink = sink
         self.engine = engine
         self.metrics = metrics or WorkerMetrics()
-        self._count_evictions(self.engine.initial_evictions)
         self.totals = WorkerTotals()
+        self.accounting = Accounting(self.metrics, self.totals)
+        self.accounting.evictions(engine.initial_evictions)
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._stop = threading.Event()
         self._closed = False
-        # Offsets the model has learned up to: the restored checkpoint's, then committed batches.
+        self._retry = Retry(self._stop, self.metrics, self.heartbeat)
+        self._publisher = Publisher(self._retry)
+        self._in_flight: _InFlight | None = None
+        self._finished: BatchReport | None = None  # the batch the current step finished
+        # Offsets the model has learned up to: the restored checkpoint's, then each batch's.
         self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
         directory = config.checkpoint_dir
         self.checkpointer = (
@@ -115,6 +126,7 @@ class Worker:
             else None
         )
         self._next_topic_check = 0.0
+        source.before_revoke(lambda _parts: self._drain())
 
     @property
     def learner(self) -> OnlineLearner:
@@ -134,7 +146,7 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Finish the current batch (publish, commit), then leave `run`. Thread-safe."""
+        """Finish the batches under way (publish, commit), then leave `run`. Thread-safe."""
         self._stop.set()
 
     @property
@@ -152,6 +164,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self.step()
+            self._drain()
             self.checkpoint()  # a clean stop: the model and its offsets, to resume from
         except StopRequestedError:
             log.warning("worker_stopped_mid_retry", committed="up to the last finished batch")
@@ -168,12 +181,14 @@ class Worker:
         return code
 
     def run_until(self, done: Callable[[Worker], bool], timeout_s: float) -> bool:
-        """Step in this thread until `done(self)` or the timeout; leaves connections open."""
+        """Step in this thread until `done(self)` or the timeout; leaves connections open.
+
+        Returns with nothing in flight: every batch polled is published and committed.
+        """
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self._stop.is_set():
-            if done(self):
-                return True
+        while time.monotonic() < deadline and not self._stop.is_set() and not done(self):
             self.step()
+        self._drain()
         return done(self)
 
     def _on_signal(self, signum: int) -> None:
@@ -181,14 +196,27 @@ class Worker:
         self.request_stop()
 
     def close(self) -> None:
-        """Leave the group, flush the DLQ producer, close Redis and the index. Idempotent."""
+        """Commit a write that succeeded, leave the group, close every edge. Idempotent.
+
+        Stops retries first: a write still failing is abandoned, its batch left
+        uncommitted for a re-read.
+        """
         if self._closed:
             return
         self._closed = True
-        self.source.close()
-        self.dead_letters.close()
-        self.sink.close()
-        self.index.close()
+        self._stop.set()
+        try:
+            self._drain()
+        except RecstreamError as exc:
+            log.warning("in_flight_batch_uncommitted", error=str(exc), reread="at the next start")
+        finally:
+            self._publisher.close()
+            if self.checkpointer is not None:
+                self.checkpointer.close()
+            self.source.close()
+            self.dead_letters.close()
+            self.sink.close()
+            self.index.close()
 
     # -- health ----------------------------------------------------------------------------
 
@@ -201,25 +229,56 @@ class Worker:
         index_ok = len(self.learner.items) == 0 or self.index.version > 0
         return bool(self.source.assigned) and index_ok and self.sink.ping()
 
-    # -- one batch -------------------------------------------------------------------------
+    # -- the pipeline ----------------------------------------------------------------------
 
     def step(self) -> BatchReport | None:
-        """Poll one micro-batch and carry it all the way to a commit."""
+        """Advance the pipeline by one batch; returns the batch this step finished, if any.
+
+        The batch polled here is learned and ranked while the one before it is
+        written; its own write is finished (and committed) by a later step, at
+        once when that step's poll finds nothing.
+        """
         self.heartbeat.beat()
-        polled = self._retry(
-            "poll", lambda: self.source.poll(self.config.batch_size, self.config.batch_s)
-        )
+        self._finished = None
+        self._checkpoint_if_due()
+        polled = self._poll(wait=self._in_flight is None)
+        if polled.messages:
+            self._process(polled)
+        elif self._in_flight is not None:
+            self._drain()  # idle: commit now rather than after the next wait
+        else:
+            self._idle()
+        return self._finished
+
+    def _poll(self, *, wait: bool) -> Polled:
+        """What has arrived; waiting up to `batch_s` only with nothing in flight."""
+        timeout_s = self.config.batch_s if wait else 0.0
+        polled = self._retry("poll", lambda: self.source.poll(self.config.batch_size, timeout_s))
         for error in polled.errors:
             log.warning("kafka_client_error", error=error)
-        if not polled.messages:
-            self.engine.refresh_idle()
-            self._checkpoint_if_due(changed=False)  # state a failed write left unsaved
-            self._watch_topic()
-            # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
-            self.metrics.lag.set(self.source.lag(self.learned_offsets))
-            return None
-        stage: dict[str, float] = {}
-        t0 = time.perf_counter()
+        return polled
+
+    def _process(self, polled: Polled) -> None:
+        """Decode, learn, rank and encode a batch, then hand its lists to the publish thread."""
+        timer, started = StageTimer(), time.perf_counter()
+        with timer("decode"):
+            batch = self._decode(polled)
+        ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
+        with timer("encode"):
+            now, version = time.time(), self.index.version
+            payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
+            cold = self._cold_start(now, version) if payloads else None
+        with timer("wait"):  # for the previous batch's write: one in flight at most
+            self._drain()
+        self.learned_offsets.update(batch.next_offsets)
+        if self.checkpointer is not None:
+            self.checkpointer.unsaved = True
+        published = self._publisher.submit(self.sink, payloads, cold)
+        self._in_flight = _InFlight(
+            batch, learned, len(payloads), version, timer, started, published
+        )
+
+    def _decode(self, polled: Polled) -> DecodedBatch:
         limits = EventLimits(
             self.config.max_event_weight, time.time() + self.config.max_clock_skew_s
         )
@@ -227,57 +286,61 @@ class Worker:
         for rejected in batch.rejected:
             self.dead_letters.send(rejected)
             self.metrics.dead_lettered.labels(reason=rejected.reason.split(":")[0]).inc()
-        stage["decode"] = time.perf_counter() - t0
-        ranked, learned = self._learn_and_rank(batch, stage) if len(batch) else (None, None)
-        t1 = time.perf_counter()
-        now = time.time()
-        version = self.index.version
-        payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
-        cold = self._cold_start(now, version) if payloads else None
-        self._retry("publish", lambda: self.sink.publish(payloads, cold))
-        acked = time.time()
-        stage["publish"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        if batch.rejected:
-            self._record(self._retry("dead_letter", lambda: self.dead_letters.flush(10.0)))
-        if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
-            # The group moved on (this member was evicted or is mid-rebalance): the batch
-            # stays uncommitted and its partitions' next owner re-reads it.
-            log.warning("commit_skipped_group_moved_on", messages=batch.messages)
-        self.learned_offsets.update(batch.next_offsets)
-        self._checkpoint_if_due(changed=True)
-        stage["commit"] = time.perf_counter() - t2
-        produced = np.asarray(batch.produced_ts, dtype=np.float64)
-        latencies = acked - produced[produced > 0]
-        report = BatchReport(
-            messages=batch.messages,
-            events=len(batch),
-            dead_lettered=len(batch.rejected),
-            users_published=len(payloads),
-            loss=learned.loss if learned else 0.0,
-            index_version=version,
-            latencies_s=latencies,
-            stage_s=stage,
-            unlearned=learned.unlearned if learned else 0,
-            evictions=learned.evictions if learned else {},
-        )
-        self._account(report, time.perf_counter() - t0)
-        return report
+        return batch
 
     def _learn_and_rank(
-        self, batch: DecodedBatch, stage: dict[str, float]
+        self, batch: DecodedBatch, timer: StageTimer
     ) -> tuple[Ranked | None, Learned]:
-        t0 = time.perf_counter()
-        event_ts, weights = batch.arrays()
-        learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
-        stage["learn"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        ranked = self.engine.rank(learned.touched)
-        stage["rank"] = time.perf_counter() - t1
+        with timer("learn"):
+            event_ts, weights = batch.arrays()
+            learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
+        with timer("rank"):
+            ranked = self.engine.rank(learned.touched)
         if not ranked.finite():
             self._withhold("users", users=len(ranked.user_rows))
             return None, learned
         return ranked, learned
+
+    def _drain(self) -> None:
+        """Wait for the write in flight, then flush the DLQ and commit what it covers."""
+        flight, self._in_flight = self._in_flight, None
+        if flight is None:
+            return
+        published = flight.published.result()  # the write's own error, if it failed, is raised
+        batch, timer = flight.batch, flight.timer
+        timer.add("publish", published.seconds)
+        with timer("commit"):
+            if batch.rejected:
+                flushed = self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+                self.accounting.dead_letters(flushed)
+            if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
+                # The group moved on (this member was evicted or is mid-rebalance): the batch
+                # stays uncommitted and its partitions' next owner re-reads it.
+                log.warning("commit_skipped_group_moved_on", messages=batch.messages)
+        produced = np.asarray(batch.produced_ts, dtype=np.float64)
+        learned = flight.learned
+        report = BatchReport(
+            messages=batch.messages,
+            events=len(batch),
+            dead_lettered=len(batch.rejected),
+            users_published=flight.users,
+            loss=learned.loss if learned else 0.0,
+            index_version=flight.index_version,
+            latencies_s=_latencies(published.acked_at, produced),
+            stage_s=timer.seconds,
+            unlearned=learned.unlearned if learned else 0,
+            evictions=learned.evictions if learned else {},
+        )
+        lag = self.source.lag(self.learned_offsets)
+        self.accounting.batch(report, self.engine, lag, time.perf_counter() - flight.started)
+        self._finished = report
+
+    def _idle(self) -> None:
+        """Nothing arrived within `batch_s`, nothing in flight: the chores of an idle loop."""
+        self.engine.refresh_idle()
+        self._watch_topic()
+        # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
+        self.metrics.lag.set(self.source.lag(self.learned_offsets))
 
     def _cold_start(self, now: float, version: int) -> bytes | None:
         rec = self.engine.cold_start()
@@ -306,105 +369,36 @@ class Worker:
                 recheck_in_s=_TOPIC_CHECK_S,
             )
 
-    def checkpoint(self) -> Path | None:
-        """Write the model, the seen history and the offsets they reflect (if configured).
+    # -- checkpoints -----------------------------------------------------------------------
 
-        None when not configured or when the write failed (logged, counted, tried again at
-        the next interval): a disk problem never stops the loop.
+    def checkpoint(self) -> Path | None:
+        """Write the model, the seen history and the offsets they reflect now, in this thread.
+
+        Finishes the batch in flight first. None when not configured or when the
+        write failed (logged, counted, tried again at the next interval).
         """
         if self.checkpointer is None:
             return None
+        self._drain()
         return self.checkpointer.write(self.engine, self.learned_offsets)
 
-    def _checkpoint_if_due(self, *, changed: bool) -> None:
-        """Checkpoint once an interval has passed, if anything was learned since the last one."""
+    def _checkpoint_if_due(self) -> None:
+        """Snapshot at this batch boundary when due; the write goes on in the background.
+
+        The batch in flight is finished first: the snapshot then holds exactly
+        the batches its offsets cover, each one published, so a resume from it
+        neither skips a list nor learns a click twice.
+        """
         checkpointer = self.checkpointer
-        if checkpointer is None:
+        if checkpointer is None or not checkpointer.due():
             return
-        checkpointer.unsaved |= changed
-        if checkpointer.unsaved and checkpointer.due():
-            self.checkpoint()
+        self._drain()
+        start = time.perf_counter()
+        checkpointer.start(self.engine, self.learned_offsets)
+        self.metrics.batch_seconds.labels(stage="snapshot").observe(time.perf_counter() - start)
 
-    def _record(self, report: DeadLetterReport) -> None:
-        """Log and count what the DLQ cut short or refused for good; neither holds the commit."""
-        for rejected in report.truncated:
-            self.metrics.dead_letter_truncated.inc()
-            log.warning(
-                "dead_letter_truncated",
-                topic=rejected.topic,
-                partition=rejected.partition,
-                offset=rejected.offset,
-                original_size=len(rejected.value or b""),
-            )
-        for lost in report.undeliverable:
-            rejected = lost.rejected
-            self.metrics.dead_letter_undeliverable.labels(error=lost.error).inc()
-            log.error(
-                "dead_letter_undeliverable",
-                topic=rejected.topic,
-                partition=rejected.partition,
-                offset=rejected.offset,
-                reason=rejected.reason,
-                error=lost.error,
-                detail=lost.detail,
-                size=len(rejected.value or b""),
-                skipped="recorded here only; the offset is committed past",
-            )
 
-    def _retry(self, stage: str, action: Callable[[], T]) -> T:
-        """Run `action`, retrying transient faults with capped exponential backoff."""
-        delay = _BACKOFF_START_S
-        while True:
-            try:
-                return action()
-            except TransientError as exc:
-                self.metrics.retries.labels(stage=stage).inc()
-                log.warning("transient_failure", stage=stage, error=str(exc), retry_in_s=delay)
-                if self._stop.wait(delay):
-                    raise StopRequestedError(stage) from exc
-                self.heartbeat.beat()
-                delay = min(delay * 2, _BACKOFF_CAP_S)
-
-    def _account(self, report: BatchReport, duration_s: float) -> None:
-        totals, metrics = self.totals, self.metrics
-        totals.messages += report.messages
-        totals.events += report.events
-        totals.dead_lettered += report.dead_lettered
-        totals.batches += 1
-        totals.users_published += report.users_published
-        totals.latency.add(report.latencies_s)
-        metrics.events.inc(report.events)
-        metrics.batches.inc()
-        metrics.users_published.inc(report.users_published)
-        for name, seconds in report.stage_s.items():
-            metrics.batch_seconds.labels(stage=name).observe(seconds)
-            totals.stage_s[name] = totals.stage_s.get(name, 0.0) + seconds
-        for latency in report.latencies_s[:: max(1, report.latencies_s.size // 256)]:
-            metrics.click_to_redis_seconds.observe(float(latency))
-        metrics.events_unlearned.inc(report.unlearned)
-        self._count_evictions(report.evictions)
-        metrics.loss.set(report.loss)
-        if self.learner.transition is not None:
-            metrics.transition_weight.set(self.learner.transition.weight)
-        metrics.index_version.set(report.index_version)
-        metrics.index_built_at.set(self.index.built_at)
-        metrics.users.set(len(self.learner.users))
-        metrics.items.set(len(self.learner.items))
-        metrics.last_commit.set(time.time())
-        metrics.lag.set(self.source.lag(self.learned_offsets))
-        log.info(
-            "batch_published",
-            messages=report.messages,
-            events=report.events,
-            unlearned=report.unlearned,
-            dead_lettered=report.dead_lettered,
-            users=report.users_published,
-            loss=round(report.loss, 4),
-            index_version=report.index_version,
-            duration_ms=round(duration_s * 1000, 2),
-            **{f"evicted_{kind}_{cause}": n for (kind, cause), n in report.evictions.items()},
-        )
-
-    def _count_evictions(self, evictions: dict[tuple[str, str], int]) -> None:
-        for (kind, cause), rows in evictions.items():
-            self.metrics.evictions.labels(kind=kind, cause=cause).inc(rows)
+def _latencies(acked_at: float, produced: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Click→Redis seconds of the events whose produce time is known."""
+    latencies: npt.NDArray[np.float64] = acked_at - produced[produced > 0]
+    return latencies
