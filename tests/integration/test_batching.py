@@ -1,0 +1,62 @@
+"""Latency-first batching on real servers: an idle loop does not wait, a backlog fills batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import msgpack
+from fault_helpers import click_messages, click_stream, wait_until
+
+from worker.app import build_worker
+
+_BATCH_MS = 3000  # long, so that waiting it out would be plain to see
+
+
+def _click(user: str, item: str) -> tuple[bytes, bytes]:
+    return user.encode(), msgpack.packb({"user": user, "item": item, "ts": time.time()})
+
+
+def test_an_idle_loop_publishes_a_lone_click_well_within_the_batch_time(
+    make_settings: Any, names: Any, produce: Any, redis_client: Any
+) -> None:
+    """A click arriving while the loop waits for input is listed long before BATCH_MS is up."""
+    worker = build_worker(make_settings(batch_ms=_BATCH_MS))
+    loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
+    loop.start()
+    try:
+        produce(names.topic, [_click("warm", "i0")])  # the first batch warms the model
+        assert wait_until(lambda: worker.totals.messages >= 1, 60, every_s=0.01)
+        time.sleep(0.5)  # the loop is idle again, waiting in a poll
+        start = time.monotonic()
+        produce(names.topic, [_click("lone", "i1")])
+        assert wait_until(
+            lambda: redis_client.exists(f"{names.prefix}lone"), 10 * _BATCH_MS / 1000, 0.005
+        )
+        elapsed_ms = (time.monotonic() - start) * 1000
+    finally:
+        worker.request_stop()
+        loop.join(30)
+    # Far under BATCH_MS: the wait ends at the first message, not at the batch time.
+    assert elapsed_ms < _BATCH_MS / 3, elapsed_ms
+    assert worker.totals.messages == 2
+
+
+def test_a_backlog_still_forms_full_batches(make_settings: Any, names: Any, produce: Any) -> None:
+    """Messages already fetched are taken batch_size at a time, the rest in the last batch."""
+    batch_size, total = 200, 500
+    worker = build_worker(make_settings(batch_size=batch_size, batch_ms=_BATCH_MS))
+    try:
+        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
+        produce(names.topic, click_messages(click_stream(0, total)), partition=0)
+        time.sleep(2.0)  # the consumer fetches the backlog in the background meanwhile
+        sizes = []
+        deadline = time.monotonic() + 60
+        while sum(sizes) < total and time.monotonic() < deadline:
+            report = worker.step()
+            if report is not None:
+                sizes.append(report.messages)
+    finally:
+        worker.close()
+    assert sizes == [batch_size, batch_size, total - 2 * batch_size]
