@@ -60,3 +60,21 @@ def test_a_backlog_still_forms_full_batches(make_settings: Any, names: Any, prod
     finally:
         worker.close()
     assert sizes == [batch_size, batch_size, total - 2 * batch_size]
+
+
+def test_partitions_revoked_with_a_write_in_flight_commit_it_first(
+    make_settings: Any, names: Any, produce: Any, committed: Any
+) -> None:
+    """The batch whose lists are being written is committed before its partitions go."""
+    worker = build_worker(make_settings(batch_ms=_BATCH_MS))
+    sent = produce(names.topic, click_messages(click_stream(0, 50)), partition=0)
+    try:
+        deadline = time.monotonic() + 60
+        while worker._in_flight is None and time.monotonic() < deadline:
+            worker.step()
+        assert worker.totals.messages == 0  # polled, learned, its write not yet finished
+        worker.source.close()  # leaving the group revokes every partition
+        assert worker.totals.messages == 50
+    finally:
+        worker.close()
+    assert committed(names.group, names.topic) == {0: sent.ends[0], 1: 0, 2: 0}
