@@ -1,4 +1,4 @@
-"""Checkpoints as recstream wrote them before format 6: one flat tensor file, fields in the manifest.
+"""Checkpoints as recstream wrote them before format 6: a flat tensor file, fields in the manifest.
 
 `write_format_5` is the writer of format 5 kept as it was (it reads the
 components' fields, as that code did), so tests can check that such a
@@ -99,13 +99,13 @@ def downgrade(manifest_path: Path, format_: int) -> None:
     tensors_path = manifest_path.parent / manifest["tensors"]
     tensors = load_file(str(tensors_path))
     drop: list[str] = []
-    if format_ <= 4:  # noqa: PLR2004  (format 5 added transitions)
+    if format_ <= 4:
         drop += [name for name in tensors if name.startswith("transition_")]
         del manifest["transition_selector"]
-    if format_ <= 3:  # noqa: PLR2004  (format 4 added the popularity prior)
+    if format_ <= 3:
         drop += ["prior_log_mass"]
         del manifest["prior_ref"], manifest["prior_clock"]
-    if format_ <= 2:  # noqa: PLR2004  (format 3 added the recent-item context)
+    if format_ <= 2:
         drop += ["context_weight", "context_grad_sq", "recent_items", "recent_written"]
     if format_ <= 1:  # format 2 added the row policy's state
         drop += ["user_last_seen", "item_last_seen"]
