@@ -353,3 +353,25 @@ def test_open_directory_clears_killed_writes_and_sets_corrupt_checkpoints_aside(
     )
     with pytest.raises(CheckpointError, match="not a directory"):
         open_directory(good, CPU)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_a_snapshot_is_in_host_memory_and_loads_back_on_the_device(
+    tmp_path: Path, device: str
+) -> None:
+    """State on any device is copied to the CPU by `snapshot` and restored onto the device."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), torch.device(device))
+    history = SeenHistory(4, learner.device)
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2"])).to(learner.device)
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i2"])).to(learner.device)
+    learner.learn(users, items, torch.ones(2, device=learner.device))
+    history.add(users, items, torch.ones(2, device=learner.device))
+    taken = snapshot(learner, history, {})
+    tensors = [v for v in taken.state.values() if isinstance(v, torch.Tensor)]
+    assert tensors
+    assert all(t.device.type == "cpu" for t in tensors)
+    write_snapshot(tmp_path, taken)
+    restored = load_latest(tmp_path, torch.device(device))
+    assert restored is not None
+    assert restored.learner.item_vectors().device.type == device
+    assert torch.equal(restored.learner.item_vectors().cpu(), learner.item_vectors().cpu())
