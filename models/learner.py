@@ -332,6 +332,13 @@ class OnlineLearner:
         bias.index_add_(0, rows, (self.config.popularity_weight * delta).to(bias.dtype))
         return rows
 
+    def count_clicks(self, items: torch.Tensor, weights: torch.Tensor, event_ts: float) -> None:
+        """Fold clicks into the popularity prior alone, no gradient step (a warm start's counts)."""
+        if self.config.popularity_weight and items.numel():
+            self.sync_rows()
+            times = torch.full((1,), event_ts, dtype=torch.float64, device=self.device)
+            self._fold_prior(items.to(self.device), weights.to(self.device), times)
+
     def transition_shares(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The transition score of user rows as unweighted `(item rows, share)` pairs, if any."""
         if self.transition is None:
