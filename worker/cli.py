@@ -360,6 +360,64 @@ def evaluate(
         run_eval(options)
 
 
+@main.command("import-vectors")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", is_flag=True, help="Map vectors of another width to RECSTREAM_DIM.")
+@click.option("--force", is_flag=True, help="Write over an existing checkpoint (a newer one).")
+def import_vectors_command(path: Path, project: bool, force: bool) -> None:
+    """Warm start: write a checkpoint from an offline model's vectors (.npz of ids, matrices).
+
+    The file holds item_ids and item_vectors, optionally item_bias, user_ids and
+    user_vectors (e.g. implicit's ALS factors). The next `recstream run` starts from it.
+    """
+    from models.errors import RecstreamError
+    from worker.tools.vectors import import_vectors
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        moved = import_vectors(settings, path, project=project, force=force)
+    except RecstreamError as exc:
+        log.error("import_failed", path=str(path), error=str(exc))  # noqa: TRY400
+        sys.exit(2)
+    log.info("vectors_imported", checkpoint=str(moved.path), items=moved.items, users=moved.users)
+
+
+@main.command("export-vectors")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export_vectors_command(out: Path) -> None:
+    """Write the newest checkpoint's item and user vectors to OUT (.npz, import's format)."""
+    from models.errors import RecstreamError
+    from worker.tools.vectors import export_to
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        moved = export_to(settings, out)
+    except RecstreamError as exc:
+        log.error("export_failed", out=str(out), error=str(exc))  # noqa: TRY400
+        sys.exit(2)
+    log.info("vectors_exported", path=str(out), items=moved.items, users=moved.users)
+
+
+@main.command("eval-warm")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prefix", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=10_000, show_default=True)
+def eval_warm(path: Path, prefix: int, events: int) -> None:
+    """HR@10 after a prefix: cold, warm from the prefix's ALS vectors, prefix replayed online."""
+    from worker.tools.evaluate.running import limit_threads
+    from worker.tools.evaluate.warm import run_warm_eval
+
+    settings = settings_or_exit()
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    with limit_threads(1):
+        result = run_warm_eval(path, settings, prefix, events)
+    print(f"{path}: {result.events:,} events after a {result.prefix:,}-event prefix")
+    for start, hr in result.hr.items():
+        print(f"  {start:<32} HR@10 {hr:.4f}")
+
+
 @main.command()
 @click.option("--port", type=int, default=None, help="Defaults to RECSTREAM_METRICS_PORT.")
 @click.option("--ready", is_flag=True, help="Check /readyz instead of /healthz.")
