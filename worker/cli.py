@@ -13,6 +13,10 @@ import structlog
 from worker.logs import configure_logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from worker.loop import Worker
     from worker.metrics import HealthServer
     from worker.settings import Settings
 
@@ -75,9 +79,11 @@ def run() -> None:
         log.exception("startup_failed", error=str(exc))
         _close(health)
         sys.exit(2)
+    metrics.watch_device(worker.engine.device)
     if health:
-        health.start(worker.live, worker.ready)
-        log.info("metrics_listening", port=health.port)
+        debug = _user_reader(worker) if settings.debug_endpoint else None
+        health.start(worker.live, worker.ready, debug)
+        log.info("metrics_listening", port=health.port, debug_endpoint=debug is not None)
     try:
         code = worker.run()
     except RecstreamError as exc:
@@ -86,6 +92,13 @@ def run() -> None:
     finally:
         _close(health)
     sys.exit(code)
+
+
+def _user_reader(worker: Worker) -> Callable[[str], dict[str, Any] | None]:
+    """`/debug/users/<id>`: the worker's live state of one user (read-only)."""
+    from worker.debug import describe_user
+
+    return lambda user: describe_user(worker.learner, worker.history, user)
 
 
 def _close(health: HealthServer | None) -> None:
@@ -358,6 +371,54 @@ def evaluate(
         run_through_kafka(options)
     else:
         run_eval(options)
+
+
+@main.command("inspect")
+@click.argument("user")
+@click.option(
+    "--items",
+    "items_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An id,title CSV: show titles beside item ids.",
+)
+@click.option(
+    "--worker",
+    "worker_url",
+    default=None,
+    help="A running worker's metrics URL (RECSTREAM_DEBUG_ENDPOINT=true there), "
+    "e.g. http://127.0.0.1:9108; else the newest checkpoint in RECSTREAM_CHECKPOINT_DIR.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Read the history from this checkpoint directory instead.",
+)
+@click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect_user(
+    user: str,
+    items_file: Path | None,
+    worker_url: str | None,
+    checkpoint: Path | None,
+    recent: int,
+    as_json: bool,
+) -> None:
+    """Show USER's list as stored in Redis and the clicks and seen history behind it."""
+    from models.errors import RecstreamError
+    from worker.tools.inspect_user import InspectError, Sources, format_report, inspect, load_titles
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, "warning")
+    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint_dir, recent)
+    try:
+        titles = load_titles(items_file) if items_file else None
+        report = inspect(user, sources, titles)
+    except (InspectError, RecstreamError, OSError) as exc:
+        click.echo(f"inspect: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(report) if as_json else format_report(report))
 
 
 @main.command()
