@@ -24,7 +24,12 @@ def test_reads_the_users_own_list_cut_to_k(redis_client: Any, names: Any) -> Non
         redis_client, "u1", 2, prefix=names.prefix, cold_start_key=names.cold_start_key
     )
     assert rec is not None
-    assert (rec.items, rec.scores, rec.version, rec.cold_start) == (["a", "b"], [3.0, 2.0], 7, False)
+    assert (rec.items, rec.scores, rec.version, rec.cold_start) == (
+        ["a", "b"],
+        [3.0, 2.0],
+        7,
+        False,
+    )
     assert (rec.published_ts, rec.event_ts) == (200.0, 100.0)
     assert rec.age_s(now=205.0) == 5.0
 
