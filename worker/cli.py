@@ -162,6 +162,30 @@ def demo(
 
 
 @main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/img/dashboard.png"),
+    show_default=True,
+)
+@click.option("--url", default=None, help="Scrape this /metrics URL instead of running a demo.")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="With --url.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds per scrape.")
+@click.option("--events", type=int, default=60_000, show_default=True, help="Demo clicks.")
+@click.option("--rate", type=float, default=1_000.0, show_default=True, help="Demo clicks/s.")
+def dashboard(
+    out: Path, url: str | None, duration: float, interval: float, events: int, rate: float
+) -> None:
+    """Draw the Grafana dashboard's panels from /metrics scrapes (of a demo by default)."""
+    from worker.tools.dashboard import DashboardOptions, run_dashboard
+
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    options = DashboardOptions(out, url, duration, interval, events, rate)
+    report = run_dashboard(options)
+    click.echo(f"wrote {out} from {report['scrapes']} scrapes")
+
+
+@main.command()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--quick", is_flag=True, help="About a minute: fewer sizes and repeats.")
 @click.option(
