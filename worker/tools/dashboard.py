@@ -11,6 +11,7 @@ in step).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -52,6 +53,28 @@ def record(url: str, interval_s: float, until: Callable[[], bool]) -> list[Scrap
             log.warning("scrape_failed", url=url, error=str(exc))
         time.sleep(max(0.0, interval_s - (time.monotonic() - began)))
     return scrapes
+
+
+def queried_metrics(path: Path = DASHBOARD) -> set[str]:
+    """Every metric name the dashboard's PromQL expressions select.
+
+    Label lists (`by (...)`), selectors (`{...}`), ranges (`[...]`) and strings are
+    dropped first; what is left that is not a function call or a keyword is a metric.
+    """
+    names: set[str] = set()
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel["targets"]:
+            expr = re.sub(r'"[^"]*"|\{[^}]*\}|\[[^\]]*\]', " ", target["expr"])
+            expr = re.sub(
+                r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr
+            )
+            for match in re.finditer(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(\s*\()?", expr):
+                if match.group(2) is None and match.group(1) not in _PROMQL_WORDS:
+                    names.add(match.group(1))
+    return names
+
+
+_PROMQL_WORDS = {"and", "or", "unless", "offset", "bool", "inf", "nan"}
 
 
 def panel_titles(path: Path = DASHBOARD) -> list[str]:
