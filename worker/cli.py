@@ -111,7 +111,8 @@ def _close(health: HealthServer | None) -> None:
 @click.option("--rate", type=float, default=0.0, help="Events per second; 0 sends flat out.")
 @click.option("--limit", type=int, default=None, help="Send only the first N (in time order).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto")
-def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
+def replay(path: Path, rate: float, limit: int | None, fmt: str, quiet: bool) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
     from models.errors import RecstreamError
     from stream.kafka import ClickProducer
@@ -122,7 +123,7 @@ def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
     try:
         data = read_interactions(path, fmt)
         producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
-        sent = send_interactions(producer, data, rate=rate, limit=limit)
+        sent = send_interactions(producer, data, rate=rate, limit=limit, quiet=quiet)
     except RecstreamError as exc:  # a bad file or an unreachable broker: one line, exit 2
         log.error("replay_failed", path=str(path), error=str(exc))  # noqa: TRY400
         sys.exit(2)
@@ -197,12 +198,15 @@ def dashboard(
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/benchmarks-cpu.md"))
 @click.option("--plot", type=click.Path(path_type=Path), default=Path("docs/img/bench-cpu.png"))
 @click.option("--title", default="CPU", show_default=True)
-def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
+def bench(
+    device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str, quiet: bool
+) -> None:
     """Benchmark every stage and the whole path, with baselines; write markdown and a PNG."""
     from worker.tools.bench.suite import BenchOptions, run_bench
 
     configure_logging("console" if sys.stderr.isatty() else "json", "info")
-    run_bench(BenchOptions(device, quick, data, out, plot, title))
+    run_bench(BenchOptions(device, quick, data, out, plot, title, quiet))
     print(out.read_text())
 
 
@@ -309,6 +313,7 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     help="Write the markdown page here (plots go to --img-dir).",
 )
 @click.option("--img-dir", type=click.Path(path_type=Path), default=Path("docs/img"))
+@click.option("--quiet", is_flag=True, help="No progress bars (none either when not a terminal).")
 def evaluate(
     paths: tuple[Path, ...],
     synthetic_events: int,
@@ -334,6 +339,7 @@ def evaluate(
     kafka_check: int,
     out: Path | None,
     img_dir: Path,
+    quiet: bool,
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
     from worker.tools.evaluate.compare import run_through_kafka
@@ -390,6 +396,7 @@ def evaluate(
         out=out,
         img_dir=img_dir,
         command="recstream eval " + " ".join(sys.argv[2:]),
+        quiet=quiet,
     )
     if through_kafka:
         run_through_kafka(options)
