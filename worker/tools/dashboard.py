@@ -43,13 +43,19 @@ def scrape(url: str) -> dict[Key, float]:
 
 
 def record(url: str, interval_s: float, until: Callable[[], bool]) -> list[Scrape]:
-    """Scrape every `interval_s` until `until()`; a failed scrape is skipped, not fatal."""
+    """Scrape every `interval_s` until `until()` or the endpoint goes away after answering.
+
+    A failure before the first answer is waited out (the worker may still be starting).
+    """
     scrapes: list[Scrape] = []
     while not until():
         began = time.monotonic()
         try:
             scrapes.append((time.time(), scrape(url)))
         except OSError as exc:
+            if scrapes:
+                log.info("scrape_stopped", url=url, error=str(exc), scrapes=len(scrapes))
+                break
             log.warning("scrape_failed", url=url, error=str(exc))
         time.sleep(max(0.0, interval_s - (time.monotonic() - began)))
     return scrapes

@@ -23,7 +23,7 @@ from models.checkpoint import load_latest
 from stream.reader import Recommendations, connect, get_recommendations
 from worker.debug import RECENT, describe_user
 from worker.metrics import DEBUG_USERS
-from worker.settings import RedisSettings
+from worker.settings import DAY_S, RedisSettings
 
 
 class InspectError(Exception):
@@ -118,6 +118,13 @@ def inspect(user: str, sources: Sources, titles: dict[str, str] | None = None) -
     return report
 
 
+def _ago(now: float, ts: float) -> str:
+    """`6.4 s ago` for fresh times; a date for old ones (a replayed log's event times)."""
+    if now - ts < DAY_S:
+        return f"{now - ts:.1f} s ago"
+    return "at " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human view: the list as a table, then the clicks behind it."""
     titles: dict[str, str] = report.get("titles", {})
@@ -130,8 +137,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             f"  list      {rec['key']} ({whose}), {len(rec['items'])} items",
             (
-                f"  published {rec['age_s']:.1f} s ago, index version {rec['version']},"
-                f" newest click in it {report['now'] - rec['event_ts']:.1f} s ago"
+                f"  published {_ago(report['now'], rec['published_ts'])},"
+                f" index version {rec['version']},"
+                f" newest click in it {_ago(report['now'], rec['event_ts'])}"
             ),
             f"  {'#':>3}  {'item':<12} {'score':>8}  title",
         ]
@@ -146,7 +154,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  history   unknown user in {report['history_source']}")
         return "\n".join(lines)
     last = state["last_event_ts"]
-    ago = f", last event {report['now'] - last:.1f} s ago" if last else ""
+    ago = f", last event {_ago(report['now'], last)}" if last else ""
     lines += [
         f"  history   from {where}: {state['clicks']} clicks{ago}",
         (
