@@ -192,6 +192,8 @@ class Settings(BaseSettings):
     checkpoint_interval_s: float = Field(default=60.0, gt=0, le=1e9, allow_inf_nan=False)
     # operations
     metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
+    # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
+    debug_endpoint: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     startup_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
