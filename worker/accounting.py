@@ -9,9 +9,11 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from stream.batch import DecodedBatch
 from stream.dead_letters import DeadLetterReport
-from worker.engine import Engine
+from worker.engine import Engine, Learned
 from worker.metrics import WorkerMetrics
+from worker.stages import StageTimer
 from worker.stats import WorkerTotals
 
 log = structlog.get_logger("recstream.worker")
@@ -33,6 +35,32 @@ class BatchReport:
     stage_s: dict[str, float]
     unlearned: int = 0  # events without a user or item row: committed, not learned
     evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
+
+    @classmethod
+    def of(
+        cls,
+        batch: DecodedBatch,
+        learned: Learned | None,
+        users: int,
+        index_version: int,
+        acked_at: float,
+        timer: StageTimer,
+    ) -> BatchReport:
+        """The report of a batch whose lists Redis acknowledged at `acked_at` (wall clock)."""
+        produced = np.asarray(batch.produced_ts, dtype=np.float64)
+        latencies: npt.NDArray[np.float64] = acked_at - produced[produced > 0]
+        return cls(
+            messages=batch.messages,
+            events=len(batch),
+            dead_lettered=len(batch.rejected),
+            users_published=users,
+            loss=learned.loss if learned else 0.0,
+            index_version=index_version,
+            latencies_s=latencies,
+            stage_s=timer.seconds,
+            unlearned=learned.unlearned if learned else 0,
+            evictions=learned.evictions if learned else {},
+        )
 
 
 class Accounting:

@@ -22,8 +22,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import structlog
 
 from index.base import ItemIndex
@@ -45,12 +43,11 @@ from worker.publisher import Published, Publisher
 from worker.retry import Retry
 from worker.stages import StageTimer
 from worker.stats import WorkerTotals
+from worker.topic_watch import TopicWatch
 
 __all__ = ["BatchReport", "LoopConfig", "Worker"]
 
 log = structlog.get_logger("recstream.worker")
-
-_TOPIC_CHECK_S = 10.0  # while nothing is assigned, how often to ask whether the topic exists
 
 
 @dataclass(frozen=True)
@@ -125,7 +122,7 @@ class Worker:
             if directory is not None
             else None
         )
-        self._next_topic_check = 0.0
+        self._topic = TopicWatch(source)
         source.before_revoke(lambda _parts: self._drain())
 
     @property
@@ -268,8 +265,7 @@ class Worker:
             now, version = time.time(), self.index.version
             payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
             cold = self._cold_start(now, version) if payloads else None
-        with timer("wait"):  # for the previous batch's write: one in flight at most
-            self._drain()
+        self._drain()  # the previous batch's write: one in flight at most
         self.learned_offsets.update(batch.next_offsets)
         if self.checkpointer is not None:
             self.checkpointer.unsaved = True
@@ -306,8 +302,9 @@ class Worker:
         flight, self._in_flight = self._in_flight, None
         if flight is None:
             return
-        published = flight.published.result()  # the write's own error, if it failed, is raised
         batch, timer = flight.batch, flight.timer
+        with timer("wait"):  # how long the loop blocked on the write, beyond what overlapped
+            published = flight.published.result()  # its own error, if it failed, is raised
         timer.add("publish", published.seconds)
         with timer("commit"):
             if batch.rejected:
@@ -317,19 +314,8 @@ class Worker:
                 # The group moved on (this member was evicted or is mid-rebalance): the batch
                 # stays uncommitted and its partitions' next owner re-reads it.
                 log.warning("commit_skipped_group_moved_on", messages=batch.messages)
-        produced = np.asarray(batch.produced_ts, dtype=np.float64)
-        learned = flight.learned
-        report = BatchReport(
-            messages=batch.messages,
-            events=len(batch),
-            dead_lettered=len(batch.rejected),
-            users_published=flight.users,
-            loss=learned.loss if learned else 0.0,
-            index_version=flight.index_version,
-            latencies_s=_latencies(published.acked_at, produced),
-            stage_s=timer.seconds,
-            unlearned=learned.unlearned if learned else 0,
-            evictions=learned.evictions if learned else {},
+        report = BatchReport.of(
+            batch, flight.learned, flight.users, flight.index_version, published.acked_at, timer
         )
         lag = self.source.lag(self.learned_offsets)
         self.accounting.batch(report, self.engine, lag, time.perf_counter() - flight.started)
@@ -338,7 +324,7 @@ class Worker:
     def _idle(self) -> None:
         """Nothing arrived within `batch_s`, nothing in flight: the chores of an idle loop."""
         self.engine.refresh_idle()
-        self._watch_topic()
+        self._topic.check()
         # Idle or stalled: the lag gauge must still move, or a stall would look caught up.
         self.metrics.lag.set(self.source.lag(self.learned_offsets))
 
@@ -353,21 +339,6 @@ class Worker:
         """Lists with NaN or infinite scores stay unpublished; Redis keeps the previous ones."""
         self.metrics.lists_withheld.labels(kind=kind, reason="non_finite_scores").inc()
         log.error("lists_withheld", kind=kind, reason="non_finite_scores", users=users)
-
-    def _watch_topic(self) -> None:
-        """While nothing is assigned, warn every so often if the input topic does not exist."""
-        now = time.monotonic()
-        if self.source.assigned or now < self._next_topic_check:
-            return
-        self._next_topic_check = now + _TOPIC_CHECK_S
-        if self.source.topic_missing():
-            log.warning(
-                "topic_missing",
-                topic=self.source.topic,
-                role="input",
-                waiting=True,
-                recheck_in_s=_TOPIC_CHECK_S,
-            )
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -396,9 +367,3 @@ class Worker:
         start = time.perf_counter()
         checkpointer.start(self.engine, self.learned_offsets)
         self.metrics.batch_seconds.labels(stage="snapshot").observe(time.perf_counter() - start)
-
-
-def _latencies(acked_at: float, produced: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Click→Redis seconds of the events whose produce time is known."""
-    latencies: npt.NDArray[np.float64] = acked_at - produced[produced > 0]
-    return latencies

@@ -83,7 +83,7 @@ def markdown(
         ]
     stages = [
         name
-        for name in ("decode", "learn", "rank", "publish", "commit")
+        for name in ("decode", "learn", "rank", "encode", "publish", "wait", "commit")
         if any(f"stage_{name}_s" in p for p in latency)
     ]
     if stages:
