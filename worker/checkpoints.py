@@ -88,6 +88,7 @@ class Checkpointer:
         `offsets` must be exactly those of the batches the engine has learned,
         and each of those published: a resume from it starts right after them.
         """
+        self.wait()  # the last write, done by now: an error it did not expect surfaces here
         taken = self._snapshot(engine, offsets)
         self._writing = self._writer.submit(self._write, *taken)
 
