@@ -3,12 +3,14 @@
 poll → decode (bad ⇒ DLQ) → learn → refresh index → top-K for touched users →
 encode → pipelined Redis write → DLQ flush → commit.
 
-Batch N's Redis write runs on the publish thread while batch N+1 is decoded,
-learned and ranked here; N's offsets are committed only once its write was
-acknowledged, and N+1's write starts only after that, so lists reach Redis in
-order and no offset runs ahead of its lists (a crash re-reads, never skips).
-At most one write is in flight; it is finished before a blocking poll, before
-partitions are revoked, before a checkpoint snapshot and before stopping.
+With `overlap` (the default on a GPU), batch N's Redis write runs on the
+publish thread while batch N+1 is decoded, learned and ranked here; N's
+offsets are committed only once its write was acknowledged, and N+1's write
+starts only after that, so lists reach Redis in order and no offset runs
+ahead of its lists (a crash re-reads, never skips). At most one write is in
+flight; it is finished before a blocking poll, before partitions are revoked,
+before a checkpoint snapshot and before stopping. Without it, each batch is
+committed before the next poll.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class LoopConfig:
     checkpoint_interval_s: float = 60.0
     max_event_weight: float = 10.0  # one event counts as at most this many clicks
     max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
+    # Write batch N while learning N+1; None: only with the model on a GPU. On a CPU torch's
+    # threads already take every core, and a concurrent write slowed learning 3-6x in the
+    # 2-core bench (the overlap's gain there is the write's share of the loop, about 5%).
+    overlap: bool | None = None
 
 
 @dataclass
@@ -113,6 +119,9 @@ class Worker:
         self._retry = Retry(self._stop, self.metrics, self.heartbeat)
         self._publisher = Publisher(self._retry)
         self._in_flight: _InFlight | None = None
+        self.overlap = (
+            config.overlap if config.overlap is not None else engine.device.type == "cuda"
+        )
         self._finished: BatchReport | None = None  # the batch the current step finished
         # Offsets the model has learned up to: the restored checkpoint's, then each batch's.
         self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
@@ -273,6 +282,8 @@ class Worker:
         self._in_flight = _InFlight(
             batch, learned, len(payloads), version, timer, started, published
         )
+        if not self.overlap:
+            self._drain()  # serial: published and committed before the next poll
 
     def _decode(self, polled: Polled) -> DecodedBatch:
         limits = EventLimits(

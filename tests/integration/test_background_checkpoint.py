@@ -26,12 +26,14 @@ def _one_user_per_event(start: int, count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
+@pytest.mark.parametrize("overlap", [False, True])
 def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_offsets(
     make_settings: Any,
     names: Any,
     produce: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    overlap: bool,
 ) -> None:
     """Slow background writes: batches go on meanwhile, and every checkpoint matches its offsets.
 
@@ -42,6 +44,7 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
         checkpoint_dir=tmp_path, checkpoint_interval_s=0.05, batch_size=40, batch_ms=20
     )
     first = build_worker(settings)
+    first.overlap = overlap
     progress: list[tuple[int, int]] = []  # batches finished when each write began and ended
 
     def slow_write(directory: Path, snapshot: Snapshot) -> Path:
@@ -74,6 +77,7 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
     monkeypatch.undo()
     produce(names.topic, _one_user_per_event(_EVENTS, 500), partition=0)  # after the crash
     second = build_worker(settings)
+    second.overlap = overlap
     assert len(second.learner.users) == resume_at
     total = _EVENTS + 500
     try:

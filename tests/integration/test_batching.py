@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import msgpack
+import pytest
 from fault_helpers import click_messages, click_stream, wait_until
 
 from worker.app import build_worker
@@ -43,10 +44,14 @@ def test_an_idle_loop_publishes_a_lone_click_well_within_the_batch_time(
     assert worker.totals.messages == 2
 
 
-def test_a_backlog_still_forms_full_batches(make_settings: Any, names: Any, produce: Any) -> None:
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_backlog_still_forms_full_batches(
+    make_settings: Any, names: Any, produce: Any, overlap: bool
+) -> None:
     """Messages already fetched are taken batch_size at a time, the rest in the last batch."""
     batch_size, total = 200, 500
     worker = build_worker(make_settings(batch_size=batch_size, batch_ms=_BATCH_MS))
+    worker.overlap = overlap
     try:
         assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
         produce(names.topic, click_messages(click_stream(0, total)), partition=0)
@@ -67,6 +72,7 @@ def test_partitions_revoked_with_a_write_in_flight_commit_it_first(
 ) -> None:
     """The batch whose lists are being written is committed before its partitions go."""
     worker = build_worker(make_settings(batch_ms=_BATCH_MS))
+    worker.overlap = True  # a write stays in flight across steps
     sent = produce(names.topic, click_messages(click_stream(0, 50)), partition=0)
     try:
         deadline = time.monotonic() + 60
