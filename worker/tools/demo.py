@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,10 +11,9 @@ import numpy as np
 from index.knn import backend_for
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer, group_progress
-from stream.redis_sink import RedisSink
-from worker.app import build_worker
-from worker.settings import KafkaSettings, RedisSettings, Settings
+from worker.app import build_worker, open_sink
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
+from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.testing.synthetic import MALFORMED, SyntheticStream, generate
 from worker.tools.replay import paced
 
@@ -69,6 +67,19 @@ def _taste_match(stream: SyntheticStream, lists: dict[int, list[str]]) -> tuple[
     return (hits / total if total else 0.0), float(np.mean(base)) if base else 0.0
 
 
+def _names(*, own_kafka: bool, own_redis: bool) -> PrivateNames:
+    """The defaults on servers of the demo's own; on given ones, topics and keys of its own.
+
+    On a given Redis the lists go under a private prefix, the cold-start list beside them.
+    """
+    names = PrivateNames.fresh("recstream-demo", f"{int(time.time())}")
+    if own_kafka:
+        names = replace(names, topic="clicks", dlq_topic="clicks.dlq")
+    if own_redis:
+        names = replace(names, prefix="rec:", cold_start_key="recstream:cold_start")
+    return names
+
+
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Start servers (unless given), stream clicks through a worker, read lists back."""
     kafka_server: EmbeddedKafka | None = None
@@ -80,36 +91,14 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             redis_server = start_redis()
         bootstrap = options.kafka or (kafka_server.bootstrap if kafka_server else "")
         redis_url = options.redis or (redis_server.url if redis_server else "")
-        run_id = f"{int(time.time())}"
-        topic = "clicks" if kafka_server else f"recstream-demo-{run_id}"
-        # On a Redis of its own the demo may use the defaults; on one it is given, every key it
-        # writes is its own: the lists under a private prefix, the cold-start list beside them.
-        prefix = "rec:" if redis_server else f"recstream-demo-{run_id}:"
-        cold_start_key = (
-            "recstream:cold_start" if redis_server else f"recstream-demo-{run_id}.cold_start"
+        names = _names(own_kafka=kafka_server is not None, own_redis=redis_server is not None)
+        settings = private_settings(
+            bootstrap, redis_url, names, kafka_topic_partitions=4, redis_ttl_s=3600, top_k=10
         )
-        settings = Settings(
-            kafka=KafkaSettings(
-                bootstrap=bootstrap,
-                topic=topic,
-                dlq_topic=f"{topic}.dlq",
-                group=f"recstream-demo-{run_id}",
-                topic_partitions=4,
-                session_timeout_ms=6_000,
-            ),
-            redis=RedisSettings(
-                url=redis_url, prefix=prefix, cold_start_key=cold_start_key, ttl_s=3600
-            ),
-            top_k=10,
-            metrics_port=0,
-        )
+        topic = names.topic
         stream = generate(options.events, users=options.users, items=options.items)
         worker = build_worker(settings)
-        loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
-        loop.start()
-        joined = time.monotonic() + 60
-        while not worker.source.assigned and time.monotonic() < joined and loop.is_alive():
-            time.sleep(0.05)  # measure clicks, not the consumer group's join
+        loop = start_on_thread(worker)
         started = time.perf_counter()
         sent = _produce(stream, bootstrap, topic, options.rate)
         deadline = time.monotonic() + options.timeout_s
@@ -121,7 +110,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         progress = group_progress(
             settings.kafka.client_config(), settings.kafka.group, settings.kafka.topic
         )
-        sink = RedisSink(redis_url, prefix=prefix, ttl_s=3600)
+        sink = open_sink(settings.redis)
         published_users = sorted(set(stream.users.tolist()))
         lists: dict[int, list[str]] = {}
         for user in published_users:
