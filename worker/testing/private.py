@@ -33,7 +33,7 @@ class PrivateNames:
     def fresh(cls, label: str, tag: str | None = None) -> PrivateNames:
         """Names `{label}-{tag}...`; a random tag unless one is given."""
         name = f"{label}-{tag or uuid.uuid4().hex[:10]}"
-        return cls(name, f"{name}.dlq", name, f"{name}:", f"{name}-cold-start")
+        return cls(name, f"{name}.dlq", name, f"{name}:", f"{name}.cold_start")
 
 
 def private_settings(
