@@ -41,12 +41,14 @@ def private_settings(
     redis_url: str,
     names: PrivateNames,
     base: Settings | None = None,
+    /,
     **values: object,
 ) -> Settings:
     """`base` (default: the environment's) on this broker and Redis under `names`.
 
     No metrics port, and a short session timeout so a closed run's group settles
-    quickly; `values` set further variables by their lower-case names (`with_values`).
+    quickly; `values` set further variables by their lower-case names (`with_values`),
+    the wired ones too (`redis_url=...` points the run at another Redis).
     """
     wired: dict[str, object] = {
         "kafka_bootstrap": bootstrap,
