@@ -500,7 +500,7 @@ def inspect_user(
 
     settings = settings_or_exit()
     configure_logging(settings.log_format, "warning")
-    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint_dir, recent)
+    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint.dir, recent)
     try:
         titles = load_titles(items_file) if items_file else None
         report = inspect(user, sources, titles)
