@@ -73,14 +73,7 @@ def kafka_comparison(stream: Stream, options: EvalOptions) -> DatasetResult:
             options.batch_size,
         )
         outcomes.append(through_kafka(stream, settings, options))
-    return DatasetResult(
-        name=f"{stream.name}, first {len(stream):,} events",
-        events=len(stream),
-        users=stream.n_users,
-        items=stream.n_items,
-        headline_events=int(stream.headline.sum()),
-        outcomes=outcomes,
-    )
+    return DatasetResult.of(stream, outcomes, f"{stream.name}, first {len(stream):,} events")
 
 
 def run_through_kafka(options: EvalOptions) -> list[DatasetResult]:
