@@ -19,6 +19,7 @@ from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
+from worker.scale_setup import build_scale
 from worker.settings import Settings
 from worker.startup import check_kafka, check_redis
 
@@ -83,8 +84,11 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     device = resolve_device(settings.device)
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
+    # scale-out hook: state comes from the state topic and the item feed, not a checkpoint
     restored = (
-        restore_at_start(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
+        restore_at_start(settings.checkpoint_dir, device)
+        if settings.checkpoint_dir and not settings.scale_out
+        else None
     )
     engine = build_engine(settings, device, restored)
     redis = settings.redis
@@ -103,12 +107,16 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine.index.close()
         raise
 
+    scale = build_scale(settings, engine) if settings.scale_out else None  # scale-out hook
+
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # Each batch is committed before the next poll, so nothing is in flight here.
         log.info("partitions_revoked", partitions=[p for _, p in parts])
+        if scale is not None:  # scale-out hook: hand the revoked partitions' users over
+            scale.revoked(parts)
 
     source = KafkaSource(
         kafka.consumer_config(),
@@ -116,6 +124,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         on_assign=assigned,
         on_revoke=revoked,
         start_offsets=restored.offsets if restored else None,
+        start_at=scale.start_at if scale else None,  # scale-out hook
+        on_lost=scale.lost if scale else None,
     )
     log.info(
         "worker_configured",
@@ -151,4 +161,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine=engine,
         metrics=metrics,
         restored_offsets=restored.offsets if restored else None,
+        scale=scale,
     )

@@ -54,6 +54,29 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    # scale-out (RECSTREAM_SCALE_OUT): unset, `{topic}.state` and `{topic}.items`
+    state_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    items_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+
+    @property
+    def state_topic_name(self) -> str:
+        """The partition-aligned user-state topic."""
+        return self.state_topic or f"{self.topic}.state"
+
+    @property
+    def items_topic_name(self) -> str:
+        """The item feed."""
+        return self.items_topic or f"{self.topic}.items"
+
+    @model_validator(mode="after")
+    def _sync_topics_apart(self) -> KafkaSettings:
+        names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                "RECSTREAM_KAFKA_TOPIC, _DLQ_TOPIC, _STATE_TOPIC and _ITEMS_TOPIC must all "
+                f"differ (got {', '.join(names)})"
+            )
+        return self
 
     @field_validator("bootstrap")
     @classmethod
@@ -190,6 +213,10 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     # Up to 1e9 s: "only at a clean stop" is a real choice, and it stays finite.
     checkpoint_interval_s: float = Field(default=60.0, gt=0, le=1e9, allow_inf_nan=False)
+    # scale-out: user state follows its partition, items are shared (worker/scale.py)
+    scale_out: bool = False
+    item_sync_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
+    state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
     # operations
     metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
     log_format: Literal["auto", "json", "console"] = "auto"
