@@ -131,6 +131,8 @@ class OnlineLearner:
             else None
         )
         self.steps = 0
+        # context rows the last step changed (item sharing sends them: models/item_deltas.py)
+        self.context_rows = torch.empty(0, dtype=torch.int64, device=device)
 
     def sync_rows(self) -> None:
         """Give every row the maps handed out a table row (call after `rows_for`)."""
@@ -227,6 +229,7 @@ class OnlineLearner:
             if self.transition is not None
             else None
         )
+        self.context_rows = self.context_rows[:0]
         loss, item_rows = self._step(users, items, weights)
         if self.transition is not None and latest is not None:  # latest is set iff transition
             self.transition.fold(users, items, weights, latest)
@@ -272,7 +275,9 @@ class OnlineLearner:
                 .unsqueeze(1)
                 .expand(-1, recent.shape[1], -1)
             )
-            self.context_table.apply_gradients(recent[held], grad_ctx[held], cfg.learning_rate)
+            self.context_rows = self.context_table.apply_gradients(
+                recent[held], grad_ctx[held], cfg.learning_rate
+            )
         item_rows = self.item_table.apply_gradients(
             torch.cat([items, negatives]),
             torch.cat([grad_pos, grad_neg]),

@@ -133,7 +133,8 @@ class Engine:
         self.index.refresh(learner.item_vectors(), changed)
         with_row = admitted.users[admitted.users >= 0]
         touched = torch.unique(torch.from_numpy(with_row).to(device))
-        return Learned(loss, touched, unlearned, admitted.evictions, changed)
+        synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
+        return Learned(loss, touched, unlearned, admitted.evictions, synced)
 
     # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------
 
@@ -141,6 +142,8 @@ class Engine:
         """Rows for item ids another worker sent (new ones start seeded); `-1` where refused."""
         admitted = self.rows.items.admit(items, self.clock)
         self._apply(BatchRows(_EMPTY, _EMPTY, _EMPTY, admitted.reused, admitted.evicted, {}))
+        rows = torch.from_numpy(admitted.rows[admitted.rows >= 0]).to(self.device)
+        self.index.refresh(self.learner.item_vectors(), rows)  # the index covers every row
         return admitted.rows
 
     def admit_users(self, users: Sequence[str]) -> np.ndarray:
