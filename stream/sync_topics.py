@@ -118,7 +118,7 @@ class PartitionReader:
                     raise TransientError(
                         f"kafka read {topic}[{partition}]: no end in {timeout_s} s"
                     )
-                for message in consumer.consume(num_messages=10_000, timeout=0.5):
+                for message in consumer.consume(num_messages=10_000, timeout=0.05):
                     error = message.error()
                     if error is None:
                         records.append((message.key(), message.value()))

@@ -103,7 +103,7 @@ class ScaleOut:
         now = time.monotonic()
         self._next_sync = now + config.item_sync_s
         self._next_flush = now + config.state_flush_s
-        self.staleness_s: list[float] = []  # per applied record: now - its oldest change
+        self.staleness_s: list[float] = []  # per folded record: now - its oldest change
 
     def attach(self, source: KafkaSource, learned_offsets: Mapping[tuple[str, int], int]) -> None:
         """The consumer (for committed offsets) and the offsets the model has learned up to."""
@@ -299,6 +299,7 @@ class ScaleOut:
         engine, learner = self.engine, self.engine.learner
         changed: list[torch.Tensor] = []
         now = time.time()
+        staleness: list[float] = []
         for value in values:
             try:
                 chunk = decode_delta(value)
@@ -317,11 +318,18 @@ class ScaleOut:
                 engine.admit_items(delta.click_ids) if delta.click_ids else np.empty(0, np.int64)
             )
             changed.append(self.items.apply(delta, rows, clicks))
-            self.staleness_s.append(now - chunk.since)
+            staleness.append(now - chunk.since)
         if changed:
             rows_changed = torch.unique(torch.cat(changed))
             engine.index.refresh(learner.item_vectors(), rows_changed)
-            log.debug("items_folded", records=len(values), items=int(rows_changed.numel()))
+            self.staleness_s += staleness
+            # staleness: from the oldest change a record carries to its rows being searchable here
+            log.info(
+                "items_folded",
+                records=len(changed),
+                items=int(rows_changed.numel()),
+                staleness_ms=round(1000 * max(staleness), 1),
+            )
 
     def close(self) -> None:
         """Send what is unsent, then close the clients (after the consumer's last revoke)."""

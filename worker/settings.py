@@ -71,10 +71,11 @@ class KafkaSettings(BaseSettings):
     @model_validator(mode="after")
     def _sync_topics_apart(self) -> KafkaSettings:
         names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
-        if len(set(names)) != len(names):
+        if self.topic != self.dlq_topic and len(set(names)) != len(names):
             raise ValueError(
-                "RECSTREAM_KAFKA_TOPIC, _DLQ_TOPIC, _STATE_TOPIC and _ITEMS_TOPIC must all "
-                f"differ (got {', '.join(names)})"
+                "RECSTREAM_KAFKA_STATE_TOPIC and RECSTREAM_KAFKA_ITEMS_TOPIC must differ from "
+                "each other, RECSTREAM_KAFKA_TOPIC and RECSTREAM_KAFKA_DLQ_TOPIC "
+                f"(got {', '.join(names)})"
             )
         return self
 

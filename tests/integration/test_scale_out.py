@@ -114,9 +114,15 @@ def test_two_workers_share_items_and_commit_every_click(
             lists = [_list(redis_client, names, u) for u, _, _ in fresh]
             return any(rec is not None and "hot-item" in rec["items"] for rec in lists)
 
-        assert wait_until(hot_on_b, 30, 1.0), b.tail()
-        staleness = time.monotonic() - sent_hot
-        assert staleness < 30
+        assert wait_until(hot_on_b, 30, 0.5), b.tail()
+        to_list_s = time.monotonic() - sent_hot
+        folded = [e["staleness_ms"] for e in b.events("items_folded")]
+        print(  # noqa: T201  (the measured figure, for docs/scaling.md; pytest -s shows it)
+            f"staleness: hot item sent -> in B's lists {to_list_s:.2f} s; "
+            f"B's fold staleness p50 {sorted(folded)[len(folded) // 2]:.0f} ms, "
+            f"max {max(folded):.0f} ms over {len(folded)} folds"
+        )
+        assert to_list_s < 10  # item sync 0.5 s, lists republished every 0.5 s here
         assert users_b
         total = len(clicks) + len(hot)
         assert wait_until(lambda: sum(committed(names.group, names.topic).values()) >= total, 60)

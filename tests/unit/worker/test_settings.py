@@ -278,3 +278,15 @@ def test_readme_documents_exactly_the_settings_that_exist() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     documented = set(re.findall(r"`(RECSTREAM_[A-Z0-9_]+)`", readme))
     assert documented == _env_names()
+
+
+def test_the_scale_out_topics_must_differ_from_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state topic named like the input would mix user state into the clicks: refused."""
+    message = _error(monkeypatch, RECSTREAM_KAFKA_TOPIC="t", RECSTREAM_KAFKA_STATE_TOPIC="t")
+    assert "RECSTREAM_KAFKA_STATE_TOPIC" in message
+
+
+def test_scale_out_intervals_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero item-sync interval is refused, naming the variable."""
+    assert "RECSTREAM_ITEM_SYNC_S" in _error(monkeypatch, RECSTREAM_ITEM_SYNC_S="0")
+    assert "RECSTREAM_STATE_FLUSH_S" in _error(monkeypatch, RECSTREAM_STATE_FLUSH_S="inf")
