@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-gpu faults lint bench bench-quick eval clean
+.PHONY: install demo dashboard test test-gpu faults lint bench bench-quick eval clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/recstream demo
+
+# Writes docs/img/dashboard.png: the Grafana dashboard's panels drawn from /metrics scrapes of a
+# demo (60k clicks at 1,000/s, about 80 s); needs matplotlib (the `eval` extra).
+dashboard: $(EVAL_STAMP)
+	$(BIN)/recstream dashboard --out docs/img/dashboard.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from models.errors import CheckpointError, ModelError
+from models.errors import ModelError, StateError
 from models.idmap import IdMap
+from models.state import JSON, StateDict, sequence
 
 HIDDEN = ("remove", "ban")
 
@@ -61,18 +62,17 @@ class Catalogue:
         rows = items.lookup(list(self._hidden))
         return rows[rows >= 0]
 
-    def state_dict(self) -> dict[str, object]:
-        """The hidden ids, JSON-able, for the checkpoint."""
-        return {"hidden": sorted([item, op] for item, op in self._hidden.items())}
+    def state_dict(self) -> StateDict:
+        """The hidden ids as `[item, op]` pairs (JSON), for the checkpoint."""
+        pairs: list[JSON] = [[item, op] for item, op in sorted(self._hidden.items())]
+        return {"hidden": pairs}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        """Replace the hidden ids with a checkpoint's; `CheckpointError` if malformed."""
-        pairs = state.get("hidden", [])
-        if not isinstance(pairs, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and p[1] in HIDDEN  # noqa: PLR2004
-            for p in pairs
-        ):
-            msg = "catalogue state: expected [[item, remove|ban], ...]"
-            raise CheckpointError(msg)
-        self._hidden = {str(p[0]): str(p[1]) for p in pairs}
+    def load_state_dict(self, state: StateDict) -> None:
+        """Replace the hidden ids with a checkpoint's; `StateError` if malformed."""
+        hidden: dict[str, str] = {}
+        for pair in sequence(state, "hidden"):
+            if not (isinstance(pair, list) and len(pair) == 2 and pair[1] in HIDDEN):  # noqa: PLR2004
+                raise StateError(f"hidden: expected [item, remove|ban], got {pair!r}")
+            hidden[str(pair[0])] = str(pair[1])
+        self._hidden = hidden
         self.version += 1

@@ -1,60 +1,80 @@
-"""Model state on disk: safetensors for tensors, a JSON manifest for ids and offsets.
+"""Model state on disk: the parts' state dicts, tensors in safetensors, the rest in JSON.
 
-Written atomically (temporary files, fsync, rename; the manifest last and
-holding the tensor file's SHA-256), so a crash mid-write leaves either the
-previous checkpoint or a manifest-less file that `load_latest` ignores and
-`models.checkpoint_dir` removes at the next start. A write the disk refuses
-(full, read-only, a file where the directory was) raises `CheckpointError`
-and leaves none of its files behind. No pickle anywhere: safetensors holds
-only raw tensors.
+Each stateful part gives its own `state_dict()` (see `models.state`); this
+module only names them (`learner.`, `history.`, `rows.`), stores them, checks
+them and hands them back to `load_state_dict()`. Saving is two steps, so the
+slow one can run beside the learner: `snapshot` copies all state to host
+memory at a batch boundary (no file I/O), and `write_snapshot` writes it.
 
-Format 2 (bounded rows): the id lists hold null for a free row (a hole), the
-manifest holds each kind's pending occurrence counts, and the tensors hold
-each row's last sight. Format 1 (no holes) still loads: last sights are
-taken from the seen history (users) and its newest event time (items).
+A write is atomic (temporary files, fsync, rename; the manifest last and
+holding the tensor file's SHA-256 and every tensor's shape), so a crash
+mid-write leaves either the previous checkpoint or a manifest-less file that
+`load_latest` ignores and `models.checkpoint_dir` removes at the next start. A
+write the disk refuses (full, read-only, a file where the directory was)
+raises `CheckpointError` and leaves none of its files behind, and so does a
+checkpoint that cannot be read back. No pickle anywhere: safetensors holds
+only raw tensors. Formats 1 to 5 (a flat layout) still load, through
+`models.old_checkpoints`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from models.errors import CheckpointError
+from models.errors import CheckpointError, StateError
 from models.history import SeenHistory
-from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
-from models.rows import RowPolicy, RowState
+from models.old_checkpoints import from_flat
+from models.rows import RowLimits, RowPolicy
+from models.state import JSON, StateDict, integer, part, prefixed, rows_of, sequence, value
 
 # 1: tables and history; 2: + row policy state (free rows, last sight, pending counts);
 # 3: + the learner's recent-item context (context table and recent-item buffers);
 # 4: + the popularity prior (per-item log mass, its reference time and clock);
-# 5: + item-to-item transitions (successor rings) and the choice of their weight.
-FORMAT = 5
-_READABLE = (1, 2, 3, 4, 5)
+# 5: + item-to-item transitions (successor rings) and the choice of their weight;
+# 6: the parts' own state dicts under dotted names (tensors by name, the rest in "state").
+FORMAT = 6
+_READABLE = (1, 2, 3, 4, 5, 6)
 _KEEP = 3  # newest checkpoints kept; older ones are removed after a successful write
+_UNBOUNDED = RowLimits(max_rows=1 << 62)  # to check a row state without any cap
 
 
 @dataclass
 class Restored:
-    """A loaded checkpoint, and why newer candidates were skipped."""
+    """A loaded checkpoint, and why newer candidates were skipped.
+
+    `rows` is the row policy's state dict, for `RowPolicy.over` with the
+    caller's limits (stand-ins from the seen history when none was saved).
+    """
 
     learner: OnlineLearner
     history: SeenHistory
     offsets: dict[tuple[str, int], int]
     path: Path
-    rows: RowState
+    rows: StateDict
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one checkpoint holds, copied to host memory; later learning cannot change it."""
+
+    state: StateDict  # dotted names: tensors on the CPU (copies) and plain JSON values
+    config: dict[str, JSON]  # the learner's, to build one to load the state into
+    history_length: int
+    offsets: list[JSON]  # [topic, partition, offset] triples, sorted
+    created_at: float
 
 
 def _sha256(path: Path) -> str:
@@ -75,23 +95,38 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def save(
-    directory: Path,
+def snapshot(
     learner: OnlineLearner,
     history: SeenHistory,
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
-) -> Path:
-    """Write one checkpoint (with the row policy's state, if given); returns the manifest's path.
+) -> Snapshot:
+    """Copy all state to host memory at a batch boundary: fast, no file I/O.
 
-    Raises `CheckpointError` if the file system refuses any part of it; every
-    file of this attempt is removed first, so a failure leaves the directory
-    as it was.
+    The copies share no memory with the parts, so the learner may go on
+    learning while `write_snapshot` writes them.
+    """
+    state = prefixed("learner", learner.state_dict())
+    state |= prefixed("history", history.state_dict(learner.user_table.rows))
+    if rows is not None:
+        state |= prefixed("rows", rows.state_dict())
+    config: dict[str, JSON] = dataclasses.asdict(learner.config)
+    triples: list[JSON] = [[t, p, o] for (t, p), o in sorted(offsets.items())]
+    return Snapshot(state, config, history.length, triples, time.time())
+
+
+def write_snapshot(directory: Path, snapshot: Snapshot) -> Path:
+    """Write one snapshot as a checkpoint and prune old ones; returns the manifest's path.
+
+    The slow part of a save, safe on a background thread (it reads only the
+    snapshot), one writer per directory at a time. Raises `CheckpointError`
+    if the file system refuses any part of it; every file of this attempt is
+    removed first, so a failure leaves the directory as it was.
     """
     stamp = f"{time.time_ns()}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        manifest_path = _write(directory, stamp, learner, history, offsets, rows)
+        manifest_path = _write(directory, stamp, snapshot)
     except (OSError, SafetensorError) as exc:
         for path in directory.glob(f"ckpt-{stamp}.*"):
             with contextlib.suppress(OSError):
@@ -101,47 +136,21 @@ def save(
     return manifest_path
 
 
-def _write(
+def save(
     directory: Path,
-    stamp: str,
     learner: OnlineLearner,
     history: SeenHistory,
     offsets: dict[tuple[str, int], int],
-    rows: RowPolicy | None,
+    rows: RowPolicy | None = None,
 ) -> Path:
+    """`snapshot` then `write_snapshot`, in the caller's thread; returns the manifest's path."""
+    return write_snapshot(directory, snapshot(learner, history, offsets, rows))
+
+
+def _write(directory: Path, stamp: str, snapshot: Snapshot) -> Path:
+    tensors = {k: v for k, v in snapshot.state.items() if isinstance(v, torch.Tensor)}
+    values = {k: v for k, v in snapshot.state.items() if not isinstance(v, torch.Tensor)}
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
-    users, items = learner.user_table, learner.item_table
-    recent_rows = min(learner.recent.capacity, users.rows)
-    tensors = {
-        "user_weight": users.weight[: users.rows].contiguous().cpu(),
-        "user_grad_sq": users.grad_sq[: users.rows].contiguous().cpu(),
-        "item_weight": items.weight[: items.rows].contiguous().cpu(),
-        "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
-        "context_weight": learner.context_table.weight[: learner.context_table.rows]
-        .contiguous()
-        .cpu(),
-        "context_grad_sq": learner.context_table.grad_sq[: learner.context_table.rows]
-        .contiguous()
-        .cpu(),
-        "recent_items": learner.recent.items[:recent_rows].contiguous().cpu(),
-        "recent_written": learner.recent.written[:recent_rows].contiguous().cpu(),
-        "history_items": history.items[: users.rows].contiguous().cpu(),
-        "history_written": history.written[: users.rows].contiguous().cpu(),
-        "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),
-    }
-    prior = learner.prior
-    if learner.config.popularity_weight:
-        tensors["prior_log_mass"] = prior.log_mass[: items.rows].contiguous().cpu()
-    transition = learner.transition
-    if transition is not None:
-        for name, tensor in transition.table.state_dict(items.rows).items():
-            tensors[f"transition_{name}"] = tensor
-    pending: dict[str, list[tuple[str, int]]] = {"users": [], "items": []}
-    if rows is not None:
-        state = rows.state()
-        tensors["user_last_seen"] = torch.from_numpy(state.user_last_seen[: users.rows].copy())
-        tensors["item_last_seen"] = torch.from_numpy(state.item_last_seen[: items.rows].copy())
-        pending = {"users": state.pending_users, "items": state.pending_items}
     tmp = tensors_path.with_suffix(".safetensors.tmp")
     save_file(tensors, str(tmp))
     with tmp.open("rb") as handle:
@@ -149,20 +158,14 @@ def _write(
     tmp.replace(tensors_path)
     manifest = {
         "format": FORMAT,
-        "created_at": time.time(),
+        "created_at": snapshot.created_at,
         "tensors": tensors_path.name,
         "sha256": _sha256(tensors_path),
-        "config": learner.config.__dict__,
-        "history_length": history.length,
-        "steps": learner.steps,
-        "prior_ref": prior.ref,
-        "prior_clock": prior.clock if math.isfinite(prior.clock) else None,
-        "transition_selector": transition.selector.state_dict() if transition else None,
-        "users": learner.users.ids(),
-        "items": learner.items.ids(),
-        "pending_users": pending["users"],
-        "pending_items": pending["items"],
-        "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())],
+        "shapes": {name: list(t.shape) for name, t in sorted(tensors.items())},
+        "config": snapshot.config,
+        "history_length": snapshot.history_length,
+        "offsets": snapshot.offsets,
+        "state": values,
     }
     manifest_path = directory / f"ckpt-{stamp}.json"
     write_atomically(manifest_path, json.dumps(manifest).encode())
@@ -178,103 +181,101 @@ def _prune(directory: Path) -> None:
 
 
 def _load(manifest_path: Path, device: torch.device) -> Restored:
-    manifest = json.loads(manifest_path.read_text())
+    """Read, verify and restore one checkpoint; `CheckpointError` says why one cannot be."""
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable manifest: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise CheckpointError("the manifest is not a JSON object")
     if manifest.get("format") not in _READABLE:
-        raise ValueError(f"unknown format {manifest.get('format')!r} (this version reads 1 to 5)")
-    tensors_path = manifest_path.parent / manifest["tensors"]
-    if _sha256(tensors_path) != manifest["sha256"]:
-        raise ValueError("tensor file does not match its checksum")
-    tensors = load_file(str(tensors_path), device="cpu")
-    users, items = manifest["users"], manifest["items"]
-    if tensors["user_weight"].shape[0] != len(users) or tensors["item_weight"].shape[0] != len(
-        items
-    ):
-        raise ValueError("row counts do not match the id lists")
-    learner = OnlineLearner(LearnerConfig(**manifest["config"]), device)
-    learner.users, learner.items = IdMap(users), IdMap(items)
-    learner.sync_rows()
-    learner.steps = int(manifest["steps"])
-    learner.user_table.weight[: len(users)] = tensors["user_weight"].to(device)
-    learner.user_table.grad_sq[: len(users)] = tensors["user_grad_sq"].to(device)
-    learner.item_table.weight[: len(items)] = tensors["item_weight"].to(device)
-    learner.item_table.grad_sq[: len(items)] = tensors["item_grad_sq"].to(device)
-    if learner.config.recent_items and "context_weight" in tensors:  # formats 1 and 2: fresh
-        context = learner.context_table
-        context.weight[: context.rows] = tensors["context_weight"].to(device)
-        context.grad_sq[: context.rows] = tensors["context_grad_sq"].to(device)
-        recent = learner.recent
-        held = int(tensors["recent_items"].shape[0])
-        recent.items[:held] = tensors["recent_items"].to(device)
-        recent.written[:held] = tensors["recent_written"].to(device)
-    _restore_prior(learner, manifest, tensors)
-    _restore_transitions(learner, manifest, tensors)
-    history = SeenHistory(int(manifest["history_length"]), device)
-    history.ensure_users(len(users))
-    history.items[: len(users)] = tensors["history_items"].to(device)
-    history.written[: len(users)] = tensors["history_written"].to(device)
-    history.last_ts[: len(users)] = tensors["history_last_ts"].to(device)
-    offsets = {(str(t), int(p)): int(o) for t, p, o in manifest["offsets"]}
-    return Restored(learner, history, offsets, manifest_path, _row_state(manifest, tensors))
+        raise CheckpointError(
+            f"unknown format {manifest.get('format')!r} (this version reads 1 to {FORMAT})"
+        )
+    try:
+        return _restore(manifest_path, manifest, device)
+    except StateError as exc:
+        raise CheckpointError(f"the state does not fit: {exc}") from exc
 
 
-def _restore_transitions(
-    learner: OnlineLearner, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
-) -> None:
-    """Transitions and the choice of their weight as saved; formats 1 to 4 start them fresh."""
-    transition = learner.transition
-    if transition is None or "transition_successors" not in tensors:
-        return
-    prefix = "transition_"
-    transition.table.load_state_dict(
-        {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-    )
-    transition.table.ensure_rows(learner.items.extent)
-    selector = manifest.get("transition_selector")
-    if isinstance(selector, dict):
-        transition.selector.load_state_dict(selector)
+def _restore(manifest_path: Path, manifest: dict[str, JSON], device: torch.device) -> Restored:
+    tensors = _tensors(manifest_path.parent, manifest)
+    if manifest["format"] == FORMAT:
+        state = _state(manifest, tensors)
+    else:
+        state = from_flat(manifest, tensors)
+    config = value(manifest, "config")
+    length = integer(manifest, "history_length")
+    if not isinstance(config, dict) or length < 1:
+        raise CheckpointError("the manifest's config or history length is malformed")
+    try:
+        learner = OnlineLearner(LearnerConfig(**config), device)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"the manifest's learner config is refused: {exc}") from exc
+    learner.load_state_dict(part(state, "learner"), strict=manifest["format"] == FORMAT)
+    history = SeenHistory(length, device)
+    history.load_state_dict(part(state, "history"))
+    if rows_of(state, "history.items") > learner.users.extent:
+        raise CheckpointError("the seen history holds more users than the id map")
+    history.ensure_users(learner.users.extent)
+    rows = part(state, "rows") or _stand_in_rows(learner, history)
+    RowPolicy.over(learner.users, learner.items, _UNBOUNDED, _UNBOUNDED, rows)  # checks it
+    offsets = _offsets(sequence(manifest, "offsets"))
+    return Restored(learner, history, offsets, manifest_path, rows)
 
 
-def _restore_prior(
-    learner: OnlineLearner, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
-) -> None:
-    """The popularity prior as saved; formats 1 to 3 start it fresh.
+def _tensors(directory: Path, manifest: dict[str, JSON]) -> dict[str, torch.Tensor]:
+    """The tensor file's contents, once its checksum (and, from format 6, shapes) match."""
+    name, digest = manifest.get("tensors"), manifest.get("sha256")
+    if not isinstance(name, str) or Path(name).name != name or not isinstance(digest, str):
+        raise CheckpointError("the manifest names no tensor file in its directory")
+    try:
+        if _sha256(directory / name) != digest:
+            raise CheckpointError("tensor file does not match its checksum")
+        tensors = load_file(str(directory / name), device="cpu")
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"unreadable tensor file: {exc}") from exc
+    if manifest["format"] == FORMAT:
+        shapes = {k: list(t.shape) for k, t in sorted(tensors.items())}
+        if manifest.get("shapes") != shapes:
+            raise CheckpointError("tensor shapes do not match the manifest")
+    return tensors
 
-    An older checkpoint's bias column is the learned bias alone: every item gets `L = 0`
-    (as if clicked once at the reference time) so that column stays consistent, and
-    the prior takes over from the next batch.
+
+def _state(manifest: dict[str, JSON], tensors: dict[str, torch.Tensor]) -> StateDict:
+    values = manifest.get("state")
+    if not isinstance(values, dict) or values.keys() & tensors.keys():
+        raise CheckpointError("the manifest's state is malformed")
+    state: StateDict = dict(tensors)
+    state.update(values)
+    return state
+
+
+def _stand_in_rows(learner: OnlineLearner, history: SeenHistory) -> StateDict:
+    """Row state for a checkpoint saved without one (format 1, or no row policy given).
+
+    Users: their newest event; items: the newest event of all (no sight is older).
     """
-    if not learner.config.popularity_weight:
-        return
-    prior, rows = learner.prior, learner.item_table.rows
-    prior.ensure_rows(rows)
-    if "prior_log_mass" not in tensors:
-        prior.log_mass[:rows] = 0.0  # neutral: the saved bias column is the learned bias alone
-        return
-    prior.log_mass[:rows] = tensors["prior_log_mass"].to(learner.device)
-    ref, clock = manifest.get("prior_ref"), manifest.get("prior_clock")
-    prior.ref = float(ref) if isinstance(ref, (int, float)) else 0.0
-    prior.clock = float(clock) if isinstance(clock, (int, float)) else -math.inf
+    user_seen = history.last_ts[: learner.users.extent].double().cpu()
+    newest = max(0.0, float(user_seen.max())) if user_seen.numel() else 0.0
+    item_seen = torch.full((learner.items.extent,), newest, dtype=torch.float64)
+    return {
+        "users.last_seen": user_seen.clone(),
+        "users.pending.counts": [],
+        "items.last_seen": item_seen,
+        "items.pending.counts": [],
+    }
 
 
-def _row_state(manifest: dict[str, object], tensors: dict[str, torch.Tensor]) -> RowState:
-    """The row policy's state; a format 1 checkpoint (or one saved without it) gets stand-ins."""
-    user_ts = tensors["history_last_ts"].double().numpy()
-    if "user_last_seen" in tensors:
-        user_seen = tensors["user_last_seen"].double().numpy()
-        item_seen = tensors["item_last_seen"].double().numpy()
-    else:  # users: their newest event; items: the newest event of all (no sight is older)
-        user_seen = user_ts.copy()
-        item_seen = np.full(tensors["item_weight"].shape[0], user_ts.max(initial=0.0))
-    pending_users = manifest.get("pending_users") or []
-    pending_items = manifest.get("pending_items") or []
-    if not isinstance(pending_users, list) or not isinstance(pending_items, list):
-        raise TypeError("pending counts must be lists of [id, count]")
-    return RowState(
-        user_seen,
-        item_seen,
-        [(str(key), int(count)) for key, count in pending_users],
-        [(str(key), int(count)) for key, count in pending_items],
-    )
+def _offsets(triples: list[JSON]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for triple in triples:
+        match triple:
+            case [str(topic), int(partition), int(offset)]:
+                offsets[topic, partition] = offset
+            case _:
+                raise CheckpointError(f"offset {triple!r} is not [topic, partition, offset]")
+    return offsets
 
 
 def newest_valid(
@@ -285,8 +286,8 @@ def newest_valid(
     for manifest_path in sorted(directory.glob("ckpt-*.json"), reverse=True):
         try:
             restored = _load(manifest_path, device)
-        except Exception as exc:  # noqa: BLE001  (any failure to verify or load means: skip it)
-            skipped.append((manifest_path.name, f"{type(exc).__name__}: {exc}"))
+        except CheckpointError as exc:
+            skipped.append((manifest_path.name, str(exc)))
             continue
         restored.skipped = skipped
         return restored, skipped

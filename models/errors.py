@@ -19,5 +19,9 @@ class ModelFitError(ModelError):
     """An update produced non-finite parameters; the batch was not applied."""
 
 
+class StateError(ModelError):
+    """A state dict does not fit the part asked to load it (another shape, a missing name)."""
+
+
 class CheckpointError(ModelError):
-    """A checkpoint could not be written, or its directory cannot hold one."""
+    """A checkpoint could not be written or read back, or its directory cannot hold one."""

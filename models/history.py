@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.growth import grown_capacity
+from models.state import StateDict, host_copy, rows_of, tensor
 
 
 class SeenHistory:
@@ -44,6 +45,32 @@ class SeenHistory:
         last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
         last_ts[: self.capacity] = self.last_ts
         self.items, self.written, self.last_ts = items, written, last_ts
+
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """Copies of the buffers of the first `rows` user rows (all allocated by default).
+
+        The history does not know which rows its owner uses, so the owner says.
+        """
+        used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
+        return {
+            "items": host_copy(self.items[used]),
+            "written": host_copy(self.written[used]),
+            "last_ts": host_copy(self.last_ts[used]),
+        }
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Hold the rows of `state_dict()` output (copied in) of a history as long as this one."""
+        rows = rows_of(state, "items")
+        items = tensor(state, "items", (rows, self.length), torch.int64)
+        written = tensor(state, "written", (rows,), torch.int64)
+        last_ts = tensor(state, "last_ts", (rows,), torch.float64)
+        capacity = grown_capacity(0, rows, self.max_users)
+        self.items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
+        self.written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
+        self.last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
+        self.items[:rows] = items.to(self.device)
+        self.written[:rows] = written.to(self.device)
+        self.last_ts[:rows] = last_ts.to(self.device)
 
     def reset(self, users: torch.Tensor) -> None:
         """Forget `users` (rows handed to new users): no items, no clicks, no event time."""

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from models.errors import ModelError
+from models.errors import ModelError, StateError
+from models.state import JSON, StateDict, sequence
 
 
 class IdMap:
@@ -31,6 +32,9 @@ class IdMap:
 
     def __init__(self, ids: Iterable[str | None] = ()) -> None:
         """Start empty, or from ids in row order, None for a hole (as checkpoints store them)."""
+        self._fill(ids)
+
+    def _fill(self, ids: Iterable[str | None]) -> None:
         self._row: dict[str, int] = {}
         self._ids: npt.NDArray[np.object_] = np.empty(1024, dtype=object)
         self._live: npt.NDArray[np.bool_] = np.zeros(1024, dtype=bool)
@@ -45,6 +49,19 @@ class IdMap:
             else:
                 self._set(row, key)
         self._free.reverse()  # the lowest hole is reused first after a restore
+
+    def state_dict(self) -> StateDict:
+        """Every row's id in row order, None for a hole: holes are state (their rows exist)."""
+        ids: list[JSON] = list(self.ids())
+        return {"ids": ids}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Take `state_dict()` output in place (holders of this map see the new ids)."""
+        ids = [key for key in sequence(state, "ids") if key is None or isinstance(key, str)]
+        named = [key for key in ids if key is not None]
+        if len(ids) != len(sequence(state, "ids")) or len(set(named)) != len(named):
+            raise StateError("ids: every entry must be a distinct string or null")
+        self._fill(ids)  # checked first: a refused state leaves the map as it was
 
     def __len__(self) -> int:
         """Number of live ids (rows in use)."""

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import torch
 
-from models.errors import ModelError, ModelFitError
+from models.errors import ModelError, ModelFitError, StateError
 from models.history import SeenHistory
 from models.idmap import IdMap
 from models.mixing import WeightSelector
 from models.prior import FLOOR, PopularityPrior
 from models.seeded import seeded_normal
+from models.state import StateDict, integer, part, prefixed, rows_of, sequence
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
 
@@ -196,6 +197,64 @@ class OnlineLearner:
             context[:, -1] = 0.0
             self.context_table.weight[rows] = context
 
+    def state_dict(self) -> StateDict:
+        """Everything learned, by part: id maps, tables, recent items, prior, transitions, steps.
+
+        The config is not state (the learner is built from it first) and the
+        random generator is not kept: a restored learner samples afresh.
+        """
+        users, items = self.users.extent, self.items.extent
+        state: StateDict = {"steps": self.steps}
+        state |= prefixed("users", self.users.state_dict())
+        state |= prefixed("items", self.items.state_dict())
+        state |= prefixed("user_table", self.user_table.state_dict())
+        state |= prefixed("item_table", self.item_table.state_dict())
+        state |= prefixed("context_table", self.context_table.state_dict())
+        state |= prefixed("recent", self.recent.state_dict(users))
+        if self.config.popularity_weight:
+            state |= prefixed("prior", self.prior.state_dict(items))
+        if self.transition is not None:
+            state |= prefixed("transition", self.transition.state_dict(items))
+        return state
+
+    def load_state_dict(self, state: StateDict, *, strict: bool = True) -> None:
+        """Restore `state_dict()` output of a learner with this config, part by part.
+
+        Row counts are checked against the id maps before anything changes.
+        With `strict=False` the parts older checkpoints lack (the recent-item
+        context, transitions) start fresh, as on a new learner.
+        """
+        users = len(sequence(part(state, "users"), "ids"))
+        items = len(sequence(part(state, "items"), "ids"))
+        wanted = {"user_table.weight": users, "item_table.weight": items}
+        if self.config.recent_items:
+            wanted["context_table.weight"] = items
+        if self.config.popularity_weight:  # never optional: the bias column holds beta * L
+            wanted["prior.log_mass"] = items
+        optional = ["context_table", "recent"] + (["transition"] if self.transition else [])
+        present = {name for name in optional if any(key.startswith(f"{name}.") for key in state)}
+        if strict and (missing := [name for name in optional if name not in present]):
+            raise StateError(f"missing parts: {', '.join(missing)}")
+        for name, rows in wanted.items():
+            owner = name.split(".")[0]
+            if owner in optional and owner not in present:
+                continue
+            if (held := rows_of(state, name)) != rows:
+                raise StateError(f"{name} holds {held} rows, the id map {rows}")
+        self.steps = integer(state, "steps")
+        self.users.load_state_dict(part(state, "users"))
+        self.items.load_state_dict(part(state, "items"))
+        self.user_table.load_state_dict(part(state, "user_table"))
+        self.item_table.load_state_dict(part(state, "item_table"))
+        if self.config.recent_items and "context_table" in present:
+            self.context_table.load_state_dict(part(state, "context_table"))
+            self.recent.load_state_dict(part(state, "recent"))
+        if self.config.popularity_weight:
+            self.prior.load_state_dict(part(state, "prior"))
+        if self.transition is not None and "transition" in present:
+            self.transition.load_state_dict(part(state, "transition"))
+        self.sync_rows()  # parts that start fresh get their rows
+
     @property
     def _transition_window(self) -> int:
         """Transitions pair a click with the recent items, so they reach back no further."""
@@ -301,6 +360,13 @@ class OnlineLearner:
         bias = self.item_table.weight[:, -1]
         bias.index_add_(0, rows, (self.config.popularity_weight * delta).to(bias.dtype))
         return rows
+
+    def count_clicks(self, items: torch.Tensor, weights: torch.Tensor, event_ts: float) -> None:
+        """Fold clicks into the popularity prior alone, no gradient step (a warm start's counts)."""
+        if self.config.popularity_weight and items.numel():
+            self.sync_rows()
+            times = torch.full((1,), event_ts, dtype=torch.float64, device=self.device)
+            self._fold_prior(items.to(self.device), weights.to(self.device), times)
 
     def transition_shares(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The transition score of user rows as unweighted `(item rows, share)` pairs, if any."""

@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from models.errors import StateError
+from models.state import JSON, StateDict, integer, sequence
+
 
 class WeightSelector:
     """Decayed hit counts per candidate weight, and the weight that leads."""
@@ -46,15 +49,20 @@ class WeightSelector:
         if self.hits[best] > self.hits[self.current]:
             self.current = best
 
-    def state_dict(self) -> dict[str, object]:
-        """What a checkpoint keeps."""
-        return {"hits": self.hits.tolist(), "current": self.current, "observed": self.observed}
+    def state_dict(self) -> StateDict:
+        """The decayed hit counts, the weight in use and the events observed (plain values)."""
+        hits: list[JSON] = [float(h) for h in self.hits]
+        return {"hits": hits, "current": self.current, "observed": self.observed}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        """Restore `state_dict()` output written over the same grid."""
-        hits = np.asarray(state["hits"], dtype=np.float64)
-        if hits.shape != self.hits.shape:
-            raise ValueError(f"selector grid of {hits.size} weights, expected {self.hits.size}")
-        self.hits = hits
-        self.current = int(state["current"])  # type: ignore[call-overload]
-        self.observed = int(state["observed"])  # type: ignore[call-overload]
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output written over a grid of as many weights."""
+        hits = sequence(state, "hits")
+        if len(hits) != self.hits.size or not all(
+            isinstance(h, (int, float)) and not isinstance(h, bool) for h in hits
+        ):
+            raise StateError(f"selector grid of {len(hits)} weights, expected {self.hits.size}")
+        current, observed = integer(state, "current"), integer(state, "observed")
+        if not 0 <= current < self.hits.size:
+            raise StateError(f"current weight {current} is off the grid of {self.hits.size}")
+        self.hits = np.asarray(hits, dtype=np.float64)
+        self.current, self.observed = current, observed

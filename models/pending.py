@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from models.errors import StateError
+from models.state import JSON, StateDict, sequence
+
 
 class PendingCounts:
     """Sightings of ids that have no row yet, in a dict of bounded size.
@@ -60,3 +63,21 @@ class PendingCounts:
     def items(self) -> list[tuple[str, int]]:
         """(id, count) pairs, least recently counted first."""
         return list(self._counts.items())
+
+    def state_dict(self) -> StateDict:
+        """The counts as `[id, count]` pairs, least recently counted first (order is recency)."""
+        counts: list[JSON] = [[key, count] for key, count in self._counts.items()]
+        return {"counts": counts}
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Count from `state_dict()` output alone (what was counted before is dropped)."""
+        pairs: list[tuple[str, int]] = []
+        for pair in sequence(state, "counts"):
+            match pair:
+                case [str(key), int(count)] if not isinstance(count, bool):
+                    pairs.append((key, count))
+                case _:
+                    raise StateError(f"counts: {pair!r} is not an [id, count] pair")
+        self._counts = {}
+        for key, count in pairs:
+            self._put(key, count)

@@ -7,6 +7,7 @@ import math
 import torch
 
 from models.growth import grown_capacity
+from models.state import StateDict, host_copy, number, rows_of, tensor, value
 
 FLOOR = -1.0e3  # log mass of an item never clicked (or decayed past any use): ranks last
 _REBASE = 32.0  # rebase once the clock runs this many time constants past the reference
@@ -49,6 +50,29 @@ class PopularityPrior:
         grown = torch.full((capacity,), FLOOR, dtype=torch.float64, device=self.device)
         grown[: self.capacity] = self.log_mass
         self.log_mass = grown
+
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """A copy of the first `rows` log masses (all by default), the reference and the clock.
+
+        A clock that never ran is None: JSON has no infinity.
+        """
+        used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
+        return {
+            "log_mass": host_copy(self.log_mass[used]),
+            "ref": self.ref,
+            "clock": self.clock if math.isfinite(self.clock) else None,
+        }
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Hold the rows of `state_dict()` output (copied in), its reference and clock."""
+        rows = rows_of(state, "log_mass")
+        log_mass = tensor(state, "log_mass", (rows,), torch.float64)
+        ref = number(state, "ref")
+        clock = -math.inf if value(state, "clock") is None else number(state, "clock")
+        capacity = grown_capacity(0, rows, self.max_rows)
+        self.log_mass = torch.full((capacity,), FLOOR, dtype=torch.float64, device=self.device)
+        self.log_mass[:rows] = log_mass.to(self.device)
+        self.ref, self.clock = ref, clock
 
     def reset(self, rows: torch.Tensor) -> None:
         """Forget the clicks of `rows` (rows handed to new items)."""

@@ -28,9 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from models.idmap import IdMap
 from models.pending import PendingCounts
+from models.state import StateDict, part, prefixed, tensor
 
 _EMPTY = np.empty(0, dtype=np.int64)
 DEFAULT_PENDING_CAPACITY = 1 << 20  # ids counted toward the threshold, per kind, at most
@@ -102,6 +104,19 @@ class RowKeeper:
     def last_seen(self) -> npt.NDArray[np.float64]:
         """Last sight (batch clock) per row up to `extent`; a hole keeps its old value."""
         return self._last_seen[: self.ids.extent]
+
+    def state_dict(self) -> StateDict:
+        """A copy of each row's last sight (up to `extent`) and the pending counts."""
+        last_seen = torch.from_numpy(self.last_seen.copy())
+        return {"last_seen": last_seen} | prefixed("pending", self.pending.state_dict())
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output taken over a map of this extent (restore the map first)."""
+        extent = self.ids.extent
+        last_seen = tensor(state, "last_seen", (extent,), torch.float64).numpy()
+        self.pending.load_state_dict(part(state, "pending"))
+        self._last_seen = np.zeros(max(1024, extent), dtype=np.float64)
+        self._last_seen[:extent] = last_seen
 
     def _ensure(self, extent: int) -> None:
         if extent > len(self._last_seen):
@@ -205,16 +220,6 @@ class BatchRows:
         return mask
 
 
-@dataclass(frozen=True)
-class RowState:
-    """What a checkpoint keeps of the row policy: last sights per row and pending counts."""
-
-    user_last_seen: npt.NDArray[np.float64]
-    item_last_seen: npt.NDArray[np.float64]
-    pending_users: list[tuple[str, int]]
-    pending_items: list[tuple[str, int]]
-
-
 class RowPolicy:
     """The user and item `RowKeeper`s, applied together to each batch."""
 
@@ -230,28 +235,24 @@ class RowPolicy:
         items: IdMap,
         user_limits: RowLimits,
         item_limits: RowLimits,
-        state: RowState | None = None,
+        state: StateDict | None = None,
     ) -> RowPolicy:
         """Keepers over a learner's id maps, from a checkpoint's `state` when there is one."""
-        if state is None:
-            return cls(RowKeeper(users, user_limits), RowKeeper(items, item_limits))
-        return cls(
-            RowKeeper(
-                users, user_limits, last_seen=state.user_last_seen, pending=state.pending_users
-            ),
-            RowKeeper(
-                items, item_limits, last_seen=state.item_last_seen, pending=state.pending_items
-            ),
+        policy = cls(RowKeeper(users, user_limits), RowKeeper(items, item_limits))
+        if state is not None:
+            policy.load_state_dict(state)
+        return policy
+
+    def state_dict(self) -> StateDict:
+        """Both keepers' state, under `users.` and `items.` (the limits are settings, not state)."""
+        return prefixed("users", self.users.state_dict()) | prefixed(
+            "items", self.items.state_dict()
         )
 
-    def state(self) -> RowState:
-        """A copy of the state a checkpoint keeps."""
-        return RowState(
-            self.users.last_seen.copy(),
-            self.items.last_seen.copy(),
-            self.users.pending.items(),
-            self.items.pending.items(),
-        )
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output over id maps restored first."""
+        self.users.load_state_dict(part(state, "users"))
+        self.items.load_state_dict(part(state, "items"))
 
     def admit(self, users: Sequence[str], items: Sequence[str], now: float) -> BatchRows:
         """Expire what is due, then give the batch's ids rows (evicting at a cap)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.growth import grown_capacity
+from models.state import StateDict, host_copy, rows_of, tensor
 
 
 class EmbeddingTable:
@@ -62,6 +63,25 @@ class EmbeddingTable:
             self.weight, self.grad_sq = weight, grad_sq
         self.weight[self.rows : rows] = self._fresh(rows - self.rows)
         self.grad_sq[self.rows : rows] = 0.0
+        self.rows = rows
+
+    def state_dict(self) -> StateDict:
+        """Copies of the used rows and their Adagrad sums (the row count is their length)."""
+        return {
+            "weight": host_copy(self.weight[: self.rows]),
+            "grad_sq": host_copy(self.grad_sq[: self.rows]),
+        }
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Hold exactly the rows of `state_dict()` output (copied in), with room to grow."""
+        rows = rows_of(state, "weight")
+        weight = tensor(state, "weight", (rows, self.dim), self.weight.dtype)
+        grad_sq = tensor(state, "grad_sq", (rows, 2), self.grad_sq.dtype)
+        capacity = grown_capacity(0, rows, self.max_rows)
+        self.weight = torch.empty(capacity, self.dim, device=self.device)
+        self.grad_sq = torch.zeros(capacity, 2, device=self.device)
+        self.weight[:rows] = weight.to(self.device)
+        self.grad_sq[:rows] = grad_sq.to(self.device)
         self.rows = rows
 
     def _fresh(self, count: int) -> torch.Tensor:

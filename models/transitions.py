@@ -16,6 +16,7 @@ import torch
 
 from models.growth import grown_capacity
 from models.mixing import WeightSelector
+from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
 
 
 class ItemTransitions:
@@ -70,25 +71,29 @@ class ItemTransitions:
         self.successors.masked_fill_(stale, -1)
         self.weights.masked_fill_(stale, 0.0)
 
-    def state_dict(self, rows: int | None = None) -> dict[str, torch.Tensor]:
-        """The rings of the first `rows` item rows (all by default), on the CPU."""
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """Copies of the rings of the first `rows` item rows (all allocated by default)."""
         used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
         return {
-            "successors": self.successors[used].contiguous().cpu(),
-            "weights": self.weights[used].contiguous().cpu(),
-            "written": self.written[used].contiguous().cpu(),
+            "successors": host_copy(self.successors[used]),
+            "weights": host_copy(self.weights[used]),
+            "written": host_copy(self.written[used]),
         }
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore `state_dict()` output of a table with as many slots."""
-        successors = state["successors"]
-        if tuple(successors.shape[1:]) != (self.slots,):
-            raise ValueError(
-                f"transitions of {tuple(successors.shape)}, expected (rows, {self.slots})"
-            )
-        self.successors = successors.to(self.device, torch.int32)
-        self.weights = state["weights"].to(self.device, torch.float32)
-        self.written = state["written"].to(self.device, torch.int64)
+    def load_state_dict(self, state: StateDict) -> None:
+        """Hold the rows of `state_dict()` output (copied in) of a table with as many slots."""
+        rows = rows_of(state, "successors")
+        successors = tensor(state, "successors", (rows, self.slots), torch.int32)
+        weights = tensor(state, "weights", (rows, self.slots), torch.float32)
+        written = tensor(state, "written", (rows,), torch.int64)
+        capacity = grown_capacity(0, rows, self.max_rows)
+        device = self.device
+        self.successors = torch.full((capacity, self.slots), -1, dtype=torch.int32, device=device)
+        self.weights = torch.zeros(capacity, self.slots, device=device)
+        self.written = torch.zeros(capacity, dtype=torch.int64, device=device)
+        self.successors[:rows] = successors.to(device)
+        self.weights[:rows] = weights.to(device)
+        self.written[:rows] = written.to(device)
 
     def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
         """Append each pair's `after` (with `weight`) to the ring of its `before` item row."""
@@ -158,6 +163,17 @@ class TransitionTerm:
     def weight(self) -> float:
         """The weight in use."""
         return self.selector.weight
+
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """The table's state (its first `rows` item rows) and the selector's, by prefix."""
+        return prefixed("table", self.table.state_dict(rows)) | prefixed(
+            "selector", self.selector.state_dict()
+        )
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output: the table first, then the choice of weight."""
+        self.table.load_state_dict(part(state, "table"))
+        self.selector.load_state_dict(part(state, "selector"))
 
     def shares(self, latest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(item rows, share)` per user from their last clicks (newest first), unweighted."""

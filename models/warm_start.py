@@ -42,8 +42,15 @@ def _balanced(vectors: Vectors) -> tuple[np.ndarray, np.ndarray | None]:
     return items * factor, users / factor
 
 
-def install_vectors(learner: OnlineLearner, vectors: Vectors) -> Installed:
-    """Give `vectors`' ids rows in `learner` and set them; the width must be the model's."""
+def install_vectors(
+    learner: OnlineLearner, vectors: Vectors, seen_at: float | None = None
+) -> Installed:
+    """Give `vectors`' ids rows in `learner` and set them; the width must be the model's.
+
+    With `seen_at`, each item also counts as clicked once then, so the popularity prior
+    lets it into lists before its first live click (without, a never-clicked item ranks
+    last whatever its vector, as a new one does).
+    """
     dim = learner.config.dim
     if vectors.dim != dim:
         raise VectorFileError(f"vectors are {vectors.dim} wide, the model {dim}")
@@ -60,6 +67,8 @@ def install_vectors(learner: OnlineLearner, vectors: Vectors) -> Installed:
         learner.item_table.weight[item_rows, dim] += torch.from_numpy(vectors.item_bias).to(device)
     if learner.config.recent_items:
         learner.context_table.weight[item_rows, :dim] = values
+    if seen_at is not None:
+        learner.count_clicks(item_rows, torch.ones(len(item_rows), device=device), seen_at)
     if user_rows is not None and user_vectors is not None:
         user_values = torch.from_numpy(np.ascontiguousarray(user_vectors)).to(device)
         learner.user_table.weight[user_rows, :dim] = user_values

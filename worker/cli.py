@@ -13,6 +13,10 @@ import structlog
 from worker.logs import configure_logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from worker.loop import Worker
     from worker.metrics import HealthServer
     from worker.settings import Settings
 
@@ -75,9 +79,11 @@ def run() -> None:
         log.exception("startup_failed", error=str(exc))
         _close(health)
         sys.exit(2)
+    metrics.watch_device(worker.engine.device)
     if health:
-        health.start(worker.live, worker.ready)
-        log.info("metrics_listening", port=health.port)
+        debug = _user_reader(worker) if settings.debug_endpoint else None
+        health.start(worker.live, worker.ready, debug)
+        log.info("metrics_listening", port=health.port, debug_endpoint=debug is not None)
     try:
         code = worker.run()
     except RecstreamError as exc:
@@ -86,6 +92,13 @@ def run() -> None:
     finally:
         _close(health)
     sys.exit(code)
+
+
+def _user_reader(worker: Worker) -> Callable[[str], dict[str, Any] | None]:
+    """`/debug/users/<id>`: the worker's live state of one user (read-only)."""
+    from worker.debug import describe_user
+
+    return lambda user: describe_user(worker.learner, worker.history, user)
 
 
 def _close(health: HealthServer | None) -> None:
@@ -98,7 +111,8 @@ def _close(health: HealthServer | None) -> None:
 @click.option("--rate", type=float, default=0.0, help="Events per second; 0 sends flat out.")
 @click.option("--limit", type=int, default=None, help="Send only the first N (in time order).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "udata", "dat", "csv"]), default="auto")
-def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
+def replay(path: Path, rate: float, limit: int | None, fmt: str, quiet: bool) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
     from models.errors import RecstreamError
     from stream.kafka import ClickProducer
@@ -109,7 +123,7 @@ def replay(path: Path, rate: float, limit: int | None, fmt: str) -> None:
     try:
         data = read_interactions(path, fmt)
         producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
-        sent = send_interactions(producer, data, rate=rate, limit=limit)
+        sent = send_interactions(producer, data, rate=rate, limit=limit, quiet=quiet)
     except RecstreamError as exc:  # a bad file or an unreachable broker: one line, exit 2
         log.error("replay_failed", path=str(path), error=str(exc))  # noqa: TRY400
         sys.exit(2)
@@ -149,6 +163,30 @@ def demo(
 
 
 @main.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/img/dashboard.png"),
+    show_default=True,
+)
+@click.option("--url", default=None, help="Scrape this /metrics URL instead of running a demo.")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="With --url.")
+@click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds per scrape.")
+@click.option("--events", type=int, default=60_000, show_default=True, help="Demo clicks.")
+@click.option("--rate", type=float, default=1_000.0, show_default=True, help="Demo clicks/s.")
+def dashboard(
+    out: Path, url: str | None, duration: float, interval: float, events: int, rate: float
+) -> None:
+    """Draw the Grafana dashboard's panels from /metrics scrapes (of a demo by default)."""
+    from worker.tools.dashboard import DashboardOptions, run_dashboard
+
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    options = DashboardOptions(out, url, duration, interval, events, rate)
+    report = run_dashboard(options)
+    click.echo(f"wrote {out} from {report['scrapes']} scrapes")
+
+
+@main.command()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
 @click.option("--quick", is_flag=True, help="About a minute: fewer sizes and repeats.")
 @click.option(
@@ -160,12 +198,15 @@ def demo(
 @click.option("--out", type=click.Path(path_type=Path), default=Path("docs/benchmarks-cpu.md"))
 @click.option("--plot", type=click.Path(path_type=Path), default=Path("docs/img/bench-cpu.png"))
 @click.option("--title", default="CPU", show_default=True)
-def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
+def bench(
+    device: str, quick: bool, data: Path | None, out: Path, plot: Path, title: str, quiet: bool
+) -> None:
     """Benchmark every stage and the whole path, with baselines; write markdown and a PNG."""
     from worker.tools.bench.suite import BenchOptions, run_bench
 
     configure_logging("console" if sys.stderr.isatty() else "json", "info")
-    run_bench(BenchOptions(device, quick, data, out, plot, title))
+    run_bench(BenchOptions(device, quick, data, out, plot, title, quiet))
     print(out.read_text())
 
 
@@ -272,6 +313,7 @@ def bench(device: str, quick: bool, data: Path | None, out: Path, plot: Path, ti
     help="Write the markdown page here (plots go to --img-dir).",
 )
 @click.option("--img-dir", type=click.Path(path_type=Path), default=Path("docs/img"))
+@click.option("--quiet", is_flag=True, help="No progress bars (none either when not a terminal).")
 def evaluate(
     paths: tuple[Path, ...],
     synthetic_events: int,
@@ -297,6 +339,7 @@ def evaluate(
     kafka_check: int,
     out: Path | None,
     img_dir: Path,
+    quiet: bool,
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""
     from worker.tools.evaluate.compare import run_through_kafka
@@ -353,11 +396,118 @@ def evaluate(
         out=out,
         img_dir=img_dir,
         command="recstream eval " + " ".join(sys.argv[2:]),
+        quiet=quiet,
     )
     if through_kafka:
         run_through_kafka(options)
     else:
         run_eval(options)
+
+
+@main.command("import-vectors")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", is_flag=True, help="Map vectors of another width to RECSTREAM_DIM.")
+@click.option("--force", is_flag=True, help="Write over an existing checkpoint (a newer one).")
+def import_vectors_command(path: Path, project: bool, force: bool) -> None:
+    """Warm start: write a checkpoint from an offline model's vectors (.npz of ids, matrices).
+
+    The file holds item_ids and item_vectors, optionally item_bias, user_ids and
+    user_vectors (e.g. implicit's ALS factors). The next `recstream run` starts from it.
+    """
+    from models.errors import RecstreamError
+    from worker.tools.vectors import import_vectors
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        moved = import_vectors(settings, path, project=project, force=force)
+    except RecstreamError as exc:
+        log.error("import_failed", path=str(path), error=str(exc))  # noqa: TRY400
+        sys.exit(2)
+    log.info("vectors_imported", checkpoint=str(moved.path), items=moved.items, users=moved.users)
+
+
+@main.command("export-vectors")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export_vectors_command(out: Path) -> None:
+    """Write the newest checkpoint's item and user vectors to OUT (.npz, import's format)."""
+    from models.errors import RecstreamError
+    from worker.tools.vectors import export_to
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        moved = export_to(settings, out)
+    except RecstreamError as exc:
+        log.error("export_failed", out=str(out), error=str(exc))  # noqa: TRY400
+        sys.exit(2)
+    log.info("vectors_exported", path=str(out), items=moved.items, users=moved.users)
+
+
+@main.command("eval-warm")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prefix", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=10_000, show_default=True)
+def eval_warm(path: Path, prefix: int, events: int) -> None:
+    """HR@10 after a prefix: cold, warm from the prefix's ALS vectors, prefix replayed online."""
+    from worker.tools.evaluate.running import limit_threads
+    from worker.tools.evaluate.warm import run_warm_eval
+
+    settings = settings_or_exit()
+    configure_logging("console" if sys.stderr.isatty() else "json", "warning")
+    with limit_threads(1):
+        result = run_warm_eval(path, settings, prefix, events)
+    print(f"{path}: {result.events:,} events after a {result.prefix:,}-event prefix")
+    for start, hr in result.hr.items():
+        print(f"  {start:<32} HR@10 {hr:.4f}")
+
+
+@main.command("inspect")
+@click.argument("user")
+@click.option(
+    "--items",
+    "items_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An id,title CSV: show titles beside item ids.",
+)
+@click.option(
+    "--worker",
+    "worker_url",
+    default=None,
+    help="A running worker's metrics URL (RECSTREAM_DEBUG_ENDPOINT=true there), "
+    "e.g. http://127.0.0.1:9108; else the newest checkpoint in RECSTREAM_CHECKPOINT_DIR.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Read the history from this checkpoint directory instead.",
+)
+@click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect_user(
+    user: str,
+    items_file: Path | None,
+    worker_url: str | None,
+    checkpoint: Path | None,
+    recent: int,
+    as_json: bool,
+) -> None:
+    """Show USER's list as stored in Redis and the clicks and seen history behind it."""
+    from models.errors import RecstreamError
+    from worker.tools.inspect_user import InspectError, Sources, format_report, inspect, load_titles
+
+    settings = settings_or_exit()
+    configure_logging(settings.log_format, "warning")
+    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint_dir, recent)
+    try:
+        titles = load_titles(items_file) if items_file else None
+        report = inspect(user, sources, titles)
+    except (InspectError, RecstreamError, OSError) as exc:
+        click.echo(f"inspect: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(report) if as_json else format_report(report))
 
 
 @main.command()

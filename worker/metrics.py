@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +18,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+# Exported only when the worker runs on CUDA (the dashboard's GPU panel is empty otherwise).
+GPU_METRICS = ("recstream_gpu_memory_allocated_bytes", "recstream_gpu_memory_reserved_bytes")
+DEBUG_USERS = "/debug/users/"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -114,9 +124,30 @@ class WorkerMetrics:
             registry=r,
         )
 
+    def watch_device(self, device: torch.device) -> None:
+        """On CUDA, export the caching allocator's memory, read at each scrape (not per batch)."""
+        if device.type != "cuda":
+            return
+        import torch
+
+        allocated, reserved = (
+            Gauge(name, help_text, registry=self.registry)
+            for name, help_text in zip(
+                GPU_METRICS,
+                ("GPU memory held by tensors", "GPU memory reserved by torch's caching allocator"),
+                strict=True,
+            )
+        )
+        allocated.set_function(lambda: float(torch.cuda.memory_allocated(device)))
+        reserved.set_function(lambda: float(torch.cuda.memory_reserved(device)))
+
 
 class HealthServer:
-    """Serves `/metrics`, `/healthz` (the loop is alive) and `/readyz` (it can do its job)."""
+    """Serves `/metrics`, `/healthz` (the loop is alive) and `/readyz` (it can do its job).
+
+    With a `debug` reader given to `start` (`RECSTREAM_DEBUG_ENDPOINT`, off by default) it
+    also answers `GET /debug/users/<id>` with that user's model state as JSON, read-only.
+    """
 
     def __init__(
         self,
@@ -131,6 +162,8 @@ class HealthServer:
         registry = metrics.registry
         checks: dict[str, Callable[[], bool]] = {}
         self._checks = checks
+        readers: dict[str, Callable[[str], dict[str, Any] | None]] = {}
+        self._readers = readers
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -144,6 +177,10 @@ class HealthServer:
                         (200 if ok else 503),
                         "text/plain",
                     )
+                elif self.path.startswith(DEBUG_USERS) and "user" in readers:
+                    state = readers["user"](unquote(self.path.removeprefix(DEBUG_USERS)))
+                    body = json.dumps(state or {"error": "no such user"}).encode()
+                    status, ctype = (200 if state else 404), "application/json"
                 else:
                     body, status, ctype = b"not found\n", 404, "text/plain"
                 self.send_response(status)
@@ -161,9 +198,19 @@ class HealthServer:
             target=self._server.serve_forever, name="recstream-http", daemon=True
         )
 
-    def start(self, live: Callable[[], bool], ready: Callable[[], bool]) -> None:
-        """Start serving: `/healthz` answers `live()`, `/readyz` answers `ready()`."""
+    def start(
+        self,
+        live: Callable[[], bool],
+        ready: Callable[[], bool],
+        debug: Callable[[str], dict[str, Any] | None] | None = None,
+    ) -> None:
+        """Start serving: `/healthz` answers `live()`, `/readyz` answers `ready()`.
+
+        `debug(user)`, when given, answers `/debug/users/<user>` (None: 404).
+        """
         self._checks.update({"/healthz": live, "/readyz": ready})
+        if debug is not None:
+            self._readers["user"] = debug
         self._thread.start()
 
     def close(self) -> None:

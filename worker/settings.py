@@ -220,6 +220,8 @@ class Settings(BaseSettings):
     state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
     # operations
     metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
+    # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
+    debug_endpoint: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     startup_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)

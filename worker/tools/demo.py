@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,8 @@ from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer, group_progress
 from stream.redis_sink import RedisSink
 from worker.app import build_worker
+from worker.loop import Worker
+from worker.metrics import HealthServer, WorkerMetrics
 from worker.settings import KafkaSettings, RedisSettings, Settings
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
 from worker.testing.synthetic import MALFORMED, SyntheticStream, generate
@@ -32,6 +36,9 @@ class DemoOptions:
     redis: str | None = None
     timeout_s: float = 600.0
     sample_users: int = 3
+    metrics_port: int | None = None  # serve /metrics on this loopback port (0: a free one)
+    checkpoint_dir: Path | None = None  # checkpoints every 5 s there (the dashboard shows them)
+    on_metrics: Callable[[int], None] | None = None  # told the bound port once serving
 
 
 def _produce(stream: SyntheticStream, bootstrap: str, topic: str, rate: float) -> int:
@@ -69,10 +76,55 @@ def _taste_match(stream: SyntheticStream, lists: dict[int, list[str]]) -> tuple[
     return (hits / total if total else 0.0), float(np.mean(base)) if base else 0.0
 
 
+def _demo_settings(
+    options: DemoOptions, bootstrap: str, redis_url: str, *, own_redis: bool
+) -> Settings:
+    """The worker's settings: defaults on embedded servers, names of its own on given ones."""
+    own_kafka = options.kafka is None
+    run_id = f"{int(time.time())}"
+    topic = "clicks" if own_kafka else f"recstream-demo-{run_id}"
+    # On a Redis of its own the demo may use the defaults; on one it is given, every key it
+    # writes is its own: the lists under a private prefix, the cold-start list beside them.
+    prefix = "rec:" if own_redis else f"recstream-demo-{run_id}:"
+    cold_start_key = "recstream:cold_start" if own_redis else f"recstream-demo-{run_id}.cold_start"
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap=bootstrap,
+            topic=topic,
+            dlq_topic=f"{topic}.dlq",
+            group=f"recstream-demo-{run_id}",
+            topic_partitions=4,
+            session_timeout_ms=6_000,
+        ),
+        redis=RedisSettings(
+            url=redis_url, prefix=prefix, cold_start_key=cold_start_key, ttl_s=3600
+        ),
+        top_k=10,
+        metrics_port=0,
+        checkpoint_dir=options.checkpoint_dir,
+        checkpoint_interval_s=5.0,
+    )
+
+
+def _serve_metrics(
+    options: DemoOptions, worker: Worker, metrics: WorkerMetrics
+) -> HealthServer | None:
+    """/metrics on loopback when asked (the dashboard tool scrapes it)."""
+    if options.metrics_port is None:
+        return None
+    health = HealthServer(options.metrics_port, metrics, host="127.0.0.1")
+    metrics.watch_device(worker.learner.device)
+    health.start(worker.live, worker.ready)
+    if options.on_metrics is not None:
+        options.on_metrics(health.port)
+    return health
+
+
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     """Start servers (unless given), stream clicks through a worker, read lists back."""
     kafka_server: EmbeddedKafka | None = None
     redis_server: EmbeddedRedis | None = None
+    health: HealthServer | None = None
     try:
         if options.kafka is None:
             kafka_server = start_kafka()
@@ -80,31 +132,13 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             redis_server = start_redis()
         bootstrap = options.kafka or (kafka_server.bootstrap if kafka_server else "")
         redis_url = options.redis or (redis_server.url if redis_server else "")
-        run_id = f"{int(time.time())}"
-        topic = "clicks" if kafka_server else f"recstream-demo-{run_id}"
-        # On a Redis of its own the demo may use the defaults; on one it is given, every key it
-        # writes is its own: the lists under a private prefix, the cold-start list beside them.
-        prefix = "rec:" if redis_server else f"recstream-demo-{run_id}:"
-        cold_start_key = (
-            "recstream:cold_start" if redis_server else f"recstream-demo-{run_id}.cold_start"
-        )
-        settings = Settings(
-            kafka=KafkaSettings(
-                bootstrap=bootstrap,
-                topic=topic,
-                dlq_topic=f"{topic}.dlq",
-                group=f"recstream-demo-{run_id}",
-                topic_partitions=4,
-                session_timeout_ms=6_000,
-            ),
-            redis=RedisSettings(
-                url=redis_url, prefix=prefix, cold_start_key=cold_start_key, ttl_s=3600
-            ),
-            top_k=10,
-            metrics_port=0,
-        )
+        settings = _demo_settings(options, bootstrap, redis_url, own_redis=bool(redis_server))
+        prefix = settings.redis.prefix
+        topic = settings.kafka.topic
         stream = generate(options.events, users=options.users, items=options.items)
-        worker = build_worker(settings)
+        metrics = WorkerMetrics()
+        worker = build_worker(settings, metrics)
+        health = _serve_metrics(options, worker, metrics)
         loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
         loop.start()
         joined = time.monotonic() + 60
@@ -164,10 +198,16 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             "samples": samples,
         }
     finally:
-        if redis_server:
-            redis_server.stop()
-        if kafka_server:
-            kafka_server.stop()
+        _stop(health, redis_server, kafka_server)
+
+
+def _stop(*servers: HealthServer | EmbeddedRedis | EmbeddedKafka | None) -> None:
+    """Close what was started, in the order given."""
+    for server in servers:
+        if isinstance(server, HealthServer):
+            server.close()
+        elif server is not None:
+            server.stop()
 
 
 def format_report(report: dict[str, Any]) -> str:

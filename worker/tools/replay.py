@@ -98,15 +98,26 @@ def paced(total: int, rate: float, chunk: int = 500) -> Iterator[tuple[int, int]
 
 
 def send_interactions(
-    producer: ClickProducer, data: Interactions, rate: float = 0.0, limit: int | None = None
+    producer: ClickProducer,
+    data: Interactions,
+    rate: float = 0.0,
+    limit: int | None = None,
+    quiet: bool = True,
 ) -> int:
-    """Produce each interaction as a msgpack event keyed by user; returns how many were sent."""
+    """Produce each interaction as a msgpack event keyed by user; returns how many were sent.
+
+    `quiet=False` shows a progress bar on a terminal.
+    """
+    from worker.tools.progress import bar
+
     total = len(data) if limit is None else min(limit, len(data))
-    for start, stop in paced(total, rate):
-        for n in range(start, stop):
-            user = data.users[n]
-            event = ClickEvent(user=user, item=data.items[n], ts=float(data.ts[n]))
-            producer.send(user.encode(), encode_event(event))
-        producer.poll()
+    with bar(total, "replay", quiet=quiet, unit="ev") as progress:
+        for start, stop in paced(total, rate):
+            for n in range(start, stop):
+                user = data.users[n]
+                event = ClickEvent(user=user, item=data.items[n], ts=float(data.ts[n]))
+                producer.send(user.encode(), encode_event(event))
+            producer.poll()
+            progress.update(stop - start)
     producer.flush()
     return total

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.catalogue import Catalogue
-from models.errors import CheckpointError, ModelError
+from models.errors import ModelError, StateError
 from models.idmap import IdMap
 
 
@@ -45,7 +45,7 @@ def test_state_round_trip_and_bad_state() -> None:
     restored = Catalogue()
     restored.load_state_dict(catalogue.state_dict())
     assert restored.hidden() == catalogue.hidden()
-    with pytest.raises(CheckpointError):
+    with pytest.raises(StateError):
         restored.load_state_dict({"hidden": [["a", "delete"]]})
     with pytest.raises(ModelError, match="unknown catalogue op"):
         restored.apply("delete", "a")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import resource
 from pathlib import Path
@@ -10,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from old_formats import downgrade, write_format_5
 
-from models.checkpoint import load_latest, save
+from models.checkpoint import load_latest, save, snapshot, write_snapshot
 from models.checkpoint_dir import SET_ASIDE, open_directory
 from models.errors import CheckpointError
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
+from models.state import StateDict
 
 CPU = torch.device("cpu")
 
@@ -106,17 +106,18 @@ def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -
     assert learner.users.free_count == 20
     save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
     manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
-    assert manifest["format"] == 5
-    assert manifest["users"].count(None) == 20
+    assert manifest["format"] == 6
+    assert manifest["state"]["learner.users.ids"].count(None) == 20
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     again = restored.learner
     assert again.users.ids() == learner.users.ids()
     assert again.items.ids() == learner.items.ids()
     assert again.users.free_count == 20
-    assert np.array_equal(restored.rows.user_last_seen, policy.users.last_seen)
-    assert np.array_equal(restored.rows.item_last_seen, policy.items.last_seen)
-    assert restored.rows.pending_items == [("rarer", 1)]
+    rows = restored.rows
+    assert np.array_equal(_tensor(rows["users.last_seen"]).numpy(), policy.users.last_seen)
+    assert np.array_equal(_tensor(rows["items.last_seen"]).numpy(), policy.items.last_seen)
+    assert rows["items.pending.counts"] == [["rarer", 1]]
     rebuilt = RowPolicy.over(
         again.users, again.items, RowLimits(30), RowLimits(50, min_occurrences=2), restored.rows
     )
@@ -125,20 +126,56 @@ def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -
     assert learner.users.ids()[new_row] is None  # a restored hole is reused
 
 
+def _tensor(value: object) -> torch.Tensor:
+    assert isinstance(value, torch.Tensor)
+    return value
+
+
 def test_a_format_1_checkpoint_still_loads(tmp_path: Path) -> None:
     """A checkpoint written before bounded rows loads with last sights from the seen history."""
     learner, history = _trained()
-    manifest_path = save(tmp_path, learner, history, {("clicks", 0): 1})
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format"] = 1
-    del manifest["pending_users"], manifest["pending_items"]
-    manifest_path.write_text(json.dumps(manifest))
+    downgrade(write_format_5(tmp_path, learner, history, {("clicks", 0): 1}), 1)
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.skipped == []
     users = len(learner.users)
-    assert np.array_equal(restored.rows.user_last_seen, history.last_ts[:users].double().numpy())
-    assert (restored.rows.item_last_seen == history.last_ts[:users].max().item()).all()
+    user_seen = _tensor(restored.rows["users.last_seen"])
+    assert torch.equal(user_seen, history.last_ts[:users].double())
+    assert (_tensor(restored.rows["items.last_seen"]) == history.last_ts[:users].max()).all()
+
+
+def test_a_format_5_checkpoint_loads_everything_it_held(tmp_path: Path) -> None:
+    """A format 5 checkpoint (the flat layout) restores the learner, history and rows as held."""
+    learner, history = _trained()
+    policy = _bounded(learner)
+    term = learner.transition
+    assert term is not None
+    term.selector.observe(np.eye(len(term.selector.grid), dtype=bool)[[3, 3]])
+    write_format_5(tmp_path, learner, history, {("clicks", 2): 7}, policy)
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.skipped == []
+    assert restored.offsets == {("clicks", 2): 7}
+    _assert_same(restored.learner, learner)
+    users = learner.users.extent
+    assert torch.equal(restored.history.items[:users], history.items[:users])
+    assert torch.equal(restored.history.last_ts[:users], history.last_ts[:users])
+    assert np.array_equal(_tensor(restored.rows["users.last_seen"]).numpy(), policy.users.last_seen)
+    assert restored.rows["items.pending.counts"] == [["rarer", 1]]
+
+
+def _assert_same(back: OnlineLearner, learner: OnlineLearner) -> None:
+    """Every learned part of two learners is equal (the random generator aside)."""
+    assert back.users.ids() == learner.users.ids()
+    assert back.items.ids() == learner.items.ids()
+    assert back.steps == learner.steps
+    mine, theirs = learner.state_dict(), back.state_dict()
+    assert mine.keys() == theirs.keys()
+    for name, value in mine.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, _tensor(theirs[name])), name
+        else:
+            assert value == theirs[name], name
 
 
 def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
@@ -152,7 +189,7 @@ def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.path == good
-    assert "reads 1 to 5" in dict(restored.skipped)[future.name]
+    assert "reads 1 to 6" in dict(restored.skipped)[future.name]
 
 
 def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
@@ -195,14 +232,7 @@ def test_round_trip_restores_transitions_and_the_choice_of_their_weight(tmp_path
 def test_a_format_4_checkpoint_loads_with_fresh_transitions(tmp_path: Path) -> None:
     """A checkpoint without transitions loads, with empty successor rings."""
     learner, history = _trained()
-    manifest_path = save(tmp_path, learner, history, {})
-    manifest = json.loads(manifest_path.read_text())
-    tensors_path = tmp_path / manifest["tensors"]
-    tensors = {k: v for k, v in load_file(str(tensors_path)).items() if "transition" not in k}
-    save_file(tensors, str(tensors_path))
-    manifest.update(format=4, sha256=hashlib.sha256(tensors_path.read_bytes()).hexdigest())
-    del manifest["transition_selector"]
-    manifest_path.write_text(json.dumps(manifest))
+    downgrade(write_format_5(tmp_path, learner, history, {}), 4)
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.skipped == []
@@ -214,20 +244,70 @@ def test_a_format_4_checkpoint_loads_with_fresh_transitions(tmp_path: Path) -> N
 def test_a_format_3_checkpoint_loads_with_a_fresh_neutral_prior(tmp_path: Path) -> None:
     """A checkpoint without the prior loads its bias column unchanged and a prior of zeros."""
     learner, history = _trained()
-    manifest_path = save(tmp_path, learner, history, {})
-    manifest = json.loads(manifest_path.read_text())
-    tensors_path = tmp_path / manifest["tensors"]
-    tensors = load_file(str(tensors_path))
-    del tensors["prior_log_mass"]
-    save_file(tensors, str(tensors_path))
-    manifest.update(format=3, sha256=hashlib.sha256(tensors_path.read_bytes()).hexdigest())
-    del manifest["prior_ref"], manifest["prior_clock"]
-    manifest_path.write_text(json.dumps(manifest))
+    downgrade(write_format_5(tmp_path, learner, history, {}), 3)
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.skipped == []
     assert torch.equal(restored.learner.item_vectors(), learner.item_vectors())
     assert (restored.learner.prior.log_mass[: learner.item_table.rows] == 0).all()
+
+
+def test_a_format_2_checkpoint_loads_with_a_fresh_recent_item_context(tmp_path: Path) -> None:
+    """A checkpoint without the recent-item context loads its tables, with no recent items."""
+    learner, history = _trained()
+    downgrade(write_format_5(tmp_path, learner, history, {}), 2)
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.skipped == []
+    back = restored.learner
+    assert torch.equal(back.user_table.view(), learner.user_table.view())
+    assert back.context_table.rows == learner.context_table.rows
+    assert (back.recent.written == 0).all()
+
+
+def test_a_snapshot_holds_the_state_it_was_taken_at(tmp_path: Path) -> None:
+    """A snapshot written after more learning restores the state at the snapshot, not later."""
+    learner, history = _trained()
+    before = _cloned(learner.state_dict())
+    history_before = _cloned(history.state_dict(learner.user_table.rows))
+    taken = snapshot(learner, history, {("clicks", 0): 5})
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2", "new"]))
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i2", "new"]))
+    learner.learn(users, items, torch.ones(3))
+    history.add(users, items, torch.full((3,), 1e6))
+    path = write_snapshot(tmp_path, taken)
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.path == path
+    assert restored.offsets == {("clicks", 0): 5}
+    back = restored.learner.state_dict()
+    assert back.keys() == before.keys()
+    for name, value in before.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(_tensor(back[name]), value), name
+        else:
+            assert back[name] == value, name
+    seen = restored.history.state_dict(restored.learner.user_table.rows)
+    assert all(torch.equal(_tensor(seen[k]), _tensor(v)) for k, v in history_before.items())
+
+
+def _cloned(state: StateDict) -> StateDict:
+    """`state` with its own copy of every tensor, whatever `state_dict` gave."""
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def test_a_checkpoint_whose_state_does_not_fit_is_skipped_naming_the_part(tmp_path: Path) -> None:
+    """A manifest whose id list disagrees with the tables is refused as a CheckpointError."""
+    learner, history = _trained()
+    good = save(tmp_path, learner, history, {})
+    bad = save(tmp_path, learner, history, {})
+    manifest = json.loads(bad.read_text())
+    manifest["state"]["learner.items.ids"].append("one too many")
+    bad.write_text(json.dumps(manifest))
+    restored = load_latest(tmp_path, CPU)
+    assert restored is not None
+    assert restored.path == good
+    assert "item_table.weight" in dict(restored.skipped)[bad.name]
 
 
 def test_a_refused_write_raises_checkpoint_error_and_leaves_no_file(tmp_path: Path) -> None:
@@ -273,3 +353,25 @@ def test_open_directory_clears_killed_writes_and_sets_corrupt_checkpoints_aside(
     )
     with pytest.raises(CheckpointError, match="not a directory"):
         open_directory(good, CPU)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_a_snapshot_is_in_host_memory_and_loads_back_on_the_device(
+    tmp_path: Path, device: str
+) -> None:
+    """State on any device is copied to the CPU by `snapshot` and restored onto the device."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), torch.device(device))
+    history = SeenHistory(4, learner.device)
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2"])).to(learner.device)
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i2"])).to(learner.device)
+    learner.learn(users, items, torch.ones(2, device=learner.device))
+    history.add(users, items, torch.ones(2, device=learner.device))
+    taken = snapshot(learner, history, {})
+    tensors = [v for v in taken.state.values() if isinstance(v, torch.Tensor)]
+    assert tensors
+    assert all(t.device.type == "cpu" for t in tensors)
+    write_snapshot(tmp_path, taken)
+    restored = load_latest(tmp_path, torch.device(device))
+    assert restored is not None
+    assert restored.learner.item_vectors().device.type == device
+    assert torch.equal(restored.learner.item_vectors().cpu(), learner.item_vectors().cpu())

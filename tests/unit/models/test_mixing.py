@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.errors import StateError
 from models.mixing import WeightSelector
 
 
@@ -33,5 +34,5 @@ def test_state_round_trips_and_checks_the_grid() -> None:
     other = WeightSelector((0.0, 16.0), start=0.0)
     other.load_state_dict(selector.state_dict())
     assert other.weight == 16.0
-    with pytest.raises(ValueError, match="grid"):
+    with pytest.raises(StateError, match="grid"):
         WeightSelector((0.0, 1.0, 2.0), start=0.0).load_state_dict(selector.state_dict())

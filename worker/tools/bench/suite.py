@@ -17,6 +17,7 @@ from worker.tools.bench import path as whole
 from worker.tools.bench import stages
 from worker.tools.bench.report import machine, markdown, plot_latency
 from worker.tools.bench.stages import Row
+from worker.tools.progress import bar
 from worker.tools.replay import Interactions, read_interactions
 
 log = structlog.get_logger("recstream.bench")
@@ -32,6 +33,7 @@ class BenchOptions:
     out: Path = Path("docs/benchmarks.md")
     plot: Path = Path("docs/img/bench-cpu.png")
     title: str = "CPU"
+    quiet: bool = False  # no progress bar
 
 
 def _interactions(path: Path | None, quick: bool) -> tuple[Interactions, str]:
@@ -51,6 +53,21 @@ def _interactions(path: Path | None, quick: bool) -> tuple[Interactions, str]:
     return data, name
 
 
+class _Stages:
+    """Logs each stage as it starts and moves the bar on as the previous one ends."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.progress = bar(total, "bench", quiet=quiet, unit="stage")
+        self.started = 0
+
+    def __call__(self, name: str, **fields: object) -> None:
+        if self.started:
+            self.progress.update(1)
+        self.started += 1
+        self.progress.set_postfix_str(name)
+        log.info("bench_stage", stage=name, **fields)
+
+
 def run_bench(options: BenchOptions) -> list[Row]:
     """Measure every stage, the whole path, the baselines; write markdown and a PNG."""
     device = resolve_device(options.device)
@@ -60,23 +77,25 @@ def run_bench(options: BenchOptions) -> list[Row]:
     kafka, redis = start_kafka(), start_redis()
     rows: list[Row] = []
     latency: list[dict[str, float]] = []
+    loads = [10_000] if quick else [1_000, 10_000, 50_000, 100_000, 0]
+    stage = _Stages(6 + len(loads), options.quiet)
     try:
-        log.info("bench_stage", stage="decode")
+        stage("decode")
         rows += stages.bench_decode(20_000 if quick else 100_000, repeats)
-        log.info("bench_stage", stage="learn")
+        stage("learn")
         sizes = [1024, 16_384] if quick else [256, 1024, 4096, 16_384, 65_536]
         rows += stages.bench_learner(device, sizes, repeats)
-        log.info("bench_stage", stage="search")
+        stage("search")
         items = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
         dims = [64] if quick else [32, 64, 128]
         queries = 10_000 if gpu else 1_024
         rows += stages.bench_search(device, items, dims, queries, 50, repeats)
-        log.info("bench_stage", stage="publish")
+        stage("publish")
         rows += stages.bench_publish(redis.url, [10, 50, 100], 2_000, repeats)
 
         data, name = _interactions(options.data, quick)
         topic = whole.prefill(kafka.bootstrap, data)
-        log.info("bench_stage", stage="ingest", events=len(data))
+        stage("ingest", events=len(data))
         # Interleaved repeats, medians of each: this machine's neighbours are noisy.
         drains_n = 1 if quick else repeats
         ingests = [whole.ingest(kafka.bootstrap, topic, len(data))[0] for _ in range(drains_n)]
@@ -91,7 +110,7 @@ def run_bench(options: BenchOptions) -> list[Row]:
                 f"median of {drains_n} interleaved drains",
             )
         )
-        log.info("bench_stage", stage="whole_path")
+        stage("whole_path")
         drains, rivers = [], []
         for _ in range(1 if quick else 3):  # interleaved, so drift hits both alike
             drains.append(
@@ -109,15 +128,15 @@ def run_bench(options: BenchOptions) -> list[Row]:
             ),
         ):
             rows.append(Row("path", f"drain {name}", path_rate, "events/s", against, rate, note))
-        loads = [10_000] if quick else [1_000, 10_000, 50_000, 100_000, 0]
         for rate in loads:
-            log.info("bench_stage", stage="latency", offered=rate)
+            stage("latency", offered=rate)
             latency.append(
                 whole.latency_at_load(
                     kafka.bootstrap, redis.url, str(device), rate, 3.0 if quick else 5.0
                 )
             )
     finally:
+        stage.progress.close()
         redis.stop()
         kafka.stop()
     plot_path = None

@@ -41,6 +41,7 @@ class EvalOptions:
     out: Path | None = None
     img_dir: Path = Path("docs/img")
     command: str = ""
+    quiet: bool = False  # no progress bars (they are off anyway when stderr is not a terminal)
 
 
 def engine_settings(options: EvalOptions) -> Settings:

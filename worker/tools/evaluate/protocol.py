@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -127,9 +128,18 @@ class Outcome:
 
 
 def evaluate(
-    stream: Stream, method: Method, batch_size: int, *, k: int = K, windows: int = 20
+    stream: Stream,
+    method: Method,
+    batch_size: int,
+    *,
+    k: int = K,
+    windows: int = 20,
+    progress: Callable[[int], object] | None = None,
 ) -> Outcome:
-    """Replay `stream` in micro-batches: score each batch on the current lists, then learn it."""
+    """Replay `stream` in micro-batches: score each batch on the current lists, then learn it.
+
+    `progress(n)`, if given, is told of each batch's `n` events (a progress bar).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(stream)
@@ -150,6 +160,8 @@ def evaluate(
         method.learn(users, items, stream.ts[batch])
         spent += time.perf_counter() - began
         seen.add(users, items)
+        if progress is not None:
+            progress(batch.stop - batch.start)
     headline = stream.headline
     bounds = np.linspace(0, n, windows + 1).astype(np.int64)
     return Outcome(

@@ -26,6 +26,7 @@ from worker.tools.evaluate.report import (
     table,
 )
 from worker.tools.evaluate.running import limit_threads, load_streams
+from worker.tools.progress import bar
 
 __all__ = ["run_eval"]
 
@@ -51,7 +52,10 @@ def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
     """Every method on one stream, printing a line as each finishes."""
     outcomes: list[Outcome] = []
     for method in (m for name in options.methods for m in make_methods(name, stream, options)):
-        outcome = evaluate(stream, method, options.batch_size, windows=options.windows)
+        with bar(len(stream), f"{stream.name} {method.name}", quiet=options.quiet) as shown:
+            outcome = evaluate(
+                stream, method, options.batch_size, windows=options.windows, progress=shown.update
+            )
         outcomes.append(outcome)
         print(
             f"  {stream.name:<24} {outcome.method:<28} HR@{K} {outcome.headline.hr:.4f} "

@@ -77,7 +77,9 @@ def run_warm_eval(
         engine = build_engine(settings, device)
         if start == "warm: ALS vectors":
             learner = engine.learner
-            install_vectors(learner, als_vectors(head, AlsConfig(factors=settings.dim)))
+            install_vectors(
+                learner, als_vectors(head, AlsConfig(factors=settings.dim)), float(head.ts[-1])
+            )
             engine.history.ensure_users(learner.users.extent)
             every_row = torch.arange(learner.items.extent, device=device)
             engine.index.refresh(learner.item_vectors(), every_row)
