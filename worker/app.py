@@ -14,6 +14,7 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.dead_letters import DeadLetterProducer
 from stream.kafka import KafkaSource
+from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
 from worker.engine import Engine
@@ -92,7 +93,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     )
     engine = build_engine(settings, device, restored)
     redis = settings.redis
-    sink = RedisSink(
+    sink = (RedisClusterSink if redis.cluster else RedisSink)(  # scale-out hook: Redis Cluster
         redis.url.get_secret_value(),
         prefix=redis.prefix,
         ttl_s=redis.ttl_s,

@@ -134,6 +134,7 @@ class RedisSettings(BaseSettings):
     cold_start_key: str = Field(default="recstream:cold_start", max_length=512)
     ttl_s: int = Field(default=7 * 24 * 3600, ge=1, le=TEN_YEARS_S)
     timeout_s: float = Field(default=5.0, gt=0, le=300, allow_inf_nan=False)
+    cluster: bool = False  # the URL names one node of a Redis Cluster
 
     @field_validator("url")
     @classmethod
