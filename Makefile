@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dashboard test test-gpu faults lint bench bench-quick eval clean
+.PHONY: install demo dashboard test test-gpu faults lint bench bench-quick eval eval-warm clean
 
 install: $(STAMP)
 
@@ -70,6 +70,10 @@ eval: $(EVAL_STAMP)
 	$(EVAL_ENV) $(BIN)/recstream eval $(EVAL_DATA) --synthetic-events $(EVAL_SYNTHETIC) \
 		--als-every $(EVAL_ALS_EVERY) \
 		--kafka-check 10000 --out docs/accuracy.md
+
+# Cold against warm starts (offline ALS vectors, the prefix replayed online) on ml-100k.
+eval-warm: $(EVAL_STAMP)
+	$(EVAL_ENV) $(BIN)/recstream eval-warm $(DATA)
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu

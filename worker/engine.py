@@ -186,7 +186,7 @@ class Engine:
         if reused is not None and reused.numel():
             self._free_items[reused] = False
 
-    def blocked_items(self) -> torch.Tensor | None:
+    def unavailable_items(self) -> torch.Tensor | None:
         """Free item rows as a bool mask over the item rows, or None when there are none."""
         items = self.learner.items
         if items.free_count == 0:
@@ -206,7 +206,7 @@ class Engine:
             self.history.seen(user_rows),
             self.history.seen_counts(user_rows),
             self.top_k,
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
             extra=self._transition_extra(user_rows),
         )
         return Ranked(user_rows.cpu().numpy(), top.rows.cpu().numpy(), top.scores.cpu().numpy())
@@ -250,7 +250,7 @@ class Engine:
             self.top_k,
             extra,
             term.selector.grid.tolist(),
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
         )
         hits = [(top.rows == clicked).any(1) for top in tops]
         term.selector.observe(torch.stack(hits, 1).cpu().numpy())
@@ -300,7 +300,7 @@ class Engine:
             nothing_seen,
             torch.zeros(1, dtype=torch.int64, device=self.device),
             self.top_k,
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
         )
         return Ranked(np.full(1, -1), top.rows.cpu().numpy(), top.scores.cpu().numpy())
 

@@ -24,7 +24,7 @@ from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
 from worker.app import build_engine
 from worker.engine import Engine
 from worker.scale import ScaleConfig, ScaleOut
-from worker.settings import Settings
+from worker.settings import Settings, with_values
 
 
 def _scale(engine: Engine, bootstrap: str, config: ScaleConfig) -> ScaleOut:
@@ -44,7 +44,7 @@ def measure(bootstrap: str, users: int, clicks: int, items: int = 10_000) -> dic
     config = ScaleConfig(f"bench-{tag}", f"bench-{tag}.state", f"bench-{tag}.items", 1e9, 1e9)
     kafka = {"bootstrap.servers": bootstrap}
     ensure_topics(kafka, {config.topic: 1, config.state_topic: 1, config.items_topic: 1})
-    settings = Settings(device="cpu", dim=64, max_users=4 * users)  # type: ignore[call-arg]
+    settings = with_values(Settings(device="cpu"), dim=64, max_users=4 * users)
     a = build_engine(settings, torch.device("cpu"))
     rng = np.random.default_rng(0)
     start = time.perf_counter()

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,33 +17,28 @@ from stream.batch import decode_messages
 from stream.events import decode_event
 from stream.kafka import ClickProducer, KafkaSource, ensure_topics
 from worker.app import build_worker
-from worker.settings import KafkaSettings, RedisSettings, Settings
+from worker.settings import Settings, with_values
 from worker.stats import LatencyReservoir
+from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.tools.bench.stages import Row
 from worker.tools.replay import Interactions, send_interactions
 
 _LIMIT_S = 600
-_CONSUMER = {"session.timeout.ms": 6000, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"}
+_CONSUMER: dict[str, str | int] = {
+    "session.timeout.ms": 6000,
+    "fetch.wait.max.ms": 10,
+    "auto.offset.reset": "earliest",
+}
 
 
 def _settings(bootstrap: str, redis_url: str, device: str, tag: str) -> Settings:
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap=bootstrap,
-            topic=f"bench-{tag}",
-            dlq_topic=f"bench-{tag}.dlq",
-            group=f"bench-{tag}",
-            topic_partitions=4,
-            session_timeout_ms=6000,
-        ),
-        redis=RedisSettings(
-            url=redis_url,
-            prefix=f"bench-{tag}:",
-            cold_start_key=f"bench-{tag}-cold-start",  # never the deployment's list
-            ttl_s=600,
-        ),
+    return private_settings(
+        bootstrap,
+        redis_url,
+        PrivateNames.fresh("bench", tag),
+        kafka_topic_partitions=4,
+        redis_ttl_s=600,
         device=device,
-        metrics_port=0,
         top_k=50,
     )
 
@@ -110,9 +104,7 @@ def ingest(bootstrap: str, topic: str, total: int) -> list[Row]:
 def whole_path(bootstrap: str, redis_url: str, device: str, topic: str, total: int) -> float:
     """Events/s a worker drains from a pre-filled topic: consume to commit, Redis included."""
     settings = _settings(bootstrap, redis_url, device, uuid.uuid4().hex[:8])
-    settings = settings.model_copy(
-        update={"kafka": settings.kafka.model_copy(update={"topic": topic})}
-    )
+    settings = with_values(settings, kafka_topic=topic)
     worker = build_worker(settings)
     try:
         return _drain_rate(lambda: r.messages if (r := worker.step()) else 0, total)
@@ -170,7 +162,7 @@ def naive(bootstrap: str, redis_url: str, topic: str, events: int) -> float:
         order = np.argsort(-scores)
         top = [item_ids[r] for r in order if r not in seen[event.user]][:50]
         client.set(f"naive:{event.user}", msgpack.packb({"items": top}), ex=600)
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
         done += 1
     consumer.close()
     client.close()
@@ -196,11 +188,7 @@ def latency_at_load(
     tag = uuid.uuid4().hex[:8]
     settings = _settings(bootstrap, redis_url, device, tag)
     worker = build_worker(settings)
-    loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
-    loop.start()
-    deadline = time.monotonic() + 60
-    while not worker.source.assigned and time.monotonic() < deadline:
-        time.sleep(0.05)
+    loop = start_on_thread(worker)
     events = int(rate * seconds) if rate else 200_000
     rng = np.random.default_rng(0)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -18,6 +20,7 @@ from stream.batch import decode_messages
 from stream.events import decode_event
 from stream.payload import Recommendation, encode_recommendation
 from stream.redis_sink import RedisSink
+from worker.settings import default_negatives
 from worker.tools.bench.timing import median_seconds, sync
 
 
@@ -75,6 +78,11 @@ def _events(n: int, seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def _parse_each(parse: Callable[[bytes], object], values: list[bytes]) -> list[object]:
+    """Each value through the bare parser: the roofline of a batch decode."""
+    return [parse(v) for v in values]
+
+
 def bench_decode(n: int, repeats: int) -> list[Row]:
     """Batch decode of msgpack and JSON events, against bare msgpack/json parsing."""
     events = _events(n)
@@ -85,8 +93,8 @@ def bench_decode(n: int, repeats: int) -> list[Row]:
     ):
         messages = [_Message(encode(e), k) for k, e in enumerate(events)]
         values = [m.value() for m in messages]
-        ours = median_seconds(lambda msgs=messages: decode_messages(msgs), repeats)
-        bare = median_seconds(lambda vals=values, p=parse: [p(v) for v in vals], repeats)
+        ours = median_seconds(partial(decode_messages, messages), repeats)
+        bare = median_seconds(partial(_parse_each, parse, values), repeats)
         rows.append(
             Row(
                 "decode",
@@ -120,7 +128,7 @@ def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) ->
     """Learner update events/s per batch size, and a per-event Python loop for scale."""
     users, items = 100_000, 50_000
     # The worker's default for this device (RECSTREAM_NEGATIVES unset).
-    negatives = 2048 if device.type == "cuda" else 128
+    negatives = default_negatives(device.type)
     learner = OnlineLearner(LearnerConfig(dim=64, negatives=negatives), device)
     learner.users.rows_for([str(k) for k in range(users)])
     learner.items.rows_for([str(k) for k in range(items)])
@@ -131,7 +139,7 @@ def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) ->
         u = torch.randint(0, users, (size,), generator=gen).to(device)
         i = torch.randint(0, items, (size,), generator=gen).to(device)
         w = torch.ones(size, device=device)
-        seconds = median_seconds(lambda u=u, i=i, w=w: learner.learn(u, i, w), repeats, device)
+        seconds = median_seconds(partial(learner.learn, u, i, w), repeats, device)
         rows.append(
             Row(
                 "learn",
@@ -168,8 +176,8 @@ def bench_search(
             # Fewer queries on the largest CPU matrices keep the suite inside its time budget.
             n_q = queries if device.type == "cuda" or size < 10**6 else queries // 4
             q = torch.randn(n_q, dim, generator=gen).to(device)
-            ours = median_seconds(lambda it=items, qq=q: knn(qq, it, k), repeats, device)
-            base = median_seconds(lambda it=items, qq=q: torch_knn(qq, it, k), repeats, device)
+            ours = median_seconds(partial(knn, q, items, k), repeats, device)
+            base = median_seconds(partial(torch_knn, q, items, k), repeats, device)
             rows.append(
                 Row(
                     "search",
