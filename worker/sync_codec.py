@@ -46,7 +46,8 @@ def encode_users(state: UserRows) -> list[tuple[bytes, bytes]]:
 
 def encode_marker(offset: int, origin: str) -> bytes:
     """The marker: the state before it in this partition reflects input up to `offset`."""
-    return msgpack.packb({"v": FORMAT, "offset": int(offset), "origin": origin})
+    packed: bytes = msgpack.packb({"v": FORMAT, "offset": int(offset), "origin": origin})
+    return packed
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class DeltaChunk:
 def encode_delta(chunk: DeltaChunk) -> bytes:
     """One item-feed record."""
     d = chunk.delta
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         {
             "v": FORMAT,
             "origin": chunk.origin,
@@ -133,6 +134,7 @@ def encode_delta(chunk: DeltaChunk) -> bytes:
             "events": d.events,
         }
     )
+    return packed
 
 
 def decode_delta(value: bytes) -> DeltaChunk:
