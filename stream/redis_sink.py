@@ -14,7 +14,7 @@ from stream.errors import FatalError, TransientError
 from stream.payload import decode_recommendation
 
 # Refusals that pass (failover, memory pressure, loading): retry rather than exit.
-_PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
+PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
 
 
 class RedisSink:
@@ -94,7 +94,7 @@ class RedisSink:
         except ResponseError as exc:
             # Replies were left unread: the connection is out of step, drop it.
             connection.disconnect()  # type: ignore[no-untyped-call]
-            if str(exc).startswith(_PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
+            if str(exc).startswith(PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
                 raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc
         finally:

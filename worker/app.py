@@ -14,11 +14,13 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.dead_letters import DeadLetterProducer
 from stream.kafka import KafkaSource
+from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
+from worker.scale_setup import build_scale
 from worker.settings import ModelSettings, RedisSettings, Settings
 from worker.startup import check_kafka, check_redis
 
@@ -32,7 +34,8 @@ def learner_config(model: ModelSettings, device: torch.device) -> LearnerConfig:
 
 def open_sink(redis: RedisSettings) -> RedisSink:
     """The Redis sink (and reader) that `settings.redis` describes."""
-    return RedisSink(
+    sink = RedisClusterSink if redis.cluster else RedisSink  # scale-out hook: Redis Cluster
+    return sink(
         redis.url.get_secret_value(),
         prefix=redis.prefix,
         ttl_s=redis.ttl_s,
@@ -84,7 +87,9 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
     directory = settings.checkpoint.dir
-    restored = restore_at_start(directory, device) if directory else None
+    # scale-out hook: state comes from the state topic and the item feed, not a checkpoint
+    scale_out = settings.scale.scale_out
+    restored = restore_at_start(directory, device) if directory and not scale_out else None
     engine = build_engine(settings, device, restored)
     sink = open_sink(settings.redis)
     try:
@@ -94,12 +99,16 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine.index.close()
         raise
 
+    scale = build_scale(settings, engine) if scale_out else None  # scale-out hook
+
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # Each batch is committed before the next poll, so nothing is in flight here.
         log.info("partitions_revoked", partitions=[p for _, p in parts])
+        if scale is not None:  # scale-out hook: hand the revoked partitions' users over
+            scale.revoked(parts)
 
     source = KafkaSource(
         kafka.consumer_config(),
@@ -107,6 +116,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         on_assign=assigned,
         on_revoke=revoked,
         start_offsets=restored.offsets if restored else None,
+        start_at=scale.start_at if scale else None,  # scale-out hook
+        on_lost=scale.lost if scale else None,
     )
     log.info(
         "worker_configured",
@@ -142,4 +153,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine=engine,
         metrics=metrics,
         restored_offsets=restored.offsets if restored else None,
+        scale=scale,
     )

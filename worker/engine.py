@@ -31,6 +31,7 @@ from models.rows import BatchRows, RowLimits, RowPolicy
 from stream.payload import Recommendation, encode_recommendation
 
 log = structlog.get_logger("recstream.worker")
+_EMPTY = np.empty(0, dtype=np.int64)
 
 _JUDGED = 32  # clicks per batch ranked under every candidate transition weight
 
@@ -43,6 +44,8 @@ class Learned:
     touched: torch.Tensor  # distinct user rows of the batch, on the learner's device
     unlearned: int = 0  # events left out because their user or item has no row
     evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
+    # scale-out hook: item rows this batch changed (learned, reset), for the item sync to send
+    changed_items: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,24 @@ class Engine:
         self.index.refresh(learner.item_vectors(), changed)
         with_row = admitted.users[admitted.users >= 0]
         touched = torch.unique(torch.from_numpy(with_row).to(device))
-        return Learned(loss, touched, unlearned, admitted.evictions)
+        synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
+        return Learned(loss, touched, unlearned, admitted.evictions, synced)
+
+    # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------
+
+    def admit_items(self, items: Sequence[str]) -> np.ndarray:
+        """Rows for item ids another worker sent (new ones start seeded); `-1` where refused."""
+        admitted = self.rows.items.admit(items, self.clock)
+        self._apply(BatchRows(_EMPTY, _EMPTY, _EMPTY, admitted.reused, admitted.evicted, {}))
+        rows = torch.from_numpy(admitted.rows[admitted.rows >= 0]).to(self.device)
+        self.index.refresh(self.learner.item_vectors(), rows)  # the index covers every row
+        return admitted.rows
+
+    def admit_users(self, users: Sequence[str]) -> np.ndarray:
+        """Rows for user ids handed over by a partition's previous owner; `-1` where refused."""
+        admitted = self.rows.users.admit(users, self.clock)
+        self._apply(BatchRows(_EMPTY, _EMPTY, admitted.reused, _EMPTY, _EMPTY, {}))
+        return admitted.rows
 
     def _advance_clock(self, event_ts: np.ndarray) -> float:
         """The batch clock: the newest event time, never past the wall clock, never backwards."""

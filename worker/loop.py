@@ -34,6 +34,7 @@ from worker.checkpoints import Checkpointer
 from worker.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
+from worker.scale import ScaleOut
 from worker.stats import WorkerTotals
 
 T = TypeVar("T")
@@ -87,6 +88,7 @@ class Worker:
         engine: Engine,
         metrics: WorkerMetrics | None = None,
         restored_offsets: Mapping[tuple[str, int], int] | None = None,
+        scale: ScaleOut | None = None,
     ) -> None:
         """Wire the parts; nothing runs until `step` or `run`.
 
@@ -115,6 +117,9 @@ class Worker:
             else None
         )
         self._next_topic_check = 0.0
+        self.scale = scale  # scale-out hook: hand-over and item feed (None: a lone worker)
+        if scale is not None:
+            scale.attach(source, self.learned_offsets)
 
     @property
     def learner(self) -> OnlineLearner:
@@ -186,6 +191,8 @@ class Worker:
             return
         self._closed = True
         self.source.close()
+        if self.scale is not None:  # scale-out hook: after the consumer's last revoke
+            self.scale.close()
         self.dead_letters.close()
         self.sink.close()
         self.index.close()
@@ -206,6 +213,8 @@ class Worker:
     def step(self) -> BatchReport | None:
         """Poll one micro-batch and carry it all the way to a commit."""
         self.heartbeat.beat()
+        if self.scale is not None:  # scale-out hook: item feed in and out, state flush
+            self.scale.tick()
         polled = self._retry(
             "poll", lambda: self.source.poll(self.config.batch_size, self.config.batch_s)
         )
@@ -245,6 +254,8 @@ class Worker:
             # stays uncommitted and its partitions' next owner re-reads it.
             log.warning("commit_skipped_group_moved_on", messages=batch.messages)
         self.learned_offsets.update(batch.next_offsets)
+        if self.scale is not None:  # scale-out hook: which partitions' users and items changed
+            self.scale.after_batch(batch, learned)
         self._checkpoint_if_due(changed=True)
         stage["commit"] = time.perf_counter() - t2
         produced = np.asarray(batch.produced_ts, dtype=np.float64)

@@ -54,6 +54,30 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    # scale-out (RECSTREAM_SCALE_OUT): unset, `{topic}.state` and `{topic}.items`
+    state_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    items_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+
+    @property
+    def state_topic_name(self) -> str:
+        """The partition-aligned user-state topic."""
+        return self.state_topic or f"{self.topic}.state"
+
+    @property
+    def items_topic_name(self) -> str:
+        """The item feed."""
+        return self.items_topic or f"{self.topic}.items"
+
+    @model_validator(mode="after")
+    def _sync_topics_apart(self) -> KafkaSettings:
+        names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
+        if self.topic != self.dlq_topic and len(set(names)) != len(names):
+            raise ValueError(
+                "RECSTREAM_KAFKA_STATE_TOPIC and RECSTREAM_KAFKA_ITEMS_TOPIC must differ from "
+                "each other, RECSTREAM_KAFKA_TOPIC and RECSTREAM_KAFKA_DLQ_TOPIC "
+                f"(got {', '.join(names)})"
+            )
+        return self
 
     @field_validator("bootstrap")
     @classmethod
@@ -110,6 +134,7 @@ class RedisSettings(BaseSettings):
     cold_start_key: str = Field(default="recstream:cold_start", max_length=512)
     ttl_s: int = Field(default=7 * 24 * 3600, ge=1, le=TEN_YEARS_S)
     timeout_s: float = Field(default=5.0, gt=0, le=300, allow_inf_nan=False)
+    cluster: bool = False  # the URL names one node of a Redis Cluster
 
     @field_validator("url")
     @classmethod
@@ -283,6 +308,16 @@ class CheckpointSettings(BaseSettings):
         return value
 
 
+class ScaleSettings(BaseSettings):
+    """Scale-out: user state follows its partition, items are shared (worker/scale.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    scale_out: bool = False
+    item_sync_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
+    state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
+
+
 class Settings(BaseSettings):
     """Everything the worker needs, validated at start: one part per component.
 
@@ -301,6 +336,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     # the process itself
     device: str = "auto"
@@ -330,6 +366,7 @@ SECTIONS: dict[str, tuple[type[BaseSettings], str]] = {
     "loop": (LoopSettings, "RECSTREAM_"),
     "index": (IndexSettings, "RECSTREAM_INDEX_"),
     "checkpoint": (CheckpointSettings, "RECSTREAM_CHECKPOINT_"),
+    "scale": (ScaleSettings, "RECSTREAM_"),
 }
 
 

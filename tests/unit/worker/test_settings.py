@@ -275,6 +275,18 @@ def test_readme_documents_exactly_the_settings_that_exist() -> None:
     assert documented == _env_names()
 
 
+def test_the_scale_out_topics_must_differ_from_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state topic named like the input would mix user state into the clicks: refused."""
+    message = _error(monkeypatch, RECSTREAM_KAFKA_TOPIC="t", RECSTREAM_KAFKA_STATE_TOPIC="t")
+    assert "RECSTREAM_KAFKA_STATE_TOPIC" in message
+
+
+def test_scale_out_intervals_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero item-sync interval is refused, naming the variable."""
+    assert "RECSTREAM_ITEM_SYNC_S" in _error(monkeypatch, RECSTREAM_ITEM_SYNC_S="0")
+    assert "RECSTREAM_STATE_FLUSH_S" in _error(monkeypatch, RECSTREAM_STATE_FLUSH_S="inf")
+
+
 def test_each_part_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each part of the settings reads the flat variables it always read."""
     for name, value in {
