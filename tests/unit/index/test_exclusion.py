@@ -163,3 +163,25 @@ def test_returns_at_most_k(k: int) -> None:
     _assert_well_formed(top, k)
     assert top.valid[:3].all()
     assert top.valid[3].sum().item() == min(k, 5)
+
+
+def test_a_batch_ranked_in_dense_chunks_equals_one_dense_pass() -> None:
+    """Too many users for one dense matrix: ranked chunk by chunk, the lists are the same."""
+    from index.exclusion import MIN_DENSE_CHUNK
+    from index.extra import ExtraScores
+
+    gen = torch.Generator().manual_seed(3)
+    items, users, k = 40, 5 * MIN_DENSE_CHUNK + 3, 7
+    vectors, queries = torch.randn(items, 8, generator=gen), torch.randn(users, 8, generator=gen)
+    seen, counts = _seen([list(range(n % 6)) for n in range(users)])
+    extra = ExtraScores(
+        torch.randint(-1, items, (users, 9), generator=gen), torch.rand(users, 9, generator=gen)
+    )
+    blocked = torch.zeros(items, dtype=torch.bool)
+    blocked[[3, 17]] = True
+    whole = top_k_excluding(_index(vectors), queries, seen, counts, k, blocked, extra)
+    chunked_index = ExactIndex(dense_budget=MIN_DENSE_CHUNK * items)
+    chunked_index.refresh(vectors, torch.arange(items))
+    chunked = top_k_excluding(chunked_index, queries, seen, counts, k, blocked, extra)
+    assert torch.equal(whole.rows, chunked.rows)
+    assert torch.equal(whole.scores, chunked.scores)
