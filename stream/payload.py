@@ -55,7 +55,7 @@ def decode_recommendation(raw: bytes) -> dict[str, object]:
 
 
 def _array_header(lengths: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint8], np.ndarray]:
-    """msgpack array headers for each length: `[n, 5]` bytes (left-aligned) and their sizes."""
+    """The msgpack array headers of each length: `[n, 5]` bytes (left-aligned) and their sizes."""
     n = lengths.shape[0]
     out = np.zeros((n, 5), dtype=np.uint8)
     size = np.where(lengths < 16, 1, np.where(lengths < 1 << 16, 3, 5))  # noqa: PLR2004
