@@ -9,6 +9,9 @@ import torch
 from index.base import ItemIndex
 from index.extra import ExtraScores
 
+DENSE_CHUNK_BUDGET = 1 << 20  # score elements per chunk (4 MiB of floats): passes stay in cache
+MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs less
+
 
 @dataclass(frozen=True)
 class TopK:
@@ -47,11 +50,43 @@ def top_k_excluding(
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
+    chunk = _dense_chunk(index, queries)
+    if chunk < queries.shape[0]:
+        parts = [
+            top_k_excluding(
+                index,
+                queries[at : at + chunk],
+                seen[at : at + chunk],
+                seen_counts[at : at + chunk],
+                k,
+                unavailable,
+                None if extra is None else extra.slice(at, at + chunk),
+            )
+            for at in range(0, queries.shape[0], chunk)
+        ]
+        return TopK(torch.cat([p.scores for p in parts]), torch.cat([p.rows for p in parts]))
     base, side, rows, excluded = _candidates(
         index, queries, seen, seen_counts, k, unavailable, extra
     )
     scores = base if side is None else base + side
     return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
+
+
+def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
+    """How many queries to rank at a time: all of them, or chunks whose dense matrix fits.
+
+    A batch too big for one dense score matrix is still cheaper ranked densely
+    in chunks than by a widened search merged with sparse extra candidates (a
+    sort of `[users, k + seen + extra]` rows), as long as a chunk holds enough
+    users to amortise its passes over the catalogue; else the search it is.
+    """
+    users = queries.shape[0]
+    probe = index.dense_scores(queries[:1]) if users > 1 else None
+    if probe is None:  # one query, or an index that never hands over a dense matrix
+        return users
+    budget = min(DENSE_CHUNK_BUDGET, int(getattr(index, "dense_budget", DENSE_CHUNK_BUDGET)))
+    chunk = budget // max(1, probe.shape[1])
+    return chunk if chunk >= MIN_DENSE_CHUNK else users
 
 
 def top_k_per_weight(

@@ -390,7 +390,13 @@ class OnlineLearner:
         recent = self.recent.seen(users)
         held = recent >= 0
         scale = held.sum(1).clamp(min=1).float().pow(-self.config.recent_alpha)
-        context = (self.context_table.weight[recent.clamp(min=0)] * held.unsqueeze(2)).sum(1)
+        # One fused gather-and-sum (no [users, n, dim] copy); `-1` slots weigh 0.
+        context = torch.nn.functional.embedding_bag(
+            recent.clamp(min=0),
+            self.context_table.weight,
+            mode="sum",
+            per_sample_weights=held.to(self.context_table.weight.dtype),
+        )
         return own + scale.unsqueeze(1) * context, recent, scale
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
