@@ -9,6 +9,9 @@ import torch
 from index.base import ItemIndex
 from index.extra import ExtraScores
 
+DENSE_CHUNK_BUDGET = 1 << 20  # score elements per chunk (4 MiB of floats): passes stay in cache
+MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs less
+
 
 @dataclass(frozen=True)
 class TopK:
@@ -29,7 +32,7 @@ def top_k_excluding(
     seen: torch.Tensor,
     seen_counts: torch.Tensor,
     k: int,
-    blocked: torch.Tensor | None = None,
+    unavailable: torch.Tensor | None = None,
     extra: ExtraScores | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
@@ -39,7 +42,7 @@ def top_k_excluding(
     a single top-k follows. Otherwise one search fetches `k + max(seen_counts)`
     candidates for the whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
-    loop. `blocked` (a bool per item row) masks items no one may be shown.
+    loop. `unavailable` (a bool per item row) masks items no one may be shown.
     `extra` adds sparse per-user scores (e.g. item-to-item transitions): into
     the dense matrix, or, beside a search, as candidates of their own merged
     with the search's, so an item can enter a list on its extra score alone.
@@ -47,9 +50,43 @@ def top_k_excluding(
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
-    base, side, rows, excluded = _candidates(index, queries, seen, seen_counts, k, blocked, extra)
+    chunk = _dense_chunk(index, queries)
+    if chunk < queries.shape[0]:
+        parts = [
+            top_k_excluding(
+                index,
+                queries[at : at + chunk],
+                seen[at : at + chunk],
+                seen_counts[at : at + chunk],
+                k,
+                unavailable,
+                None if extra is None else extra.slice(at, at + chunk),
+            )
+            for at in range(0, queries.shape[0], chunk)
+        ]
+        return TopK(torch.cat([p.scores for p in parts]), torch.cat([p.rows for p in parts]))
+    base, side, rows, excluded = _candidates(
+        index, queries, seen, seen_counts, k, unavailable, extra
+    )
     scores = base if side is None else base + side
     return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
+
+
+def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
+    """How many queries to rank at a time: all of them, or chunks whose dense matrix fits.
+
+    A batch too big for one dense score matrix is still cheaper ranked densely
+    in chunks than by a widened search merged with sparse extra candidates (a
+    sort of `[users, k + seen + extra]` rows), as long as a chunk holds enough
+    users to amortise its passes over the catalogue; else the search it is.
+    """
+    users = queries.shape[0]
+    probe = index.dense_scores(queries[:1]) if users > 1 else None
+    if probe is None:  # one query, or an index that never hands over a dense matrix
+        return users
+    budget = min(DENSE_CHUNK_BUDGET, int(getattr(index, "dense_budget", DENSE_CHUNK_BUDGET)))
+    chunk = budget // max(1, probe.shape[1])
+    return chunk if chunk >= MIN_DENSE_CHUNK else users
 
 
 def top_k_per_weight(
@@ -60,7 +97,7 @@ def top_k_per_weight(
     k: int,
     extra: ExtraScores,
     weights: list[float],
-    blocked: torch.Tensor | None = None,
+    unavailable: torch.Tensor | None = None,
 ) -> list[TopK]:
     """`top_k_excluding` once per weight of `extra`, from one search.
 
@@ -72,7 +109,9 @@ def top_k_per_weight(
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return [TopK(empty, empty.long()) for _ in weights]
-    base, side, rows, excluded = _candidates(index, queries, seen, seen_counts, k, blocked, extra)
+    base, side, rows, excluded = _candidates(
+        index, queries, seen, seen_counts, k, unavailable, extra
+    )
     side = torch.zeros_like(base) if side is None else side
     return [
         _best((base + w * side).masked_fill_(excluded, float("-inf")), rows, k) for w in weights
@@ -85,13 +124,13 @@ def _candidates(
     seen: torch.Tensor,
     seen_counts: torch.Tensor,
     k: int,
-    blocked: torch.Tensor | None,
+    unavailable: torch.Tensor | None,
     extra: ExtraScores | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """`(inner products, extra scores, rows, excluded)` over each query's candidates.
 
     The whole catalogue when the index hands over a dense matrix; otherwise
-    the search's `k + max(seen_counts) (+ blocked)` best, plus the extra's own.
+    the search's `k + max(seen_counts) (+ unavailable)` best, plus the extra's own.
     """
     dense = index.dense_scores(queries)
     if dense is not None:
@@ -99,12 +138,12 @@ def _candidates(
         if extra is not None:
             side = torch.zeros_like(dense)
             extra.add_to(side)
-        excluded = _excluded(dense.shape, seen.to(dense.device), blocked)
+        excluded = _excluded(dense.shape, seen.to(dense.device), unavailable)
         rows = torch.arange(dense.shape[1], device=dense.device).expand(dense.shape[0], -1)
         return dense, side, rows, excluded
     widen = int(seen_counts.max()) if seen_counts.numel() else 0
-    if blocked is not None:
-        widen += int(blocked.sum())
+    if unavailable is not None:
+        widen += int(unavailable.sum())
     scores, rows = index.search(queries, k + widen)
     side = None
     if extra is not None:
@@ -112,20 +151,22 @@ def _candidates(
     sorted_seen = seen.sort(dim=1).values.to(rows.device)
     slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
     excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0) | (scores == float("-inf"))
-    if blocked is not None:
-        excluded |= blocked[rows.clamp(min=0)]
+    if unavailable is not None:
+        excluded |= unavailable[rows.clamp(min=0)]
     return scores, side, rows, excluded
 
 
-def _excluded(shape: torch.Size, seen: torch.Tensor, blocked: torch.Tensor | None) -> torch.Tensor:
-    """The `[users, items]` mask of seen (and blocked) items."""
+def _excluded(
+    shape: torch.Size, seen: torch.Tensor, unavailable: torch.Tensor | None
+) -> torch.Tensor:
+    """The `[users, items]` mask of seen (and unavailable) items."""
     items = shape[1]
     # Column `items` is a sink for the -1 padding of `seen`, dropped after the scatter.
     excluded = torch.zeros(shape[0], items + 1, dtype=torch.bool, device=seen.device)
     excluded.scatter_(1, seen.masked_fill(seen < 0, items), value=True)
     excluded = excluded[:, :items]
-    if blocked is not None:
-        excluded |= blocked[:items].to(seen.device)
+    if unavailable is not None:
+        excluded |= unavailable[:items].to(seen.device)
     return excluded
 
 

@@ -23,6 +23,10 @@ class ExtraScores:
     rows: torch.Tensor
     values: torch.Tensor
 
+    def slice(self, start: int, stop: int) -> ExtraScores:
+        """The extra scores of users `start..stop-1` (a batch ranked in chunks)."""
+        return ExtraScores(self.rows[start:stop], self.values[start:stop])
+
     def add_to(self, dense: torch.Tensor) -> None:
         """Add into a `[users, items]` score matrix in place (rows past its width ignored)."""
         width = dense.shape[1]

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.errors import ModelError, StateError
+from models.growth import grown_capacity
 from models.state import JSON, StateDict, sequence
 
 
@@ -84,9 +85,10 @@ class IdMap:
     def _grow_one(self) -> int:
         row = self._extent
         if row == len(self._ids):
-            ids = np.empty(2 * len(self._ids), dtype=object)
+            capacity = grown_capacity(len(self._ids), row + 1, None)
+            ids = np.empty(capacity, dtype=object)
             ids[:row] = self._ids
-            live = np.zeros(2 * len(self._ids), dtype=bool)
+            live = np.zeros(capacity, dtype=bool)
             live[:row] = self._live
             self._ids, self._live = ids, live
         self._extent += 1

@@ -12,6 +12,7 @@ from models.history import SeenHistory
 from models.idmap import IdMap
 from models.mixing import WeightSelector
 from models.prior import FLOOR, PopularityPrior
+from models.seeded import seeded_normal
 from models.state import StateDict, integer, part, prefixed, rows_of, sequence
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
@@ -131,19 +132,23 @@ class OnlineLearner:
             else None
         )
         self.steps = 0
+        # context rows the last step changed (item sharing sends them: models/item_deltas.py)
+        self.context_rows = torch.empty(0, dtype=torch.int64, device=device)
 
     def sync_rows(self) -> None:
         """Give every row the maps handed out a table row (call after `rows_for`)."""
         self.user_table.ensure_rows(self.users.extent)
         known = self.item_table.rows
+        known_context = self.context_table.rows
         self.item_table.ensure_rows(self.items.extent)
         if self.config.popularity_weight and self.item_table.rows > known:
             self.prior.ensure_rows(self.item_table.rows)
-            # the bias column holds learned + beta * L, and a fresh item has L = FLOOR
-            self.item_table.weight[known : self.item_table.rows, -1] = self._floor_bias
         if self.config.recent_items:
             self.context_table.ensure_rows(self.items.extent)
             self.recent.ensure_users(self.users.extent)
+        start = min(known, known_context) if self.config.recent_items else known
+        if self.item_table.rows > start:
+            self._seed_items(torch.arange(start, self.item_table.rows, device=self.device))
         if self.transition is not None:
             self.transition.table.ensure_rows(self.items.extent)
 
@@ -164,12 +169,33 @@ class OnlineLearner:
         self.item_table.reset(items)
         if self.config.popularity_weight and items.numel():
             self.prior.reset(items)
-            self.item_table.weight[items.to(self.device), -1] = self._floor_bias
         if self.config.recent_items:
             self.recent.reset(users)
             self.context_table.reset(items)
+        if items.numel():
+            self._seed_items(items.to(self.device))
         if self.transition is not None:
             self.transition.table.reset(items)
+
+    def _seed_items(self, rows: torch.Tensor) -> None:
+        """Initial item and context rows from each item's id (`models.seeded`), not draw order.
+
+        Workers that share items by deltas must start every item alike. The tables still
+        drew their random rows (so the generator's later draws, the negatives, are as
+        before); those rows are overwritten here.
+        """
+        ids = list(self.items.ids_of(rows.cpu().numpy()))
+        cfg, width = self.config, self.config.dim + 1
+        item = torch.from_numpy(seeded_normal(ids, width, salt=1, seed=cfg.seed)).to(self.device)
+        item.mul_(cfg.init_std)
+        # the bias column holds learned + beta * L, and a fresh item has L = FLOOR
+        item[:, -1] = self._floor_bias if cfg.popularity_weight else 0.0
+        self.item_table.weight[rows] = item
+        if cfg.recent_items and self.context_table.rows >= self.item_table.rows:
+            context = torch.from_numpy(seeded_normal(ids, width, salt=2, seed=cfg.seed))
+            context = context.to(self.device).mul_(cfg.init_std)
+            context[:, -1] = 0.0
+            self.context_table.weight[rows] = context
 
     def state_dict(self) -> StateDict:
         """Everything learned, by part: id maps, tables, recent items, prior, transitions, steps.
@@ -262,6 +288,7 @@ class OnlineLearner:
             if self.transition is not None
             else None
         )
+        self.context_rows = self.context_rows[:0]
         loss, item_rows = self._step(users, items, weights)
         if self.transition is not None and latest is not None:  # latest is set iff transition
             self.transition.fold(users, items, weights, latest)
@@ -307,7 +334,9 @@ class OnlineLearner:
                 .unsqueeze(1)
                 .expand(-1, recent.shape[1], -1)
             )
-            self.context_table.apply_gradients(recent[held], grad_ctx[held], cfg.learning_rate)
+            self.context_rows = self.context_table.apply_gradients(
+                recent[held], grad_ctx[held], cfg.learning_rate
+            )
         item_rows = self.item_table.apply_gradients(
             torch.cat([items, negatives]),
             torch.cat([grad_pos, grad_neg]),
@@ -361,7 +390,13 @@ class OnlineLearner:
         recent = self.recent.seen(users)
         held = recent >= 0
         scale = held.sum(1).clamp(min=1).float().pow(-self.config.recent_alpha)
-        context = (self.context_table.weight[recent.clamp(min=0)] * held.unsqueeze(2)).sum(1)
+        # One fused gather-and-sum (no [users, n, dim] copy); `-1` slots weigh 0.
+        context = torch.nn.functional.embedding_bag(
+            recent.clamp(min=0),
+            self.context_table.weight,
+            mode="sum",
+            per_sample_weights=held.to(self.context_table.weight.dtype),
+        )
         return own + scale.unsqueeze(1) * context, recent, scale
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:

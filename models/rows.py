@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from models.growth import grown_capacity
 from models.idmap import IdMap
 from models.pending import PendingCounts
 from models.state import StateDict, part, prefixed, tensor
@@ -120,7 +121,7 @@ class RowKeeper:
 
     def _ensure(self, extent: int) -> None:
         if extent > len(self._last_seen):
-            grown = np.zeros(max(extent, 2 * len(self._last_seen)), dtype=np.float64)
+            grown = np.zeros(grown_capacity(len(self._last_seen), extent, None), dtype=np.float64)
             grown[: len(self._last_seen)] = self._last_seen
             self._last_seen = grown
 

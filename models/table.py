@@ -103,12 +103,28 @@ class EmbeddingTable:
         used: torch.Tensor = self.weight[: self.rows]
         return used
 
+    def _distinct(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`torch.unique(rows, return_inverse=True)`, by marking a table-wide mask when cheaper.
+
+        The learner scatters each event's context gradient over its 16 recent rows,
+        so `rows` is often many times the table: a mask and a cumsum, O(rows + table),
+        then beat the sort. Same result, so the same sums follow.
+        """
+        extent = self.rows
+        if rows.numel() == 0 or extent > 4 * rows.numel():
+            unique_rows: torch.Tensor
+            unique_rows, inverse = torch.unique(rows, return_inverse=True)
+            return unique_rows, inverse
+        mark = torch.zeros(extent, dtype=torch.bool, device=rows.device)
+        mark[rows] = True
+        position = torch.cumsum(mark, 0) - 1
+        return torch.nonzero(mark).squeeze(1), position[rows]
+
     def apply_gradients(
         self, rows: torch.Tensor, grads: torch.Tensor, learning_rate: float, eps: float = 1e-8
     ) -> torch.Tensor:
         """Sum `grads` per distinct row, take one row-wise Adagrad step each; return the rows."""
-        unique_rows: torch.Tensor
-        unique_rows, inverse = torch.unique(rows, return_inverse=True)
+        unique_rows, inverse = self._distinct(rows)
         summed = torch.zeros(unique_rows.shape[0], self.dim, device=self.device)
         summed.index_add_(0, inverse, grads)
         if self.constant_last is not None:

@@ -138,7 +138,12 @@ class ItemTransitions:
         # P(i | j) damped by the evidence behind it: a share over sqrt(total), so a
         # predecessor with many successors counts more than one seen once (on
         # ml-latest-small 0.0566 against 0.0541 for the plain share, ml-100k alike).
-        total = weights.sum(2, keepdim=True).clamp(min=1e-12).sqrt()
+        # Summed over the table when that is fewer rows than the gather (the same sums).
+        if self.capacity <= source.numel():
+            total = self.weights.sum(1)[source].unsqueeze(2)
+        else:
+            total = weights.sum(2, keepdim=True)
+        total = total.clamp(min=1e-12).sqrt()
         lag = self.decay ** recency.clamp(min=0).float() * held
         lag = lag / lag.sum(1, keepdim=True).clamp(min=1e-12)  # a weighted mean over them
         share = weights / total * lag.unsqueeze(2)

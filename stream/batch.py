@@ -39,6 +39,7 @@ class DecodedBatch:
     event_ts: list[float] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     produced_ts: list[float] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)  # per valid event: its input partition
     rejected: list[Rejected] = field(default_factory=list)
     # (topic, partition) -> next offset to consume, covering valid and rejected messages
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -78,7 +79,7 @@ def decode_messages(
     batch = DecodedBatch()
     offsets = batch.next_offsets
     users, items, event_ts = batch.users, batch.items, batch.event_ts
-    weights, produced_ts = batch.weights, batch.produced_ts
+    weights, produced_ts, partitions = batch.weights, batch.produced_ts, batch.partitions
     fast_path = _fast_msgpack
     for message in messages:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
@@ -95,6 +96,7 @@ def decode_messages(
             event_ts.append(fast[2])
             weights.append(click_weight)
             produced_ts.append(produced)
+            partitions.append(partition)
             continue
         try:
             event = decode_event(value, default_ts=produced, limits=limits)
@@ -108,6 +110,7 @@ def decode_messages(
         event_ts.append(event.ts)
         weights.append(min(event.weight * weights_by_type.get(event.type, 1.0), max_weight))
         produced_ts.append(produced)
+        partitions.append(partition)
     return batch
 
 

@@ -167,8 +167,19 @@ class DeadLetterProducer:
         return report
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Flush what is left."""
+        """Flush what is left for up to `timeout_s`, then drop the rest and stop the client.
+
+        Without this the client lives on and keeps dialling the broker: queued
+        letters hold their delivery callbacks (and so this object) inside
+        librdkafka, where no garbage collector sees them. Dropping is safe: a
+        letter not delivered was never flushed, so no offset past it was committed.
+        """
         self._producer.flush(timeout_s)
+        self._producer.purge()
+        self._producer.flush(0)  # serves the purged letters' callbacks, releasing them
+        close = getattr(self._producer, "close", None)  # only newer confluent-kafka has it
+        if close is not None:
+            close()
 
 
 __all__ = ["PREFIX_BYTES", "DeadLetterProducer", "DeadLetterReport", "Undeliverable"]

@@ -44,6 +44,8 @@ PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
 }
 
 PartitionHook = Callable[[list[tuple[str, int]]], None]
+# scale-out hook: where newly assigned partitions start (their handed-over state's offset)
+StartHook = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int]]
 
 _GENERATION_LOST = {
     KafkaError.ILLEGAL_GENERATION,
@@ -79,12 +81,18 @@ class KafkaSource:
         on_assign: PartitionHook | None = None,
         on_revoke: PartitionHook | None = None,
         start_offsets: Mapping[tuple[str, int], int] | None = None,
+        start_at: StartHook | None = None,
+        on_lost: PartitionHook | None = None,
     ) -> None:
         """Create the consumer and subscribe; `config` must hold `group.id`.
 
         `start_offsets` (from a model checkpoint) override the committed offsets
         the first time each partition is assigned, so the model re-reads what
         it had not yet learned when the checkpoint was written.
+
+        Scale-out hooks: `start_at` is asked, before anything is consumed from newly
+        assigned partitions, where each starts (it restores their state meanwhile);
+        `on_lost` (default: `on_revoke`) hears of partitions lost without a revoke.
         """
         self._start_offsets = dict(start_offsets or {})
         if "group.id" not in config:
@@ -94,16 +102,20 @@ class KafkaSource:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._revoke_first: list[PartitionHook] = []
+        self._start_at = start_at
+        self._on_lost = on_lost or on_revoke
         try:
             self._consumer = Consumer({**CONSUMER_DEFAULTS, **config})
         except KafkaException as exc:
             raise FatalError(f"kafka consumer config rejected: {exc}") from exc
         self._consumer.subscribe(
-            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+            [topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
         )
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         parts = [(p.topic, p.partition) for p in partitions]
+        if self._start_at is not None:  # scale-out: the handed-over state's offsets win
+            self._start_offsets.update(self._start_at(parts))
         if any(part in self._start_offsets for part in parts):
             for p in partitions:
                 start = self._start_offsets.pop((p.topic, p.partition), None)
@@ -121,6 +133,26 @@ class KafkaSource:
         if self._on_revoke:
             self._on_revoke(parts)
         self.assigned.difference_update(parts)
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        parts = [(p.topic, p.partition) for p in partitions]
+        for hook in self._revoke_first:  # its commit fails now, but the write is finished first
+            hook(parts)
+        if self._on_lost:
+            self._on_lost(parts)
+        self.assigned.difference_update(parts)
+
+    def committed(
+        self, parts: list[tuple[str, int]], timeout_s: float = 10.0
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed offsets of `parts` (absent: none committed yet)."""
+        try:
+            found = self._consumer.committed(
+                [TopicPartition(t, p) for t, p in parts], timeout=timeout_s
+            )
+        except KafkaException as exc:
+            _raise_for(exc.args[0], "read committed offsets")
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def poll(self, max_messages: int, timeout_s: float) -> Polled:
         """Whatever has arrived, up to `max_messages`; waits up to `timeout_s` only when none has.
@@ -272,12 +304,21 @@ def wait_for_broker(config: KafkaConfig, timeout_s: float) -> set[str]:
 
 
 def ensure_topics(
-    config: KafkaConfig, partitions: Mapping[str, int], timeout_s: float = 30
+    config: KafkaConfig,
+    partitions: Mapping[str, int],
+    timeout_s: float = 30,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Create missing topics; an existing topic is left as it is."""
+    """Create missing topics (with `configs[name]` topic settings); an existing one is left."""
     admin = _admin(config)  # held until the futures resolve: its handle serves them
+    extra = configs or {}
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=-1) for name, n in partitions.items()],
+        [
+            NewTopic(
+                name, num_partitions=n, replication_factor=-1, config=dict(extra.get(name, {}))
+            )
+            for name, n in partitions.items()
+        ],
         request_timeout=timeout_s,
     )
     for name, future in futures.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from hiredis import pack_command as _pack_command
@@ -14,11 +15,13 @@ from stream.errors import FatalError, TransientError
 from stream.payload import decode_recommendation
 
 # Refusals that pass (failover, memory pressure, loading): retry rather than exit.
-_PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
+# Below this many SETs per connection, another connection costs more than it saves.
+_MIN_PER_CONNECTION = 512
+PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
 
 
 class RedisSink:
-    """Writes lists with `SET key value EX ttl`, a whole batch in one pipeline round trip."""
+    """Writes lists with `SET key value EX ttl`: a batch pipelined over a few connections."""
 
     def __init__(
         self,
@@ -29,11 +32,17 @@ class RedisSink:
         password: str | None = None,
         timeout_s: float = 5.0,
         cold_start_key: str = "",
+        connections: int = 4,
     ) -> None:
         """Connect lazily to `url` (`redis://` or `rediss://` for TLS).
 
         `cold_start_key` (empty: none) is where the list for users without one goes.
+        A large batch is split over up to `connections` connections written at once.
         """
+        if connections < 1:
+            raise ValueError(f"connections must be >= 1, got {connections}")
+        self.connections = connections
+        self._pool: ThreadPoolExecutor | None = None
         self.prefix = prefix
         self.cold_start_key = cold_start_key
         self.ttl_s = ttl_s
@@ -61,11 +70,36 @@ class RedisSink:
         No MULTI/EXEC: each SET is idempotent and independent, and a
         transaction would only add a round trip and block the server.
         """
-        commands = [(self.prefix.encode() + user.encode(), value) for user, value in payloads]
+        prefix = self.prefix.encode()
+        commands = [(prefix + user.encode(), value) for user, value in payloads]
         if cold_start is not None and self.cold_start_key:
             commands.append((self.cold_start_key.encode(), cold_start))
         if not commands:
             return
+        lanes = min(self.connections, -(-len(commands) // _MIN_PER_CONNECTION))
+        if lanes <= 1:
+            self._write(commands)
+            return
+        # Disjoint slices on their own connections: Valkey parses one while the next is
+        # packed and sent (socket I/O releases the GIL). Every slice is waited for before
+        # the first failure is raised, so no write is left in flight behind the caller.
+        step = -(-len(commands) // lanes)
+        futures = [
+            self._threads().submit(self._write, commands[at : at + step])
+            for at in range(0, len(commands), step)
+        ]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="redis-sink")
+        return self._pool
+
+    def _write(self, commands: list[tuple[bytes, bytes]]) -> None:
+        """One pipelined round trip of SETs on one pooled connection; errors mapped to kinds."""
         # The batch is packed by hiredis in C and sent in one write; replies are read back
         # in order. Same wire traffic as redis-py's pipeline, without its per-command
         # Python bookkeeping, which costs more than the SETs themselves.
@@ -94,7 +128,7 @@ class RedisSink:
         except ResponseError as exc:
             # Replies were left unread: the connection is out of step, drop it.
             connection.disconnect()  # type: ignore[no-untyped-call]
-            if str(exc).startswith(_PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
+            if str(exc).startswith(PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
                 raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc
         finally:
@@ -144,5 +178,8 @@ class RedisSink:
         return None if raw is None else decode_recommendation(bytes(raw))  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Stop the writer threads and close the connection pool."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self._client.close()

@@ -14,41 +14,43 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.dead_letters import DeadLetterProducer
 from stream.kafka import KafkaSource
+from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
 from worker.engine import Engine
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
-from worker.settings import Settings
+from worker.scale_setup import build_scale
+from worker.settings import ModelSettings, RedisSettings, Settings
 from worker.startup import check_kafka, check_redis
 
 log = structlog.get_logger("recstream.worker")
+
+
+def learner_config(model: ModelSettings, device: torch.device) -> LearnerConfig:
+    """The learner's config: `settings.model` whole, with the device's default negatives."""
+    return LearnerConfig(**{**dict(model), "negatives": model.negatives_on(device.type)})
+
+
+def open_sink(redis: RedisSettings) -> RedisSink:
+    """The Redis sink (and reader) that `settings.redis` describes."""
+    sink = RedisClusterSink if redis.cluster else RedisSink  # scale-out hook: Redis Cluster
+    return sink(
+        redis.url.get_secret_value(),
+        prefix=redis.prefix,
+        ttl_s=redis.ttl_s,
+        password=redis.password.get_secret_value() if redis.password else None,
+        timeout_s=redis.timeout_s,
+        cold_start_key=redis.cold_start_key,
+    )
 
 
 def build_engine(
     settings: Settings, device: torch.device, restored: Restored | None = None
 ) -> Engine:
     """Learner, seen history and index from `settings` (or a checkpoint): worker and eval alike."""
-    learner = OnlineLearner(
-        LearnerConfig(
-            dim=settings.dim,
-            learning_rate=settings.learning_rate,
-            negatives=settings.negatives or (2048 if device.type == "cuda" else 128),
-            l2=settings.l2,
-            recent_items=settings.recent_items,
-            popularity_weight=settings.popularity_weight,
-            popularity_tau=settings.popularity_tau,
-            popularity_clock=settings.popularity_clock,
-            bias_decay=settings.bias_decay,
-            transition_slots=settings.transition_slots,
-            transition_window=settings.transition_window,
-            transition_decay=settings.transition_decay,
-            transition_weight=settings.transition_weight,
-            seed=settings.seed,
-        ),
-        device,
-    )
-    history = SeenHistory(settings.seen_history, device)
+    learner = OnlineLearner(learner_config(settings.model, device), device)
+    history = SeenHistory(settings.ranking.seen_history, device)
     if restored is not None:
         learner, history = restored.learner, restored.history
         log.info(
@@ -58,21 +60,22 @@ def build_engine(
             items=len(learner.items),
             partitions=len(restored.offsets),
         )
+    limits = settings.rows
     rows = RowPolicy.over(
         learner.users,
         learner.items,
-        RowLimits(settings.max_users, settings.id_ttl_s, settings.min_occurrences),
-        RowLimits(settings.max_items, settings.id_ttl_s, settings.min_occurrences),
+        RowLimits(limits.max_users, limits.id_ttl_s, limits.min_occurrences),
+        RowLimits(limits.max_items, limits.id_ttl_s, limits.min_occurrences),
         restored.rows if restored else None,
     )
     index = make_index(
-        settings.index_kind,
-        nlist=settings.index_nlist,
-        nprobe=settings.index_nprobe,
-        refresh_s=settings.index_refresh_s,
-        refresh_updates=settings.index_refresh_updates,
+        settings.index.kind,
+        nlist=settings.index.nlist,
+        nprobe=settings.index.nprobe,
+        refresh_s=settings.index.refresh_s,
+        refresh_updates=settings.index.refresh_updates,
     )
-    return Engine(learner, history, index, settings.top_k, rows)
+    return Engine(learner, history, index, settings.ranking.top_k, rows)
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
@@ -83,19 +86,12 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     device = resolve_device(settings.device)
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
-    restored = (
-        restore_at_start(settings.checkpoint_dir, device) if settings.checkpoint_dir else None
-    )
+    directory = settings.checkpoint.dir
+    # scale-out hook: state comes from the state topic and the item feed, not a checkpoint
+    scale_out = settings.scale.scale_out
+    restored = restore_at_start(directory, device) if directory and not scale_out else None
     engine = build_engine(settings, device, restored)
-    redis = settings.redis
-    sink = RedisSink(
-        redis.url.get_secret_value(),
-        prefix=redis.prefix,
-        ttl_s=redis.ttl_s,
-        password=redis.password.get_secret_value() if redis.password else None,
-        timeout_s=redis.timeout_s,
-        cold_start_key=redis.cold_start_key,
-    )
+    sink = open_sink(settings.redis)
     try:
         check_redis(sink, settings.startup_timeout_s)
     except BaseException:
@@ -103,12 +99,16 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine.index.close()
         raise
 
+    scale = build_scale(settings, engine) if scale_out else None  # scale-out hook
+
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # Each batch is committed before the next poll, so nothing is in flight here.
         log.info("partitions_revoked", partitions=[p for _, p in parts])
+        if scale is not None:  # scale-out hook: hand the revoked partitions' users over
+            scale.revoked(parts)
 
     source = KafkaSource(
         kafka.consumer_config(),
@@ -116,6 +116,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         on_assign=assigned,
         on_revoke=revoked,
         start_offsets=restored.offsets if restored else None,
+        start_at=scale.start_at if scale else None,  # scale-out hook
+        on_lost=scale.lost if scale else None,
     )
     log.info(
         "worker_configured",
@@ -124,26 +126,26 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         dlq_topic=kafka.dlq_topic,
         device=str(device),
         search_backend=backend_for(device),
-        index=settings.index_kind,
-        dim=settings.dim,
-        top_k=settings.top_k,
-        batch_size=settings.batch_size,
-        batch_ms=settings.batch_ms,
-        max_users=settings.max_users,
-        max_items=settings.max_items,
-        id_ttl_s=settings.id_ttl_s,
-        min_occurrences=settings.min_occurrences,
+        index=settings.index.kind,
+        dim=settings.model.dim,
+        top_k=settings.ranking.top_k,
+        batch_size=settings.loop.batch_size,
+        batch_ms=settings.loop.batch_ms,
+        max_users=settings.rows.max_users,
+        max_items=settings.rows.max_items,
+        id_ttl_s=settings.rows.id_ttl_s,
+        min_occurrences=settings.rows.min_occurrences,
     )
     return Worker(
         LoopConfig(
-            top_k=settings.top_k,
-            batch_size=settings.batch_size,
-            batch_s=settings.batch_ms / 1000.0,
-            event_weights=dict(settings.event_weights),
-            checkpoint_dir=settings.checkpoint_dir,
-            checkpoint_interval_s=settings.checkpoint_interval_s,
-            max_event_weight=settings.max_event_weight,
-            max_clock_skew_s=settings.max_clock_skew_s,
+            top_k=settings.ranking.top_k,
+            batch_size=settings.loop.batch_size,
+            batch_s=settings.loop.batch_ms / 1000.0,
+            event_weights=dict(settings.events.event_weights),
+            checkpoint_dir=directory,
+            checkpoint_interval_s=settings.checkpoint.interval_s,
+            max_event_weight=settings.events.max_event_weight,
+            max_clock_skew_s=settings.events.max_clock_skew_s,
         ),
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),
@@ -151,4 +153,5 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine=engine,
         metrics=metrics,
         restored_offsets=restored.offsets if restored else None,
+        scale=scale,
     )

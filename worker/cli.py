@@ -8,19 +8,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import structlog
-
-from worker.logs import configure_logging
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from structlog.stdlib import BoundLogger
+
     from worker.loop import Worker
     from worker.metrics import HealthServer
     from worker.settings import Settings
 
-log = structlog.get_logger("recstream.cli")
+
+def _log() -> BoundLogger:
+    """The CLI's logger; structlog (and the asyncio it loads) only once a command runs."""
+    import structlog
+
+    logger: BoundLogger = structlog.get_logger("recstream.cli")
+    return logger
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """`worker.logs.configure_logging`, imported when a command needs it, not for --help."""
+    from worker.logs import configure_logging as configure
+
+    configure(fmt, level)
+
 
 # The methods `recstream eval` knows (kept here so --help needs no numpy or torch import).
 METHOD_NAMES = ("recstream", "most-popular", "recent-popular", "isgd", "item-knn", "als")
@@ -63,7 +76,7 @@ def run() -> None:
         try:  # bound before anything else starts: a port in use is a bad start, not a traceback
             health = HealthServer(settings.metrics_port, metrics)
         except OSError as exc:
-            log.error(  # noqa: TRY400  (an expected bad start: one clear line, no traceback)
+            _log().error(
                 "startup_failed",
                 error=f"cannot listen on port {settings.metrics_port}: {exc.strerror or exc}",
                 variable="RECSTREAM_METRICS_PORT",
@@ -72,22 +85,22 @@ def run() -> None:
     try:
         worker = build_worker(settings, metrics)
     except StartupError as exc:
-        log.error("startup_failed", error=str(exc), **exc.fields)  # noqa: TRY400  (same)
+        _log().error("startup_failed", error=str(exc), **exc.fields)
         _close(health)
         sys.exit(2)
     except RecstreamError as exc:
-        log.exception("startup_failed", error=str(exc))
+        _log().exception("startup_failed", error=str(exc))
         _close(health)
         sys.exit(2)
     metrics.watch_device(worker.engine.device)
     if health:
         debug = _user_reader(worker) if settings.debug_endpoint else None
         health.start(worker.live, worker.ready, debug)
-        log.info("metrics_listening", port=health.port, debug_endpoint=debug is not None)
+        _log().info("metrics_listening", port=health.port, debug_endpoint=debug is not None)
     try:
         code = worker.run()
     except RecstreamError as exc:
-        log.exception("worker_failed", error=str(exc))
+        _log().exception("worker_failed", error=str(exc))
         code = 1
     finally:
         _close(health)
@@ -125,9 +138,9 @@ def replay(path: Path, rate: float, limit: int | None, fmt: str, quiet: bool) ->
         producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
         sent = send_interactions(producer, data, rate=rate, limit=limit, quiet=quiet)
     except RecstreamError as exc:  # a bad file or an unreachable broker: one line, exit 2
-        log.error("replay_failed", path=str(path), error=str(exc))  # noqa: TRY400
+        _log().error("replay_failed", path=str(path), error=str(exc))
         sys.exit(2)
-    log.info("replay_finished", path=str(path), events=sent, topic=settings.kafka.topic)
+    _log().info("replay_finished", path=str(path), events=sent, topic=settings.kafka.topic)
 
 
 @main.command()
@@ -422,9 +435,11 @@ def import_vectors_command(path: Path, project: bool, force: bool) -> None:
     try:
         moved = import_vectors(settings, path, project=project, force=force)
     except RecstreamError as exc:
-        log.error("import_failed", path=str(path), error=str(exc))  # noqa: TRY400
+        _log().error("import_failed", path=str(path), error=str(exc))
         sys.exit(2)
-    log.info("vectors_imported", checkpoint=str(moved.path), items=moved.items, users=moved.users)
+    _log().info(
+        "vectors_imported", checkpoint=str(moved.path), items=moved.items, users=moved.users
+    )
 
 
 @main.command("export-vectors")
@@ -439,9 +454,9 @@ def export_vectors_command(out: Path) -> None:
     try:
         moved = export_to(settings, out)
     except RecstreamError as exc:
-        log.error("export_failed", out=str(out), error=str(exc))  # noqa: TRY400
+        _log().error("export_failed", out=str(out), error=str(exc))
         sys.exit(2)
-    log.info("vectors_exported", path=str(out), items=moved.items, users=moved.users)
+    _log().info("vectors_exported", path=str(out), items=moved.items, users=moved.users)
 
 
 @main.command("eval-warm")
@@ -500,7 +515,7 @@ def inspect_user(
 
     settings = settings_or_exit()
     configure_logging(settings.log_format, "warning")
-    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint_dir, recent)
+    sources = Sources(settings.redis, worker_url, checkpoint or settings.checkpoint.dir, recent)
     try:
         titles = load_titles(items_file) if items_file else None
         report = inspect(user, sources, titles)

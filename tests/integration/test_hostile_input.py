@@ -34,12 +34,12 @@ def test_one_hostile_event_cannot_take_over_the_lists(
     settings = make_settings()
     worker = build_worker(settings)
     now = time.time()
-    heaviest = settings.max_event_weight
+    heaviest = settings.events.max_event_weight
     hostile = [
         {"user": "h1", "item": "evil-heavy", "ts": now, "weight": 1e6},
         {"user": "h2", "item": "evil-max", "ts": now, "weight": heaviest},
         {"user": "h3", "item": "evil-future", "ts": 1e300},
-        {"user": "h4", "item": "evil-later", "ts": now + settings.max_clock_skew_s + 3600},
+        {"user": "h4", "item": "evil-later", "ts": now + settings.events.max_clock_skew_s + 3600},
     ]
     messages = [
         *_background(now, 2000),

@@ -81,7 +81,7 @@ def test_inspect_shows_the_list_and_the_history_behind_it(
         listed = report["list"]
         assert listed["source"] == "user"
         assert listed["key"] == f"{names.prefix}u1"
-        assert len(listed["items"]) == settings.top_k
+        assert len(listed["items"]) == settings.ranking.top_k
         assert not set(listed["items"]) & set(MINE)  # seen items are never listed
         assert listed["version"] >= 1
         assert 0 <= listed["age_s"] < 120

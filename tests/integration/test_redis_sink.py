@@ -62,3 +62,43 @@ def test_publish_writes_the_cold_start_list_under_its_own_key(
     assert 0 < redis_client.ttl("coldtest-cold-start") <= 55
     assert sink.get("u1") is not None
     sink.close()
+
+
+def test_a_large_batch_over_several_connections_writes_every_list(
+    redis_server: Any, redis_client: Any
+) -> None:
+    """A batch split over four connections still writes every list, the cold start too."""
+    sink = RedisSink(
+        redis_server.url, prefix="lanes:", ttl_s=60, connections=4, cold_start_key="lanes-cold"
+    )
+    recs = [Recommendation(f"u{n}", [f"i{n}"], [1.0], float(n)) for n in range(5_000)]
+    cold = Recommendation("", ["i0"], [0.5], 1.0)
+    sink.publish(
+        [(r.user, encode_recommendation(r, 2.0, 1)) for r in recs],
+        encode_recommendation(cold, 2.0, 1),
+    )
+    assert len(redis_client.keys("lanes:*")) == 5_000
+    assert sink.get("u4999") == {
+        "items": ["i4999"],
+        "scores": [1.0],
+        "ts": 2.0,
+        "event_ts": 4999.0,
+        "version": 1,
+    }
+    assert sink.get_cold_start() is not None
+    sink.close()
+
+
+def test_a_refusal_on_one_connection_is_raised_as_its_kind(redis_server: Any) -> None:
+    """A refused write in one of several slices still surfaces as TransientError/FatalError."""
+    from stream.errors import FatalError
+
+    sink = RedisSink(redis_server.url, prefix="lanes2:", ttl_s=60, connections=4)
+    sink._ttl = b"not-a-number"  # every SET is refused: EX needs an integer
+    rec = Recommendation("u", ["i"], [1.0], 0.0)
+    payload = encode_recommendation(rec, 0.0, 0)
+    with pytest.raises(FatalError):
+        sink.publish([(f"u{n}", payload) for n in range(3_000)])
+    sink._ttl = b"60"
+    sink.publish([("u", payload)])  # connections dropped after the refusal; the next works
+    sink.close()

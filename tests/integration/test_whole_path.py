@@ -77,8 +77,8 @@ def test_every_clicker_gets_a_fresh_list_and_bad_input_reaches_the_dlq(
         assert raw is not None, f"no list for {user}"
         value = decode_recommendation(raw)
         assert set(value) == {"items", "scores", "ts", "event_ts", "version"}
-        assert len(value["items"]) == settings.top_k
-        assert len(set(value["items"])) == settings.top_k
+        assert len(value["items"]) == settings.ranking.top_k
+        assert len(set(value["items"])) == settings.ranking.top_k
         assert not set(value["items"]) & items, f"{user} was recommended an item they clicked"
         assert value["scores"] == sorted(value["scores"], reverse=True)
         assert value["event_ts"] == last_ts[user]

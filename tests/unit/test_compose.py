@@ -78,3 +78,17 @@ def test_compose_reserves_a_gpu_for_the_worker() -> None:
     ), f"no nvidia GPU reservation in {devices!r}"
     roles = _environment(services["kafka"])["KAFKA_PROCESS_ROLES"]
     assert "controller" in {role.strip() for role in roles.split(",")}, roles
+
+
+def test_compose_runs_three_workers_on_shared_state() -> None:
+    """Three worker replicas in scale-out mode, after a job that creates the 12-partition topics."""
+    services = _services()
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] == 3
+    env = _environment(worker)
+    assert env["RECSTREAM_SCALE_OUT"] == "true"
+    script = "\n".join(services["topics"]["command"])
+    assert "--topic clicks --partitions 12" in script
+    assert f"--topic {env['RECSTREAM_KAFKA_STATE_TOPIC']} --partitions 12" in script
+    assert "cleanup.policy=compact" in script
+    assert f"--topic {env['RECSTREAM_KAFKA_ITEMS_TOPIC']} --partitions 1" in script

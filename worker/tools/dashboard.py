@@ -169,7 +169,8 @@ def _panels(s: Series, window_s: float) -> list[list[tuple[str, np.ndarray]]]:
         total = rate(s.values("recstream_batch_seconds_sum", stage=stage), window_s)
         count = rate(s.values("recstream_batch_seconds_count", stage=stage), window_s)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return total / count
+            mean: np.ndarray = total / count
+        return mean
 
     def per_label(name: str, label: str) -> list[tuple[str, np.ndarray]]:
         return [

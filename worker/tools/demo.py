@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,11 @@ import numpy as np
 from index.knn import backend_for
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer, group_progress
-from stream.redis_sink import RedisSink
-from worker.app import build_worker
+from worker.app import build_worker, open_sink
 from worker.loop import Worker
 from worker.metrics import HealthServer, WorkerMetrics
-from worker.settings import KafkaSettings, RedisSettings, Settings
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
+from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.testing.synthetic import MALFORMED, SyntheticStream, generate
 from worker.tools.replay import paced
 
@@ -76,34 +74,17 @@ def _taste_match(stream: SyntheticStream, lists: dict[int, list[str]]) -> tuple[
     return (hits / total if total else 0.0), float(np.mean(base)) if base else 0.0
 
 
-def _demo_settings(
-    options: DemoOptions, bootstrap: str, redis_url: str, *, own_redis: bool
-) -> Settings:
-    """The worker's settings: defaults on embedded servers, names of its own on given ones."""
-    own_kafka = options.kafka is None
-    run_id = f"{int(time.time())}"
-    topic = "clicks" if own_kafka else f"recstream-demo-{run_id}"
-    # On a Redis of its own the demo may use the defaults; on one it is given, every key it
-    # writes is its own: the lists under a private prefix, the cold-start list beside them.
-    prefix = "rec:" if own_redis else f"recstream-demo-{run_id}:"
-    cold_start_key = "recstream:cold_start" if own_redis else f"recstream-demo-{run_id}.cold_start"
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap=bootstrap,
-            topic=topic,
-            dlq_topic=f"{topic}.dlq",
-            group=f"recstream-demo-{run_id}",
-            topic_partitions=4,
-            session_timeout_ms=6_000,
-        ),
-        redis=RedisSettings(
-            url=redis_url, prefix=prefix, cold_start_key=cold_start_key, ttl_s=3600
-        ),
-        top_k=10,
-        metrics_port=0,
-        checkpoint_dir=options.checkpoint_dir,
-        checkpoint_interval_s=5.0,
-    )
+def _names(*, own_kafka: bool, own_redis: bool) -> PrivateNames:
+    """The defaults on servers of the demo's own; on given ones, topics and keys of its own.
+
+    On a given Redis the lists go under a private prefix, the cold-start list beside them.
+    """
+    names = PrivateNames.fresh("recstream-demo", f"{int(time.time())}")
+    if own_kafka:
+        names = replace(names, topic="clicks", dlq_topic="clicks.dlq")
+    if own_redis:
+        names = replace(names, prefix="rec:", cold_start_key="recstream:cold_start")
+    return names
 
 
 def _serve_metrics(
@@ -132,18 +113,23 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             redis_server = start_redis()
         bootstrap = options.kafka or (kafka_server.bootstrap if kafka_server else "")
         redis_url = options.redis or (redis_server.url if redis_server else "")
-        settings = _demo_settings(options, bootstrap, redis_url, own_redis=bool(redis_server))
-        prefix = settings.redis.prefix
-        topic = settings.kafka.topic
+        names = _names(own_kafka=kafka_server is not None, own_redis=redis_server is not None)
+        settings = private_settings(
+            bootstrap,
+            redis_url,
+            names,
+            kafka_topic_partitions=4,
+            redis_ttl_s=3600,
+            top_k=10,
+            checkpoint_dir=options.checkpoint_dir,
+            checkpoint_interval_s=5.0,
+        )
+        topic = names.topic
         stream = generate(options.events, users=options.users, items=options.items)
         metrics = WorkerMetrics()
         worker = build_worker(settings, metrics)
         health = _serve_metrics(options, worker, metrics)
-        loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
-        loop.start()
-        joined = time.monotonic() + 60
-        while not worker.source.assigned and time.monotonic() < joined and loop.is_alive():
-            time.sleep(0.05)  # measure clicks, not the consumer group's join
+        loop = start_on_thread(worker)
         started = time.perf_counter()
         sent = _produce(stream, bootstrap, topic, options.rate)
         deadline = time.monotonic() + options.timeout_s
@@ -155,7 +141,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         progress = group_progress(
             settings.kafka.client_config(), settings.kafka.group, settings.kafka.topic
         )
-        sink = RedisSink(redis_url, prefix=prefix, ttl_s=3600)
+        sink = open_sink(settings.redis)
         published_users = sorted(set(stream.users.tolist()))
         lists: dict[int, list[str]] = {}
         for user in published_users:

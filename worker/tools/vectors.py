@@ -32,10 +32,10 @@ class Moved:
 
 
 def _directory(settings: Settings) -> Path:
-    if settings.checkpoint_dir is None:
+    if settings.checkpoint.dir is None:
         msg = "RECSTREAM_CHECKPOINT_DIR: not set; vectors go in and out through checkpoints"
         raise SettingsError(msg)
-    return settings.checkpoint_dir
+    return settings.checkpoint.dir
 
 
 def import_vectors(

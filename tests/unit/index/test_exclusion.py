@@ -10,16 +10,21 @@ from hypothesis import strategies as st
 
 from index.exact import ExactIndex
 from index.exclusion import TopK, top_k_excluding
+from models.history import SeenHistory
+
+CPU = torch.device("cpu")
 
 
-def _seen(rows_per_query: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _seen(
+    rows_per_query: list[list[int]], device: torch.device = CPU
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seen rows as `SeenHistory.seen` lays them out: `-1` padded, at least one column wide."""
     width = max(1, *(len(rows) for rows in rows_per_query))
     seen = torch.full((len(rows_per_query), width), -1, dtype=torch.int64)
     for n, rows in enumerate(rows_per_query):
         seen[n, : len(rows)] = torch.tensor(rows, dtype=torch.int64)
     counts = torch.tensor([len(rows) for rows in rows_per_query], dtype=torch.int64)
-    return seen, counts
+    return seen.to(device), counts.to(device)
 
 
 # Both exclusion paths: a masked dense score matrix, and a widened k-NN search.
@@ -28,7 +33,7 @@ PATHS = pytest.mark.parametrize("dense", [True, False], ids=["dense", "search"])
 
 def _index(items: torch.Tensor, dense: bool = True) -> ExactIndex:
     index = ExactIndex(dense_budget=1 << 30 if dense else 0)
-    index.refresh(items, torch.arange(items.shape[0]))
+    index.refresh(items, torch.arange(items.shape[0], device=items.device))
     return index
 
 
@@ -45,11 +50,12 @@ def _assert_well_formed(top: TopK, k: int) -> None:
 
 
 @PATHS
-def test_never_returns_a_seen_item(dense: bool) -> None:
+def test_never_returns_a_seen_item(dense: bool, device: torch.device) -> None:
     """Seen rows are left out and the next best fill in, k per query."""
     items = torch.eye(6) * torch.arange(6, 0, -1).float().unsqueeze(1)
-    queries = torch.ones(2, 6)
-    seen, counts = _seen([[0, 2], [5]])
+    items = items.to(device)
+    queries = torch.ones(2, 6, device=device)
+    seen, counts = _seen([[0, 2], [5]], device)
     top = top_k_excluding(_index(items, dense), queries, seen, counts, k=3)
     _assert_well_formed(top, 3)
     assert top.rows.tolist() == [[1, 3, 4], [0, 1, 2]]
@@ -57,11 +63,12 @@ def test_never_returns_a_seen_item(dense: bool) -> None:
 
 
 @PATHS
-def test_pads_when_too_few_items_remain(dense: bool) -> None:
+def test_pads_when_too_few_items_remain(dense: bool, device: torch.device) -> None:
     """With fewer unseen items than k, the tail is row -1 with score -inf."""
     items = torch.eye(4)
-    queries = torch.ones(1, 4)
-    seen, counts = _seen([[1, 3]])
+    items = items.to(device)
+    queries = torch.ones(1, 4, device=device)
+    seen, counts = _seen([[1, 3]], device)
     top = top_k_excluding(_index(items, dense), queries, seen, counts, k=5)
     _assert_well_formed(top, 5)
     assert sorted(top.rows[0, :2].tolist()) == [0, 2]
@@ -71,23 +78,25 @@ def test_pads_when_too_few_items_remain(dense: bool) -> None:
 
 
 @PATHS
-def test_everything_seen_gives_only_padding(dense: bool) -> None:
+def test_everything_seen_gives_only_padding(dense: bool, device: torch.device) -> None:
     """A user who has seen the whole catalogue gets no rows at all."""
     items = torch.eye(3)
-    seen, counts = _seen([[0, 1, 2]])
-    top = top_k_excluding(_index(items, dense), torch.ones(1, 3), seen, counts, k=2)
+    items = items.to(device)
+    seen, counts = _seen([[0, 1, 2]], device)
+    top = top_k_excluding(_index(items, dense), torch.ones(1, 3, device=device), seen, counts, k=2)
     assert top.rows.tolist() == [[-1, -1]]
     assert top.scores.tolist() == [[float("-inf"), float("-inf")]]
 
 
 @PATHS
-def test_blocked_items_are_never_returned(dense: bool) -> None:
-    """Rows flagged in `blocked` are left out for every query."""
+def test_unavailable_items_are_never_returned(dense: bool, device: torch.device) -> None:
+    """Rows flagged in `unavailable` are left out for every query."""
     items = torch.eye(5) * torch.arange(5, 0, -1).float().unsqueeze(1)
-    queries = torch.ones(2, 5)
-    seen, counts = _seen([[], [1]])
-    blocked = torch.tensor([True, False, False, True, False])
-    top = top_k_excluding(_index(items, dense), queries, seen, counts, k=5, blocked=blocked)
+    items = items.to(device)
+    queries = torch.ones(2, 5, device=device)
+    seen, counts = _seen([[], [1]], device)
+    unavailable = torch.tensor([True, False, False, True, False], device=device)
+    top = top_k_excluding(_index(items, dense), queries, seen, counts, k=5, unavailable=unavailable)
     _assert_well_formed(top, 5)
     for rows in top.rows.tolist():
         assert 0 not in rows
@@ -97,14 +106,20 @@ def test_blocked_items_are_never_returned(dense: bool) -> None:
 
 
 @PATHS
-def test_blocked_items_do_not_shorten_the_list(dense: bool) -> None:
-    """Blocking the best rows still leaves k results when k unblocked items remain."""
+def test_unavailable_items_do_not_shorten_the_list(dense: bool, device: torch.device) -> None:
+    """Masking the best rows still leaves k results when k available items remain."""
     items = torch.eye(10) * torch.arange(10, 0, -1).float().unsqueeze(1)
-    seen, counts = _seen([[]])
-    blocked = torch.zeros(10, dtype=torch.bool)
-    blocked[:2] = True
+    items = items.to(device)
+    seen, counts = _seen([[]], device)
+    unavailable = torch.zeros(10, dtype=torch.bool, device=device)
+    unavailable[:2] = True
     top = top_k_excluding(
-        _index(items, dense), torch.ones(1, 10), seen, counts, k=2, blocked=blocked
+        _index(items, dense),
+        torch.ones(1, 10, device=device),
+        seen,
+        counts,
+        k=2,
+        unavailable=unavailable,
     )
     assert top.rows.tolist() == [[2, 3]]
 
@@ -163,3 +178,45 @@ def test_returns_at_most_k(k: int) -> None:
     _assert_well_formed(top, k)
     assert top.valid[:3].all()
     assert top.valid[3].sum().item() == min(k, 5)
+
+
+def test_history_exclusion_never_lists_a_seen_item(device: torch.device) -> None:
+    """Items in a user's `SeenHistory` never reach their list, on any device."""
+    gen = torch.Generator().manual_seed(2)
+    items = torch.randn(500, 9, generator=gen).to(device)
+    history = SeenHistory(64, device)
+    users = torch.randint(0, 30, (2000,), generator=gen).to(device)
+    clicked = torch.randint(0, 500, (2000,), generator=gen).to(device)
+    history.add(users, clicked, torch.zeros(2000, device=device))
+    index = ExactIndex()
+    index.refresh(items, torch.arange(500, device=device))
+    touched = torch.unique(users)
+    queries = torch.randn(touched.numel(), 9, generator=gen).to(device)
+    seen = history.seen(touched)
+    top = top_k_excluding(index, queries, seen, history.seen_counts(touched), 20)
+    assert top.rows.device.type == device.type
+    assert (top.rows >= 0).all()
+    assert not (top.rows[:, :, None] == seen[:, None, :]).any()
+    assert (top.scores[:, :-1] >= top.scores[:, 1:]).all()
+
+
+def test_a_batch_ranked_in_dense_chunks_equals_one_dense_pass() -> None:
+    """Too many users for one dense matrix: ranked chunk by chunk, the lists are the same."""
+    from index.exclusion import MIN_DENSE_CHUNK
+    from index.extra import ExtraScores
+
+    gen = torch.Generator().manual_seed(3)
+    items, users, k = 40, 5 * MIN_DENSE_CHUNK + 3, 7
+    vectors, queries = torch.randn(items, 8, generator=gen), torch.randn(users, 8, generator=gen)
+    seen, counts = _seen([list(range(n % 6)) for n in range(users)])
+    extra = ExtraScores(
+        torch.randint(-1, items, (users, 9), generator=gen), torch.rand(users, 9, generator=gen)
+    )
+    unavailable = torch.zeros(items, dtype=torch.bool)
+    unavailable[[3, 17]] = True
+    whole = top_k_excluding(_index(vectors), queries, seen, counts, k, unavailable, extra)
+    chunked_index = ExactIndex(dense_budget=MIN_DENSE_CHUNK * items)
+    chunked_index.refresh(vectors, torch.arange(items))
+    chunked = top_k_excluding(chunked_index, queries, seen, counts, k, unavailable, extra)
+    assert torch.equal(whole.rows, chunked.rows)
+    assert torch.equal(whole.scores, chunked.scores)

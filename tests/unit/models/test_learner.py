@@ -1,4 +1,4 @@
-"""Unit tests for `models.learner`: the online sampled-softmax learner on the CPU."""
+"""Unit tests for `models.learner`: the online sampled-softmax learner (CPU, and CUDA if any)."""
 
 from __future__ import annotations
 
@@ -13,23 +13,23 @@ from models.prior import FLOOR
 CPU = torch.device("cpu")
 
 
-def _learner(dim: int = 16) -> OnlineLearner:
-    return OnlineLearner(LearnerConfig(dim=dim, seed=0), CPU)
+def _learner(dim: int = 16, device: torch.device = CPU) -> OnlineLearner:
+    return OnlineLearner(LearnerConfig(dim=dim, seed=0), device)
 
 
 def _map(
     learner: OnlineLearner, users: list[str], items: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of `users` and `items`, mapping new ids as the worker does."""
+    """Rows of `users` and `items` on the learner's device, mapping new ids as the worker does."""
     return (
-        torch.from_numpy(learner.users.rows_for(users)),
-        torch.from_numpy(learner.items.rows_for(items)),
+        torch.from_numpy(learner.users.rows_for(users)).to(learner.device),
+        torch.from_numpy(learner.items.rows_for(items)).to(learner.device),
     )
 
 
-def test_learns_a_planted_two_group_preference() -> None:
+def test_learns_a_planted_two_group_preference(device: torch.device) -> None:
     """Users who click only their own group's items end up scoring that group higher."""
-    learner = _learner()
+    learner = _learner(device=device)
     rng = np.random.default_rng(0)
     groups = 2
     users = [[f"u{g}-{n}" for n in range(10)] for g in range(groups)]
@@ -40,33 +40,36 @@ def test_learns_a_planted_two_group_preference() -> None:
         batch_users = [users[g][rng.integers(10)] for g in group]
         batch_items = [items[g][rng.integers(10)] for g in group]
         user_rows, item_rows = _map(learner, batch_users, batch_items)
-        stats = learner.learn(user_rows, item_rows, torch.ones(16))
+        stats = learner.learn(user_rows, item_rows, torch.ones(16, device=device))
         assert stats.events == 16
         losses.append(stats.loss)
     assert np.all(np.isfinite(losses))
     # Uniform over the 20 items costs log(20); knowing the group, at best log(10).
     assert np.mean(losses[-20:]) < 0.9 * np.log(20)
-    scores = learner.user_vectors(torch.arange(len(learner.users))) @ learner.item_vectors().T
+    users_all = torch.arange(len(learner.users), device=device)
+    scores = learner.user_vectors(users_all) @ learner.item_vectors().T
     for g in range(groups):
-        own = torch.from_numpy(learner.items.rows_for(items[g]))
-        other = torch.from_numpy(learner.items.rows_for(items[1 - g]))
+        own = torch.from_numpy(learner.items.rows_for(items[g])).to(device)
+        other = torch.from_numpy(learner.items.rows_for(items[1 - g])).to(device)
         for user in users[g]:
             row = learner.users.row(user)
             assert scores[row, own].mean() > scores[row, other].mean(), user
     pairs = learner.score(
-        torch.tensor([learner.users.row(users[0][0])] * 2),
-        torch.tensor([learner.items.row(items[0][0]), learner.items.row(items[1][0])]),
+        torch.tensor([learner.users.row(users[0][0])] * 2, device=device),
+        torch.tensor(
+            [learner.items.row(items[0][0]), learner.items.row(items[1][0])], device=device
+        ),
     )
     row = learner.users.row(users[0][0])
     expected = scores[row, [learner.items.row(items[0][0]), learner.items.row(items[1][0])]]
     torch.testing.assert_close(pairs, expected)
 
 
-def test_tables_grow_mid_stream_without_disturbing_old_rows() -> None:
+def test_tables_grow_mid_stream_without_disturbing_old_rows(device: torch.device) -> None:
     """New ids mapped mid-stream get rows, past the first capacity, while old rows stay put."""
-    learner = _learner(dim=8)
+    learner = _learner(dim=8, device=device)
     user_rows, item_rows = _map(learner, ["u0", "u1"], ["i0", "i1"])
-    learner.learn(user_rows, item_rows, torch.ones(2))
+    learner.learn(user_rows, item_rows, torch.ones(2, device=device))
     users_before = learner.user_table.view().clone()
     items_before = learner.item_table.view().clone()
     assert users_before.shape == (2, 9)
@@ -82,8 +85,8 @@ def test_tables_grow_mid_stream_without_disturbing_old_rows() -> None:
     assert torch.equal(learner.user_table.view()[:2], users_before)
 
     items_mid = learner.item_vectors().clone()
-    stats = learner.learn(new_user_rows, new_item_rows, torch.ones(2))
-    untouched = torch.ones(learner.item_table.rows, dtype=torch.bool)
+    stats = learner.learn(new_user_rows, new_item_rows, torch.ones(2, device=device))
+    untouched = torch.ones(learner.item_table.rows, dtype=torch.bool, device=device)
     untouched[stats.item_rows] = False
     assert torch.equal(learner.item_vectors()[untouched], items_mid[untouched])
     assert torch.equal(learner.user_table.view()[:2], users_before)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from pathlib import Path
+
 import pytest
 
 from stream.batch import Rejected
@@ -43,3 +46,22 @@ def test_a_reject_refused_even_as_a_prefix_is_reported_and_not_retried() -> None
     assert len(dlq._producer) == 0  # nothing left queued to loop on
     assert dlq.flush(0.1).undeliverable == []  # reported once
     dlq.close(0.1)
+
+
+TASKS = Path("/proc/self/task")
+
+
+def _native_threads() -> int:
+    return len(list(TASKS.iterdir()))
+
+
+@pytest.mark.skipif(not TASKS.is_dir(), reason="counts threads through /proc")
+def test_close_stops_the_client_even_with_letters_queued() -> None:
+    """After `close`, librdkafka's threads are gone: no client keeps dialling a dead broker."""
+    before = _native_threads()
+    dlq = DeadLetterProducer({"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "clicks.dlq")
+    dlq.send(Rejected(b"\xff", b"k", "clicks", 0, 7, "invalid_msgpack"))
+    assert _native_threads() > before
+    dlq.close(0.1)
+    gc.collect()
+    assert _native_threads() == before

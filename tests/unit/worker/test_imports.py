@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 
@@ -26,19 +27,24 @@ def test_help_loads_no_heavy_module() -> None:
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}
 
 
-def test_help_imports_in_under_300_ms() -> None:
-    """The CLI's own import tree (python -X importtime, cumulative) stays under 0.3 s."""
+def _help_cpu_seconds() -> float:
+    """CPU seconds (user + system) one `recstream --help` process takes, start to exit."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "worker.cli", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-m", "worker.cli", "--help"], capture_output=True, text=True, check=True
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert "Usage:" in result.stdout
-    fields = [line.split("|") for line in result.stderr.splitlines() if "|" in line]
-    top_level = [int(f[1]) for f in fields[1:] if not f[2].startswith("  ")]  # [0]: the header
-    total_us = sum(top_level)
-    assert 0 < total_us < 300_000
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def test_help_takes_under_300_ms() -> None:
+    """`recstream --help`, interpreter start included, costs under 0.3 s of CPU.
+
+    CPU time, not wall time, and the best of three: on a shared 2-core machine the wall
+    clock measures the neighbours (it read 0.17 s alone and over 0.3 s at load 9).
+    """
+    assert min(_help_cpu_seconds() for _ in range(3)) < 0.3
 
 
 def test_engine_imports_neither_client() -> None:

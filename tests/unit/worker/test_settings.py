@@ -35,12 +35,15 @@ def test_defaults() -> None:
     assert settings.kafka.group == "recstream"
     assert settings.redis.url.get_secret_value() == "redis://localhost:6379/0"
     assert settings.redis.prefix == "rec:"
-    assert settings.top_k == 50
+    assert settings.ranking.top_k == 50
     assert settings.device == "auto"
     assert settings.metrics_port == 9108
-    assert settings.event_weights == {}
-    assert (settings.max_users, settings.max_items) == (1_000_000, 1_000_000)
-    assert (settings.id_ttl_s, settings.min_occurrences) == (0.0, 1)
+    assert settings.events.event_weights == {}
+    assert (settings.rows.max_users, settings.rows.max_items) == (1_000_000, 1_000_000)
+    assert (settings.rows.id_ttl_s, settings.rows.min_occurrences) == (0.0, 1)
+    assert settings.loop.batch_size == 4096
+    assert settings.index.kind == "exact"
+    assert settings.checkpoint.dir is None
     assert settings.kafka.client_config() == {
         "bootstrap.servers": "localhost:9092",
         "security.protocol": "PLAINTEXT",
@@ -58,9 +61,9 @@ def test_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.kafka.bootstrap == "a:1,b:2"
     assert settings.kafka.topic == "events"
-    assert settings.top_k == 20
+    assert settings.ranking.top_k == 20
     assert settings.device == "cuda:1"
-    assert settings.event_weights == {"click": 1.0, "buy": 5.5}
+    assert settings.events.event_weights == {"click": 1.0, "buy": 5.5}
     assert settings.redis.prefix == "r:"
 
 
@@ -108,17 +111,14 @@ def test_bad_value_names_the_variable(
 
 
 def _fields(kind: type) -> list[str]:
-    from worker.settings import KafkaSettings, RedisSettings, Settings
+    from worker.settings import SECTIONS, Settings, variables
 
     names = []
-    for prefix, model in (
-        ("RECSTREAM_KAFKA_", KafkaSettings),
-        ("RECSTREAM_REDIS_", RedisSettings),
-        ("RECSTREAM_", Settings),
-    ):
-        for name, field in model.model_fields.items():
-            if field.annotation in (kind, kind | None) and field.annotation is not bool:
-                names.append(prefix + name.upper())
+    for name, (section, field) in variables().items():
+        model = Settings if section is None else SECTIONS[section][0]
+        annotation = model.model_fields[field].annotation
+        if annotation in (kind, kind | None) and annotation is not bool:
+            names.append(name)
     return names
 
 
@@ -260,14 +260,9 @@ def test_a_bad_section_does_not_hide_other_bad_settings(monkeypatch: pytest.Monk
 
 
 def _env_names() -> set[str]:
-    from worker.settings import KafkaSettings, RedisSettings, Settings
+    from worker.settings import variables
 
-    names = {f"RECSTREAM_KAFKA_{f.upper()}" for f in KafkaSettings.model_fields}
-    names |= {f"RECSTREAM_REDIS_{f.upper()}" for f in RedisSettings.model_fields}
-    names |= {
-        f"RECSTREAM_{f.upper()}" for f in Settings.model_fields if f not in {"kafka", "redis"}
-    }
-    return names
+    return set(variables())
 
 
 def test_readme_documents_exactly_the_settings_that_exist() -> None:
@@ -278,3 +273,77 @@ def test_readme_documents_exactly_the_settings_that_exist() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     documented = set(re.findall(r"`(RECSTREAM_[A-Z0-9_]+)`", readme))
     assert documented == _env_names()
+
+
+def test_the_scale_out_topics_must_differ_from_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state topic named like the input would mix user state into the clicks: refused."""
+    message = _error(monkeypatch, RECSTREAM_KAFKA_TOPIC="t", RECSTREAM_KAFKA_STATE_TOPIC="t")
+    assert "RECSTREAM_KAFKA_STATE_TOPIC" in message
+
+
+def test_scale_out_intervals_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero item-sync interval is refused, naming the variable."""
+    assert "RECSTREAM_ITEM_SYNC_S" in _error(monkeypatch, RECSTREAM_ITEM_SYNC_S="0")
+    assert "RECSTREAM_STATE_FLUSH_S" in _error(monkeypatch, RECSTREAM_STATE_FLUSH_S="inf")
+
+
+def test_each_part_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each part of the settings reads the flat variables it always read."""
+    for name, value in {
+        "RECSTREAM_BATCH_SIZE": "128",
+        "RECSTREAM_DIM": "32",
+        "RECSTREAM_INDEX_KIND": "ivf",
+        "RECSTREAM_INDEX_NPROBE": "4",
+        "RECSTREAM_CHECKPOINT_DIR": "ck",
+        "RECSTREAM_CHECKPOINT_INTERVAL_S": "5",
+        "RECSTREAM_MAX_USERS": "10",
+        "RECSTREAM_SEEN_HISTORY": "7",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.loop.batch_size == 128
+    assert settings.model.dim == 32
+    assert (settings.index.kind, settings.index.nprobe) == ("ivf", 4)
+    assert str(settings.checkpoint.dir) == "ck"
+    assert settings.checkpoint.interval_s == 5
+    assert settings.rows.max_users == 10
+    assert settings.ranking.seen_history == 7
+
+
+def test_model_settings_are_learner_config_fields() -> None:
+    """`settings.model` passes whole into `LearnerConfig`: every field of it is one of those."""
+    import dataclasses
+
+    from models.learner import LearnerConfig
+    from worker.settings import ModelSettings
+
+    assert set(ModelSettings.model_fields) <= {f.name for f in dataclasses.fields(LearnerConfig)}
+
+
+@pytest.mark.parametrize(("device", "negatives"), [("cpu", 128), ("cuda", 2048)])
+def test_negatives_default_by_device(device: str, negatives: int) -> None:
+    """Unset RECSTREAM_NEGATIVES means 2048 on a GPU and 128 on a CPU; a set one wins."""
+    import torch
+
+    from worker.app import learner_config
+    from worker.settings import ModelSettings
+
+    assert learner_config(ModelSettings(), torch.device(device)).negatives == negatives
+    assert learner_config(ModelSettings(negatives=7), torch.device(device)).negatives == 7
+
+
+def test_with_values_validates_and_names_unknown_settings() -> None:
+    """`with_values` sets variables in their parts and validates them; unknown names are refused."""
+    from pydantic import ValidationError
+
+    from worker.settings import Settings, with_values
+
+    base = Settings()
+    changed = with_values(base, batch_size=7, index_kind="ivf", kafka_topic="t", top_k=3)
+    assert (changed.loop.batch_size, changed.index.kind) == (7, "ivf")
+    assert (changed.kafka.topic, changed.ranking.top_k) == ("t", 3)
+    assert changed.model == base.model
+    with pytest.raises(ValidationError):
+        with_values(base, batch_size=0)
+    with pytest.raises(TypeError, match="no_such"):
+        with_values(base, no_such=1)

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,33 +17,29 @@ from stream.batch import decode_messages
 from stream.events import decode_event
 from stream.kafka import ClickProducer, KafkaSource, ensure_topics
 from worker.app import build_worker
-from worker.settings import KafkaSettings, RedisSettings, Settings
+from worker.settings import Settings, with_values
 from worker.stats import LatencyReservoir
+from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.tools.bench.stages import Row
 from worker.tools.replay import Interactions, send_interactions
 
 _LIMIT_S = 600
-_CONSUMER = {"session.timeout.ms": 6000, "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"}
+_FLAT_OUT_EVENTS = 100_000  # offered at once: the saturation run on the uniform-user load
+_CONSUMER: dict[str, str | int] = {
+    "session.timeout.ms": 6000,
+    "fetch.wait.max.ms": 10,
+    "auto.offset.reset": "earliest",
+}
 
 
 def _settings(bootstrap: str, redis_url: str, device: str, tag: str) -> Settings:
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap=bootstrap,
-            topic=f"bench-{tag}",
-            dlq_topic=f"bench-{tag}.dlq",
-            group=f"bench-{tag}",
-            topic_partitions=4,
-            session_timeout_ms=6000,
-        ),
-        redis=RedisSettings(
-            url=redis_url,
-            prefix=f"bench-{tag}:",
-            cold_start_key=f"bench-{tag}-cold-start",  # never the deployment's list
-            ttl_s=600,
-        ),
+    return private_settings(
+        bootstrap,
+        redis_url,
+        PrivateNames.fresh("bench", tag),
+        kafka_topic_partitions=4,
+        redis_ttl_s=600,
         device=device,
-        metrics_port=0,
         top_k=50,
     )
 
@@ -110,9 +105,7 @@ def ingest(bootstrap: str, topic: str, total: int) -> list[Row]:
 def whole_path(bootstrap: str, redis_url: str, device: str, topic: str, total: int) -> float:
     """Events/s a worker drains from a pre-filled topic: consume to commit, Redis included."""
     settings = _settings(bootstrap, redis_url, device, uuid.uuid4().hex[:8])
-    settings = settings.model_copy(
-        update={"kafka": settings.kafka.model_copy(update={"topic": topic})}
-    )
+    settings = with_values(settings, kafka_topic=topic)
     worker = build_worker(settings)
     try:
         return _drain_rate(lambda: r.messages if (r := worker.step()) else 0, total)
@@ -170,7 +163,7 @@ def naive(bootstrap: str, redis_url: str, topic: str, events: int) -> float:
         order = np.argsort(-scores)
         top = [item_ids[r] for r in order if r not in seen[event.user]][:50]
         client.set(f"naive:{event.user}", msgpack.packb({"items": top}), ex=600)
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
         done += 1
     consumer.close()
     client.close()
@@ -189,19 +182,14 @@ def river_learn_only(data: Interactions, limit: int) -> float:
     return len(users) / (time.perf_counter() - start)
 
 
-def latency_at_load(
-    bootstrap: str, redis_url: str, device: str, rate: float, seconds: float
-) -> dict[str, float]:
-    """Offer `rate` events/s from a separate producer process; click→Redis p50/p99 and events/s."""
-    tag = uuid.uuid4().hex[:8]
-    settings = _settings(bootstrap, redis_url, device, tag)
-    worker = build_worker(settings)
-    loop = threading.Thread(target=worker.run, kwargs={"handle_signals": False}, daemon=True)
-    loop.start()
-    deadline = time.monotonic() + 60
-    while not worker.source.assigned and time.monotonic() < deadline:
-        time.sleep(0.05)
-    events = int(rate * seconds) if rate else 200_000
+def _offer(
+    bootstrap: str, topic: str, rate: float, events: int
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start a producer process offering `events` clicks at `rate`/s (0: flat out).
+
+    Users uniform over 20,000, items Zipf over 10,000; the replay CLI's producer
+    (linger.ms 5). Returns the process and the CSV to delete after it.
+    """
     rng = np.random.default_rng(0)
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
         users, items = rng.integers(0, 20_000, events), rng.zipf(1.3, events) % 10_000
@@ -211,7 +199,7 @@ def latency_at_load(
     env = {
         **os.environ,
         "RECSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "RECSTREAM_KAFKA_TOPIC": settings.kafka.topic,
+        "RECSTREAM_KAFKA_TOPIC": topic,
         "RECSTREAM_LOG_LEVEL": "warning",
     }
     exe = str(Path(sys.executable).parent / "recstream")
@@ -221,6 +209,82 @@ def latency_at_load(
     producer = subprocess.Popen(  # noqa: S603  (our own CLI)
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    return producer, path
+
+
+def pass_through_at_load(
+    bootstrap: str, redis_url: str, rate: float, seconds: float
+) -> dict[str, float]:
+    """The floor: batch consume, one pipelined SET per user, commit; no model at all.
+
+    Same load, same producer, same Redis write path (`RedisSink`) and the same
+    latency measure as the worker: Redis acknowledgement minus the produce time.
+    """
+    from confluent_kafka import Consumer  # noqa: TID251  (the floor is the raw client)
+
+    from stream.kafka import ensure_topics
+    from stream.redis_sink import RedisSink
+
+    tag = uuid.uuid4().hex[:8]
+    topic = f"bench-pass-{tag}"
+    ensure_topics({"bootstrap.servers": bootstrap}, {topic: 4})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"pass-{tag}",
+            "enable.auto.commit": False,
+            **_CONSUMER,
+        }
+    )
+    consumer.subscribe([topic])
+    sink = RedisSink(redis_url, prefix=f"pass-{tag}:", ttl_s=600)
+    deadline = time.monotonic() + 60
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.05)
+    events = int(rate * seconds) if rate else 200_000
+    producer, path = _offer(bootstrap, topic, rate, events)
+    latency, done, first = LatencyReservoir(), 0, None
+    deadline = time.monotonic() + _LIMIT_S
+    while done < events and time.monotonic() < deadline:
+        messages = [m for m in consumer.consume(4096, 0.05) if not m.error()]
+        if not messages:
+            continue
+        first = first or time.perf_counter()
+        latest: dict[str, bytes] = {}
+        produced = []
+        for message in messages:
+            event = msgpack.unpackb(message.value())
+            latest[str(event["user"])] = msgpack.packb({"items": [str(event["item"])]})
+            produced.append(message.timestamp()[1] / 1000.0)
+        sink.publish(list(latest.items()))
+        acked = time.time()
+        consumer.commit(asynchronous=False)
+        done += len(messages)
+        if done >= events // 5:  # the same warm-up cut as the worker's
+            latency.add(acked - np.asarray(produced))
+    elapsed = time.perf_counter() - (first or time.perf_counter())
+    producer.wait(60)
+    consumer.close()
+    sink.close()
+    path.unlink()
+    return {
+        "offered": rate,
+        "events_per_s": done / max(elapsed, 1e-9),
+        "p50_ms": latency.quantile_ms(0.5),
+        "p99_ms": latency.quantile_ms(0.99),
+    }
+
+
+def latency_at_load(
+    bootstrap: str, redis_url: str, device: str, rate: float, seconds: float
+) -> dict[str, float]:
+    """Offer `rate` events/s from a separate producer process; click→Redis p50/p99 and events/s."""
+    tag = uuid.uuid4().hex[:8]
+    settings = _settings(bootstrap, redis_url, device, tag)
+    worker = build_worker(settings)
+    loop = start_on_thread(worker)
+    events = int(rate * seconds) if rate else _FLAT_OUT_EVENTS
+    producer, path = _offer(bootstrap, settings.kafka.topic, rate, events)
     deadline = time.monotonic() + _LIMIT_S
     first = None  # from the first processed event, so process start-up stays out
     warm = False

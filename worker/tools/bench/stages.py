@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -16,8 +19,8 @@ from index.knn import backend_for, knn, torch_knn
 from models.learner import LearnerConfig, OnlineLearner
 from stream.batch import decode_messages
 from stream.events import decode_event
-from stream.payload import Recommendation, encode_recommendation
 from stream.redis_sink import RedisSink
+from worker.settings import default_negatives
 from worker.tools.bench.timing import median_seconds, sync
 
 
@@ -75,6 +78,11 @@ def _events(n: int, seed: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+def _parse_each(parse: Callable[[bytes], object], values: list[bytes]) -> list[object]:
+    """Each value through the bare parser: the roofline of a batch decode."""
+    return [parse(v) for v in values]
+
+
 def bench_decode(n: int, repeats: int) -> list[Row]:
     """Batch decode of msgpack and JSON events, against bare msgpack/json parsing."""
     events = _events(n)
@@ -85,8 +93,8 @@ def bench_decode(n: int, repeats: int) -> list[Row]:
     ):
         messages = [_Message(encode(e), k) for k, e in enumerate(events)]
         values = [m.value() for m in messages]
-        ours = median_seconds(lambda msgs=messages: decode_messages(msgs), repeats)
-        bare = median_seconds(lambda vals=values, p=parse: [p(v) for v in vals], repeats)
+        ours = median_seconds(partial(decode_messages, messages), repeats)
+        bare = median_seconds(partial(_parse_each, parse, values), repeats)
         rows.append(
             Row(
                 "decode",
@@ -120,7 +128,7 @@ def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) ->
     """Learner update events/s per batch size, and a per-event Python loop for scale."""
     users, items = 100_000, 50_000
     # The worker's default for this device (RECSTREAM_NEGATIVES unset).
-    negatives = 2048 if device.type == "cuda" else 128
+    negatives = default_negatives(device.type)
     learner = OnlineLearner(LearnerConfig(dim=64, negatives=negatives), device)
     learner.users.rows_for([str(k) for k in range(users)])
     learner.items.rows_for([str(k) for k in range(items)])
@@ -131,7 +139,7 @@ def bench_learner(device: torch.device, batch_sizes: list[int], repeats: int) ->
         u = torch.randint(0, users, (size,), generator=gen).to(device)
         i = torch.randint(0, items, (size,), generator=gen).to(device)
         w = torch.ones(size, device=device)
-        seconds = median_seconds(lambda u=u, i=i, w=w: learner.learn(u, i, w), repeats, device)
+        seconds = median_seconds(partial(learner.learn, u, i, w), repeats, device)
         rows.append(
             Row(
                 "learn",
@@ -168,8 +176,8 @@ def bench_search(
             # Fewer queries on the largest CPU matrices keep the suite inside its time budget.
             n_q = queries if device.type == "cuda" or size < 10**6 else queries // 4
             q = torch.randn(n_q, dim, generator=gen).to(device)
-            ours = median_seconds(lambda it=items, qq=q: knn(qq, it, k), repeats, device)
-            base = median_seconds(lambda it=items, qq=q: torch_knn(qq, it, k), repeats, device)
+            ours = median_seconds(partial(knn, q, items, k), repeats, device)
+            base = median_seconds(partial(torch_knn, q, items, k), repeats, device)
             rows.append(
                 Row(
                     "search",
@@ -219,47 +227,66 @@ def bench_search(
     return rows
 
 
+def raw_resp_set_rate(redis_url: str, commands: list[tuple[bytes, bytes]], ttl: int) -> float:
+    """SETs/s Valkey itself takes: pre-packed RESP, one socket, the whole batch pipelined.
+
+    The `redis-benchmark -P` roofline for these exact keys and values, measured in
+    the same run: nothing packed or parsed in Python while the clock runs.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from hiredis import pack_command
+
+    where = urlparse(redis_url)
+    ex = str(ttl).encode()
+    packed = b"".join(pack_command((b"SET", k, v, b"EX", ex)) for k, v in commands)  # type: ignore[arg-type]
+    expected = 5 * len(commands)  # "+OK\r\n" each
+    with socket.create_connection((where.hostname or "localhost", where.port or 6379)) as sock:
+        start = time.perf_counter()
+        sock.sendall(packed)
+        got = 0
+        while got < expected:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise RuntimeError("redis closed the connection")
+            got += len(chunk)
+        return len(commands) / (time.perf_counter() - start)
+
+
 def bench_publish(redis_url: str, ks: list[int], lists: int, repeats: int) -> list[Row]:
-    """Lists/s through RedisSink (encode + pipelined SET) vs bare redis-py pipelined SETs."""
-    import redis  # noqa: TID251  (the roofline is the raw client itself)
+    """Lists/s through `ListEncoder` + `RedisSink` vs raw-RESP pipelined SETs of the same bytes."""
+    from stream.payload import ListEncoder
 
     sink = RedisSink(redis_url, prefix="bench:", ttl_s=60)
-    client = redis.Redis.from_url(redis_url)
+    rng = np.random.default_rng(0)
+    ids = np.array([f"i{j}" for j in range(10_000)], dtype=object)
+    event_ts = np.full(lists, 1_700_000_000.0)
+    users = [f"u{n}" for n in range(lists)]
+    encoder = ListEncoder()
     rows = []
     for k in ks:
-        recs = [
-            Recommendation(
-                f"u{n}",
-                [f"i{j}" for j in range(k)],
-                [1.0 / (j + 1) for j in range(k)],
-                1_700_000_000.0,
-            )
-            for n in range(lists)
-        ]
-        payloads = [(r.user, encode_recommendation(r, time.time(), 1)) for r in recs]
+        items = rng.integers(0, ids.size, (lists, k))
+        scores = np.sort(rng.normal(size=(lists, k)).astype(np.float32), axis=1)[:, ::-1]
 
-        def ours(recs: list[Recommendation] = recs) -> None:
-            now = time.time()
-            sink.publish([(r.user, encode_recommendation(r, now, 1)) for r in recs])
+        def ours(items: np.ndarray = items, scores: np.ndarray = scores) -> None:
+            payloads = encoder.encode(ids.__getitem__, items, scores, event_ts, time.time(), 1)
+            sink.publish(list(zip(users, payloads, strict=True)))
 
-        def bare(payloads: list[tuple[str, bytes]] = payloads) -> None:
-            pipe = client.pipeline(transaction=False)
-            for user, value in payloads:
-                pipe.set(f"bench:{user}", value, ex=60)
-            pipe.execute()
-
+        payloads = encoder.encode(ids.__getitem__, items, scores, event_ts, time.time(), 1)
+        commands = [(f"bench:{u}".encode(), p) for u, p in zip(users, payloads, strict=True)]
         t_ours = median_seconds(ours, repeats)
-        t_bare = median_seconds(bare, repeats)
+        roof = statistics.median(raw_resp_set_rate(redis_url, commands, 60) for _ in range(repeats))
         rows.append(
             Row(
                 "publish",
                 f"K={k}",
                 lists / t_ours,
                 "lists/s",
-                "redis-py pipelined SET (roofline)",
-                lists / t_bare,
+                "raw RESP pipelined SET, same bytes (roofline)",
+                roof,
+                f"encode + SET, {len(payloads[0])} B values, {sink.connections} connections",
             )
         )
     sink.close()
-    client.close()
     return rows

@@ -68,6 +68,21 @@ class _Stages:
         log.info("bench_stage", stage=name, **fields)
 
 
+def _latency(
+    bootstrap: str, redis_url: str, device: str, loads: list[int], seconds: float, stage: _Stages
+) -> list[dict[str, float]]:
+    """Click→Redis latency at each offered load, the pass-through floor beside it."""
+    points = []
+    for rate in loads:
+        stage("latency", offered=rate)
+        point = whole.latency_at_load(bootstrap, redis_url, device, rate, seconds)
+        if rate:  # the floor beside it, same load, same run
+            floor = whole.pass_through_at_load(bootstrap, redis_url, rate, seconds)
+            point |= {f"pass_{key}": value for key, value in floor.items()}
+        points.append(point)
+    return points
+
+
 def run_bench(options: BenchOptions) -> list[Row]:
     """Measure every stage, the whole path, the baselines; write markdown and a PNG."""
     device = resolve_device(options.device)
@@ -77,7 +92,8 @@ def run_bench(options: BenchOptions) -> list[Row]:
     kafka, redis = start_kafka(), start_redis()
     rows: list[Row] = []
     latency: list[dict[str, float]] = []
-    loads = [10_000] if quick else [1_000, 10_000, 50_000, 100_000, 0]
+    # offered events/s; 0: flat out, the saturation run (no pass-through beside it)
+    loads = [1_000, 10_000] if quick else [1_000, 5_000, 10_000, 0]
     stage = _Stages(6 + len(loads), options.quiet)
     try:
         stage("decode")
@@ -91,7 +107,7 @@ def run_bench(options: BenchOptions) -> list[Row]:
         queries = 10_000 if gpu else 1_024
         rows += stages.bench_search(device, items, dims, queries, 50, repeats)
         stage("publish")
-        rows += stages.bench_publish(redis.url, [10, 50, 100], 2_000, repeats)
+        rows += stages.bench_publish(redis.url, [10, 50, 100], 10_000 if quick else 20_000, repeats)
 
         data, name = _interactions(options.data, quick)
         topic = whole.prefill(kafka.bootstrap, data)
@@ -128,13 +144,8 @@ def run_bench(options: BenchOptions) -> list[Row]:
             ),
         ):
             rows.append(Row("path", f"drain {name}", path_rate, "events/s", against, rate, note))
-        for rate in loads:
-            stage("latency", offered=rate)
-            latency.append(
-                whole.latency_at_load(
-                    kafka.bootstrap, redis.url, str(device), rate, 3.0 if quick else 5.0
-                )
-            )
+        seconds = 3.0 if quick else 5.0
+        latency = _latency(kafka.bootstrap, redis.url, str(device), loads, seconds, stage)
     finally:
         stage.progress.close()
         redis.stop()

@@ -19,29 +19,18 @@ def wire_settings(
     settings: Settings, bootstrap: str, redis_url: str, tag: str, batch_size: int
 ) -> Settings:
     """`settings` pointed at a broker and Redis, with a private topic, group and keys."""
-    from worker.settings import KafkaSettings, RedisSettings
+    from worker.testing.private import PrivateNames, private_settings
 
-    return settings.model_copy(
-        update={
-            "kafka": KafkaSettings(
-                bootstrap=bootstrap,
-                topic=f"eval-{tag}",
-                dlq_topic=f"eval-{tag}.dlq",
-                group=f"eval-{tag}",
-                topic_partitions=1,  # one partition keeps the file's order inside a batch
-                session_timeout_ms=6_000,
-            ),
-            "redis": RedisSettings(
-                url=redis_url,
-                prefix=f"eval-{tag}:",
-                cold_start_key=f"eval-{tag}-cold-start",  # never another run's list
-                ttl_s=3_600,
-            ),
-            "batch_size": batch_size,
-            "batch_ms": 2_000,  # the whole batch is on the broker before the worker polls
-            "metrics_port": 0,
-            "checkpoint_dir": None,
-        }
+    return private_settings(
+        bootstrap,
+        redis_url,
+        PrivateNames.fresh("eval", tag),
+        settings,
+        kafka_topic_partitions=1,  # one partition keeps the file's order inside a batch
+        redis_ttl_s=3_600,
+        batch_size=batch_size,
+        batch_ms=2_000,  # the whole batch is on the broker before the worker polls
+        checkpoint_dir=None,
     )
 
 
@@ -84,14 +73,7 @@ def kafka_comparison(stream: Stream, options: EvalOptions) -> DatasetResult:
             options.batch_size,
         )
         outcomes.append(through_kafka(stream, settings, options))
-    return DatasetResult(
-        name=f"{stream.name}, first {len(stream):,} events",
-        events=len(stream),
-        users=stream.n_users,
-        items=stream.n_items,
-        headline_events=int(stream.headline.sum()),
-        outcomes=outcomes,
-    )
+    return DatasetResult.of(stream, outcomes, f"{stream.name}, first {len(stream):,} events")
 
 
 def run_through_kafka(options: EvalOptions) -> list[DatasetResult]:

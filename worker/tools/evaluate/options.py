@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.settings import Settings
+from worker.settings import Settings, with_values
 from worker.tools.evaluate.data import SYNTHETIC
 from worker.tools.evaluate.knn import KnnConfig
 from worker.tools.evaluate.peers import AlsConfig, IsgdConfig
@@ -46,4 +46,4 @@ class EvalOptions:
 
 def engine_settings(options: EvalOptions) -> Settings:
     """The worker's settings with the eval's list length and device."""
-    return options.settings.model_copy(update={"top_k": K, "device": options.device})
+    return with_values(options.settings, top_k=K, device=options.device)

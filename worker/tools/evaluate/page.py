@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from models.device import resolve_device
+from worker.settings import default_negatives
 from worker.tools.evaluate.data import DRIFT_AT, SYNTHETIC_ITEMS, SYNTHETIC_USERS
 from worker.tools.evaluate.options import EvalOptions, engine_settings
 from worker.tools.evaluate.protocol import K
@@ -77,8 +78,11 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
     from worker.tools.bench.report import machine
 
     settings = engine_settings(options)
-    info = machine(resolve_device(settings.device))
-    negatives = settings.negatives or "unset (128 on a CPU)"
+    device = resolve_device(settings.device)
+    info = machine(device)
+    model = settings.model
+    kind = "a GPU" if device.type == "cuda" else "a CPU"
+    negatives = model.negatives or f"unset ({default_negatives(device.type)} on {kind})"
     knn = options.knn
     return [
         "# Accuracy: prequential evaluation of recstream against peers",
@@ -103,17 +107,17 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
             f"{options.windows} windows in the plots."
         ),
         (
-            f"- recstream (Engine from Settings, `RECSTREAM_*` applies): dim {settings.dim}, "
-            f"learning rate {settings.learning_rate}, negatives {negatives}, l2 {settings.l2}, "
-            f"recent items {settings.recent_items}, popularity prior weight "
-            f"{settings.popularity_weight} tau {settings.popularity_tau:g} "
-            f"({settings.popularity_clock} clock), bias decay {settings.bias_decay}, "
-            f"transitions {settings.transition_slots} slots window {settings.transition_window} "
-            f"decay {settings.transition_decay} (weight chosen online from "
-            f"{settings.transition_weight:g}), "
-            f"seen history {settings.seen_history}, "
-            f"index {settings.index_kind}, "
-            f"seed {settings.seed}, device {settings.device}"
+            f"- recstream (Engine from Settings, `RECSTREAM_*` applies): dim {model.dim}, "
+            f"learning rate {model.learning_rate}, negatives {negatives}, l2 {model.l2}, "
+            f"recent items {model.recent_items}, popularity prior weight "
+            f"{model.popularity_weight} tau {model.popularity_tau:g} "
+            f"({model.popularity_clock} clock), bias decay {model.bias_decay}, "
+            f"transitions {model.transition_slots} slots window {model.transition_window} "
+            f"decay {model.transition_decay} (weight chosen online from "
+            f"{model.transition_weight:g}), "
+            f"seen history {settings.ranking.seen_history}, "
+            f"index {settings.index.kind}, "
+            f"seed {model.seed}, device {settings.device}"
         ),
         *synthetic_lines(options),
         "- recent-popular: one peer per window, last "

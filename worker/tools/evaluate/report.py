@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.tools.evaluate.data import Stream
 from worker.tools.evaluate.protocol import K, Outcome
 
 
@@ -22,6 +23,18 @@ class DatasetResult:
     headline_events: int
     outcomes: list[Outcome]
     plot: Path | None = None
+
+    @classmethod
+    def of(cls, stream: Stream, outcomes: list[Outcome], name: str | None = None) -> DatasetResult:
+        """The outcomes on `stream`, described by the stream (under `name` if given)."""
+        return cls(
+            name=stream.name if name is None else name,
+            events=len(stream),
+            users=stream.n_users,
+            items=stream.n_items,
+            headline_events=int(stream.headline.sum()),
+            outcomes=outcomes,
+        )
 
 
 def slug(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import cast
 
 import torch
 
@@ -25,4 +26,4 @@ def limit_threads(threads: int) -> contextlib.AbstractContextManager[object]:
         from threadpoolctl import threadpool_limits
     except ImportError:  # the `eval` extra brings it; without it BLAS keeps its default
         return contextlib.nullcontext()
-    return threadpool_limits(threads)
+    return cast("contextlib.AbstractContextManager[object]", threadpool_limits(threads))

@@ -63,14 +63,7 @@ def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
             f"({outcome.seconds:.1f} s)",
             flush=True,
         )
-    return DatasetResult(
-        name=stream.name,
-        events=len(stream),
-        users=stream.n_users,
-        items=stream.n_items,
-        headline_events=int(stream.headline.sum()),
-        outcomes=outcomes,
-    )
+    return DatasetResult.of(stream, outcomes)
 
 
 def run_eval(options: EvalOptions) -> list[DatasetResult]:

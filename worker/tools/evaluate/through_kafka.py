@@ -13,8 +13,7 @@ import numpy.typing as npt
 
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer
-from stream.redis_sink import RedisSink
-from worker.app import build_worker
+from worker.app import build_worker, open_sink
 from worker.loop import Worker
 from worker.settings import Settings
 from worker.tools.evaluate.data import IntArray, Stream
@@ -32,14 +31,7 @@ class ThroughKafka:
         """Build the worker and the edges from `settings` (topic, Redis prefix, batch size)."""
         self.worker: Worker = build_worker(settings)
         self.producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
-        redis = settings.redis
-        self.reader = RedisSink(
-            redis.url.get_secret_value(),
-            prefix=redis.prefix,
-            ttl_s=redis.ttl_s,
-            password=redis.password.get_secret_value() if redis.password else None,
-            cold_start_key=redis.cold_start_key,
-        )
+        self.reader = open_sink(settings.redis)
         self._user_ids = stream.user_ids
         self._item_ids = stream.item_ids
         self._code_of_item = {item: code for code, item in enumerate(stream.item_ids.tolist())}
@@ -55,7 +47,10 @@ class ThroughKafka:
             if value is None:
                 continue
             items = value["items"]
-            assert isinstance(items, list)  # noqa: S101  (the contract: a list of str)
+            if not isinstance(items, list):  # the contract: a list of str
+                raise TypeError(
+                    f"Redis holds {user}'s items as a {type(items).__name__}, not a list"
+                )
             codes = [self._code_of_item[str(i)] for i in items[:k]]
             out[n, : len(codes)] = codes
         return out

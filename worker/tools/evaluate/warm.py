@@ -19,7 +19,7 @@ from models.device import resolve_device
 from models.vectors import Vectors
 from models.warm_start import install_vectors
 from worker.app import build_engine
-from worker.settings import Settings
+from worker.settings import Settings, with_values
 from worker.tools.evaluate.data import Stream, load_file
 from worker.tools.evaluate.engine_method import RecstreamMethod
 from worker.tools.evaluate.peers import AlsConfig, PeriodicAls
@@ -70,16 +70,15 @@ def run_warm_eval(
     """Fit on the first `prefix` events, score the next `events` from each start."""
     stream = load_file(path, prefix + events)
     head, tail = _slice(stream, 0, prefix), _slice(stream, prefix, len(stream))
-    settings = settings.model_copy(update={"top_k": K})
+    settings = with_values(settings, top_k=K)
     device = resolve_device(settings.device)
     hr: dict[str, float] = {}
     for start in ("cold", "warm: ALS vectors", "warm: prefix replayed online"):
         engine = build_engine(settings, device)
         if start == "warm: ALS vectors":
             learner = engine.learner
-            install_vectors(
-                learner, als_vectors(head, AlsConfig(factors=settings.dim)), float(head.ts[-1])
-            )
+            offline = als_vectors(head, AlsConfig(factors=settings.model.dim))
+            install_vectors(learner, offline, seen_at=float(head.ts[-1]))
             engine.history.ensure_users(learner.users.extent)
             every_row = torch.arange(learner.items.extent, device=device)
             engine.index.refresh(learner.item_vectors(), every_row)

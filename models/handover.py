@@ -1,0 +1,137 @@
+"""A set of users' state, out of one model and into another (a partition changing owner).
+
+A user's state is their row (vector and row-wise Adagrad sums), the
+learner's recent-item ring (the query's context), the seen history (what
+their lists exclude), its newest event time, and the row's last sight (for
+eviction). Item references travel as item *ids*: item rows are local to each
+worker. Rings are cut to their filled slots (they fill from slot 0 before
+they wrap), so a light user costs a few bytes, not `length` slots.
+
+No I/O: `export_users` gives arrays and lists, `import_users` takes them back;
+the caller encodes them (`stream.state_topic`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from models.history import SeenHistory
+from models.learner import OnlineLearner
+from models.rows import RowKeeper
+
+ItemRows = Callable[[Sequence[str]], npt.NDArray[np.int64]]
+
+
+@dataclass(frozen=True)
+class UserRows:
+    """The state of `len(ids)` users, row-aligned."""
+
+    ids: list[str]
+    weight: npt.NDArray[np.float32]  # (n, dim + 1)
+    grad_sq: npt.NDArray[np.float32]  # (n, 2)
+    recent: list[list[str | None]]  # the recent-item ring's filled slots, in slot order
+    recent_written: npt.NDArray[np.int64]
+    seen: list[list[str | None]]  # the seen history's filled slots, in slot order
+    seen_written: npt.NDArray[np.int64]
+    last_ts: npt.NDArray[np.float64]  # newest event time folded in
+    last_seen: npt.NDArray[np.float64]  # the row's last sight (batch clock)
+
+
+def _ring_ids(
+    items: torch.Tensor, written: torch.Tensor, learner: OnlineLearner
+) -> list[list[str | None]]:
+    """Each ring's filled slots as item ids (None for a slot whose item row went away)."""
+    filled = written.clamp(max=items.shape[1]).cpu().numpy()
+    rows = items.cpu().numpy()
+    width = int(filled.max(initial=0))
+    ids = learner.items.ids_of(np.clip(rows[:, :width], 0, None))
+    ids[rows[:, :width] < 0] = None
+    return [ids[n, : filled[n]].tolist() for n in range(rows.shape[0])]
+
+
+def export_users(
+    learner: OnlineLearner, history: SeenHistory, keeper: RowKeeper, rows: npt.NDArray[np.int64]
+) -> UserRows:
+    """The state of the users at `rows` (live rows of `learner.users`)."""
+    index = torch.from_numpy(rows).to(learner.device)
+    recent = learner.recent
+    recent_items = recent.items[index] if recent.capacity else recent.items[:0]
+    recent_written = recent.written[index] if recent.capacity else recent.written[:0]
+    if not learner.config.recent_items or recent_items.shape[0] != rows.size:
+        recent_ids: list[list[str | None]] = [[] for _ in range(rows.size)]
+        recent_written = torch.zeros(rows.size, dtype=torch.int64)
+    else:
+        recent_ids = _ring_ids(recent_items, recent_written, learner)
+    return UserRows(
+        ids=[str(u) for u in learner.users.ids_of(rows)],
+        weight=learner.user_table.weight[index].cpu().numpy(),
+        grad_sq=learner.user_table.grad_sq[index].cpu().numpy(),
+        recent=recent_ids,
+        recent_written=recent_written.cpu().numpy().astype(np.int64),
+        seen=_ring_ids(history.items[index], history.written[index], learner),
+        seen_written=history.written[index].cpu().numpy().astype(np.int64),
+        last_ts=history.last_ts[index].cpu().numpy().astype(np.float64),
+        last_seen=keeper.last_seen[rows].copy(),
+    )
+
+
+def _ring_rows(
+    rings: list[list[str | None]], length: int, row_of: dict[str, int]
+) -> npt.NDArray[np.int64]:
+    out = np.full((len(rings), length), -1, dtype=np.int64)
+    for n, ring in enumerate(rings):
+        for slot, item in enumerate(ring[:length]):
+            if item is not None:
+                out[n, slot] = row_of.get(item, -1)
+    return out
+
+
+def import_users(
+    learner: OnlineLearner,
+    history: SeenHistory,
+    keeper: RowKeeper,
+    state: UserRows,
+    user_rows: npt.NDArray[np.int64],
+    item_rows: ItemRows,
+) -> int:
+    """Write `state` into the (already admitted) `user_rows`, `-1`: skipped; returns users set.
+
+    `item_rows` maps item ids to local rows (admitting unknown items); a ring slot
+    whose item gets no row is left empty.
+    """
+    keep = np.flatnonzero(user_rows >= 0)
+    if keep.size == 0:
+        return 0
+    rows = user_rows[keep]
+    device = learner.device
+    index = torch.from_numpy(rows).to(device)
+    wanted = sorted(
+        {i for n in keep for ring in (state.recent[n], state.seen[n]) for i in ring if i}
+    )
+    row_of = dict(zip(wanted, item_rows(wanted).tolist(), strict=True)) if wanted else {}
+    learner.sync_rows()
+    history.ensure_users(learner.users.extent)
+    learner.user_table.weight[index] = torch.from_numpy(state.weight[keep]).to(device)
+    learner.user_table.grad_sq[index] = torch.from_numpy(state.grad_sq[keep]).to(device)
+    if learner.config.recent_items:
+        recent = learner.recent
+        rings = [state.recent[n] for n in keep]
+        recent.items[index] = torch.from_numpy(_ring_rows(rings, recent.length, row_of)).to(device)
+        recent.written[index] = torch.from_numpy(state.recent_written[keep]).to(device)
+    rings = [state.seen[n] for n in keep]
+    history.items[index] = torch.from_numpy(_ring_rows(rings, history.length, row_of)).to(device)
+    history.written[index] = torch.from_numpy(state.seen_written[keep]).to(device)
+    history.last_ts[index] = torch.from_numpy(state.last_ts[keep]).to(device)
+    keeper.last_seen[rows] = np.maximum(keeper.last_seen[rows], state.last_seen[keep])
+    return int(keep.size)
+
+
+def drop_users(learner: OnlineLearner, rows: npt.NDArray[np.int64]) -> None:
+    """Forget the users at `rows` (their partition moved away); the rows are reused later."""
+    live = rows[learner.users.live_mask()[rows]] if rows.size else rows
+    learner.users.release(live)

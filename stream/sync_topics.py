@@ -1,0 +1,192 @@
+"""Kafka edges of scale-out: the state topic (per-partition user state) and the item feed.
+
+Bytes in, bytes out; what the bytes mean is `worker.sync_codec`'s business.
+
+- `SyncProducer` writes both topics; `flush` raises `TransientError` unless
+  every record was acknowledged (a hand-over is complete only then).
+- `PartitionReader` reads one partition of the state topic from its start to
+  its end. The end is found by `enable.partition.eof` (from fetch responses),
+  not ListOffsets: Tansu 0.6 answers ListOffsets with the base offset of the
+  last record batch, which would cut off the last batch (and its marker).
+- `FeedReader` follows the item feed (one partition) from its start.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from stream.errors import FatalError, TransientError
+from stream.kafka import PRODUCER_DEFAULTS, KafkaConfig
+
+_READER_DEFAULTS: dict[str, str | int | bool] = {
+    "enable.auto.commit": False,
+    "enable.partition.eof": True,
+    "auto.offset.reset": "earliest",
+    "fetch.wait.max.ms": 10,
+    "log.connection.close": False,
+    # state records can be large (a heavy user's history): fetch them whole
+    "fetch.max.bytes": 64 << 20,
+    "max.partition.fetch.bytes": 16 << 20,
+}
+
+
+def _reader(config: KafkaConfig) -> Consumer:
+    try:
+        # Assigned partitions only: the group id is never joined or committed to.
+        return Consumer({**_READER_DEFAULTS, **config, "group.id": f"reader-{uuid.uuid4().hex}"})
+    except KafkaException as exc:
+        raise FatalError(f"kafka consumer config rejected: {exc}") from exc
+
+
+class SyncProducer:
+    """One idempotent producer for the state topic and the item feed."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        """Create the producer (large records allowed: a delta chunk is up to ~1 MB)."""
+        self._failed: list[str] = []
+        try:
+            self._producer = Producer({**PRODUCER_DEFAULTS, "message.max.bytes": 4 << 20, **config})
+        except KafkaException as exc:
+            raise FatalError(f"kafka producer config rejected: {exc}") from exc
+
+    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._failed.append(error.str())
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        """Queue one record, waiting on a full local queue rather than dropping it."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,  # -1: the partitioner's
+                    on_delivery=self._delivered,
+                )
+            except BufferError:
+                self._producer.poll(0.05)
+            else:
+                self._producer.poll(0)
+                return
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged; `TransientError` if one was not."""
+        remaining = self._producer.flush(timeout_s)
+        failed, self._failed = self._failed, []
+        if remaining or failed:
+            raise TransientError(
+                f"kafka sync produce: {remaining} unacknowledged, {len(failed)} failed "
+                f"({failed[0] if failed else 'timeout'})"
+            )
+
+    def close(self) -> None:
+        """Deliver what is queued (best effort)."""
+        self._producer.flush(10.0)
+
+
+class PartitionReader:
+    """Reads a whole partition of a topic, start to end, as (key, value) records."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        """Create the (group-less) consumer used for every read."""
+        self._consumer = _reader(config)
+
+    def read(
+        self, topic: str, partition: int, timeout_s: float = 120.0
+    ) -> list[tuple[bytes | None, bytes | None]]:
+        """Every record of `topic`/`partition` up to its current end, in offset order."""
+        consumer = self._consumer
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        records: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"kafka read {topic}[{partition}]: no end in {timeout_s} s"
+                    )
+                for message in consumer.consume(num_messages=10_000, timeout=0.05):
+                    error = message.error()
+                    if error is None:
+                        records.append((message.key(), message.value()))
+                    elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                        return records
+                    elif error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise FatalError(f"kafka read {topic}[{partition}]: {error.str()}")
+        finally:
+            consumer.unassign()
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
+
+
+class FeedReader:
+    """Follows one partition of a topic from its start; `poll` never blocks for long."""
+
+    def __init__(self, config: KafkaConfig, topic: str, partition: int = 0) -> None:
+        """Assign the partition from its first record."""
+        self.topic = topic
+        self._consumer = _reader(config)
+        self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        self.at_end = False  # the last poll reached the partition's end
+
+    def poll(self, max_records: int, timeout_s: float = 0.0) -> list[bytes]:
+        """Values that have arrived (up to `max_records`), waiting at most `timeout_s`."""
+        values: list[bytes] = []
+        for message in self._consumer.consume(num_messages=max_records, timeout=timeout_s):
+            error = message.error()
+            if error is None:
+                self.at_end = False
+                value = message.value()
+                if value is not None:
+                    values.append(value)
+            elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                self.at_end = True
+            elif error.fatal():
+                raise FatalError(f"kafka read {self.topic}: {error.str()}")
+        return values
+
+    def drain(self, apply: Callable[[list[bytes]], None], timeout_s: float = 300.0) -> int:
+        """Apply everything up to the current end (a new worker's catch-up); returns records."""
+        deadline, count = time.monotonic() + timeout_s, 0
+        while not self.at_end:
+            if time.monotonic() > deadline:
+                raise TransientError(f"kafka read {self.topic}: no end in {timeout_s} s")
+            values = self.poll(1000, 0.5)
+            count += len(values)
+            if values:
+                apply(values)
+        return count
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
+
+
+def partition_count(config: KafkaConfig, topic: str, timeout_s: float = 10.0) -> int | None:
+    """How many partitions `topic` has, or None if it does not exist."""
+    consumer = _reader(config)
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise TransientError(f"kafka metadata {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+    found = meta.topics.get(topic)
+    if found is None or found.error is not None:
+        return None
+    return len(found.partitions)

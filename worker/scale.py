@@ -1,0 +1,343 @@
+"""Scale-out: user state follows its input partition, items are shared between workers.
+
+The pattern is Kafka Streams' changelog, on Kafka's own mechanisms only:
+
+- **State topic** `{topic}.state`, as many partitions as the input, key = user
+  id (compacted where the broker supports it). Each user row remembers its
+  input partition. Every `state_flush_s`, and on revoke, the worker writes the
+  users it changed in each owned partition, then a marker holding the input
+  offset that state reflects, and waits for the acknowledgements. On assign,
+  before anything is consumed, the new owner reads the partition to its end,
+  restores the latest record of each user, writes a marker of its own (so a
+  marker always exists from here on) and starts the input at the marker:
+  events after it are re-read (counted as `rereads`), never skipped. Input
+  offsets are committed as before; the marker, not the commit, says where a
+  new owner starts, so no commit ever waits for the state topic.
+- **Item feed** `{topic}.items` (one partition): every `item_sync_s` each
+  worker sends the changes of the item rows it touched (`models.item_deltas`)
+  and its clicks per item, tagged (origin, seq); every worker folds in the
+  others' records (its own and any seq already applied are skipped, so a
+  re-delivery is harmless). A starting worker replays the feed from its start
+  before it consumes, so it begins with the current item table.
+
+On revoke the revoked partitions' users are flushed, then dropped locally; a
+partition lost without a revoke (session timeout) is dropped unflushed: its
+new owner may already be writing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+import torch
+
+from models.handover import drop_users, export_users, import_users
+from models.item_deltas import ItemSync
+from stream.batch import DecodedBatch
+from stream.errors import TransientError
+from stream.kafka import KafkaSource
+from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
+from worker.engine import Engine, Learned
+from worker.sync_codec import (
+    MARKER_KEY,
+    DeltaChunk,
+    decode_delta,
+    decode_partition,
+    encode_delta,
+    encode_marker,
+    encode_users,
+    split_delta,
+)
+
+log = structlog.get_logger("recstream.worker")
+
+_CHUNK_ITEMS = 1000  # item rows per feed record: ~0.5 MB at dim 64
+_FEED_BATCH = 200  # feed records folded in per tick at most (the loop keeps turning)
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Where the shared state lives and how often it moves."""
+
+    topic: str  # the input topic
+    state_topic: str
+    items_topic: str
+    item_sync_s: float = 1.0
+    state_flush_s: float = 10.0
+
+
+class ScaleOut:
+    """The worker's side of scale-out: hand-over of partitions' users, and the item feed."""
+
+    def __init__(
+        self,
+        config: ScaleConfig,
+        engine: Engine,
+        *,
+        producer: SyncProducer,
+        reader: PartitionReader,
+        feed: FeedReader,
+    ) -> None:
+        """Wire the parts; `attach` gives the source and offsets once the worker exists."""
+        self.config = config
+        self.engine = engine
+        self.producer = producer
+        self.reader = reader
+        self.feed = feed
+        self.origin = uuid.uuid4().hex[:12]
+        self.items = ItemSync(engine.learner)
+        self.source: KafkaSource | None = None
+        self.learned_offsets: Mapping[tuple[str, int], int] = {}
+        self.owned: set[int] = set()
+        self._partition = np.full(1024, -1, dtype=np.int32)  # per user row: its input partition
+        self._dirty = np.zeros(1024, dtype=bool)  # per user row: changed since the last flush
+        self._markers: dict[int, int] = {}  # partition -> offset of the last marker written
+        self._applied: dict[str, int] = {}  # origin -> highest seq folded in
+        self._seq = 0
+        self._since = 0.0  # wall time of the oldest unsent item change (0: none)
+        now = time.monotonic()
+        self._next_sync = now + config.item_sync_s
+        self._next_flush = now + config.state_flush_s
+        self.staleness_s: list[float] = []  # per folded record: now - its oldest change
+
+    def attach(self, source: KafkaSource, learned_offsets: Mapping[tuple[str, int], int]) -> None:
+        """The consumer (for committed offsets) and the offsets the model has learned up to."""
+        self.source = source
+        self.learned_offsets = learned_offsets
+
+    # -- start ------------------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Fold in the whole item feed (a new worker starts with the current item table)."""
+        start = time.perf_counter()
+        records = self.feed.drain(self._fold)
+        log.info(
+            "item_feed_replayed",
+            topic=self.config.items_topic,
+            records=records,
+            items=len(self.engine.learner.items),
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return records
+
+    # -- partitions -------------------------------------------------------------------------
+
+    def _grow(self, rows: int) -> None:
+        if rows > self._partition.size:
+            size = max(rows, 2 * self._partition.size)
+            partition = np.full(size, -1, dtype=np.int32)
+            partition[: self._partition.size] = self._partition
+            dirty = np.zeros(size, dtype=bool)
+            dirty[: self._dirty.size] = self._dirty
+            self._partition, self._dirty = partition, dirty
+
+    def _rows_of(self, partition: int, *, dirty_only: bool) -> np.ndarray:
+        extent = self.engine.learner.users.extent
+        self._grow(extent)
+        mask = (self._partition[:extent] == partition) & self.engine.learner.users.live_mask()
+        if dirty_only:
+            mask &= self._dirty[:extent]
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def start_at(self, parts: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Restore assigned partitions' users; where each partition's input starts (the hook)."""
+        ours = [(t, p) for t, p in parts if t == self.config.topic]
+        committed = self.source.committed(ours) if self.source is not None and ours else {}
+        starts: dict[tuple[str, int], int] = {}
+        for topic, partition in ours:
+            starts[topic, partition] = self._restore(partition, committed.get((topic, partition)))
+        self.producer.flush()  # the new markers are durable before anything is consumed
+        return starts
+
+    def _restore(self, partition: int, committed: int | None) -> int:
+        start = time.perf_counter()
+        engine, learner = self.engine, self.engine.learner
+        records = self.reader.read(self.config.state_topic, partition)
+        read_s = time.perf_counter() - start
+        state = decode_partition(records, learner.config.dim + 1)
+        rows = engine.admit_users(state.users.ids) if state.users.ids else np.empty(0, np.int64)
+        restored = import_users(
+            learner, engine.history, engine.rows.users, state.users, rows, engine.admit_items
+        )
+        self._grow(learner.users.extent)
+        held = rows[rows >= 0]
+        self._partition[held] = partition
+        self._dirty[held] = False
+        # No marker yet (a partition never handed over): the group's commit, else its start.
+        offset = state.marker if state.marker is not None else (committed or 0)
+        self._mark(partition, offset)
+        self.owned.add(partition)
+        rereads = max(0, (committed or 0) - offset)
+        log.info(
+            "partition_restored",
+            partition=partition,
+            records=state.records,
+            users=restored,
+            start_offset=offset,
+            committed=committed,
+            rereads=rereads,
+            read_ms=round(read_s * 1000, 1),
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return offset
+
+    def _mark(self, partition: int, offset: int) -> None:
+        self.producer.send(
+            self.config.state_topic, MARKER_KEY, encode_marker(offset, self.origin), partition
+        )
+        self._markers[partition] = offset
+
+    def revoked(self, parts: list[tuple[str, int]]) -> None:
+        """Hand the revoked partitions' users over (flush, wait for acks), then drop them."""
+        ours = [p for t, p in parts if t == self.config.topic]
+        start = time.perf_counter()
+        users = self._flush(ours)
+        self._drop(ours)
+        log.info(
+            "partitions_handed_over",
+            partitions=ours,
+            users=users,
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+
+    def lost(self, parts: list[tuple[str, int]]) -> None:
+        """Partitions lost without a revoke: drop their users, write nothing (not ours now)."""
+        ours = [p for t, p in parts if t == self.config.topic]
+        self._drop(ours)
+        log.warning("partitions_lost", partitions=ours, flushed=False)
+
+    def _drop(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            rows = self._rows_of(partition, dirty_only=False)
+            drop_users(self.engine.learner, rows)
+            self._partition[rows] = -1
+            self._dirty[rows] = False
+            self.owned.discard(partition)
+            self._markers.pop(partition, None)
+
+    def _flush(self, partitions: list[int]) -> int:
+        """Write changed users and a marker per partition, and wait for the acknowledgements."""
+        engine, topic = self.engine, self.config.topic
+        users = 0
+        for partition in partitions:
+            offset = self.learned_offsets.get((topic, partition))
+            rows = self._rows_of(partition, dirty_only=True)
+            if rows.size:
+                state = export_users(engine.learner, engine.history, engine.rows.users, rows)
+                for key, value in encode_users(state):
+                    self.producer.send(self.config.state_topic, key, value, partition)
+                users += int(rows.size)
+            if offset is not None and offset != self._markers.get(partition):
+                self._mark(partition, offset)
+        self.producer.flush()
+        for partition in partitions:
+            self._dirty[self._rows_of(partition, dirty_only=True)] = False
+        return users
+
+    # -- each batch -------------------------------------------------------------------------
+
+    def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:
+        """Note which partition each user row came from, which rows changed, and item changes."""
+        if not len(batch):
+            return
+        rows = self.engine.known_user_rows(batch.users)
+        self._grow(self.engine.learner.users.extent)
+        held = rows >= 0
+        self._partition[rows[held]] = np.asarray(batch.partitions, dtype=np.int32)[held]
+        self._dirty[rows[held]] = True
+        if learned is not None and learned.changed_items is not None:
+            if not self._since:
+                self._since = time.time()
+            _, weights = batch.arrays()
+            self.items.mark(learned.changed_items, batch.items, weights.tolist())
+
+    def tick(self) -> None:
+        """Send the item delta and flush user state when due; fold in the others' deltas."""
+        now = time.monotonic()
+        if now >= self._next_sync:
+            self._next_sync = now + self.config.item_sync_s
+            self._send_items()
+        values = self.feed.poll(_FEED_BATCH, 0.0)
+        if values:
+            self._fold(values)
+        if now >= self._next_flush and self.owned:
+            self._next_flush = now + self.config.state_flush_s
+            start = time.perf_counter()
+            try:
+                users = self._flush(sorted(self.owned))
+            except TransientError as exc:  # tried again at the next interval; nothing is lost
+                log.warning("state_flush_failed", error=str(exc))
+                return
+            if users:
+                log.info(
+                    "state_flushed",
+                    partitions=len(self.owned),
+                    users=users,
+                    duration_ms=round((time.perf_counter() - start) * 1000, 1),
+                )
+
+    def _send_items(self) -> None:
+        if not self.items.pending:
+            return
+        since, self._since = self._since or time.time(), 0.0
+        delta = self.items.take()
+        sent = time.time()
+        pieces = split_delta(delta, _CHUNK_ITEMS)
+        for piece in pieces:
+            self._seq += 1
+            chunk = DeltaChunk(self.origin, self._seq, sent, since, piece)
+            self.producer.send(self.config.items_topic, self.origin.encode(), encode_delta(chunk))
+        log.debug("items_sent", items=len(delta.ids), records=len(pieces), seq=self._seq)
+
+    def _fold(self, values: list[bytes]) -> None:
+        """Fold other workers' delta records into the item table and refresh the index."""
+        engine, learner = self.engine, self.engine.learner
+        changed: list[torch.Tensor] = []
+        now = time.time()
+        staleness: list[float] = []
+        for value in values:
+            try:
+                chunk = decode_delta(value)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("item_delta_unreadable", error=str(exc))
+                continue
+            if chunk.origin == self.origin or chunk.seq <= self._applied.get(chunk.origin, 0):
+                continue
+            self._applied[chunk.origin] = chunk.seq
+            delta = chunk.delta
+            if delta.weight.shape[1] != learner.config.dim + 1:
+                log.error("item_delta_wrong_dim", origin=chunk.origin, width=delta.weight.shape[1])
+                continue
+            rows = engine.admit_items(delta.ids) if delta.ids else np.empty(0, np.int64)
+            clicks = (
+                engine.admit_items(delta.click_ids) if delta.click_ids else np.empty(0, np.int64)
+            )
+            changed.append(self.items.apply(delta, rows, clicks))
+            staleness.append(now - chunk.since)
+        if changed:
+            rows_changed = torch.unique(torch.cat(changed))
+            engine.index.refresh(learner.item_vectors(), rows_changed)
+            self.staleness_s += staleness
+            # staleness: from the oldest change a record carries to its rows being searchable here
+            log.info(
+                "items_folded",
+                records=len(changed),
+                items=int(rows_changed.numel()),
+                staleness_ms=round(1000 * max(staleness), 1),
+            )
+
+    def close(self) -> None:
+        """Send what is unsent, then close the clients (after the consumer's last revoke)."""
+        try:
+            self._send_items()
+            self.producer.flush(10.0)
+        except TransientError as exc:
+            log.warning("item_sync_unsent_at_close", error=str(exc))
+        self.producer.close()
+        self.reader.close()
+        self.feed.close()
