@@ -30,8 +30,9 @@ def _server_binary() -> Path:
 def cluster(tmp_path: Path) -> Iterator[list[int]]:
     """Three cluster nodes, slots split in three, joined by CLUSTER MEET; their ports."""
     binary, ports = _server_binary(), [free_port() for _ in range(3)]
+    buses = [free_port() for _ in range(3)]
     processes = []
-    for port in ports:
+    for port, bus in zip(ports, buses, strict=True):
         directory = tmp_path / str(port)
         directory.mkdir()
         processes.append(
@@ -42,6 +43,9 @@ def cluster(tmp_path: Path) -> Iterator[list[int]]:
                     str(port),
                     "--cluster-enabled",
                     "yes",
+                    # The bus defaults to port + 10000, which may be taken or past 65535.
+                    "--cluster-port",
+                    str(bus),
                     "--save",
                     "",
                     "--appendonly",
@@ -62,7 +66,7 @@ def cluster(tmp_path: Path) -> Iterator[list[int]]:
         for n, client in enumerate(clients):
             client.execute_command("CLUSTER ADDSLOTSRANGE", bounds[n], bounds[n + 1] - 1)
         for client in clients[1:]:
-            client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
+            client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0], buses[0])
         assert wait_until(
             lambda: all(_cluster_ok(c) for c in clients),
             30,
