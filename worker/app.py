@@ -105,7 +105,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         log.info("partitions_assigned", partitions=[p for _, p in parts])
 
     def revoked(parts: list[tuple[str, int]]) -> None:
-        # Each batch is committed before the next poll, so nothing is in flight here.
+        # The loop finished any write in flight first (KafkaSource's before_revoke).
         log.info("partitions_revoked", partitions=[p for _, p in parts])
         if scale is not None:  # scale-out hook: hand the revoked partitions' users over
             scale.revoked(parts)
@@ -146,6 +146,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             checkpoint_interval_s=settings.checkpoint.interval_s,
             max_event_weight=settings.events.max_event_weight,
             max_clock_skew_s=settings.events.max_clock_skew_s,
+            overlap={"auto": None, "on": True, "off": False}[settings.loop.publish_overlap],
         ),
         source=source,
         dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),

@@ -275,6 +275,9 @@ class LoopSettings(BaseSettings):
 
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_ms: int = Field(default=50, ge=1, le=60_000)
+    # Write batch N while learning N+1: auto = only with the model on a GPU (on a CPU the
+    # write's threads slow torch's more than the overlap saves; docs/benchmarks.md).
+    publish_overlap: Literal["auto", "on", "off"] = "auto"
 
 
 class IndexSettings(BaseSettings):
