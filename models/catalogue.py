@@ -27,6 +27,9 @@ class Catalogue:
         """Nothing hidden."""
         self._hidden: dict[str, str] = {}
         self.version = 0
+        # The control topic's next offset per partition that this state reflects: a restart
+        # reads on from there, so a removal is neither lost nor applied out of order.
+        self.control_offsets: dict[int, int] = {}
 
     def __len__(self) -> int:
         """Number of hidden items."""
@@ -46,6 +49,11 @@ class Catalogue:
             self.version += 1
         return changed
 
+    @property
+    def has_bans(self) -> bool:
+        """Whether any item's clicks are being left out of learning."""
+        return "ban" in self._hidden.values()
+
     def hidden(self) -> dict[str, str]:
         """Hidden ids and their op (`remove` or `ban`)."""
         return dict(self._hidden)
@@ -63,9 +71,10 @@ class Catalogue:
         return rows[rows >= 0]
 
     def state_dict(self) -> StateDict:
-        """The hidden ids as `[item, op]` pairs (JSON), for the checkpoint."""
+        """Hidden ids as `[item, op]` pairs and the control offsets (JSON), for the checkpoint."""
         pairs: list[JSON] = [[item, op] for item, op in sorted(self._hidden.items())]
-        return {"hidden": pairs}
+        offsets: list[JSON] = [[p, o] for p, o in sorted(self.control_offsets.items())]
+        return {"hidden": pairs, "control_offsets": offsets}
 
     def load_state_dict(self, state: StateDict) -> None:
         """Replace the hidden ids with a checkpoint's; `StateError` if malformed."""
@@ -74,5 +83,12 @@ class Catalogue:
             if not (isinstance(pair, list) and len(pair) == 2 and pair[1] in HIDDEN):  # noqa: PLR2004
                 raise StateError(f"hidden: expected [item, remove|ban], got {pair!r}")
             hidden[str(pair[0])] = str(pair[1])
-        self._hidden = hidden
+        offsets: dict[int, int] = {}
+        for pair in sequence(state, "control_offsets") if "control_offsets" in state else []:
+            match pair:
+                case [int(partition), int(offset)]:
+                    offsets[partition] = offset
+                case _:
+                    raise StateError(f"control_offsets: expected [partition, offset], got {pair!r}")
+        self._hidden, self.control_offsets = hidden, offsets
         self.version += 1

@@ -32,6 +32,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from models.catalogue import Catalogue
 from models.errors import CheckpointError, StateError
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
@@ -64,6 +65,7 @@ class Restored:
     path: Path
     rows: StateDict
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    catalogue: StateDict = field(default_factory=dict)  # empty: saved without one
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def snapshot(
     history: SeenHistory,
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
+    catalogue: Catalogue | None = None,
 ) -> Snapshot:
     """Copy all state to host memory at a batch boundary: fast, no file I/O.
 
@@ -110,6 +113,8 @@ def snapshot(
     state |= prefixed("history", history.state_dict(learner.user_table.rows))
     if rows is not None:
         state |= prefixed("rows", rows.state_dict())
+    if catalogue is not None:
+        state |= prefixed("catalogue", catalogue.state_dict())
     config: dict[str, JSON] = dataclasses.asdict(learner.config)
     triples: list[JSON] = [[t, p, o] for (t, p), o in sorted(offsets.items())]
     return Snapshot(state, config, history.length, triples, time.time())
@@ -221,7 +226,10 @@ def _restore(manifest_path: Path, manifest: dict[str, JSON], device: torch.devic
     rows = part(state, "rows") or _stand_in_rows(learner, history)
     RowPolicy.over(learner.users, learner.items, _UNBOUNDED, _UNBOUNDED, rows)  # checks it
     offsets = _offsets(sequence(manifest, "offsets"))
-    return Restored(learner, history, offsets, manifest_path, rows)
+    catalogue = part(state, "catalogue")
+    if catalogue:
+        Catalogue().load_state_dict(catalogue)  # checks it
+    return Restored(learner, history, offsets, manifest_path, rows, catalogue=catalogue)
 
 
 def _tensors(directory: Path, manifest: dict[str, JSON]) -> dict[str, torch.Tensor]:

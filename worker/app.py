@@ -7,21 +7,26 @@ import torch
 
 from index.factory import make_index
 from index.knn import backend_for
+from models.catalogue import Catalogue
 from models.checkpoint import Restored
 from models.device import resolve_device
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
+from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
+from stream.errors import FatalError
 from stream.kafka import KafkaSource
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
+from worker.control import CatalogueControl
 from worker.engine import Engine
+from worker.errors import StartupError
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.scale_setup import build_scale
-from worker.settings import ModelSettings, RedisSettings, Settings
+from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings
 from worker.startup import check_kafka, check_redis
 
 log = structlog.get_logger("recstream.worker")
@@ -75,7 +80,20 @@ def build_engine(
         refresh_s=settings.index.refresh_s,
         refresh_updates=settings.index.refresh_updates,
     )
-    return Engine(learner, history, index, settings.ranking.top_k, rows)
+    catalogue = Catalogue()
+    if restored is not None and restored.catalogue:
+        catalogue.load_state_dict(restored.catalogue)
+    return Engine(learner, history, index, settings.ranking.top_k, rows, catalogue)
+
+
+def open_control(kafka: KafkaSettings, offsets: dict[int, int]) -> ControlSource:
+    """The control topic's reader, from `offsets` (the restored catalogue's); exit 2 if none."""
+    try:
+        return ControlSource(kafka.consumer_config(), kafka.control_topic, offsets)
+    except FatalError as exc:
+        raise StartupError(
+            str(exc), variable="RECSTREAM_KAFKA_CONTROL_TOPIC", topic=kafka.control_topic
+        ) from exc
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
@@ -84,6 +102,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
     """
     device = resolve_device(settings.device)
+    metrics = metrics or WorkerMetrics()
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
     directory = settings.checkpoint.dir
@@ -136,6 +155,15 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         id_ttl_s=settings.rows.id_ttl_s,
         min_occurrences=settings.rows.min_occurrences,
     )
+    dead_letters = DeadLetterProducer(kafka.client_config(), kafka.dlq_topic)
+    control = None
+    if kafka.control_topic:
+        control = CatalogueControl(
+            open_control(kafka, engine.catalogue.control_offsets),
+            engine,
+            dead_letters,
+            metrics,
+        )
     return Worker(
         LoopConfig(
             top_k=settings.ranking.top_k,
@@ -149,10 +177,11 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             overlap={"auto": None, "on": True, "off": False}[settings.loop.publish_overlap],
         ),
         source=source,
-        dead_letters=DeadLetterProducer(kafka.client_config(), kafka.dlq_topic),
+        dead_letters=dead_letters,
         sink=sink,
         engine=engine,
         metrics=metrics,
         restored_offsets=restored.offsets if restored else None,
         scale=scale,
+        control=control,
     )

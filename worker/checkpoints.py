@@ -116,7 +116,9 @@ class Checkpointer:
         start = time.perf_counter()
         self._last = time.monotonic()  # a failure waits an interval too, never every batch
         self.unsaved = False
-        taken = snapshot(engine.learner, engine.history, dict(offsets), engine.rows)
+        taken = snapshot(
+            engine.learner, engine.history, dict(offsets), engine.rows, engine.catalogue
+        )
         counts = {
             "users": len(engine.learner.users),
             "items": len(engine.learner.items),

@@ -24,6 +24,7 @@ import torch
 from index.base import ItemIndex
 from index.exclusion import top_k_excluding, top_k_per_weight
 from index.extra import ExtraScores
+from models.catalogue import Catalogue
 from models.errors import ModelFitError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
@@ -42,7 +43,7 @@ class Learned:
 
     loss: float  # NaN when the step was refused (non-finite), the lists still go out
     touched: torch.Tensor  # distinct user rows of the batch, on the learner's device
-    unlearned: int = 0  # events left out because their user or item has no row
+    unlearned: int = 0  # events left out: no user or item row, or a banned item
     evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
     # scale-out hook: item rows this batch changed (learned, reset), for the item sync to send
     changed_items: torch.Tensor | None = None
@@ -71,12 +72,15 @@ class Engine:
         index: ItemIndex,
         top_k: int,
         rows: RowPolicy | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         """Tie the parts together; the caller owns their lifetimes.
 
-        Without `rows`, ids are never evicted (a policy with caps of 2**62).
+        Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
+        holds the items an operator took off the lists (none by default).
         """
         self.learner = learner
+        self.catalogue = catalogue or Catalogue()
         self.history = history
         self.index = index
         self.top_k = top_k
@@ -105,8 +109,20 @@ class Engine:
         event_ts: np.ndarray,
         weights: np.ndarray,
     ) -> Learned:
-        """Fold a batch of clicks into the model, the seen history and the index."""
+        """Fold a batch of clicks into the model, the seen history and the index.
+
+        Clicks on banned items are left out (counted as unlearned): a ban stops the model
+        learning an item's popularity, where a removal only hides it.
+        """
         learner, device = self.learner, self.device
+        banned = 0
+        if self.catalogue.has_bans:
+            keep = ~self.catalogue.is_banned(items)
+            banned = len(items) - int(keep.sum())
+            if banned:
+                kept = np.flatnonzero(keep).tolist()
+                users, items = [users[n] for n in kept], [items[n] for n in kept]
+                event_ts, weights = event_ts[keep], weights[keep]
         if learner.items.extent:
             self._judge_transition_weights(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
@@ -135,7 +151,7 @@ class Engine:
         with_row = admitted.users[admitted.users >= 0]
         touched = torch.unique(torch.from_numpy(with_row).to(device))
         synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
-        return Learned(loss, touched, unlearned, admitted.evictions, synced)
+        return Learned(loss, touched, unlearned + banned, admitted.evictions, synced)
 
     # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------
 
@@ -188,11 +204,24 @@ class Engine:
             self._free_items[reused] = False
 
     def unavailable_items(self) -> torch.Tensor | None:
-        """Free item rows as a bool mask over the item rows, or None when there are none."""
+        """Rows no list may name: free rows and hidden items', as a bool mask (None: none).
+
+        Hidden ids are looked up afresh each time (a dict lookup per hidden id): rows are
+        evicted and reused under the catalogue, and a stale cache would hide the wrong item.
+        """
         items = self.learner.items
+        hidden = self.catalogue.hidden_rows(items) if len(self.catalogue) else None
+        if hidden is not None and hidden.size:
+            mask = self._free_items[: items.extent].clone()
+            mask[torch.from_numpy(hidden).to(self.device)] = True
+            return mask
         if items.free_count == 0:
             return None
         return self._free_items[: items.extent]
+
+    def apply_control(self, op: str, item: str) -> bool:
+        """An operator's `remove`, `ban` or `restore`; True when the catalogue changed."""
+        return self.catalogue.apply(op, item)
 
     def known_user_rows(self, users: Sequence[str]) -> np.ndarray:
         """Rows of `users`, `-1` for ids the model has no row for; creates nothing."""

@@ -38,6 +38,7 @@ from stream.payload import encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.accounting import Accounting, BatchReport
 from worker.checkpoints import Checkpointer
+from worker.control import CatalogueControl
 from worker.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
 from worker.metrics import Heartbeat, WorkerMetrics
@@ -98,6 +99,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         restored_offsets: Mapping[tuple[str, int], int] | None = None,
         scale: ScaleOut | None = None,
+        control: CatalogueControl | None = None,
     ) -> None:
         """Wire the parts; nothing runs until `step` or `run`.
 
@@ -111,6 +113,7 @@ class Worker:
         self.dead_letters = dead_letters
         self.sink = sink
         self.engine = engine
+        self.control = control
         self.metrics = metrics or WorkerMetrics()
         self.totals = WorkerTotals()
         self.accounting = Accounting(self.metrics, self.totals)
@@ -225,6 +228,8 @@ class Worker:
             if self.checkpointer is not None:
                 self.checkpointer.close()
             self.source.close()
+            if self.control is not None:
+                self.control.close()
             if self.scale is not None:  # scale-out hook: after the consumer's last revoke
                 self.scale.close()
             self.dead_letters.close()
@@ -254,6 +259,8 @@ class Worker:
         self.heartbeat.beat()
         self._finished = None
         self._checkpoint_if_due()
+        if self.control is not None:
+            self._apply_control(self.control)
         if self.scale is not None:  # scale-out hook: item feed in and out, state flush
             self._drain()  # the state it flushes must hold published batches only
             self.scale.tick()
@@ -265,6 +272,19 @@ class Worker:
         else:
             self._idle()
         return self._finished
+
+    def _apply_control(self, control: CatalogueControl) -> None:
+        """Operators' removals before this step's ranking; the cold-start list at once."""
+        changed, rejected = control.poll(before_change=self._drain)
+        if rejected:
+            flushed = self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+            self.accounting.dead_letters(flushed)
+        if changed:
+            cold = self._cold_start(time.time(), self.index.version)
+            if cold is not None:
+                self._retry("publish", lambda: self.sink.publish([], cold))
+            if self.checkpointer is not None:
+                self.checkpointer.unsaved = True
 
     def _poll(self, *, wait: bool) -> Polled:
         """What has arrived; waiting up to `batch_s` only with nothing in flight."""

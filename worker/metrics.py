@@ -84,6 +84,17 @@ class WorkerMetrics:
             registry=r,
         )
         self.users = Gauge("recstream_users", "Users with a row", registry=r)
+        self.items_hidden = Gauge(
+            "recstream_items_hidden",
+            "Items an operator removed or banned (the control topic)",
+            registry=r,
+        )
+        self.catalogue_ops = Counter(
+            "recstream_catalogue_ops",
+            "Control messages that changed the catalogue, by op",
+            ["op"],
+            registry=r,
+        )
         self.items = Gauge("recstream_items", "Items with a row", registry=r)
         self.evictions = Counter(
             "recstream_rows_evicted",

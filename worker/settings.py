@@ -57,6 +57,8 @@ class KafkaSettings(BaseSettings):
     # scale-out (RECSTREAM_SCALE_OUT): unset, `{topic}.state` and `{topic}.items`
     state_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
     items_topic: str | None = Field(default=None, pattern=_TOPIC_NAME)
+    # catalogue control (`{"op": "remove"|"restore"|"ban", "item": ...}`); empty: none
+    control_topic: str = Field(default="", pattern=f"^$|{_TOPIC_NAME}")
 
     @property
     def state_topic_name(self) -> str:
@@ -86,6 +88,15 @@ class KafkaSettings(BaseSettings):
         if not hosts or not all(_host_port(h) for h in hosts):
             raise ValueError("expected host:port[,host:port...] with ports 1..65535")
         return ",".join(hosts)
+
+    @model_validator(mode="after")
+    def _control_apart(self) -> KafkaSettings:
+        if self.control_topic in (self.topic, self.dlq_topic):
+            raise ValueError(
+                "RECSTREAM_KAFKA_CONTROL_TOPIC must differ from RECSTREAM_KAFKA_TOPIC and "
+                f"RECSTREAM_KAFKA_DLQ_TOPIC (got {self.control_topic!r})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dlq_apart(self) -> KafkaSettings:

@@ -32,12 +32,13 @@ def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
             variable="RECSTREAM_KAFKA_BOOTSTRAP",
             waited_s=timeout_s,
         ) from exc
-    missing = [name for name in (kafka.topic, kafka.dlq_topic) if name not in topics]
+    wanted = [kafka.topic, kafka.dlq_topic] + ([kafka.control_topic] if kafka.control_topic else [])
+    missing = [name for name in wanted if name not in topics]
     if missing and kafka.create_topics:
+        # A control topic of one partition keeps every operator's messages in one order.
+        counts = {n: 1 if n == kafka.control_topic else kafka.topic_partitions for n in missing}
         try:
-            ensure_topics(
-                kafka.client_config(), dict.fromkeys(missing, kafka.topic_partitions), timeout_s
-            )
+            ensure_topics(kafka.client_config(), counts, timeout_s)
         except (FatalError, TransientError) as exc:
             raise StartupError(
                 f"kafka at {kafka.bootstrap}: {exc}",
@@ -53,7 +54,7 @@ def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
         log.warning(
             "topic_missing",
             topic=name,
-            role="input" if name == kafka.topic else "dead_letter",
+            role={kafka.topic: "input", kafka.control_topic: "control"}.get(name, "dead_letter"),
             bootstrap_servers=kafka.bootstrap,
             create_topics=False,
         )
