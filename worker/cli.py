@@ -313,6 +313,13 @@ def bench(
     help="Only recstream: in process against the same replay through Kafka and Redis.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Through Kafka: also N scale-out workers on a 12-partition topic, beside one worker.",
+)
+@click.option(
     "--kafka-check",
     type=click.IntRange(min=0),
     default=0,
@@ -349,6 +356,7 @@ def evaluate(
     als_reg: float,
     windows: int,
     through_kafka: bool,
+    workers: int,
     kafka_check: int,
     out: Path | None,
     img_dir: Path,
@@ -406,6 +414,7 @@ def evaluate(
         windows=windows,
         threads=threads,
         kafka_check=kafka_check,
+        workers=workers,
         out=out,
         img_dir=img_dir,
         command="recstream eval " + " ".join(sys.argv[2:]),

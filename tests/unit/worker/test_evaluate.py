@@ -405,3 +405,27 @@ def test_regenerating_the_page_keeps_the_hand_written_part() -> None:
     assert page.endswith(f"{KEPT_MARKER}\n## What we tried\n- softmax: +40%\n")
     assert keep_hand_written("# new\n", "# no marker\n") == "# new\n"
     assert keep_hand_written("# new\n", None) == "# new\n"
+
+
+def test_wire_settings_gives_several_workers_scale_out_on_twelve_partitions() -> None:
+    """One worker keeps one partition; three get scale-out on 12 and a short idle wait."""
+    from worker.settings import Settings
+    from worker.tools.evaluate.compare import wire_settings
+
+    one = wire_settings(Settings(), "127.0.0.1:9092", "redis://127.0.0.1:6379/0", "t", 32)
+    three = wire_settings(Settings(), "127.0.0.1:9092", "redis://127.0.0.1:6379/0", "t", 32, 3)
+    assert (one.kafka.topic_partitions, one.scale.scale_out) == (1, False)
+    assert (three.kafka.topic_partitions, three.scale.scale_out) == (12, True)
+    assert three.loop.batch_ms < one.loop.batch_ms
+
+
+def test_through_kafka_refuses_several_workers_without_scale_out() -> None:
+    """Several workers without RECSTREAM_SCALE_OUT would be several models: refused up front."""
+    from worker.settings import Settings
+    from worker.tools.evaluate.through_kafka import ThroughKafka
+
+    stream = encode("tiny", Interactions(["u1"], ["i1"], np.array([1.0])))
+    with pytest.raises(ValueError, match="SCALE_OUT"):
+        ThroughKafka(Settings(), stream, workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        ThroughKafka(Settings(), stream, workers=0)

@@ -14,22 +14,38 @@ from worker.tools.evaluate.protocol import Outcome, evaluate
 from worker.tools.evaluate.report import DatasetResult, table
 from worker.tools.evaluate.running import limit_threads, load_streams
 
+SCALE_OUT_PARTITIONS = 12  # as the scale-out tests and docker-compose: even for 2, 3, 4, 6 workers
+
 
 def wire_settings(
-    settings: Settings, bootstrap: str, redis_url: str, tag: str, batch_size: int
+    settings: Settings,
+    bootstrap: str,
+    redis_url: str,
+    tag: str,
+    batch_size: int,
+    workers: int = 1,
 ) -> Settings:
-    """`settings` pointed at a broker and Redis, with a private topic, group and keys."""
+    """`settings` pointed at a broker and Redis, with a private topic, group and keys.
+
+    One worker: one partition, which keeps the file's order inside a batch, and
+    a long idle wait, since the worker is stepped only once the batch is on the
+    broker. Several: scale-out on `SCALE_OUT_PARTITIONS` (order is kept per user,
+    the key), and the default short idle wait, since each worker turns on its
+    own thread and its item sync waits on that turn.
+    """
     from worker.testing.private import PrivateNames, private_settings
 
+    alone = workers == 1
     return private_settings(
         bootstrap,
         redis_url,
         PrivateNames.fresh("eval", tag),
         settings,
-        kafka_topic_partitions=1,  # one partition keeps the file's order inside a batch
+        kafka_topic_partitions=1 if alone else max(SCALE_OUT_PARTITIONS, workers),
+        scale_out=not alone,
         redis_ttl_s=3_600,
         batch_size=batch_size,
-        batch_ms=2_000,  # the whole batch is on the broker before the worker polls
+        batch_ms=2_000 if alone else 50,
         checkpoint_dir=None,
     )
 
@@ -45,34 +61,49 @@ def in_process_pair(stream: Stream, options: EvalOptions) -> list[Outcome]:
     return outcomes
 
 
-def through_kafka(stream: Stream, settings: Settings, options: EvalOptions) -> Outcome:
-    """The replay through the broker, the worker and Redis that `settings` point at."""
+def through_kafka(
+    stream: Stream, settings: Settings, options: EvalOptions, workers: int = 1
+) -> Outcome:
+    """The replay through the broker, `workers` workers and Redis that `settings` point at."""
     from worker.tools.evaluate.through_kafka import ThroughKafka
 
-    method = ThroughKafka(settings, stream)
+    method = ThroughKafka(settings, stream, workers)
     try:
         outcome = evaluate(stream, method, options.batch_size, windows=options.windows)
     finally:
         method.close()
-    split = sum(1 for n in method.batches_seen if n != 1)
-    print(f"  through Kafka: {split} of {len(method.batches_seen)} batches split by the worker")
+    seen = method.batches_seen
+    if workers == 1:
+        split = sum(1 for n in seen if n != 1)
+        print(f"  through Kafka: {split} of {len(seen)} batches split by the worker")
+    else:  # each worker takes its users' part of every batch
+        print(
+            f"  through Kafka, {workers} workers: "
+            f"{sum(seen) / len(seen):.2f} worker batches per batch"
+        )
     return outcome
 
 
 def kafka_comparison(stream: Stream, options: EvalOptions) -> DatasetResult:
-    """In process against through Kafka, on embedded Tansu and Valkey."""
+    """In process against through Kafka (one worker, then `options.workers` if more).
+
+    On embedded Tansu and Valkey; each run has its own topic, group and keys.
+    """
     from worker.testing.embedded import embedded_servers
 
     outcomes = in_process_pair(stream, options)
+    counts = [1] if options.workers == 1 else [1, options.workers]
     with embedded_servers() as (kafka, redis):
-        settings = wire_settings(
-            engine_settings(options),
-            kafka.bootstrap,
-            redis.url,
-            uuid.uuid4().hex[:8],
-            options.batch_size,
-        )
-        outcomes.append(through_kafka(stream, settings, options))
+        for workers in counts:
+            settings = wire_settings(
+                engine_settings(options),
+                kafka.bootstrap,
+                redis.url,
+                uuid.uuid4().hex[:8],
+                options.batch_size,
+                workers,
+            )
+            outcomes.append(through_kafka(stream, settings, options, workers))
     return DatasetResult.of(stream, outcomes, f"{stream.name}, first {len(stream):,} events")
 
 

@@ -38,6 +38,7 @@ class EvalOptions:
     windows: int = 20
     threads: int = 1
     kafka_check: int = 0
+    workers: int = 1  # through Kafka: also this many scale-out workers, beside one
     out: Path | None = None
     img_dir: Path = Path("docs/img")
     command: str = ""
