@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from index.base import ItemIndex
-from index.extra import ExtraScores
+from index.extra import ExtraScores, SharedRowScores
 
 DENSE_CHUNK_BUDGET = 1 << 20  # score elements per chunk (4 MiB of floats): passes stay in cache
 MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs less
@@ -33,7 +33,7 @@ def top_k_excluding(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None = None,
-    extra: ExtraScores | None = None,
+    extra: ExtraScores | SharedRowScores | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
@@ -51,20 +51,10 @@ def top_k_excluding(
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
     chunk = _dense_chunk(index, queries)
-    if chunk < queries.shape[0]:
-        parts = [
-            top_k_excluding(
-                index,
-                queries[at : at + chunk],
-                seen[at : at + chunk],
-                seen_counts[at : at + chunk],
-                k,
-                unavailable,
-                None if extra is None else extra.slice(at, at + chunk),
-            )
-            for at in range(0, queries.shape[0], chunk)
-        ]
-        return TopK(torch.cat([p.scores for p in parts]), torch.cat([p.rows for p in parts]))
+    if chunk:
+        top = _dense_top_k(index, queries, seen, k, unavailable, extra, chunk)
+        if top is not None:
+            return top
     base, side, rows, excluded = _candidates(
         index, queries, seen, seen_counts, k, unavailable, extra
     )
@@ -73,7 +63,7 @@ def top_k_excluding(
 
 
 def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
-    """How many queries to rank at a time: all of them, or chunks whose dense matrix fits.
+    """How many queries to rank densely at a time (0: search instead).
 
     A batch too big for one dense score matrix is still cheaper ranked densely
     in chunks than by a widened search merged with sparse extra candidates (a
@@ -81,12 +71,73 @@ def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
     users to amortise its passes over the catalogue; else the search it is.
     """
     users = queries.shape[0]
-    probe = index.dense_scores(queries[:1]) if users > 1 else None
-    if probe is None:  # one query, or an index that never hands over a dense matrix
-        return users
+    probe = index.dense_scores(queries[:1])
+    if probe is None:  # an index that never hands over a dense matrix
+        return 0
     budget = min(DENSE_CHUNK_BUDGET, int(getattr(index, "dense_budget", DENSE_CHUNK_BUDGET)))
     chunk = budget // max(1, probe.shape[1])
-    return chunk if chunk >= MIN_DENSE_CHUNK else users
+    return min(chunk, users) if chunk >= MIN_DENSE_CHUNK else users
+
+
+def _dense_top_k(
+    index: ItemIndex,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    k: int,
+    unavailable: torch.Tensor | None,
+    extra: ExtraScores | SharedRowScores | None,
+    chunk: int,
+) -> TopK | None:
+    """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
+
+    Per chunk: one matrix product, the extra scores scattered into a reused
+    buffer and added, seen and unavailable items set to -inf in place by index
+    (no `[users, items]` mask), one top-k. The same scores as masking
+    `base + side` with the full exclusion mask.
+    """
+    users = queries.shape[0]
+    tops, picks = [], []
+    side: torch.Tensor | None = None
+    flat: torch.Tensor | None = None
+    bounds: list[int] = []
+    cols: torch.Tensor | None = None
+    for at in range(0, users, chunk):
+        stop = min(users, at + chunk)
+        scores = index.dense_scores(queries[at:stop])
+        if scores is None:  # only the first chunk can be refused: they all fit the budget
+            return None
+        items = scores.shape[1]
+        if flat is None:
+            flat, bounds = _seen_positions(seen.to(scores.device), items, chunk)
+            if unavailable is not None:
+                cols = unavailable[:items].to(scores.device).nonzero().squeeze(1)
+        if extra is not None:
+            if side is None or side.shape != scores.shape:
+                side = torch.empty_like(scores)
+            side.zero_()
+            extra.slice(at, stop).add_to(side)
+            scores.add_(side)
+        part = flat[bounds[at // chunk] : bounds[at // chunk + 1]]
+        if part.numel():
+            scores.view(-1).index_fill_(0, part - at * items, float("-inf"))
+        if cols is not None and cols.numel():
+            scores.index_fill_(1, cols, float("-inf"))
+        top, pick = scores.topk(min(k, items), dim=1)
+        tops.append(top)
+        picks.append(pick)
+    top = torch.cat(tops) if len(tops) > 1 else tops[0]
+    pick = torch.cat(picks) if len(picks) > 1 else picks[0]
+    return _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
+
+
+def _seen_positions(seen: torch.Tensor, items: int, chunk: int) -> tuple[torch.Tensor, list[int]]:
+    """Seen items as flat positions in the `[users, items]` matrix, and each chunk's span."""
+    users = seen.shape[0]
+    held = (seen >= 0) & (seen < items)
+    offsets = torch.arange(users, device=seen.device).unsqueeze(1) * items
+    flat = (seen + offsets)[held]  # row-major: sorted by user
+    starts = torch.arange(0, users + chunk, chunk, device=seen.device).clamp(max=users) * items
+    return flat, torch.searchsorted(flat, starts).tolist()
 
 
 def top_k_per_weight(
@@ -95,7 +146,7 @@ def top_k_per_weight(
     seen: torch.Tensor,
     seen_counts: torch.Tensor,
     k: int,
-    extra: ExtraScores,
+    extra: ExtraScores | SharedRowScores,
     weights: list[float],
     unavailable: torch.Tensor | None = None,
 ) -> list[TopK]:
@@ -125,7 +176,7 @@ def _candidates(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None,
-    extra: ExtraScores | None,
+    extra: ExtraScores | SharedRowScores | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """`(inner products, extra scores, rows, excluded)` over each query's candidates.
 
@@ -172,12 +223,17 @@ def _excluded(
 
 def _best(scores: torch.Tensor, rows: torch.Tensor, k: int) -> TopK:
     """Top `k` of masked candidate scores, padded with -1/-inf where fewer remain."""
-    batch = scores.shape[0]
     width = min(k, int(scores.shape[1]))
     top, pick = scores.topk(width, dim=1)
     picked = rows.gather(1, pick).masked_fill(torch.isinf(top) & (top < 0), -1)
+    return _padded(top, picked, k)
+
+
+def _padded(top: torch.Tensor, picked: torch.Tensor, k: int) -> TopK:
+    """`(scores, rows)` widened to `k` columns with -inf/-1 where fewer than k remain."""
+    width = top.shape[1]
     if width < k:
-        pad = k - width
+        batch, pad = top.shape[0], k - width
         top = torch.cat([top, top.new_full((batch, pad), float("-inf"))], dim=1)
         picked = torch.cat([picked, picked.new_full((batch, pad), -1)], dim=1)
     return TopK(top, picked)

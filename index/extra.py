@@ -9,7 +9,7 @@ item that only the side signal favours could never reach a list.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -79,3 +79,91 @@ class ExtraScores:
             torch.cat([on_searched, summed.masked_fill(~live, 0.0)], 1),
             torch.cat([rows, candidates], 1),
         )
+
+
+@dataclass(frozen=True)
+class SharedRowScores:
+    """Extra scores that point into one shared table: `ExtraScores` without the copy.
+
+    User `u` adds `weights[u, j] * values[sources[u, j], s] * scale` to item row
+    `rows[sources[u, j], s]`, for each of its sources `j` (`-1`: none) and each
+    slot `s` (`-1` rows add nothing): item-to-item transitions, where a user's
+    recent items each bring their successors' ring. Over a dense matrix only
+    the rings of held sources are gathered, straight into the scatter;
+    `expand()` is the same scores as an `ExtraScores`, `[users, n * slots]`.
+    """
+
+    sources: torch.Tensor  # [users, n] table rows
+    weights: torch.Tensor  # [users, n]
+    rows: torch.Tensor  # [table, slots] item rows
+    values: torch.Tensor  # [table, slots]
+    scale: float = 1.0
+    # the table with unusable slots sent to row 0 with value 0, per dense width
+    _ready: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def slice(self, start: int, stop: int) -> SharedRowScores:
+        """The extra scores of users `start..stop-1`; the table (and its preparation) shared."""
+        return SharedRowScores(
+            self.sources[start:stop],
+            self.weights[start:stop],
+            self.rows,
+            self.values,
+            self.scale,
+            self._ready,
+        )
+
+    def expand(self) -> ExtraScores:
+        """The same scores as per-user `(rows, values)` pairs."""
+        users = self.sources.shape[0]
+        held = self.sources >= 0
+        source = self.sources.clamp(min=0)
+        rows = self.rows[source].long().masked_fill(~held.unsqueeze(2), -1)
+        values = self.values[source] * self.weights.unsqueeze(2)
+        if self.scale != 1.0:
+            values = values * self.scale
+        return ExtraScores(rows.reshape(users, -1), values.reshape(users, -1))
+
+    def add_to(self, dense: torch.Tensor) -> None:
+        """Add into a `[users, items]` score matrix in place, as `expand().add_to` would.
+
+        One scatter along each user's row, in `expand()`'s order, so the sums are
+        the same to the bit. A source of `-1` reads ring 0 with weight 0: it adds
+        zeros, cheaper than compacting it out of a row-wise scatter.
+        """
+        if self.rows.shape[0] == 0:
+            self.expand().add_to(dense)
+            return
+        users = self.sources.shape[0]
+        target, values = self._table(dense.shape[1])
+        source = self.sources.clamp(min=0).view(-1)
+        weights = self.weights.masked_fill(self.sources < 0, 0.0)  # 0 * a finite share: 0
+        share = values.index_select(0, source).view(users, -1, values.shape[1])
+        share = share.mul_(weights.unsqueeze(2))
+        if self.scale != 1.0:
+            share.mul_(self.scale)
+        where = target.index_select(0, source).view(users, -1)
+        dense.scatter_add_(1, where, share.view(users, -1).to(dense.dtype))
+
+    def _table(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(rows, values)` of the table, slots off the matrix sent to column 0 with value 0."""
+        if width not in self._ready:
+            held = (self.rows >= 0) & (self.rows < width)
+            target = self.rows.long().masked_fill_(~held, 0)
+            self._ready[width] = (target, self.values.masked_fill(~held, 0.0))
+        return self._ready[width]
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`ExtraScores.totals` of `expand()`."""
+        return self.expand().totals()
+
+    def merge(
+        self,
+        scores: torch.Tensor,
+        rows: torch.Tensor,
+        queries: torch.Tensor,
+        score_rows: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`ExtraScores.merge` of `expand()`."""
+        return self.expand().merge(scores, rows, queries, score_rows)

@@ -374,6 +374,14 @@ class OnlineLearner:
             return None
         return self.transition.shares(self.recent.latest(users, self._transition_window))
 
+    def transition_factors(
+        self, users: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """`transition_shares` unexpanded: `(sources, lag, successors, share)`, if any."""
+        if self.transition is None:
+            return None
+        return self.transition.factors(self.recent.latest(users, self._transition_window))
+
     def _negatives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Shared negatives and the log of their sampling rate (0 when the catalogue is whole)."""
         rows, wanted = self.item_table.rows, self.config.negatives

@@ -150,6 +150,28 @@ class ItemTransitions:
         rows = rows.masked_fill(~held.unsqueeze(2), -1)
         return rows.reshape(users, -1), share.reshape(users, -1)
 
+    def factors(
+        self, recent: torch.Tensor, recency: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`candidates` unexpanded: `(sources, lag, successors, share)`, shared rows not copied.
+
+        `sources[u, j]` is the table row of user `u`'s `j`-th recent item (`-1` where it
+        counts not), `lag[u, j]` its weight in the mean; `successors` and `share`
+        (`[table rows, slots]`: `w(j -> i) / sqrt(w(j -> any))`) are the whole table's.
+        User `u`'s share of `successors[sources[u, j], s]` is `share[...] * lag[u, j]`:
+        gathered by whoever adds the scores, for the rows it needs and no more.
+        """
+        users = recent.shape[0]
+        if users == 0 or self.capacity == 0:
+            empty = torch.full((users, 0), -1, dtype=torch.int64, device=self.device)
+            table = torch.full((0, self.slots), -1, dtype=torch.int32, device=self.device)
+            return empty, torch.zeros(users, 0, device=self.device), table, table.float()
+        held = (recent >= 0) & (recency < self.window)
+        lag = self.decay ** recency.clamp(min=0).float() * held
+        lag = lag / lag.sum(1, keepdim=True).clamp(min=1e-12)
+        total = self.weights.sum(1, keepdim=True).clamp(min=1e-12).sqrt()
+        return recent.masked_fill(~held, -1), lag, self.successors, self.weights / total
+
 
 class TransitionTerm:
     """The transition score as a term of the ranking score, its weight chosen online.
@@ -184,6 +206,13 @@ class TransitionTerm:
         """`(item rows, share)` per user from their last clicks (newest first), unweighted."""
         recency = torch.arange(latest.shape[1], device=latest.device).expand_as(latest)
         return self.table.candidates(latest, recency)
+
+    def factors(
+        self, latest: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`shares` unexpanded (`ItemTransitions.factors`): the successor table is not copied."""
+        recency = torch.arange(latest.shape[1], device=latest.device).expand_as(latest)
+        return self.table.factors(latest, recency)
 
     def fold(
         self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, latest: torch.Tensor

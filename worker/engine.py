@@ -23,7 +23,7 @@ import torch
 
 from index.base import ItemIndex
 from index.exclusion import top_k_excluding, top_k_per_weight
-from index.extra import ExtraScores
+from index.extra import SharedRowScores
 from models.catalogue import Catalogue
 from models.errors import ModelFitError
 from models.history import SeenHistory
@@ -243,12 +243,16 @@ class Engine:
 
     def _transition_extra(
         self, user_rows: torch.Tensor, weight: float | None = None
-    ) -> ExtraScores | None:
-        """The learner's transition term of these users' scores, for the index to add."""
+    ) -> SharedRowScores | None:
+        """The learner's transition term of these users' scores, for the index to add.
+
+        Unexpanded: each user points at its recent items' successor rings, which the
+        index gathers straight into its scores (no `[users, window * slots]` copies).
+        """
         term = self.learner.transition
         weight = (term.weight if term is not None else 0.0) if weight is None else weight
-        shares = self.learner.transition_shares(user_rows) if weight else None
-        return None if shares is None else ExtraScores(shares[0], shares[1] * weight)
+        factors = self.learner.transition_factors(user_rows) if weight else None
+        return None if factors is None else SharedRowScores(*factors, scale=weight)
 
     def _judge_transition_weights(self, users: Sequence[str], items: Sequence[str]) -> None:
         """Rank a sample of the batch's clicks under each candidate weight, before learning it.
