@@ -61,7 +61,7 @@ from worker.sync_codec import (
 log = structlog.get_logger("recstream.worker")
 
 _CHUNK_ITEMS = 1000  # item rows per feed record: ~0.5 MB at dim 64
-_CHUNK_PAIRS = 40_000  # transition pairs per feed record: ~0.5 MB with their ids
+_PAIR_RECORD_BYTES = 500_000  # transition pairs per feed record: at most ~0.5 MB with ids
 _FEED_BATCH = 200  # feed records folded in per tick at most (the loop keeps turning)
 
 
@@ -311,7 +311,9 @@ class ScaleOut:
             return
         pairs = self.transitions.take()
         sent = time.time()
-        pieces = split_pairs(pairs, _CHUNK_PAIRS)
+        # a pair is 12 bytes and brings at most two ids (msgpack: up to 5 bytes of header each)
+        longest = max((len(i.encode()) for i in pairs.ids), default=0)
+        pieces = split_pairs(pairs, max(1, _PAIR_RECORD_BYTES // (12 + 2 * (longest + 5))))
         for piece in pieces:
             self._seq += 1
             value = encode_transitions(TransitionChunk(self.origin, self._seq, sent, piece))

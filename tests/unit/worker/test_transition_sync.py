@@ -157,3 +157,18 @@ def test_pairs_split_into_bounded_records_that_decode_alike() -> None:
         ]
     want = [(ids[x], ids[y], w) for x, y, w in zip(before, after, weight, strict=True)]
     assert got == want
+
+
+def test_feed_records_of_pairs_stay_under_half_a_megabyte_with_the_longest_ids() -> None:
+    """Many pairs of 128-byte ids go out in several records, each under the record budget."""
+    engine = _engine()
+    scale, out, _ = _scale(engine)
+    item = [("x" * 124) + f"{n:04d}" for n in range(600)]
+    clicks = [(f"u{n % 20}", item[(7 * n) % 600]) for n in range(2000)]
+    _feed(engine, scale, clicks)
+    scale.tick()
+    records = [v for v in out.sent if isinstance(decode_feed(v), TransitionChunk)]
+    pairs = sum(len(decode_feed(v).pairs.weight) for v in records)  # type: ignore[union-attr]
+    assert len(records) > 1
+    assert pairs > 20_000
+    assert max(len(v) for v in records) < 512_000
