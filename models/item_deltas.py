@@ -12,8 +12,8 @@ The bias column holds `learned bias + beta * L` (the popularity prior). `L`
 is folded from clicks, not from deltas: a sent delta carries the learned part
 alone (the change of `beta * L` subtracted), and the clicks travel beside it
 as masses that the receiver folds into its own prior, so the cold-start list
-counts every worker's clicks. Transitions (successor rings of local rows)
-stay per worker.
+counts every worker's clicks. Transition pairs travel by id beside the
+deltas (`TransitionSync`) and are added to the receiver's successor rings.
 
 `base` is each row's value at the last sync (plus the deltas folded in since):
 `weight - base` is what this worker has not sent yet. A row's base is tied to
@@ -243,3 +243,97 @@ class ItemSync:
         bias.index_add_(0, rows, (beta * change).to(bias.dtype))
         folded: torch.Tensor = rows
         return folded
+
+
+@dataclass(frozen=True)
+class TransitionPairs:
+    """Transition pairs by id: `ids[before[n]] -> ids[after[n]]` with `weight[n]`.
+
+    Ids, not rows: the same item has different rows on different workers.
+    """
+
+    ids: list[str]
+    before: npt.NDArray[np.int32]  # index into ids
+    after: npt.NDArray[np.int32]
+    weight: npt.NDArray[np.float32]
+
+
+def split_pairs(pairs: TransitionPairs, max_pairs: int) -> list[TransitionPairs]:
+    """Pairs cut into pieces of at most `max_pairs`, each with only the ids it uses."""
+    if len(pairs.before) <= max_pairs:
+        return [pairs]
+    ids = np.asarray(pairs.ids, dtype=object)
+    pieces = []
+    for start in range(0, len(pairs.before), max_pairs):
+        end = start + max_pairs
+        both = np.concatenate([pairs.before[start:end], pairs.after[start:end]])
+        used, index = np.unique(both, return_inverse=True)
+        half = len(both) // 2
+        pieces.append(
+            TransitionPairs(
+                ids=[str(i) for i in ids[used]],
+                before=index[:half].astype(np.int32),
+                after=index[half:].astype(np.int32),
+                weight=pairs.weight[start:end],
+            )
+        )
+    return pieces
+
+
+class TransitionSync:
+    """The transition pairs one learner added since the last take, by id, and others' pairs in.
+
+    Each worker's rings would otherwise hold only its own users' pairs. Pairs
+    are turned into ids right after the batch that added them (`capture`, while
+    their rows still hold those items); a received pair is added to the rings
+    as if seen here, so every worker's ring of an item holds the same
+    successors once all pairs arrived (ring order may differ).
+    """
+
+    def __init__(self, learner: OnlineLearner) -> None:
+        """Make `learner` keep the pairs each step adds."""
+        self.learner = learner
+        learner.log_transitions()
+        self._ids: list[npt.NDArray[np.object_]] = []  # (2, n) before and after ids per batch
+        self._weights: list[npt.NDArray[np.float32]] = []
+
+    @property
+    def pending(self) -> bool:
+        """Whether pairs learned here have not been taken yet."""
+        return bool(self._weights)
+
+    def capture(self) -> None:
+        """Take the learner's new pairs as ids (call after each batch, before rows move)."""
+        pairs = self.learner.take_transitions()
+        if pairs is None:
+            return
+        before, after, weight = pairs
+        ids = self.learner.items.ids_of(torch.stack([before, after]).cpu().numpy())
+        held = (ids != None).all(0)  # noqa: E711 (elementwise): a hole has no id to send
+        self._ids.append(ids[:, held])
+        self._weights.append(weight.cpu().numpy().astype(np.float32)[held])
+
+    def take(self) -> TransitionPairs:
+        """The pairs captured since the last take, with one id list; they count as sent."""
+        if not self._weights:
+            empty = np.zeros(0, np.int32)
+            return TransitionPairs([], empty, empty, np.zeros(0, np.float32))
+        ids = np.concatenate(self._ids, axis=1)
+        weight = np.concatenate(self._weights)
+        self._ids, self._weights = [], []
+        used, index = np.unique(ids.ravel(), return_inverse=True)
+        index = index.reshape(ids.shape).astype(np.int32)
+        return TransitionPairs([str(i) for i in used], index[0], index[1], weight)
+
+    def apply(self, pairs: TransitionPairs, rows: npt.NDArray[np.int64]) -> None:
+        """Add another worker's pairs (their ids already given local `rows`, `-1`: skip)."""
+        device = self.learner.device
+        before, after = rows[pairs.before], rows[pairs.after]
+        keep = (before >= 0) & (after >= 0)
+        if not keep.any():
+            return
+        self.learner.add_transitions(
+            torch.from_numpy(before[keep]).to(device),
+            torch.from_numpy(after[keep]).to(device),
+            torch.from_numpy(pairs.weight[keep]).to(device),
+        )

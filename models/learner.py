@@ -132,6 +132,9 @@ class OnlineLearner:
             else None
         )
         self.steps = 0
+        # transition pairs added since the last `take_transitions` (item rows), kept only
+        # once scale-out asks (`log_transitions`): None keeps nothing
+        self.transition_log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         # context rows the last step changed (item sharing sends them: models/item_deltas.py)
         self.context_rows = torch.empty(0, dtype=torch.int64, device=device)
 
@@ -291,7 +294,12 @@ class OnlineLearner:
         self.context_rows = self.context_rows[:0]
         loss, item_rows = self._step(users, items, weights)
         if self.transition is not None and latest is not None:  # latest is set iff transition
-            self.transition.fold(users, items, weights, latest)
+            if self.transition_log is None:
+                self.transition.fold(users, items, weights, latest)
+            else:  # scale-out sends these pairs on
+                pairs = self.transition.pairs(users, items, weights, latest)
+                self.transition.table.add(*pairs)
+                self.transition_log.append(pairs)
         if cfg.recent_items:
             self.recent.add(users, items, torch.zeros(n, device=self.device))
         if cfg.popularity_weight:
@@ -367,6 +375,27 @@ class OnlineLearner:
             self.sync_rows()
             times = torch.full((1,), event_ts, dtype=torch.float64, device=self.device)
             self._fold_prior(items.to(self.device), weights.to(self.device), times)
+
+    def log_transitions(self) -> None:
+        """Keep the transition pairs each step adds, for `take_transitions` (scale-out)."""
+        if self.transition is not None and self.transition_log is None:
+            self.transition_log = []
+
+    def take_transitions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The `(before, after, weight)` item-row pairs added since the last take, if any."""
+        log = self.transition_log
+        if not log:
+            return None
+        self.transition_log = []
+        before, after, weight = (torch.cat(part) for part in zip(*log, strict=True))
+        return before, after, weight
+
+    def add_transitions(
+        self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor
+    ) -> None:
+        """Add pairs another worker saw to the rings, as if seen here (not logged: not ours)."""
+        if self.transition is not None:
+            self.transition.table.add(before, after, weight)
 
     def transition_shares(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The transition score of user rows as unweighted `(item rows, share)` pairs, if any."""

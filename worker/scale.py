@@ -17,8 +17,10 @@ The pattern is Kafka Streams' changelog, on Kafka's own mechanisms only:
   worker sends the changes of the item rows it touched (`models.item_deltas`)
   and its clicks per item, tagged (origin, seq); every worker folds in the
   others' records (its own and any seq already applied are skipped, so a
-  re-delivery is harmless). A starting worker replays the feed from its start
-  before it consumes, so it begins with the current item table.
+  re-delivery is harmless). Beside them go the transition pairs its batches
+  added (by id), which the others add to their own successor rings. A
+  starting worker replays the feed from its start before it consumes, so it
+  begins with the current item table (and transitions).
 
 On revoke the revoked partitions' users are flushed, then dropped locally; a
 partition lost without a revoke (session timeout) is dropped unflushed: its
@@ -37,7 +39,7 @@ import structlog
 import torch
 
 from models.handover import drop_users, export_users, import_users
-from models.item_deltas import ItemSync
+from models.item_deltas import ItemSync, TransitionSync, split_pairs
 from stream.batch import DecodedBatch
 from stream.errors import TransientError
 from stream.kafka import KafkaSource
@@ -46,10 +48,12 @@ from worker.engine import Engine, Learned
 from worker.sync_codec import (
     MARKER_KEY,
     DeltaChunk,
-    decode_delta,
+    TransitionChunk,
+    decode_feed,
     decode_partition,
     encode_delta,
     encode_marker,
+    encode_transitions,
     encode_users,
     split_delta,
 )
@@ -57,6 +61,7 @@ from worker.sync_codec import (
 log = structlog.get_logger("recstream.worker")
 
 _CHUNK_ITEMS = 1000  # item rows per feed record: ~0.5 MB at dim 64
+_PAIR_RECORD_BYTES = 500_000  # transition pairs per feed record: at most ~0.5 MB with ids
 _FEED_BATCH = 200  # feed records folded in per tick at most (the loop keeps turning)
 
 
@@ -91,6 +96,10 @@ class ScaleOut:
         self.feed = feed
         self.origin = uuid.uuid4().hex[:12]
         self.items = ItemSync(engine.learner)
+        # transition pairs go out too (only with the transition term on: else nothing is kept)
+        self.transitions = (
+            TransitionSync(engine.learner) if engine.learner.transition is not None else None
+        )
         self.source: KafkaSource | None = None
         self.learned_offsets: Mapping[tuple[str, int], int] = {}
         self.owned: set[int] = set()
@@ -250,6 +259,8 @@ class ScaleOut:
         held = rows >= 0
         self._partition[rows[held]] = np.asarray(batch.partitions, dtype=np.int32)[held]
         self._dirty[rows[held]] = True
+        if self.transitions is not None:
+            self.transitions.capture()  # as ids now: a later admit may hand rows to other items
         if learned is not None and learned.changed_items is not None:
             if not self._since:
                 self._since = time.time()
@@ -282,6 +293,7 @@ class ScaleOut:
                 )
 
     def _send_items(self) -> None:
+        self._send_transitions()
         if not self.items.pending:
             return
         since, self._since = self._since or time.time(), 0.0
@@ -294,6 +306,20 @@ class ScaleOut:
             self.producer.send(self.config.items_topic, self.origin.encode(), encode_delta(chunk))
         log.debug("items_sent", items=len(delta.ids), records=len(pieces), seq=self._seq)
 
+    def _send_transitions(self) -> None:
+        if self.transitions is None or not self.transitions.pending:
+            return
+        pairs = self.transitions.take()
+        sent = time.time()
+        # a pair is 12 bytes and brings at most two ids (msgpack: up to 5 bytes of header each)
+        longest = max((len(i.encode()) for i in pairs.ids), default=0)
+        pieces = split_pairs(pairs, max(1, _PAIR_RECORD_BYTES // (12 + 2 * (longest + 5))))
+        for piece in pieces:
+            self._seq += 1
+            value = encode_transitions(TransitionChunk(self.origin, self._seq, sent, piece))
+            self.producer.send(self.config.items_topic, self.origin.encode(), value)
+        log.debug("transitions_sent", pairs=len(pairs.weight), records=len(pieces), seq=self._seq)
+
     def _fold(self, values: list[bytes]) -> None:
         """Fold other workers' delta records into the item table and refresh the index."""
         engine, learner = self.engine, self.engine.learner
@@ -302,13 +328,17 @@ class ScaleOut:
         staleness: list[float] = []
         for value in values:
             try:
-                chunk = decode_delta(value)
+                chunk = decode_feed(value)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("item_delta_unreadable", error=str(exc))
                 continue
             if chunk.origin == self.origin or chunk.seq <= self._applied.get(chunk.origin, 0):
                 continue
             self._applied[chunk.origin] = chunk.seq
+            if isinstance(chunk, TransitionChunk):  # rings only: no index row changes
+                if self.transitions is not None and chunk.pairs.ids:
+                    self.transitions.apply(chunk.pairs, engine.admit_items(chunk.pairs.ids))
+                continue
             delta = chunk.delta
             if delta.weight.shape[1] != learner.config.dim + 1:
                 log.error("item_delta_wrong_dim", origin=chunk.origin, width=delta.weight.shape[1])

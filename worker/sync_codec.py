@@ -4,7 +4,8 @@ State topic (`{topic}.state`, key = user id): a user record holds one user's
 `models.handover.UserRows` row; the marker record (its key longer than any
 user id can be, so no user owns it) holds the input offset that the
 partition's state reflects. Item feed (`{topic}.items`): one delta chunk per
-record, tagged (origin, seq) so a re-delivered chunk is recognised and skipped.
+record, or one chunk of transition pairs (`"kind": "transitions"`), tagged
+(origin, seq) from one counter so a re-delivered chunk is recognised and skipped.
 Floats travel as raw little-endian arrays: exact, and a fraction of msgpack's
 per-float cost.
 """
@@ -18,7 +19,7 @@ import msgpack
 import numpy as np
 
 from models.handover import UserRows
-from models.item_deltas import ItemDelta
+from models.item_deltas import ItemDelta, TransitionPairs
 from stream.events import MAX_ID_BYTES
 
 FORMAT = 1
@@ -183,3 +184,54 @@ def split_delta(delta: ItemDelta, max_items: int) -> list[ItemDelta]:
             )
         )
     return pieces
+
+
+@dataclass(frozen=True)
+class TransitionChunk:
+    """One item-feed record of transition pairs (ids, not rows), tagged like a delta chunk."""
+
+    origin: str
+    seq: int
+    sent: float
+    pairs: TransitionPairs
+
+
+def encode_transitions(chunk: TransitionChunk) -> bytes:
+    """One item-feed record of transition pairs."""
+    p = chunk.pairs
+    packed: bytes = msgpack.packb(
+        {
+            "v": FORMAT,
+            "kind": "transitions",
+            "origin": chunk.origin,
+            "seq": chunk.seq,
+            "sent": chunk.sent,
+            "ids": p.ids,
+            "b": p.before.astype("<i4").tobytes(),
+            "a": p.after.astype("<i4").tobytes(),
+            "tw": p.weight.astype("<f4").tobytes(),
+        }
+    )
+    return packed
+
+
+def decode_feed(value: bytes) -> DeltaChunk | TransitionChunk:
+    """An item-feed record of either kind; `ValueError` for one this version cannot read."""
+    raw = msgpack.unpackb(value)
+    if not isinstance(raw, dict) or raw.get("kind") != "transitions":
+        return decode_delta(value)
+    if raw.get("v") != FORMAT:
+        raise ValueError("not a transition record of format 1")
+    ids = list(raw["ids"])
+    before = np.frombuffer(raw["b"], dtype="<i4").astype(np.int32)
+    after = np.frombuffer(raw["a"], dtype="<i4").astype(np.int32)
+    weight = np.frombuffer(raw["tw"], dtype="<f4").astype(np.float32)
+    if not len(before) == len(after) == len(weight):
+        raise ValueError("transition record of uneven arrays")
+    if len(before) and max(int(before.max()), int(after.max())) >= len(ids):
+        raise ValueError("transition record indexing past its ids")
+    if len(before) and min(int(before.min()), int(after.min())) < 0:
+        raise ValueError("transition record with a negative index")
+    return TransitionChunk(
+        raw["origin"], int(raw["seq"]), raw["sent"], TransitionPairs(ids, before, after, weight)
+    )

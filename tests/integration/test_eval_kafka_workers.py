@@ -1,9 +1,8 @@
 """`--through-kafka --workers N`: N scale-out workers score as one on the same stream.
 
-With transitions off (`RECSTREAM_TRANSITION_SLOTS=0`): item-to-item transitions
-are still learned per worker (docs/scaling.md), so with them on each worker
-sees 1/N of the pairs and N workers score lower (here 0.16-0.17 against 0.20);
-this test holds what scale-out shares (user state, item rows, popularity).
+With the defaults, transitions on: scale-out shares user state, item rows,
+popularity and the transition pairs (docs/scaling.md). Before the pairs were
+shared, each worker saw 1/N of them and 3 workers scored 0.16-0.17 against 0.20.
 """
 
 from __future__ import annotations
@@ -31,16 +30,14 @@ TOLERANCE = 0.03
 def test_three_workers_score_as_one(
     kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis
 ) -> None:
-    """HR@10 of 3 scale-out workers (transitions off) is within TOLERANCE of one worker's."""
+    """HR@10 of 3 scale-out workers is within TOLERANCE of one worker's."""
     drawn = generate(3_000, users=120, items=150, seed=5, drift_at=0.5)
     users = [f"u{u}" for u in drawn.users.tolist()]
     items = [f"i{i}" for i in drawn.items.tolist()]
     stream = encode("small", Interactions(users, items, drawn.ts))
     options = EvalOptions(
         paths=[],
-        settings=with_values(
-            Settings(), dim=16, device="cpu", metrics_port=0, top_k=10, transition_slots=0
-        ),
+        settings=with_values(Settings(), dim=16, device="cpu", metrics_port=0, top_k=10),
         batch_size=200,
     )
     outcomes = []
@@ -55,7 +52,6 @@ def test_three_workers_score_as_one(
         )
         outcomes.append(through_kafka(stream, settings, options, workers))
     one, many = outcomes
-    # Not asserted above it: without transitions the model clears popularity by ~0.01 here.
     popular = evaluate(stream, MostPopular(stream.n_items), options.batch_size)
     print(  # noqa: T201  (pytest -s shows the figures)
         f"HR@10: 1 worker {one.headline.hr:.4f}, {WORKERS} workers {many.headline.hr:.4f}, "
