@@ -221,31 +221,14 @@ class TransitionTerm:
 
         `latest` is each event's user's last clicks before the batch, newest first.
         """
-        window = self.table.window
-        n = users.numel()
-        order = torch.argsort(users, stable=True)  # each user's events, in time order
-        users, items, weights, latest = users[order], items[order], weights[order], latest[order]
-        _, counts = torch.unique_consecutive(users, return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        device = users.device
-        rank = torch.arange(n, device=device) - torch.repeat_interleave(starts, counts)
-        back = torch.arange(1, window + 1, device=device).unsqueeze(0)  # distance
-        in_batch = back <= rank.unsqueeze(1)
-        earlier = items[(torch.arange(n, device=device).unsqueeze(1) - back).clamp(min=0)]
-        from_ring = latest.gather(1, (back - rank.unsqueeze(1) - 1).clamp(min=0))
-        before = torch.where(in_batch, earlier, from_ring)
-        after = items.unsqueeze(1).expand(-1, window)
-        weight = weights.unsqueeze(1) * self.table.decay ** (back - 1).float()
-        pair = (before >= 0) & (before != after)
-        self.table.add(before[pair], after[pair], weight[pair])
+        self.table.add(*self.pairs(users, items, weights, latest))
 
     def pairs(
         self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, latest: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The `(before, after, weight)` pairs `fold` adds, for a caller that also keeps them.
 
-        `fold` is `table.add(*pairs(...))`; scale-out uses this to send each pair on
-        (worker/scale.py), so its pairs are computed once.
+        Scale-out sends each pair on (worker/scale.py), so its pairs are computed once.
         """
         window = self.table.window
         n = users.numel()
