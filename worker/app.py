@@ -118,7 +118,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine.index.close()
         raise
 
-    scale = build_scale(settings, engine) if scale_out else None  # scale-out hook
+    scale = build_scale(settings, engine, metrics) if scale_out else None  # scale-out hook
 
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])

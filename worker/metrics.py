@@ -84,6 +84,31 @@ class WorkerMetrics:
             registry=r,
         )
         self.users = Gauge("recstream_users", "Users with a row", registry=r)
+        # scale-out (RECSTREAM_SCALE_OUT): hand-overs, re-reads and the item feed's staleness
+        self.users_handed_over = Counter(
+            "recstream_users_handed_over",
+            "Users whose state went out on revoke or came in on assign (the state topic)",
+            ["direction"],
+            registry=r,
+        )
+        self.handover_seconds = Histogram(
+            "recstream_partition_handover_seconds",
+            "Time to hand partitions over (out: flush on revoke) or restore one (in: on assign)",
+            ["direction"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.rereads = Counter(
+            "recstream_rereads",
+            "Events re-read after a hand-over: between the state's marker and the group's commit",
+            registry=r,
+        )
+        self.item_sync_staleness = Histogram(
+            "recstream_item_sync_staleness_seconds",
+            "From another worker's item change to its rows being searchable here",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
         self.items_hidden = Gauge(
             "recstream_items_hidden",
             "Items an operator removed or banned (the control topic)",

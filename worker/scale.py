@@ -45,6 +45,7 @@ from stream.errors import TransientError
 from stream.kafka import KafkaSource
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
 from worker.engine import Engine, Learned
+from worker.metrics import WorkerMetrics
 from worker.sync_codec import (
     MARKER_KEY,
     DeltaChunk,
@@ -87,9 +88,11 @@ class ScaleOut:
         producer: SyncProducer,
         reader: PartitionReader,
         feed: FeedReader,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         """Wire the parts; `attach` gives the source and offsets once the worker exists."""
         self.config = config
+        self.metrics = metrics
         self.engine = engine
         self.producer = producer
         self.reader = reader
@@ -182,6 +185,11 @@ class ScaleOut:
         self._mark(partition, offset)
         self.owned.add(partition)
         rereads = max(0, (committed or 0) - offset)
+        if self.metrics is not None:
+            self.metrics.users_handed_over.labels(direction="in").inc(restored)
+            self.metrics.rereads.inc(rereads)
+            elapsed = time.perf_counter() - start
+            self.metrics.handover_seconds.labels(direction="in").observe(elapsed)
         log.info(
             "partition_restored",
             partition=partition,
@@ -207,6 +215,10 @@ class ScaleOut:
         start = time.perf_counter()
         users = self._flush(ours)
         self._drop(ours)
+        if self.metrics is not None:
+            self.metrics.users_handed_over.labels(direction="out").inc(users)
+            elapsed = time.perf_counter() - start
+            self.metrics.handover_seconds.labels(direction="out").observe(elapsed)
         log.info(
             "partitions_handed_over",
             partitions=ours,
@@ -353,6 +365,9 @@ class ScaleOut:
             rows_changed = torch.unique(torch.cat(changed))
             engine.index.refresh(learner.item_vectors(), rows_changed)
             self.staleness_s += staleness
+            if self.metrics is not None:
+                for seconds in staleness:
+                    self.metrics.item_sync_staleness.observe(seconds)
             # staleness: from the oldest change a record carries to its rows being searchable here
             log.info(
                 "items_folded",

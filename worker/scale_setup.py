@@ -16,6 +16,7 @@ from stream.kafka import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer, partition_count
 from worker.engine import Engine
 from worker.errors import StartupError
+from worker.metrics import WorkerMetrics
 from worker.scale import ScaleConfig, ScaleOut
 from worker.settings import Settings
 
@@ -60,7 +61,9 @@ def check_sync_topics(settings: Settings) -> int:
     return partitions
 
 
-def build_scale(settings: Settings, engine: Engine) -> ScaleOut:
+def build_scale(
+    settings: Settings, engine: Engine, metrics: WorkerMetrics | None = None
+) -> ScaleOut:
     """The worker's scale-out part, its item table caught up with the feed."""
     check_sync_topics(settings)
     kafka = settings.kafka
@@ -77,6 +80,7 @@ def build_scale(settings: Settings, engine: Engine) -> ScaleOut:
         producer=SyncProducer(config),
         reader=PartitionReader(config),
         feed=FeedReader(config, kafka.items_topic_name),
+        metrics=metrics,
     )
     scale.catch_up()
     return scale

@@ -15,6 +15,7 @@ from models.rows import RowLimits, RowPolicy
 from models.seeded import seeded_normal
 from stream.batch import DecodedBatch
 from worker.engine import Engine
+from worker.metrics import WorkerMetrics
 from worker.scale import ScaleConfig, ScaleOut
 from worker.sync_codec import (
     DeltaChunk,
@@ -126,18 +127,26 @@ class _Feed:
         return out
 
 
-def _scale(engine: Engine) -> tuple[ScaleOut, _Producer, _Feed]:
+def _scale(
+    engine: Engine, metrics: WorkerMetrics | None = None
+) -> tuple[ScaleOut, _Producer, _Feed]:
     producer, feed = _Producer(), _Feed()
     config = ScaleConfig("clicks", "clicks.state", "clicks.items", item_sync_s=1e-9)
-    scale = ScaleOut(config, engine, producer=producer, reader=None, feed=feed)  # type: ignore[arg-type]
+    scale = ScaleOut(config, engine, producer=producer, reader=None, feed=feed, metrics=metrics)  # type: ignore[arg-type]
     return scale, producer, feed
+
+
+def _staleness_count(metrics: WorkerMetrics) -> float:
+    count = metrics.registry.get_sample_value("recstream_item_sync_staleness_seconds_count")
+    return count or 0.0
 
 
 def test_a_redelivered_delta_changes_nothing() -> None:
     """A feed record seen twice (same origin and seq) is folded in once; own records never."""
     a, b = _engine(), _engine()
     scale_a, producer_a, _ = _scale(a)
-    scale_b, _, feed_b = _scale(b)
+    metrics = WorkerMetrics()
+    scale_b, _, feed_b = _scale(b, metrics)
     batch = DecodedBatch(users=["u"], items=["hot"], event_ts=[1000.0], weights=[1.0])
     batch.partitions.append(0)
     learned = a.learn(batch.users, batch.items, np.array([1000.0]), np.ones(1, np.float32))
@@ -147,11 +156,14 @@ def test_a_redelivered_delta_changes_nothing() -> None:
     assert records
     feed_b.values = records
     scale_b.tick()
+    first_count = _staleness_count(metrics)
     row = b.learner.items.row("hot")
     once = b.learner.item_table.weight[row].clone()
     feed_b.values = records + records
     scale_b.tick()
     assert torch.equal(b.learner.item_table.weight[row], once)
+    # the staleness histogram saw the first delivery, and nothing of the re-delivery
+    assert _staleness_count(metrics) == first_count > 0
     assert torch.allclose(once[:-1], a.learner.item_table.weight[a.learner.items.row("hot")][:-1])
     # the cold-start list of b counts a's click
     assert b.cold_start().items[0] == "hot"
