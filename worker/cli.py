@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from structlog.stdlib import BoundLogger
@@ -26,6 +27,18 @@ def _log() -> BoundLogger:
 
     logger: BoundLogger = structlog.get_logger("recstream.cli")
     return logger
+
+
+@contextlib.contextmanager
+def exit_2_on_error(event: str, **fields: object) -> Iterator[None]:
+    """A tool's expected failure (a bad file, a broker away): one log line, exit 2, no trace."""
+    from models.errors import RecstreamError
+
+    try:
+        yield
+    except RecstreamError as exc:
+        _log().error(event, error=str(exc), **fields)
+        sys.exit(2)
 
 
 def configure_logging(fmt: str, level: str) -> None:
@@ -127,19 +140,15 @@ def _close(health: HealthServer | None) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
 def replay(path: Path, rate: float, limit: int | None, fmt: str, quiet: bool) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
-    from models.errors import RecstreamError
     from stream.kafka import ClickProducer
     from worker.tools.replay import read_interactions, send_interactions
 
     settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    try:
+    with exit_2_on_error("replay_failed", path=str(path)):
         data = read_interactions(path, fmt)
         producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
         sent = send_interactions(producer, data, rate=rate, limit=limit, quiet=quiet)
-    except RecstreamError as exc:  # a bad file or an unreachable broker: one line, exit 2
-        _log().error("replay_failed", path=str(path), error=str(exc))
-        sys.exit(2)
     _log().info("replay_finished", path=str(path), events=sent, topic=settings.kafka.topic)
 
 
@@ -436,16 +445,12 @@ def import_vectors_command(path: Path, project: bool, force: bool) -> None:
     The file holds item_ids and item_vectors, optionally item_bias, user_ids and
     user_vectors (e.g. implicit's ALS factors). The next `recstream run` starts from it.
     """
-    from models.errors import RecstreamError
     from worker.tools.vectors import import_vectors
 
     settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    try:
+    with exit_2_on_error("import_failed", path=str(path)):
         moved = import_vectors(settings, path, project=project, force=force)
-    except RecstreamError as exc:
-        _log().error("import_failed", path=str(path), error=str(exc))
-        sys.exit(2)
     _log().info(
         "vectors_imported", checkpoint=str(moved.path), items=moved.items, users=moved.users
     )
@@ -455,16 +460,12 @@ def import_vectors_command(path: Path, project: bool, force: bool) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def export_vectors_command(out: Path) -> None:
     """Write the newest checkpoint's item and user vectors to OUT (.npz, import's format)."""
-    from models.errors import RecstreamError
     from worker.tools.vectors import export_to
 
     settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    try:
+    with exit_2_on_error("export_failed", out=str(out)):
         moved = export_to(settings, out)
-    except RecstreamError as exc:
-        _log().error("export_failed", out=str(out), error=str(exc))
-        sys.exit(2)
     _log().info("vectors_exported", path=str(out), items=moved.items, users=moved.users)
 
 

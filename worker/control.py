@@ -53,7 +53,7 @@ class CatalogueControl:
         changed = False
         catalogue = self.engine.catalogue
         for op in polled.ops:
-            if self.engine.apply_control(op.op, op.item):
+            if catalogue.apply(op.op, op.item):
                 changed = True
                 self.metrics.catalogue_ops.labels(op=op.op).inc()
                 log.info("catalogue_changed", op=op.op, item=op.item, hidden=len(catalogue))

@@ -29,6 +29,8 @@ from models.errors import ModelFitError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
+from models.vectors import Vectors
+from models.warm_start import Installed, install_vectors
 from stream.payload import ListEncoder, Recommendation
 
 log = structlog.get_logger("recstream.worker")
@@ -219,10 +221,6 @@ class Engine:
             return None
         return self._free_items[: items.extent]
 
-    def apply_control(self, op: str, item: str) -> bool:
-        """An operator's `remove`, `ban` or `restore`; True when the catalogue changed."""
-        return self.catalogue.apply(op, item)
-
     def known_user_rows(self, users: Sequence[str]) -> np.ndarray:
         """Rows of `users`, `-1` for ids the model has no row for; creates nothing."""
         return self.learner.users.lookup(users)
@@ -357,6 +355,22 @@ class Engine:
         keep = ranked.item_rows[0] >= 0
         items = self.learner.items.ids_of(ranked.item_rows[0][keep]).tolist()
         return Recommendation("", items, ranked.scores[0][keep].tolist(), self.clock)
+
+    def warm_start(self, vectors: Vectors, seen_at: float) -> Installed:
+        """Install an offline model's vectors (`models.warm_start`) into every part that holds ids.
+
+        The installed rows count as seen at `seen_at`, so an id TTL does not expire them at
+        the first batch; the history and the index take them in at once.
+        """
+        learner = self.learner
+        installed = install_vectors(learner, vectors, seen_at=seen_at)
+        self.rows.items.admit(vectors.item_ids, seen_at)
+        if vectors.user_ids:
+            self.rows.users.admit(vectors.user_ids, seen_at)
+        self.history.ensure_users(learner.users.extent)
+        every_row = torch.arange(learner.items.extent, device=self.device)
+        self.index.refresh(learner.item_vectors(), every_row)
+        return installed
 
     def refresh_idle(self) -> None:
         """No new events: still let the index swap in a finished background build."""

@@ -277,14 +277,19 @@ class Worker:
         """Operators' removals before this step's ranking; the cold-start list at once."""
         changed, rejected = control.poll(before_change=self._drain)
         if rejected:
-            flushed = self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
-            self.accounting.dead_letters(flushed)
+            self._flush_dead_letters()
         if changed:
             cold = self._cold_start(time.time(), self.index.version)
             if cold is not None:
                 self._retry("publish", lambda: self.sink.publish([], cold))
             if self.checkpointer is not None:
                 self.checkpointer.unsaved = True
+
+    def _flush_dead_letters(self) -> None:
+        """Deliver what was sent to the DLQ; what it cut short or lost is counted, not retried."""
+        self.accounting.dead_letters(
+            self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
+        )
 
     def _poll(self, *, wait: bool) -> Polled:
         """What has arrived; waiting up to `batch_s` only with nothing in flight."""
@@ -351,8 +356,7 @@ class Worker:
         timer.add("publish", published.seconds)
         with timer("commit"):
             if batch.rejected:
-                flushed = self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
-                self.accounting.dead_letters(flushed)
+                self._flush_dead_letters()
             if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
                 # The group moved on (this member was evicted or is mid-rebalance): the batch
                 # stays uncommitted and its partitions' next owner re-reads it.

@@ -9,11 +9,9 @@ import pytest
 
 from worker.settings import Settings, with_values
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
-from worker.testing.synthetic import generate
 from worker.tools.evaluate.compare import in_process_pair, through_kafka, wire_settings
-from worker.tools.evaluate.data import encode
+from worker.tools.evaluate.data import drifting
 from worker.tools.evaluate.options import EvalOptions
-from worker.tools.replay import Interactions
 
 
 @pytest.mark.timeout(240)
@@ -21,10 +19,7 @@ def test_through_kafka_gives_the_in_process_numbers(
     kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis
 ) -> None:
     """Lists read back from Redis score what the in-process published lists score."""
-    drawn = generate(3_000, users=120, items=150, seed=5, drift_at=0.5)
-    users = [f"u{u}" for u in drawn.users.tolist()]
-    items = [f"i{i}" for i in drawn.items.tolist()]
-    stream = encode("small", Interactions(users, items, drawn.ts))
+    stream = drifting(3_000, users=120, items=150, seed=5)
     options = EvalOptions(
         paths=[],
         settings=with_values(Settings(), dim=16, device="cpu", metrics_port=0),

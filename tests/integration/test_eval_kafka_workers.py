@@ -13,13 +13,11 @@ import pytest
 
 from worker.settings import Settings, with_values
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
-from worker.testing.synthetic import generate
 from worker.tools.evaluate.compare import through_kafka, wire_settings
-from worker.tools.evaluate.data import encode
+from worker.tools.evaluate.data import drifting
 from worker.tools.evaluate.options import EvalOptions
 from worker.tools.evaluate.peers import MostPopular
 from worker.tools.evaluate.protocol import evaluate
-from worker.tools.replay import Interactions
 
 WORKERS = 3
 # HR@10 over 1,824 headline events has a sd of ~0.008 per run; 0.03 is ~2.5 sd of a difference.
@@ -31,10 +29,7 @@ def test_three_workers_score_as_one(
     kafka_server: EmbeddedKafka, redis_server: EmbeddedRedis
 ) -> None:
     """HR@10 of 3 scale-out workers is within TOLERANCE of one worker's."""
-    drawn = generate(3_000, users=120, items=150, seed=5, drift_at=0.5)
-    users = [f"u{u}" for u in drawn.users.tolist()]
-    items = [f"i{i}" for i in drawn.items.tolist()]
-    stream = encode("small", Interactions(users, items, drawn.ts))
+    stream = drifting(3_000, users=120, items=150, seed=5)
     options = EvalOptions(
         paths=[],
         settings=with_values(Settings(), dim=16, device="cpu", metrics_port=0, top_k=10),

@@ -16,7 +16,7 @@ from models.checkpoint import load_latest, save
 from models.device import resolve_device
 from models.errors import CheckpointError
 from models.vectors import fit_dimension, load_vectors, save_vectors
-from models.warm_start import export_vectors, install_vectors
+from models.warm_start import export_vectors
 from worker.app import build_engine
 from worker.errors import SettingsError
 from worker.settings import Settings
@@ -50,11 +50,7 @@ def import_vectors(
     engine = build_engine(settings, device)
     vectors = fit_dimension(load_vectors(path), engine.learner.config.dim, project=project)
     now = time.time()  # imported rows count as seen now, so an id TTL does not expire them
-    installed = install_vectors(engine.learner, vectors, seen_at=now)
-    engine.rows.items.admit(vectors.item_ids, now)
-    if vectors.user_ids:
-        engine.rows.users.admit(vectors.user_ids, now)
-    engine.history.ensure_users(engine.learner.users.extent)
+    installed = engine.warm_start(vectors, seen_at=now)
     manifest = save(directory, engine.learner, engine.history, {}, engine.rows)
     return Moved(manifest, installed.items, installed.users)
 

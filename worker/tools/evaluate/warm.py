@@ -13,11 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from models.device import resolve_device
 from models.vectors import Vectors
-from models.warm_start import install_vectors
 from worker.app import build_engine
 from worker.settings import Settings, with_values
 from worker.tools.evaluate.data import Stream, load_file
@@ -76,12 +74,8 @@ def run_warm_eval(
     for start in ("cold", "warm: ALS vectors", "warm: prefix replayed online"):
         engine = build_engine(settings, device)
         if start == "warm: ALS vectors":
-            learner = engine.learner
             offline = als_vectors(head, AlsConfig(factors=settings.model.dim))
-            install_vectors(learner, offline, seen_at=float(head.ts[-1]))
-            engine.history.ensure_users(learner.users.extent)
-            every_row = torch.arange(learner.items.extent, device=device)
-            engine.index.refresh(learner.item_vectors(), every_row)
+            engine.warm_start(offline, seen_at=float(head.ts[-1]))
         elif start.startswith("warm: prefix"):
             evaluate(head, RecstreamMethod(engine, head), batch_size)
         outcome = evaluate(tail, RecstreamMethod(engine, tail), batch_size)
