@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ranking_checks import assert_same_ranking
 
 from index.exact import ExactIndex
 from index.exclusion import top_k_excluding, top_k_per_weight
@@ -45,8 +46,7 @@ def test_merged_search_equals_the_dense_matrix(k: int) -> None:
     dense = top_k_excluding(index, queries, seen, counts, k, extra=extra)
     index.dense_budget = 0  # force the search path
     merged = top_k_excluding(index, queries, seen, counts, k, extra=extra)
-    assert torch.equal(dense.rows, merged.rows)
-    assert torch.allclose(dense.scores, merged.scores, atol=1e-5)
+    assert_same_ranking(merged.rows, merged.scores, dense.rows, dense.scores)
 
 
 def test_an_item_enters_a_list_on_its_extra_score_alone() -> None:
@@ -75,4 +75,4 @@ def test_per_weight_equals_one_search_per_weight(dense: bool) -> None:
     for weight, top in zip(weights, together, strict=True):
         scaled = ExtraScores(extra.rows, extra.values * weight)
         alone = top_k_excluding(index, queries, seen, counts, 10, extra=scaled)
-        assert torch.equal(top.rows, alone.rows)
+        assert_same_ranking(top.rows, top.scores, alone.rows, alone.scores)
