@@ -66,6 +66,7 @@ class Restored:
     rows: StateDict
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     catalogue: StateDict = field(default_factory=dict)  # empty: saved without one
+    ranking: StateDict = field(default_factory=dict)  # trending counts and ranker; empty: none
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ def snapshot(
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
     catalogue: Catalogue | None = None,
+    ranking: StateDict | None = None,
 ) -> Snapshot:
     """Copy all state to host memory at a batch boundary: fast, no file I/O.
 
@@ -115,6 +117,8 @@ def snapshot(
         state |= prefixed("rows", rows.state_dict())
     if catalogue is not None:
         state |= prefixed("catalogue", catalogue.state_dict())
+    if ranking is not None:  # stage 2's state, as its owner (the worker's Engine) hands it over
+        state |= prefixed("ranking", ranking)
     config: dict[str, JSON] = dataclasses.asdict(learner.config)
     triples: list[JSON] = [[t, p, o] for (t, p), o in sorted(offsets.items())]
     return Snapshot(state, config, history.length, triples, time.time())
@@ -213,6 +217,8 @@ def _restore(manifest_path: Path, manifest: dict[str, JSON], device: torch.devic
     length = integer(manifest, "history_length")
     if not isinstance(config, dict) or length < 1:
         raise CheckpointError("the manifest's config or history length is malformed")
+    known = {f.name for f in dataclasses.fields(LearnerConfig)}
+    config = {name: setting for name, setting in config.items() if name in known}  # retired ones
     try:
         learner = OnlineLearner(LearnerConfig(**config), device)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
@@ -229,7 +235,10 @@ def _restore(manifest_path: Path, manifest: dict[str, JSON], device: torch.devic
     catalogue = part(state, "catalogue")
     if catalogue:
         Catalogue().load_state_dict(catalogue)  # checks it
-    return Restored(learner, history, offsets, manifest_path, rows, catalogue=catalogue)
+    ranking = part(state, "ranking")
+    return Restored(
+        learner, history, offsets, manifest_path, rows, catalogue=catalogue, ranking=ranking
+    )
 
 
 def _tensors(directory: Path, manifest: dict[str, JSON]) -> dict[str, torch.Tensor]:

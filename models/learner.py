@@ -7,19 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
+from models.covisit import CoVisitation
 from models.errors import ModelError, ModelFitError, StateError
 from models.history import SeenHistory
 from models.idmap import IdMap
-from models.mixing import WeightSelector
 from models.prior import FLOOR, PopularityPrior
 from models.seeded import seeded_normal
 from models.state import StateDict, integer, part, prefixed, rows_of, sequence
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
-
-# Candidate weights of the transition term, chosen among online (models/mixing.py):
-# 0 (factors alone) and powers of two, from "a tie-break" to "transitions first".
-TRANSITION_WEIGHTS = (0.0, *(float(2**k) for k in range(2, 13)))
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,8 @@ class LearnerConfig:
     transition_slots: int = 256  # successors kept per item for the transition term; 0: off
     transition_window: int = 16  # pairs up to this many clicks apart (at most recent_items)
     transition_decay: float = 0.9  # a pair `d` clicks apart weighs decay ** (d - 1)
-    transition_weight: float = 128.0  # the weight used until the online choice picks another
+    covisit_slots: int = 32  # co-clicked neighbours kept per item (models/covisit.py)
+    covisit_half_life: float = 1e6  # pairs after which a co-visit count weighs half
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -58,7 +55,8 @@ class LearnerConfig:
             "transition_slots": (self.transition_slots >= 0, ">= 0"),
             "transition_window": (self.transition_window >= 1, ">= 1"),
             "transition_decay": (0 < self.transition_decay <= 1, "in (0, 1]"),
-            "transition_weight": (self.transition_weight >= 0, ">= 0"),
+            "covisit_slots": (self.covisit_slots >= 1, ">= 1"),
+            "covisit_half_life": (self.covisit_half_life > 0, "> 0"),
         }
         for name, (holds, rule) in bounds.items():
             if not holds:  # NaN fails every comparison, so it lands here too
@@ -126,7 +124,7 @@ class OnlineLearner:
                     config.transition_decay,
                     device,
                 ),
-                WeightSelector(TRANSITION_WEIGHTS, config.transition_weight),
+                CoVisitation(config.covisit_slots, config.covisit_half_life, device),
             )
             if config.transition_slots and config.recent_items
             else None
@@ -153,7 +151,7 @@ class OnlineLearner:
         if self.item_table.rows > start:
             self._seed_items(torch.arange(start, self.item_table.rows, device=self.device))
         if self.transition is not None:
-            self.transition.table.ensure_rows(self.items.extent)
+            self.transition.ensure_rows(self.items.extent)
 
     def cap_rows(self, max_users: int, max_items: int) -> None:
         """Never let any per-user or per-item state allocate past these row caps."""
@@ -163,7 +161,7 @@ class OnlineLearner:
         self.context_table.max_rows = max_items
         self.prior.max_rows = max_items
         if self.transition is not None:
-            self.transition.table.max_rows = max_items
+            self.transition.cap_rows(max_items)
 
     def reset_rows(self, users: torch.Tensor, items: torch.Tensor) -> None:
         """Make user and item rows fresh (rows reused for new ids): new values, no state."""
@@ -178,7 +176,7 @@ class OnlineLearner:
         if items.numel():
             self._seed_items(items.to(self.device))
         if self.transition is not None:
-            self.transition.table.reset(items)
+            self.transition.reset(items)
 
     def _seed_items(self, rows: torch.Tensor) -> None:
         """Initial item and context rows from each item's id (`models.seeded`), not draw order.
@@ -298,7 +296,7 @@ class OnlineLearner:
                 self.transition.fold(users, items, weights, latest)
             else:  # scale-out sends these pairs on
                 pairs = self.transition.pairs(users, items, weights, latest)
-                self.transition.table.add(*pairs)
+                self.transition.add(*pairs)
                 self.transition_log.append(pairs)
         if cfg.recent_items:
             self.recent.add(users, items, torch.zeros(n, device=self.device))
@@ -395,21 +393,7 @@ class OnlineLearner:
     ) -> None:
         """Add pairs another worker saw to the rings, as if seen here (not logged: not ours)."""
         if self.transition is not None:
-            self.transition.table.add(before, after, weight)
-
-    def transition_shares(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The transition score of user rows as unweighted `(item rows, share)` pairs, if any."""
-        if self.transition is None:
-            return None
-        return self.transition.shares(self.recent.latest(users, self._transition_window))
-
-    def transition_factors(
-        self, users: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """`transition_shares` unexpanded: `(sources, lag, successors, share)`, if any."""
-        if self.transition is None:
-            return None
-        return self.transition.factors(self.recent.latest(users, self._transition_window))
+            self.transition.add(before, after, weight)
 
     def _negatives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Shared negatives and the log of their sampling rate (0 when the catalogue is whole)."""
@@ -449,7 +433,3 @@ class OnlineLearner:
     def item_vectors(self) -> torch.Tensor:
         """The live item matrix, one row per known item, as the index searches it."""
         return self.item_table.view()
-
-    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of (user row, item row) pairs."""
-        return (self.user_vectors(users) * self.item_table.weight[items]).sum(1)

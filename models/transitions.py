@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from models.covisit import CoVisitation
 from models.growth import grown_capacity
-from models.mixing import WeightSelector
 from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
 
 
@@ -116,103 +116,51 @@ class ItemTransitions:
         self.weights[before, slot] = weight
         self.written.index_add_(0, distinct, counts)
 
-    def candidates(
-        self, recent: torch.Tensor, recency: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Successor rows of each user's recent items and their share, `(rows, share)`.
-
-        `recent` holds item rows (`-1` padded) and `recency` their distance back
-        (0 = the last click), both `[users, n]`; only the last `window` count.
-        An item may appear several times: a user's shares over one item row sum to
-        its transition score, the lag-weighted mean over the recent items `j` of
-        `w(j -> i) / sqrt(w(j -> any))`; `-1` rows carry no share.
-        """
-        users = recent.shape[0]
-        if users == 0 or self.capacity == 0:
-            empty = torch.full((users, 0), -1, dtype=torch.int64, device=self.device)
-            return empty, torch.zeros(users, 0, device=self.device)
-        held = (recent >= 0) & (recency < self.window)
-        source = recent.clamp(min=0)
-        rows = self.successors[source].long()  # [users, n, slots]
-        weights = self.weights[source]
-        # P(i | j) damped by the evidence behind it: a share over sqrt(total), so a
-        # predecessor with many successors counts more than one seen once (on
-        # ml-latest-small 0.0566 against 0.0541 for the plain share, ml-100k alike).
-        # Summed over the table when that is fewer rows than the gather (the same sums).
-        if self.capacity <= source.numel():
-            total = self.weights.sum(1)[source].unsqueeze(2)
-        else:
-            total = weights.sum(2, keepdim=True)
-        total = total.clamp(min=1e-12).sqrt()
-        lag = self.decay ** recency.clamp(min=0).float() * held
-        lag = lag / lag.sum(1, keepdim=True).clamp(min=1e-12)  # a weighted mean over them
-        share = weights / total * lag.unsqueeze(2)
-        rows = rows.masked_fill(~held.unsqueeze(2), -1)
-        return rows.reshape(users, -1), share.reshape(users, -1)
-
-    def factors(
-        self, recent: torch.Tensor, recency: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`candidates` unexpanded: `(sources, lag, successors, share)`, shared rows not copied.
-
-        `sources[u, j]` is the table row of user `u`'s `j`-th recent item (`-1` where it
-        counts not), `lag[u, j]` its weight in the mean; `successors` and `share`
-        (`[table rows, slots]`: `w(j -> i) / sqrt(w(j -> any))`) are the whole table's.
-        User `u`'s share of `successors[sources[u, j], s]` is `share[...] * lag[u, j]`:
-        gathered by whoever adds the scores, for the rows it needs and no more.
-        """
-        users = recent.shape[0]
-        if users == 0 or self.capacity == 0:
-            empty = torch.full((users, 0), -1, dtype=torch.int64, device=self.device)
-            table = torch.full((0, self.slots), -1, dtype=torch.int32, device=self.device)
-            return empty, torch.zeros(users, 0, device=self.device), table, table.float()
-        held = (recent >= 0) & (recency < self.window)
-        lag = self.decay ** recency.clamp(min=0).float() * held
-        lag = lag / lag.sum(1, keepdim=True).clamp(min=1e-12)
-        total = self.weights.sum(1, keepdim=True).clamp(min=1e-12).sqrt()
-        return recent.masked_fill(~held, -1), lag, self.successors, self.weights / total
-
 
 class TransitionTerm:
-    """The transition score as a term of the ranking score, its weight chosen online.
+    """The item-item counts a batch of clicks feeds: ordered successor rings and co-visits.
 
-    A user's score for item `i` adds `weight * T(u, i)`, `T` the transition
-    score of `ItemTransitions`. The weight comes from a `WeightSelector` that
-    the caller feeds with how each candidate weight's lists did.
+    Both are fed the same `(before, after, weight)` pairs (a click and the user's
+    clicks just before it), so scale-out shares one stream of pairs for both.
     """
 
-    def __init__(self, table: ItemTransitions, selector: WeightSelector) -> None:
-        """Wrap `table`, weighted by what `selector` chooses."""
+    def __init__(self, table: ItemTransitions, covisit: CoVisitation) -> None:
+        """The successor rings and the unordered co-visit table."""
         self.table = table
-        self.selector = selector
+        self.covisit = covisit
 
-    @property
-    def weight(self) -> float:
-        """The weight in use."""
-        return self.selector.weight
+    def ensure_rows(self, rows: int) -> None:
+        """Make item rows `0..rows-1` exist in both tables."""
+        self.table.ensure_rows(rows)
+        self.covisit.ensure_rows(rows)
+
+    def cap_rows(self, max_rows: int) -> None:
+        """Never grow either table past `max_rows` item rows."""
+        self.table.max_rows = max_rows
+        self.covisit.max_rows = max_rows
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Forget `rows` (handed to new items) in both tables."""
+        self.table.reset(rows)
+        self.covisit.reset(rows)
+
+    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
+        """Fold pairs into both tables (this worker's or another's)."""
+        self.table.add(before, after, weight)
+        self.covisit.add(before, after, weight)
 
     def state_dict(self, rows: int | None = None) -> StateDict:
-        """The table's state (its first `rows` item rows) and the selector's, by prefix."""
+        """Both tables' state (their first `rows` item rows), by prefix."""
         return prefixed("table", self.table.state_dict(rows)) | prefixed(
-            "selector", self.selector.state_dict()
+            "covisit", self.covisit.state_dict(rows)
         )
 
     def load_state_dict(self, state: StateDict) -> None:
-        """Restore `state_dict()` output: the table first, then the choice of weight."""
+        """Restore `state_dict()` output; a checkpoint from before co-visits starts them empty."""
         self.table.load_state_dict(part(state, "table"))
-        self.selector.load_state_dict(part(state, "selector"))
-
-    def shares(self, latest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(item rows, share)` per user from their last clicks (newest first), unweighted."""
-        recency = torch.arange(latest.shape[1], device=latest.device).expand_as(latest)
-        return self.table.candidates(latest, recency)
-
-    def factors(
-        self, latest: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`shares` unexpanded (`ItemTransitions.factors`): the successor table is not copied."""
-        recency = torch.arange(latest.shape[1], device=latest.device).expand_as(latest)
-        return self.table.factors(latest, recency)
+        covisit = part(state, "covisit")
+        if covisit:
+            self.covisit.load_state_dict(covisit)
 
     def fold(
         self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, latest: torch.Tensor
@@ -221,7 +169,7 @@ class TransitionTerm:
 
         `latest` is each event's user's last clicks before the batch, newest first.
         """
-        self.table.add(*self.pairs(users, items, weights, latest))
+        self.add(*self.pairs(users, items, weights, latest))
 
     def pairs(
         self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor, latest: torch.Tensor

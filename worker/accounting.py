@@ -110,10 +110,11 @@ class Accounting:
         )
 
     def model(self, engine: Engine) -> None:
-        """The model's gauges: rows, the index's age, the transition term's weight."""
+        """The model's gauges: rows, the index's age, the ranker's candidate recall."""
         metrics, learner = self.metrics, engine.learner
-        if learner.transition is not None:
-            metrics.transition_weight.set(learner.transition.weight)
+        fit = engine.stages.last_fit
+        if fit is not None and fit.events:
+            metrics.candidate_recall.set(float(fit.covered) / fit.events)
         metrics.index_built_at.set(engine.index.built_at)
         metrics.users.set(len(learner.users))
         metrics.items.set(len(learner.items))

@@ -12,6 +12,7 @@ from models.checkpoint import Restored
 from models.device import resolve_device
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
+from models.ranker import RankerConfig
 from models.rows import RowLimits, RowPolicy
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
@@ -26,8 +27,15 @@ from worker.errors import StartupError
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.scale_setup import build_scale
-from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings
+from worker.settings import (
+    CandidateSettings,
+    KafkaSettings,
+    ModelSettings,
+    RedisSettings,
+    Settings,
+)
 from worker.startup import check_kafka, check_redis
+from worker.two_stage import StageConfig
 
 log = structlog.get_logger("recstream.worker")
 
@@ -83,7 +91,38 @@ def build_engine(
     catalogue = Catalogue()
     if restored is not None and restored.catalogue:
         catalogue.load_state_dict(restored.catalogue)
-    return Engine(learner, history, index, settings.ranking.top_k, rows, catalogue)
+    engine = Engine(
+        learner,
+        history,
+        index,
+        settings.ranking.top_k,
+        rows,
+        catalogue,
+        stage_config(settings.candidates, settings.model.seed),
+    )
+    if restored is not None and restored.ranking:
+        engine.stages.load_state_dict(restored.ranking)
+    return engine
+
+
+def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
+    """The two stages' config from `settings.candidates`."""
+    c = candidates
+    return StageConfig(
+        vector=c.vector,
+        covisit=c.covisit,
+        successors=c.successors,
+        trending=c.trending,
+        cold=c.cold,
+        cold_max_clicks=c.cold_max_clicks,
+        window=c.window,
+        train_events=c.ranker_train_events,
+        sources=c.sources,
+        drop=c.ranker_drop,
+        ranker=RankerConfig(
+            hidden=c.ranker_hidden, learning_rate=c.ranker_learning_rate, seed=seed
+        ),
+    )
 
 
 def open_control(kafka: KafkaSettings, offsets: dict[int, int]) -> ControlSource:

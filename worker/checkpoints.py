@@ -117,7 +117,12 @@ class Checkpointer:
         self._last = time.monotonic()  # a failure waits an interval too, never every batch
         self.unsaved = False
         taken = snapshot(
-            engine.learner, engine.history, dict(offsets), engine.rows, engine.catalogue
+            engine.learner,
+            engine.history,
+            dict(offsets),
+            engine.rows,
+            engine.catalogue,
+            engine.stages.state_dict(),
         )
         counts = {
             "users": len(engine.learner.users),

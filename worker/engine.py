@@ -22,8 +22,7 @@ import structlog
 import torch
 
 from index.base import ItemIndex
-from index.exclusion import top_k_excluding, top_k_per_weight
-from index.extra import SharedRowScores
+from index.exclusion import top_k_excluding
 from models.catalogue import Catalogue
 from models.errors import ModelFitError
 from models.history import SeenHistory
@@ -32,11 +31,10 @@ from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
 from stream.payload import ListEncoder, Recommendation
+from worker.two_stage import StageConfig, TwoStage
 
 log = structlog.get_logger("recstream.worker")
 _EMPTY = np.empty(0, dtype=np.int64)
-
-_JUDGED = 32  # clicks per batch ranked under every candidate transition weight
 
 
 @dataclass(frozen=True)
@@ -75,11 +73,13 @@ class Engine:
         top_k: int,
         rows: RowPolicy | None = None,
         catalogue: Catalogue | None = None,
+        stages: StageConfig | None = None,
     ) -> None:
         """Tie the parts together; the caller owns their lifetimes.
 
         Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
-        holds the items an operator took off the lists (none by default).
+        holds the items an operator took off the lists (none by default). `stages`
+        configures the candidate sources and the ranker (`worker.two_stage`).
         """
         self.learner = learner
         self.catalogue = catalogue or Catalogue()
@@ -90,6 +90,16 @@ class Engine:
         self.rows = rows or RowPolicy.over(learner.users, learner.items, unbounded, unbounded)
         learner.cap_rows(self.rows.users.limits.max_rows, self.rows.items.limits.max_rows)
         history.max_users = self.rows.users.limits.max_rows
+        config = learner.config
+        self.stages = TwoStage(
+            learner,
+            history,
+            index,
+            stages,
+            clock=config.popularity_clock,
+            tau=config.popularity_tau,
+        )
+        self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
         holes = np.flatnonzero(~learner.items.live_mask())
@@ -126,7 +136,7 @@ class Engine:
                 users, items = [users[n] for n in kept], [items[n] for n in kept]
                 event_ts, weights = event_ts[keep], weights[keep]
         if learner.items.extent:
-            self._judge_transition_weights(users, items)
+            self._fit_ranker(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
         reused_items = self._apply(admitted)
         learnable = admitted.learnable
@@ -147,6 +157,7 @@ class Engine:
             log.exception("batch_not_learned", events=len(users))
             loss, changed = float("nan"), item_rows.new_empty(0)
         self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
+        self.stages.observe(item_rows, weight, self.clock)
         if reused_items.numel():  # reset rows whose events were not learned changed too
             changed = torch.cat([changed, reused_items])
         self.index.refresh(learner.item_vectors(), changed)
@@ -187,6 +198,7 @@ class Engine:
         reused_items = torch.from_numpy(admitted.reused_items).to(device)
         learner.reset_rows(reused_users, reused_items)
         self.history.reset(reused_users)
+        self.stages.reset_items(reused_items)
         freed = torch.from_numpy(admitted.freed_items).to(device)
         self._sync_free_items(freed, reused_items)
         return reused_items
@@ -226,66 +238,28 @@ class Engine:
         return self.learner.users.lookup(users)
 
     def rank(self, user_rows: torch.Tensor) -> Ranked:
-        """Each user's best `top_k` item rows, leaving out what the user has seen."""
+        """Each user's best `top_k` item rows: candidates from every source, then the ranker.
+
+        Seen items and items no list may name are left out.
+        """
         user_rows = user_rows.to(self.device)
-        top = top_k_excluding(
-            self.index,
-            self.learner.user_vectors(user_rows),
-            self.history.seen(user_rows),
-            self.history.seen_counts(user_rows),
-            self.top_k,
-            unavailable=self.unavailable_items(),
-            extra=self._transition_extra(user_rows),
-        )
-        return Ranked(user_rows.cpu().numpy(), top.rows.cpu().numpy(), top.scores.cpu().numpy())
+        rows, scores = self.stages.rank(user_rows, self.top_k, self.unavailable_items())
+        return Ranked(user_rows.cpu().numpy(), rows.cpu().numpy(), scores.cpu().numpy())
 
-    def _transition_extra(
-        self, user_rows: torch.Tensor, weight: float | None = None
-    ) -> SharedRowScores | None:
-        """The learner's transition term of these users' scores, for the index to add.
+    def _fit_ranker(self, users: Sequence[str], items: Sequence[str]) -> None:
+        """Teach the ranker the batch's clicks before they are learned (test, then train).
 
-        Unexpanded: each user points at its recent items' successor rings, which the
-        index gathers straight into its scores (no `[users, window * slots]` copies).
+        Each click's candidates come from the model as it stands, its item unseen:
+        exactly the list its user would have been shown.
         """
-        term = self.learner.transition
-        weight = (term.weight if term is not None else 0.0) if weight is None else weight
-        factors = self.learner.transition_factors(user_rows) if weight else None
-        return None if factors is None else SharedRowScores(*factors, scale=weight)
-
-    def _judge_transition_weights(self, users: Sequence[str], items: Sequence[str]) -> None:
-        """Rank a sample of the batch's clicks under each candidate weight, before learning it.
-
-        Prequential, as the lists were: the model as it stands, the batch's item unseen.
-        The hits go to the learner's weight selector.
-        """
-        term = self.learner.transition
-        if term is None or not len(users):
-            return
-        pick = np.unique(np.linspace(0, len(users) - 1, min(len(users), _JUDGED)).astype(np.int64))
-        user_rows = self.known_user_rows([users[i] for i in pick])
-        item_rows = self.learner.items.lookup([items[i] for i in pick])
+        user_rows = self.known_user_rows(users)
+        item_rows = self.learner.items.lookup(items)
         known = (user_rows >= 0) & (item_rows >= 0)
         if not known.any():
             return
         rows = torch.from_numpy(user_rows[known]).to(self.device)
-        clicked = torch.from_numpy(item_rows[known]).to(self.device).unsqueeze(1)
-        queries = self.learner.user_vectors(rows)
-        seen, counts = self.history.seen(rows), self.history.seen_counts(rows)
-        extra = self._transition_extra(rows, 1.0)
-        if extra is None:
-            return
-        tops = top_k_per_weight(
-            self.index,
-            queries,
-            seen,
-            counts,
-            self.top_k,
-            extra,
-            term.selector.grid.tolist(),
-            unavailable=self.unavailable_items(),
-        )
-        hits = [(top.rows == clicked).any(1) for top in tops]
-        term.selector.observe(torch.stack(hits, 1).cpu().numpy())
+        clicked = torch.from_numpy(item_rows[known]).to(self.device)
+        self.stages.fit(rows, clicked)
 
     def recommendations(self, ranked: Ranked) -> list[Recommendation]:
         """Ranked rows turned into the published lists: item ids, scores, newest event time."""

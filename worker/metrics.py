@@ -73,9 +73,9 @@ class WorkerMetrics:
         )
         self.loss = Gauge("recstream_learner_loss", "Last batch's training loss", registry=r)
         self.index_version = Gauge("recstream_index_version", "Index version", registry=r)
-        self.transition_weight = Gauge(
-            "recstream_transition_weight",
-            "Weight of the item-to-item transition term, as chosen online",
+        self.candidate_recall = Gauge(
+            "recstream_candidate_recall",
+            "Share of the last batch's sampled clicks whose item was among its user's candidates",
             registry=r,
         )
         self.index_built_at = Gauge(

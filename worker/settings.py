@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stream.events import MAX_WEIGHT
+from worker.candidate_names import GROUPS, SOURCES
 from worker.errors import SettingsError
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
@@ -204,7 +205,8 @@ class ModelSettings(BaseSettings):
     transition_slots: int = Field(default=256, ge=0, le=4096)
     transition_window: int = Field(default=16, ge=1, le=1024)
     transition_decay: float = Field(default=0.9, gt=0, le=1)
-    transition_weight: float = Field(default=128.0, ge=0, le=4096)
+    covisit_slots: int = Field(default=32, ge=1, le=4096)
+    covisit_half_life: float = Field(default=1e6, gt=0, le=1e15, allow_inf_nan=False)
     seed: int = Field(default=0, ge=0, le=(1 << 63) - 1)
 
     def negatives_on(self, device_type: str) -> int:
@@ -228,6 +230,52 @@ class RankingSettings(BaseSettings):
                 f"(got {self.top_k} + {self.seen_history})"
             )
         return self
+
+
+class CandidateSettings(BaseSettings):
+    """Stage 1 (how many rows each source proposes) and stage 2 (the ranker learned online)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECSTREAM_CANDIDATES_", frozen=True, extra="ignore"
+    )
+
+    vector: int = Field(default=200, ge=1, le=MAX_SEARCH_K)
+    covisit: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
+    successors: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
+    trending: int = Field(default=60, ge=1, le=MAX_SEARCH_K)
+    cold: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
+    cold_max_clicks: int = Field(default=5, ge=0, le=1 << 40)
+    window: int = Field(default=8, ge=1, le=1024)
+    sources: Annotated[tuple[str, ...], NoDecode] = SOURCES
+    ranker_drop: Annotated[tuple[str, ...], NoDecode] = ()
+    ranker_hidden: int = Field(default=16, ge=0, le=1024)
+    ranker_learning_rate: float = Field(default=0.01, gt=0, le=10, allow_inf_nan=False)
+    ranker_train_events: int = Field(default=256, ge=1, le=65_536)
+
+    @field_validator("sources", "ranker_drop", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if unknown := sorted(set(value) - set(SOURCES)):
+            raise ValueError(f"unknown sources {', '.join(unknown)}: use {', '.join(SOURCES)}")
+        if "vector" not in value:
+            raise ValueError("must include vector: it alone fills every list")
+        return value
+
+    @field_validator("ranker_drop")
+    @classmethod
+    def _known_groups(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if unknown := sorted(set(value) - set(GROUPS)):
+            raise ValueError(
+                f"unknown feature groups {', '.join(unknown)}: use {', '.join(GROUPS)}"
+            )
+        return value
 
 
 class EventSettings(BaseSettings):
@@ -345,6 +393,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
+    candidates: CandidateSettings = Field(default_factory=CandidateSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     rows: RowSettings = Field(default_factory=RowSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
@@ -375,6 +424,7 @@ SECTIONS: dict[str, tuple[type[BaseSettings], str]] = {
     "redis": (RedisSettings, "RECSTREAM_REDIS_"),
     "model": (ModelSettings, "RECSTREAM_"),
     "ranking": (RankingSettings, "RECSTREAM_"),
+    "candidates": (CandidateSettings, "RECSTREAM_CANDIDATES_"),
     "events": (EventSettings, "RECSTREAM_"),
     "rows": (RowSettings, "RECSTREAM_"),
     "loop": (LoopSettings, "RECSTREAM_"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from models.device import resolve_device
-from worker.settings import default_negatives
+from worker.settings import Settings, default_negatives
 from worker.tools.evaluate.data import DRIFT_AT, SYNTHETIC_ITEMS, SYNTHETIC_USERS
 from worker.tools.evaluate.options import EvalOptions, engine_settings
 from worker.tools.evaluate.protocol import K
@@ -113,8 +113,8 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
             f"{model.popularity_weight} tau {model.popularity_tau:g} "
             f"({model.popularity_clock} clock), bias decay {model.bias_decay}, "
             f"transitions {model.transition_slots} slots window {model.transition_window} "
-            f"decay {model.transition_decay} (weight chosen online from "
-            f"{model.transition_weight:g}), "
+            f"decay {model.transition_decay}, co-visits {model.covisit_slots} slots, "
+            f"candidates {_candidates(settings)}, "
             f"seen history {settings.ranking.seen_history}, "
             f"index {settings.index.kind}, "
             f"seed {model.seed}, device {settings.device}"
@@ -149,3 +149,11 @@ def header(options: EvalOptions, seconds: float) -> list[str]:
         "",
         *NOTES,
     ]
+
+
+def _candidates(settings: Settings) -> str:
+    """Stage 1's sources and widths, and what the ranker leaves out, in one phrase."""
+    c = settings.candidates
+    widths = ", ".join(f"{name} {getattr(c, name)}" for name in c.sources)
+    dropped = f"; ranker without {', '.join(c.ranker_drop)}" if c.ranker_drop else ""
+    return f"({widths}; ranker hidden {c.ranker_hidden}{dropped})"

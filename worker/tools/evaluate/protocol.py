@@ -120,11 +120,59 @@ class Outcome:
     seconds: float  # the method's own time: recommend + learn, over the whole stream
     events: int
     windows: list[Scores] = field(default_factory=list)
+    long_horizon: float = float("nan")  # HR@K of lists at checkpoints against later clicks
+    long_horizon_users: int = 0  # (user, checkpoint) pairs that long_horizon averages
 
     @property
     def events_per_s(self) -> float:
         """Stream events per second of the method's own time."""
         return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+
+class LongHorizon:
+    """Lists taken at checkpoints through the stream, scored against each user's later clicks.
+
+    A list is often read hours after it is written, so the next click is not the
+    only horizon that matters: at each checkpoint (every 10 % of the stream by
+    default) every user seen so far gets a list, and it is a hit when it names
+    any item that user clicks later and had not clicked before the checkpoint.
+    """
+
+    def __init__(self, stream: Stream, checkpoints: int) -> None:
+        """Checkpoints at each `1 / (checkpoints + 1)` of the stream (scored at batch starts)."""
+        n = len(stream)
+        self.stream = stream
+        self.at = sorted({int(n * c / (checkpoints + 1)) for c in range(1, checkpoints + 1)})
+        self.hits = 0
+        self.users = 0
+
+    def due(self, start: int, stop: int) -> bool:
+        """Whether a checkpoint falls at or after `start` and before `stop` (score before it)."""
+        return any(start <= at < stop for at in self.at)
+
+    def score(self, start: int, method: Method, seen: SeenItems, k: int) -> None:
+        """Lists of every user clicked so far (before `start`), against their later new items."""
+        stream, n_items = self.stream, self.stream.n_items
+        before = stream.users[:start]
+        users = np.unique(before)
+        if users.size == 0:
+            return
+        lists = method.recommend(users, seen, k)
+        past = np.unique(before.astype(np.int64) * n_items + stream.items[:start])
+        later = stream.users[start:].astype(np.int64) * n_items + stream.items[start:]
+        new = later[~np.isin(later, past)]
+        owners = new // n_items
+        asked = np.isin(owners, users)
+        new, owners = new[asked], owners[asked]
+        listed_keys = (users[:, None].astype(np.int64) * n_items + lists)[lists >= 0]
+        hit_owners = np.unique(owners[np.isin(new, listed_keys)])
+        self.users += int(np.unique(owners).size)
+        self.hits += int(hit_owners.size)
+
+    @property
+    def hr(self) -> float:
+        """Hits over (user, checkpoint) pairs with a later new click."""
+        return self.hits / self.users if self.users else float("nan")
 
 
 def evaluate(
@@ -134,11 +182,13 @@ def evaluate(
     *,
     k: int = K,
     windows: int = 20,
+    checkpoints: int = 9,
     progress: Callable[[int], object] | None = None,
 ) -> Outcome:
     """Replay `stream` in micro-batches: score each batch on the current lists, then learn it.
 
-    `progress(n)`, if given, is told of each batch's `n` events (a progress bar).
+    Also the long horizon (`LongHorizon`) at `checkpoints` points. `progress(n)`, if
+    given, is told of each batch's `n` events (a progress bar).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -146,9 +196,12 @@ def evaluate(
     ranks = np.full(n, -1, dtype=np.int16)
     listed = np.zeros(stream.n_items, dtype=bool)
     seen = SeenItems(stream.n_users)
+    horizon = LongHorizon(stream, checkpoints)
     spent = 0.0
     for start in range(0, n, batch_size):
         batch = slice(start, min(n, start + batch_size))
+        if horizon.due(start, batch.stop):
+            horizon.score(start, method, seen, k)
         users, items = stream.users[batch], stream.items[batch]
         distinct, inverse = np.unique(users, return_inverse=True)
         began = time.perf_counter()
@@ -173,4 +226,6 @@ def evaluate(
         seconds=spent,
         events=n,
         windows=[summarise(ranks[lo:hi][headline[lo:hi]]) for lo, hi in itertools.pairwise(bounds)],
+        long_horizon=horizon.hr,
+        long_horizon_users=horizon.users,
     )

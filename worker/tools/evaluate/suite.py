@@ -60,6 +60,7 @@ def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
         print(
             f"  {stream.name:<24} {outcome.method:<28} HR@{K} {outcome.headline.hr:.4f} "
             f"NDCG@{K} {outcome.headline.ndcg:.4f} MRR {outcome.headline.mrr:.4f} "
+            f"long-horizon HR@{K} {outcome.long_horizon:.4f} "
             f"({outcome.seconds:.1f} s)",
             flush=True,
         )
@@ -97,7 +98,10 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
     for result in results:
         print(f"\n{result.name}")
         print("\n".join(table(result)))
-        print(f"recstream HR@{K} / best peer HR@{K}: {ratio_to_best_peer(result):.2f}")
+        print(
+            f"recstream HR@{K} / best peer HR@{K}: {ratio_to_best_peer(result):.2f} next click, "
+            f"{ratio_to_best_peer(result, long_horizon=True):.2f} long horizon"
+        )
         if ahead := ahead_line(result):
             print(ahead.replace("**", ""))
     if options.out is not None:

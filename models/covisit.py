@@ -1,0 +1,160 @@
+"""Co-visitation: for each item, its top-M co-clicked items with time-decayed counts.
+
+Unordered (a pair `j, i` counts for `j`'s neighbour `i` and for `i`'s neighbour
+`j`), apart from the ordered successor rings of `models.transitions`: "bought
+together" and "what comes next" are different signals, and the ranker learns
+how much each is worth. Each row holds at most `slots` neighbours, kept by a
+Misra-Gries rule: a pair already held adds its weight; a new neighbour takes
+the lightest slot if it outweighs it, and otherwise wears it down by its weight.
+Heavy neighbours therefore stay, and a neighbour that keeps coming gets in.
+
+Counts decay with the number of pairs folded in (half-life `half_life` pairs):
+every count is stored inflated by `growth ** pairs_so_far`, so a decay costs
+nothing per pair, and the table is rebased (one multiply) before it overflows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from models.growth import grown_capacity
+from models.state import StateDict, host_copy, rows_of, tensor
+
+_REBASE = 60.0  # rebase once the inflation reaches e**_REBASE (far below float32's e**88)
+
+
+class CoVisitation:
+    """Per item row, its `slots` heaviest co-clicked item rows (int32) and decayed counts."""
+
+    def __init__(self, slots: int, half_life: float, device: torch.device) -> None:
+        """An empty table: `slots` neighbours per item, counts halving every `half_life` pairs."""
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        if not half_life > 0:
+            raise ValueError(f"half_life must be > 0, got {half_life}")
+        self.slots = slots
+        self.half_life = half_life
+        self.device = device
+        self.max_rows: int | None = None  # growth never allocates past this (a row cap)
+        self.neighbours = torch.full((0, slots), -1, dtype=torch.int32, device=device)
+        self.counts = torch.zeros(0, slots, device=device)
+        self.log_scale = 0.0  # counts are stored times exp(log_scale)
+
+    @property
+    def capacity(self) -> int:
+        """Item rows allocated."""
+        return int(self.neighbours.shape[0])
+
+    def ensure_rows(self, rows: int) -> None:
+        """Make item rows `0..rows-1` exist, with no neighbours."""
+        if rows <= self.capacity:
+            return
+        capacity = grown_capacity(self.capacity, rows, self.max_rows)
+        neighbours = torch.full((capacity, self.slots), -1, dtype=torch.int32, device=self.device)
+        neighbours[: self.capacity] = self.neighbours
+        counts = torch.zeros(capacity, self.slots, device=self.device)
+        counts[: self.capacity] = self.counts
+        self.neighbours, self.counts = neighbours, counts
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Forget `rows` (handed to new items): their neighbours, and them as a neighbour."""
+        if rows.numel() == 0:
+            return
+        rows = rows.to(self.device)
+        self.ensure_rows(int(rows.max()) + 1)
+        self.neighbours[rows] = -1
+        self.counts[rows] = 0.0
+        stale = torch.isin(self.neighbours, rows.to(torch.int32))
+        self.neighbours.masked_fill_(stale, -1)
+        self.counts.masked_fill_(stale, 0.0)
+
+    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
+        """Fold pairs in, both ways round: `after` is a neighbour of `before` and back."""
+        held = (before >= 0) & (after >= 0) & (before != after)
+        if not bool(held.any()):
+            return
+        before, after, weight = before[held], after[held], weight[held].float()
+        self.ensure_rows(int(torch.maximum(before.max(), after.max())) + 1)
+        step = math.log(2.0) / self.half_life
+        inflated = weight * math.exp(self.log_scale)
+        self.log_scale += step * before.numel()
+        self._fold(torch.cat([before, after]), torch.cat([after, before]), inflated.repeat(2))
+        if self.log_scale > _REBASE:
+            self.counts.mul_(math.exp(-self.log_scale))
+            self.log_scale = 0.0
+
+    def _fold(self, rows: torch.Tensor, others: torch.Tensor, weight: torch.Tensor) -> None:
+        """Add `weight` to `others` in the lists of `rows`: held ones add, new ones compete."""
+        keys = rows * self.capacity + others
+        keys, inverse = torch.unique(keys, return_inverse=True)
+        summed = torch.zeros(keys.numel(), device=self.device).index_add_(0, inverse, weight)
+        rows, others = keys // self.capacity, keys % self.capacity
+        slot_hit = self.neighbours[rows] == others.unsqueeze(1).to(torch.int32)
+        held = slot_hit.any(1)
+        hit_rows, hit_slots = rows[held], slot_hit[held].int().argmax(1)
+        self.counts.index_put_((hit_rows, hit_slots), summed[held], accumulate=True)
+        rows, others, summed = rows[~held], others[~held], summed[~held]
+        if rows.numel() == 0:
+            return
+        # Each row's new neighbours, heaviest first, meet its slots lightest first.
+        order = torch.argsort(summed, descending=True, stable=True)
+        order = order[torch.argsort(rows[order], stable=True)]
+        rows, others, summed = rows[order], others[order], summed[order]
+        first = torch.ones_like(rows, dtype=torch.bool)
+        first[1:] = rows[1:] != rows[:-1]
+        start = torch.cummax(
+            torch.where(first, torch.arange(rows.numel(), device=rows.device), 0), 0
+        )
+        rank = torch.arange(rows.numel(), device=rows.device) - start.values
+        fits = rank < self.slots
+        rows, others, summed, rank = rows[fits], others[fits], summed[fits], rank[fits]
+        lightest = torch.argsort(self.counts[rows], dim=1, stable=True)
+        slot = lightest.gather(1, rank.unsqueeze(1)).squeeze(1)
+        current = self.counts[rows, slot]
+        wins = summed > current
+        self.neighbours[rows[wins], slot[wins]] = others[wins].to(torch.int32)
+        self.counts[rows[wins], slot[wins]] = summed[wins]
+        worn = ~wins
+        self.counts[rows[worn], slot[worn]] = current[worn] - summed[worn]
+
+    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(neighbours, weight)` of item rows (`-1` rows: none), weight = count share of the row.
+
+        A share over the square root of the row's total mass: `P(i | j)` damped by the
+        evidence behind it, as the successor rings do.
+        """
+        if self.capacity == 0:
+            shape = (*rows.shape, self.slots)
+            return torch.full(shape, -1, dtype=torch.int64, device=self.device), torch.zeros(
+                shape, device=self.device
+            )
+        source = rows.clamp(min=0, max=self.capacity - 1)
+        neighbours = self.neighbours[source].long()
+        counts = self.counts[source].clamp(min=0) * math.exp(-self.log_scale)
+        total = counts.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
+        valid = (rows >= 0).unsqueeze(-1) & (neighbours >= 0)
+        return neighbours.masked_fill(~valid, -1), (counts / total).masked_fill(~valid, 0.0)
+
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """Copies of the first `rows` item rows' neighbours and counts, decay folded in."""
+        used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
+        return {
+            "neighbours": host_copy(self.neighbours[used]),
+            "counts": host_copy(self.counts[used] * math.exp(-self.log_scale)),
+        }
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Hold the rows of `state_dict()` output (copied in) of a table with as many slots."""
+        rows = rows_of(state, "neighbours")
+        neighbours = tensor(state, "neighbours", (rows, self.slots), torch.int32)
+        counts = tensor(state, "counts", (rows, self.slots), torch.float32)
+        capacity = grown_capacity(0, rows, self.max_rows)
+        self.neighbours = torch.full(
+            (capacity, self.slots), -1, dtype=torch.int32, device=self.device
+        )
+        self.counts = torch.zeros(capacity, self.slots, device=self.device)
+        self.neighbours[:rows] = neighbours.to(self.device)
+        self.counts[:rows] = counts.to(self.device)
+        self.log_scale = 0.0

@@ -1,0 +1,135 @@
+"""What is clicked now, at several time scales, and when each item was first and last clicked.
+
+A list read the minute it is written wants what is trending now; a list read
+hours later wants what stays popular. One decayed count cannot be both, so
+this keeps one `PopularityPrior` per time scale (the longest may be infinite:
+all-time counts), and the ranker learns how much each scale is worth. Item age
+and time since the last click tell a new item from a stale one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from models.growth import grown_capacity
+from models.prior import FLOOR, PopularityPrior
+from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
+
+ALL_TIME = 1e15  # a time constant no stream reaches: the decay never bites (all-time counts)
+RELATIVE_FLOOR = -30.0  # log share of an item never clicked, relative to the top item
+
+
+class Trending:
+    """Decayed click mass per item at each scale, plus first and last click times."""
+
+    def __init__(self, scales: tuple[float, ...], device: torch.device) -> None:
+        """One prior per time constant in `scales` (`inf`: all-time), in the clock's unit."""
+        if not scales or any(not s > 0 for s in scales):
+            raise ValueError(f"scales must be non-empty and > 0, got {scales}")
+        self.scales = tuple(scales)
+        self.device = device
+        self.priors = [PopularityPrior(min(s, ALL_TIME), device) for s in self.scales]
+        self.first_seen = torch.empty(0, dtype=torch.float64, device=device)
+        self.last_seen = torch.empty(0, dtype=torch.float64, device=device)
+        self.max_rows: int | None = None
+        self.clock = 0.0
+
+    @property
+    def capacity(self) -> int:
+        """Item rows allocated."""
+        return int(self.first_seen.shape[0])
+
+    def ensure_rows(self, rows: int) -> None:
+        """Make rows `0..rows-1` exist (fresh ones never clicked)."""
+        for prior in self.priors:
+            prior.max_rows = self.max_rows
+            prior.ensure_rows(rows)
+        if rows <= self.capacity:
+            return
+        held = self.capacity
+        capacity = grown_capacity(held, rows, self.max_rows)
+        for name in ("first_seen", "last_seen"):
+            grown = torch.full((capacity,), math.nan, dtype=torch.float64, device=self.device)
+            grown[:held] = getattr(self, name)
+            setattr(self, name, grown)
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Forget the clicks of `rows` (rows handed to new items)."""
+        if rows.numel() == 0:
+            return
+        self.ensure_rows(int(rows.max()) + 1)
+        for prior in self.priors:
+            prior.reset(rows)
+        self.first_seen[rows] = math.nan
+        self.last_seen[rows] = math.nan
+
+    def add(self, items: torch.Tensor, weights: torch.Tensor, now: float, rows: int) -> None:
+        """Fold clicks on item rows at clock time `now` in, at every scale."""
+        self.ensure_rows(rows)
+        self.clock = max(self.clock, now)
+        for prior in self.priors:
+            prior.add(items, weights, self.clock, rows)
+        if items.numel():
+            stamp = torch.full(items.shape, self.clock, dtype=torch.float64, device=self.device)
+            self.last_seen.index_put_((items,), stamp)
+            fresh = torch.isnan(self.first_seen[items])
+            self.first_seen.index_put_((items,), torch.where(fresh, stamp, self.first_seen[items]))
+
+    def relative_log_mass(self, rows: int) -> torch.Tensor:
+        """`[rows, scales]`: each item's log click mass minus the top item's (0 at the top)."""
+        self.ensure_rows(rows)
+        out = torch.empty(rows, len(self.priors), device=self.device)
+        for n, prior in enumerate(self.priors):
+            mass = prior.log_mass[:rows]
+            top = mass.max() if rows else mass.new_zeros(())
+            out[:, n] = (mass - top).clamp(min=RELATIVE_FLOOR).float()
+            out[:, n].masked_fill_(mass <= FLOOR, RELATIVE_FLOOR)
+        return out
+
+    def top(self, rows: int, k: int) -> torch.Tensor:
+        """`[scales, k]`: each scale's `k` most clicked item rows (`-1` past the clicked ones)."""
+        self.ensure_rows(rows)
+        k_here = min(k, rows)
+        out = torch.full((len(self.priors), k), -1, dtype=torch.int64, device=self.device)
+        for n, prior in enumerate(self.priors):
+            mass = prior.log_mass[:rows]
+            values, picked = mass.topk(k_here)
+            out[n, :k_here] = picked.masked_fill(values <= FLOOR, -1)
+        return out
+
+    def ages(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(log1p age, log1p time since last click)` of item rows, in the clock's unit."""
+        first = self.first_seen[rows.clamp(min=0)]
+        last = self.last_seen[rows.clamp(min=0)]
+        age = (self.clock - first).clamp(min=0).nan_to_num(0.0).log1p()
+        idle = (self.clock - last).clamp(min=0).nan_to_num(0.0).log1p()
+        return age.float(), idle.float()
+
+    def state_dict(self, rows: int | None = None) -> StateDict:
+        """Each scale's prior, and the first and last click times of the first `rows` rows."""
+        used = slice(0, self.capacity if rows is None else min(rows, self.capacity))
+        state: StateDict = {
+            "first_seen": host_copy(self.first_seen[used]),
+            "last_seen": host_copy(self.last_seen[used]),
+            "clock": self.clock,
+        }
+        for n, prior in enumerate(self.priors):
+            state |= prefixed(f"scale{n}", prior.state_dict(rows))
+        return state
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output of a `Trending` with as many scales."""
+        rows = rows_of(state, "first_seen")
+        first = tensor(state, "first_seen", (rows,), torch.float64)
+        last = tensor(state, "last_seen", (rows,), torch.float64)
+        clock = state.get("clock")
+        for n, prior in enumerate(self.priors):
+            prior.load_state_dict(part(state, f"scale{n}"))
+        capacity = grown_capacity(0, rows, self.max_rows)
+        self.first_seen = torch.full((capacity,), math.nan, dtype=torch.float64, device=self.device)
+        self.last_seen = self.first_seen.clone()
+        self.first_seen[:rows] = first.to(self.device)
+        self.last_seen[:rows] = last.to(self.device)
+        self.clock = float(clock) if isinstance(clock, int | float) else 0.0

@@ -1,0 +1,318 @@
+"""Lists in two stages: candidates from several sources, then a ranker learned from the clicks.
+
+Stage 1 asks each source (`index.candidates`) for a small set per user: the
+item index over the learned vectors, co-visits and successors of the user's
+recent clicks, what is trending at each time scale, the cold-start list. Their
+union, seen and hidden items removed, is a few hundred rows per user whatever
+the catalogue's size. Stage 2 computes features per (user, candidate) in
+batched tensors and scores them with `models.ranker.OnlineRanker`, which
+learns before each batch is folded in: each sampled click's candidates are
+built from the model as it stood, and the clicked item is the positive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from index.base import ItemIndex
+from index.candidates.base import CandidateQuery, CandidateSource, Proposal
+from index.candidates.merge import best, member, merge_rows
+from index.candidates.neighbours import NeighbourSource
+from index.candidates.popular import ColdStartSource, TrendingSource
+from index.candidates.vector import VectorSource
+from index.exclusion import top_k_excluding
+from models.covisit import CoVisitation
+from models.history import SeenHistory
+from models.learner import OnlineLearner
+from models.ranker import OnlineRanker, RankerConfig, RankerStats
+from models.state import StateDict, part, prefixed
+from models.transitions import ItemTransitions
+from models.trending import Trending
+from worker.candidate_names import GROUPS, SOURCES
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """How wide each source is, what the ranker sees, and how it learns."""
+
+    vector: int = 200
+    covisit: int = 100
+    successors: int = 100
+    trending: int = 60
+    cold: int = 50
+    cold_max_clicks: int = 5  # the cold-start list joins for users with at most this many clicks
+    window: int = 8  # recent clicks whose neighbours are proposed
+    lag_decay: float = 0.8  # a click `lag` steps back weighs `lag_decay ** lag`
+    scales: tuple[float, ...] = (0.1, 1.0, math.inf)  # trending time constants / popularity_tau
+    train_events: int = 256  # clicks per batch the ranker learns from (sampled evenly)
+    sources: tuple[str, ...] = SOURCES
+    drop: tuple[str, ...] = ()  # feature groups zeroed (ablations)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+
+    def __post_init__(self) -> None:
+        """Names must be known: an ablation that names nothing would measure nothing."""
+        if unknown := set(self.sources) - set(SOURCES):
+            raise ValueError(f"unknown candidate sources: {', '.join(sorted(unknown))}")
+        if "vector" not in self.sources:
+            raise ValueError("the vector source is required: it alone fills every list")
+        if unknown := set(self.drop) - set(GROUPS):
+            raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
+
+    @property
+    def width(self) -> int:
+        """Candidates per user before the union: the sum of the sources' widths."""
+        widths = {n: getattr(self, n) for n in SOURCES}
+        return sum(widths[name] for name in self.sources)
+
+
+class _Successors:
+    """The successor rings (`models.transitions`) read as a `NeighbourTable`."""
+
+    def __init__(self, table: ItemTransitions) -> None:
+        self.table = table
+
+    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        table = self.table
+        if table.capacity == 0:
+            shape = (*rows.shape, table.slots)
+            return torch.full(shape, -1, dtype=torch.long, device=rows.device), torch.zeros(
+                shape, device=rows.device
+            )
+        source = rows.clamp(min=0, max=table.capacity - 1)
+        successors = table.successors[source].long()
+        weights = table.weights[source]
+        total = weights.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
+        valid = (rows >= 0).unsqueeze(-1) & (successors >= 0)
+        return successors.masked_fill(~valid, -1), (weights / total).masked_fill(~valid, 0.0)
+
+
+class _NoNeighbours:
+    """A table without neighbours, for a learner with item-item counts off."""
+
+    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (*rows.shape, 1)
+        return torch.full(shape, -1, dtype=torch.long, device=rows.device), torch.zeros(
+            shape, device=rows.device
+        )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Each user's candidate rows `[users, n]` (`-1`: none), features `[users, n, f]`."""
+
+    rows: torch.Tensor
+    features: torch.Tensor
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """Where a real candidate sits."""
+        return self.rows >= 0
+
+
+class TwoStage:
+    """Candidate sources, trending counts and the ranker, driven by the Engine."""
+
+    def __init__(
+        self,
+        learner: OnlineLearner,
+        history: SeenHistory,
+        index: ItemIndex,
+        config: StageConfig | None = None,
+        *,
+        clock: str = "time",
+        tau: float = 3600.0,
+    ) -> None:
+        """Sources over the learner's tables; trending at `config.scales` times `tau`."""
+        self.config = config or StageConfig()
+        self.learner, self.history, self.index = learner, history, index
+        self.device = learner.device
+        self.clock_kind = clock
+        self.events = 0.0  # clicks folded in: the trending clock when `clock` is "events"
+        self.time = 0.0  # the batch clock (seconds), for the users' idle time
+        self.trending = Trending(tuple(s * tau for s in self.config.scales), self.device)
+        counts = learner.transition
+        covisit: CoVisitation | _NoNeighbours = _NoNeighbours()
+        successors: _Successors | _NoNeighbours = _NoNeighbours()
+        if counts is not None:
+            covisit, successors = counts.covisit, _Successors(counts.table)
+        cfg = self.config
+        built: dict[str, CandidateSource] = {
+            "vector": VectorSource(cfg.vector),
+            "covisit": NeighbourSource("covisit", covisit, cfg.covisit, cfg.window, cfg.lag_decay),
+            "successors": NeighbourSource(
+                "successors", successors, cfg.successors, cfg.window, cfg.lag_decay
+            ),
+            "trending": TrendingSource(cfg.trending),
+            "cold": ColdStartSource(cfg.cold, cfg.cold_max_clicks),
+        }
+        self.sources = [built[name] for name in SOURCES if name in cfg.sources]
+        self.names = self.feature_names()
+        self.ranker = OnlineRanker(
+            len(self.names), cfg.ranker, self.device, start=self.names.index("vector_score")
+        )
+        self.drop = torch.tensor(
+            [name.split(":")[0] in cfg.drop for name in self._groups()], device=self.device
+        )
+        self.last_fit: RankerStats | None = None
+
+    def feature_names(self) -> list[str]:
+        """One name per feature column, in order."""
+        names = ["vector_score", "item_bias"]
+        names += [f"popularity_{n}" for n in range(len(self.trending.scales))]
+        names += ["item_age", "item_idle", "user_clicks", "user_idle"]
+        for source in self.sources:
+            names += [f"{source.name}_rank", f"{source.name}_proposed"]
+            if isinstance(source, NeighbourSource):
+                names += [f"{source.name}_score", f"{source.name}_near"]
+        return names
+
+    def _groups(self) -> list[str]:
+        """The ablation group of each feature column."""
+        groups = ["vector", "vector"] + ["popularity"] * len(self.trending.scales)
+        groups += ["item_time", "item_time", "user", "user"]
+        for source in self.sources:
+            groups += ["source_ranks"] * 2
+            if isinstance(source, NeighbourSource):
+                groups += ["neighbours"] * 2
+        return groups
+
+    # -- learning --------------------------------------------------------------------------
+
+    def observe(self, items: torch.Tensor, weights: torch.Tensor, clock: float) -> None:
+        """Fold a batch's learned clicks (item rows) into the trending counts."""
+        self.events += items.numel()
+        self.time = max(self.time, clock)
+        now = self.events if self.clock_kind == "events" else clock
+        self.trending.max_rows = self.learner.item_table.max_rows
+        self.trending.add(items, weights, now, self.learner.items.extent)
+
+    def reset_items(self, rows: torch.Tensor) -> None:
+        """Rows handed to new items start with no clicks."""
+        self.trending.ensure_rows(self.learner.items.extent)
+        self.trending.reset(rows)
+
+    def fit(self, user_rows: torch.Tensor, clicked: torch.Tensor) -> RankerStats:
+        """Teach the ranker a sample of clicks, on candidates built before they are learned."""
+        take = self.config.train_events
+        if user_rows.numel() > take:
+            pick = torch.linspace(0, user_rows.numel() - 1, take, device=user_rows.device).long()
+            user_rows, clicked = user_rows[pick], clicked[pick]
+        candidates = self.candidates(user_rows)
+        hit = candidates.rows == clicked.unsqueeze(1)
+        positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
+        stats = self.ranker.fit(candidates.features, candidates.valid, positive)
+        self.last_fit = stats
+        return stats
+
+    # -- ranking ---------------------------------------------------------------------------
+
+    def rank(
+        self, user_rows: torch.Tensor, top_k: int, unavailable: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(rows, scores)` `[users, top_k]`: the ranker's best candidates, `-1` past them."""
+        candidates = self.candidates(user_rows, unavailable)
+        scores = self.ranker.score(candidates.features)
+        return best(candidates.rows, scores, top_k)
+
+    def candidates(
+        self, user_rows: torch.Tensor, unavailable: torch.Tensor | None = None
+    ) -> Candidates:
+        """Stage 1 and the features: the union of every source's rows, seen and hidden left out."""
+        query = self._query(user_rows, unavailable)
+        proposals = [source.propose(query) for source in self.sources]
+        rows = torch.cat([p.rows for p in proposals], 1)
+        columns = self._source_columns(proposals)
+        rows, merged = merge_rows(rows, columns, "sum")
+        excluded = member(rows, query.seen)
+        if unavailable is not None and unavailable.numel():
+            excluded |= unavailable[rows.clamp(min=0, max=unavailable.numel() - 1)] & (rows >= 0)
+        rows = rows.masked_fill(excluded, -1)
+        features = torch.cat([self._item_features(query, rows), merged], 2)
+        features = features.masked_fill(self.drop, 0.0).masked_fill((rows < 0).unsqueeze(2), 0.0)
+        return Candidates(rows, features)
+
+    def _query(self, user_rows: torch.Tensor, unavailable: torch.Tensor | None) -> CandidateQuery:
+        learner, history = self.learner, self.history
+        rows = learner.items.extent
+        cold_vector = learner.cold_vector()
+        nothing = torch.full((1, 1), -1, dtype=torch.int64, device=self.device)
+        cold = top_k_excluding(
+            self.index,
+            cold_vector,
+            nothing,
+            torch.zeros(1, dtype=torch.int64, device=self.device),
+            self.config.cold,
+            unavailable=unavailable,
+        ).rows[0]
+        return CandidateQuery(
+            index=self.index,
+            user_rows=user_rows,
+            queries=learner.user_vectors(user_rows),
+            seen=history.seen(user_rows),
+            seen_counts=history.seen_counts(user_rows),
+            recent=history.latest(user_rows, self.config.window),
+            clicks=history.written[user_rows],
+            trending=self.trending.top(rows, self.config.trending),
+            cold=cold,
+            unavailable=unavailable,
+        )
+
+    def _source_columns(self, proposals: list[Proposal]) -> torch.Tensor:
+        """`[users, width, c]`: per source 1/(1 + rank) and a 1; a neighbour's score and nearness.
+
+        Each block fills only its source's columns, so the union's sum over repeats
+        puts every source's values on the row it proposed.
+        """
+        widths = [4 if isinstance(s, NeighbourSource) else 2 for s in self.sources]
+        total, at, blocks = sum(widths), 0, []
+        for proposal, width in zip(proposals, widths, strict=True):
+            users, m = proposal.rows.shape
+            block = torch.zeros(users, m, total, device=self.device)
+            rank = torch.arange(m, device=self.device, dtype=torch.float32)
+            block[:, :, at] = 1.0 / (1.0 + rank)
+            block[:, :, at + 1] = 1.0
+            if proposal.nearness is not None:
+                block[:, :, at + 2] = proposal.scores.masked_fill(proposal.rows < 0, 0.0)
+                block[:, :, at + 3] = proposal.nearness
+            blocks.append(block.masked_fill((proposal.rows < 0).unsqueeze(2), 0.0))
+            at += width
+        return torch.cat(blocks, 1)
+
+    def _item_features(self, query: CandidateQuery, rows: torch.Tensor) -> torch.Tensor:
+        """`[users, n, f]`: vector score and bias, popularity per scale, item ages, the user."""
+        learner, history = self.learner, self.history
+        safe = rows.clamp(min=0)
+        users, n = rows.shape
+        vector = query.index.score_rows(query.queries, safe)
+        bias = learner.item_table.weight[:, -1][safe]
+        popularity = self.trending.relative_log_mass(learner.items.extent)[safe]
+        age, idle = self.trending.ages(safe)
+        clicks = query.clicks.float().log1p().unsqueeze(1).expand(users, n)
+        last = history.last_ts[query.user_rows]
+        user_idle = (self.time - last).clamp(min=0).log1p().float().unsqueeze(1).expand(users, n)
+        parts = [vector.unsqueeze(2), bias.unsqueeze(2), popularity, age.unsqueeze(2)]
+        parts += [idle.unsqueeze(2), clicks.unsqueeze(2), user_idle.unsqueeze(2)]
+        return torch.cat(parts, 2)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state_dict(self) -> StateDict:
+        """The trending counts and the ranker, by prefix."""
+        state: StateDict = {"events": self.events, "time": self.time}
+        state |= prefixed("trending", self.trending.state_dict(self.learner.items.extent))
+        return state | prefixed("ranker", self.ranker.state_dict())
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Restore `state_dict()` output; parts an older checkpoint lacks start fresh."""
+        trending, ranker = part(state, "trending"), part(state, "ranker")
+        if trending:
+            self.trending.load_state_dict(trending)
+        if ranker:
+            self.ranker.load_state_dict(ranker)
+        events = state.get("events")
+        self.events = float(events) if isinstance(events, int | float) else 0.0
+        stamp = state.get("time")
+        self.time = float(stamp) if isinstance(stamp, int | float) else 0.0
