@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 
 from index.base import ItemIndex
-from index.extra import ExtraScores, SharedRowScores
 
 DENSE_CHUNK_BUDGET = 1 << 20  # score elements per chunk (4 MiB of floats): passes stay in cache
 MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs less
@@ -33,7 +32,6 @@ def top_k_excluding(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None = None,
-    extra: ExtraScores | SharedRowScores | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
@@ -43,22 +41,16 @@ def top_k_excluding(
     candidates for the whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
     loop. `unavailable` (a bool per item row) masks items no one may be shown.
-    `extra` adds sparse per-user scores (e.g. item-to-item transitions): into
-    the dense matrix, or, beside a search, as candidates of their own merged
-    with the search's, so an item can enter a list on its extra score alone.
     """
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
     chunk = _dense_chunk(index, queries)
     if chunk:
-        top = _dense_top_k(index, queries, seen, k, unavailable, extra, chunk)
+        top = _dense_top_k(index, queries, seen, k, unavailable, chunk)
         if top is not None:
             return top
-    base, side, rows, excluded = _candidates(
-        index, queries, seen, seen_counts, k, unavailable, extra
-    )
-    scores = base if side is None else base + side
+    scores, rows, excluded = _candidates(index, queries, seen, seen_counts, k, unavailable)
     return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
 
 
@@ -66,8 +58,8 @@ def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
     """How many queries to rank densely at a time (0: search instead).
 
     A batch too big for one dense score matrix is still cheaper ranked densely
-    in chunks than by a widened search merged with sparse extra candidates (a
-    sort of `[users, k + seen + extra]` rows), as long as a chunk holds enough
+    in chunks than by a widened search (a sort of `[users, k + seen]` rows),
+    as long as a chunk holds enough
     users to amortise its passes over the catalogue; else the search it is.
     """
     users = queries.shape[0]
@@ -85,19 +77,15 @@ def _dense_top_k(
     seen: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None,
-    extra: ExtraScores | SharedRowScores | None,
     chunk: int,
 ) -> TopK | None:
     """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
 
-    Per chunk: one matrix product, the extra scores scattered into a reused
-    buffer and added, seen and unavailable items set to -inf in place by index
-    (no `[users, items]` mask), one top-k. The same scores as masking
-    `base + side` with the full exclusion mask.
+    Per chunk: one matrix product, seen and unavailable items set to -inf in
+    place by index (no `[users, items]` mask), one top-k.
     """
     users = queries.shape[0]
     tops, picks = [], []
-    side: torch.Tensor | None = None
     flat: torch.Tensor | None = None
     bounds: list[int] = []
     cols: torch.Tensor | None = None
@@ -111,12 +99,6 @@ def _dense_top_k(
             flat, bounds = _seen_positions(seen.to(scores.device), items, chunk)
             if unavailable is not None:
                 cols = unavailable[:items].to(scores.device).nonzero().squeeze(1)
-        if extra is not None:
-            if side is None or side.shape != scores.shape:
-                side = torch.empty_like(scores)
-            side.zero_()
-            extra.slice(at, stop).add_to(side)
-            scores.add_(side)
         part = flat[bounds[at // chunk] : bounds[at // chunk + 1]]
         if part.numel():
             scores.view(-1).index_fill_(0, part - at * items, float("-inf"))
@@ -140,35 +122,6 @@ def _seen_positions(seen: torch.Tensor, items: int, chunk: int) -> tuple[torch.T
     return flat, torch.searchsorted(flat, starts).tolist()
 
 
-def top_k_per_weight(
-    index: ItemIndex,
-    queries: torch.Tensor,
-    seen: torch.Tensor,
-    seen_counts: torch.Tensor,
-    k: int,
-    extra: ExtraScores | SharedRowScores,
-    weights: list[float],
-    unavailable: torch.Tensor | None = None,
-) -> list[TopK]:
-    """`top_k_excluding` once per weight of `extra`, from one search.
-
-    The candidates, their inner products, their extra scores and the exclusion
-    mask are made once; each weight then costs one add and one top-k. Exact on
-    both paths: beside a search, an item outside the candidates has no extra
-    score and an inner product below every searched one, whatever the weight.
-    """
-    if queries.shape[0] == 0:
-        empty = torch.empty(0, k, device=queries.device)
-        return [TopK(empty, empty.long()) for _ in weights]
-    base, side, rows, excluded = _candidates(
-        index, queries, seen, seen_counts, k, unavailable, extra
-    )
-    side = torch.zeros_like(base) if side is None else side
-    return [
-        _best((base + w * side).masked_fill_(excluded, float("-inf")), rows, k) for w in weights
-    ]
-
-
 def _candidates(
     index: ItemIndex,
     queries: torch.Tensor,
@@ -176,35 +129,27 @@ def _candidates(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None,
-    extra: ExtraScores | SharedRowScores | None,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """`(inner products, extra scores, rows, excluded)` over each query's candidates.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`(inner products, rows, excluded)` over each query's candidates.
 
     The whole catalogue when the index hands over a dense matrix; otherwise
-    the search's `k + max(seen_counts) (+ unavailable)` best, plus the extra's own.
+    the search's `k + max(seen_counts) (+ unavailable)` best.
     """
     dense = index.dense_scores(queries)
     if dense is not None:
-        side = None
-        if extra is not None:
-            side = torch.zeros_like(dense)
-            extra.add_to(side)
         excluded = _excluded(dense.shape, seen.to(dense.device), unavailable)
         rows = torch.arange(dense.shape[1], device=dense.device).expand(dense.shape[0], -1)
-        return dense, side, rows, excluded
+        return dense, rows, excluded
     widen = int(seen_counts.max()) if seen_counts.numel() else 0
     if unavailable is not None:
         widen += int(unavailable.sum())
     scores, rows = index.search(queries, k + widen)
-    side = None
-    if extra is not None:
-        scores, side, rows = extra.merge(scores, rows, queries, index.score_rows)
     sorted_seen = seen.sort(dim=1).values.to(rows.device)
     slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)
     excluded = (sorted_seen.gather(1, slot) == rows) | (rows < 0) | (scores == float("-inf"))
     if unavailable is not None:
         excluded |= unavailable[rows.clamp(min=0)]
-    return scores, side, rows, excluded
+    return scores, rows, excluded
 
 
 def _excluded(

@@ -62,10 +62,7 @@ def from_flat(manifest: Mapping[str, JSON], tensors: Mapping[str, torch.Tensor])
         rows = len(items) if isinstance(items, list) else 0
         state["learner.prior.log_mass"] = torch.zeros(rows, dtype=torch.float64)
         state["learner.prior.ref"], state["learner.prior.clock"] = 0.0, None
-    selector = manifest.get("transition_selector")
-    if "transition_successors" in tensors and isinstance(selector, dict):
-        for name in ("hits", "current", "observed"):
-            state[f"learner.transition.selector.{name}"] = selector.get(name)
+    # "transition_selector" (the retired online choice of a transition weight) is dropped
     if "user_last_seen" in tensors:
         state["rows.users.pending.counts"] = manifest.get("pending_users") or []
         state["rows.items.pending.counts"] = manifest.get("pending_items") or []

@@ -18,6 +18,7 @@ from models.prior import FLOOR, PopularityPrior
 from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
 
 ALL_TIME = 1e15  # a time constant no stream reaches: the decay never bites (all-time counts)
+_NEVER = -math.inf  # the first and last click time of an item never clicked
 RELATIVE_FLOOR = -30.0  # log share of an item never clicked, relative to the top item
 
 
@@ -51,7 +52,7 @@ class Trending:
         held = self.capacity
         capacity = grown_capacity(held, rows, self.max_rows)
         for name in ("first_seen", "last_seen"):
-            grown = torch.full((capacity,), math.nan, dtype=torch.float64, device=self.device)
+            grown = torch.full((capacity,), _NEVER, dtype=torch.float64, device=self.device)
             grown[:held] = getattr(self, name)
             setattr(self, name, grown)
 
@@ -62,8 +63,8 @@ class Trending:
         self.ensure_rows(int(rows.max()) + 1)
         for prior in self.priors:
             prior.reset(rows)
-        self.first_seen[rows] = math.nan
-        self.last_seen[rows] = math.nan
+        self.first_seen[rows] = _NEVER
+        self.last_seen[rows] = _NEVER
 
     def add(self, items: torch.Tensor, weights: torch.Tensor, now: float, rows: int) -> None:
         """Fold clicks on item rows at clock time `now` in, at every scale."""
@@ -74,7 +75,7 @@ class Trending:
         if items.numel():
             stamp = torch.full(items.shape, self.clock, dtype=torch.float64, device=self.device)
             self.last_seen.index_put_((items,), stamp)
-            fresh = torch.isnan(self.first_seen[items])
+            fresh = torch.isinf(self.first_seen[items])
             self.first_seen.index_put_((items,), torch.where(fresh, stamp, self.first_seen[items]))
 
     def relative_log_mass(self, rows: int) -> torch.Tensor:
@@ -103,8 +104,8 @@ class Trending:
         """`(log1p age, log1p time since last click)` of item rows, in the clock's unit."""
         first = self.first_seen[rows.clamp(min=0)]
         last = self.last_seen[rows.clamp(min=0)]
-        age = (self.clock - first).clamp(min=0).nan_to_num(0.0).log1p()
-        idle = (self.clock - last).clamp(min=0).nan_to_num(0.0).log1p()
+        age = torch.where(torch.isinf(first), 0.0, (self.clock - first).clamp(min=0).log1p())
+        idle = torch.where(torch.isinf(last), 0.0, (self.clock - last).clamp(min=0).log1p())
         return age.float(), idle.float()
 
     def state_dict(self, rows: int | None = None) -> StateDict:
@@ -128,7 +129,7 @@ class Trending:
         for n, prior in enumerate(self.priors):
             prior.load_state_dict(part(state, f"scale{n}"))
         capacity = grown_capacity(0, rows, self.max_rows)
-        self.first_seen = torch.full((capacity,), math.nan, dtype=torch.float64, device=self.device)
+        self.first_seen = torch.full((capacity,), _NEVER, dtype=torch.float64, device=self.device)
         self.last_seen = self.first_seen.clone()
         self.first_seen[:rows] = first.to(self.device)
         self.last_seen[:rows] = last.to(self.device)

@@ -13,6 +13,7 @@ popularity). Free item rows are masked out of every list until reused.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,9 @@ class Engine:
         learner.cap_rows(self.rows.users.limits.max_rows, self.rows.items.limits.max_rows)
         history.max_users = self.rows.users.limits.max_rows
         config = learner.config
+        stages = stages or StageConfig()
+        # the vector source alone must be able to fill a list
+        stages = dataclasses.replace(stages, vector=max(stages.vector, top_k))
         self.stages = TwoStage(
             learner,
             history,

@@ -204,19 +204,15 @@ def test_history_exclusion_never_lists_a_seen_item(device: torch.device) -> None
 def test_a_batch_ranked_in_dense_chunks_equals_one_dense_pass() -> None:
     """Too many users for one dense matrix: ranked chunk by chunk, the lists are the same."""
     from index.exclusion import MIN_DENSE_CHUNK
-    from index.extra import ExtraScores
 
     gen = torch.Generator().manual_seed(3)
     items, users, k = 40, 5 * MIN_DENSE_CHUNK + 3, 7
     vectors, queries = torch.randn(items, 8, generator=gen), torch.randn(users, 8, generator=gen)
     seen, counts = _seen([list(range(n % 6)) for n in range(users)])
-    extra = ExtraScores(
-        torch.randint(-1, items, (users, 9), generator=gen), torch.rand(users, 9, generator=gen)
-    )
     unavailable = torch.zeros(items, dtype=torch.bool)
     unavailable[[3, 17]] = True
-    whole = top_k_excluding(_index(vectors), queries, seen, counts, k, unavailable, extra)
+    whole = top_k_excluding(_index(vectors), queries, seen, counts, k, unavailable)
     chunked_index = ExactIndex(dense_budget=MIN_DENSE_CHUNK * items)
     chunked_index.refresh(vectors, torch.arange(items))
-    chunked = top_k_excluding(chunked_index, queries, seen, counts, k, unavailable, extra)
+    chunked = top_k_excluding(chunked_index, queries, seen, counts, k, unavailable)
     assert_same_ranking(chunked.rows, chunked.scores, whole.rows, whole.scores)

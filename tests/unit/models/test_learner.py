@@ -54,15 +54,6 @@ def test_learns_a_planted_two_group_preference(device: torch.device) -> None:
         for user in users[g]:
             row = learner.users.row(user)
             assert scores[row, own].mean() > scores[row, other].mean(), user
-    pairs = learner.score(
-        torch.tensor([learner.users.row(users[0][0])] * 2, device=device),
-        torch.tensor(
-            [learner.items.row(items[0][0]), learner.items.row(items[1][0])], device=device
-        ),
-    )
-    row = learner.users.row(users[0][0])
-    expected = scores[row, [learner.items.row(items[0][0]), learner.items.row(items[1][0])]]
-    torch.testing.assert_close(pairs, expected)
 
 
 def test_tables_grow_mid_stream_without_disturbing_old_rows(device: torch.device) -> None:

@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from models.covisit import CoVisitation
 from models.errors import StateError
 from models.history import SeenHistory
 from models.idmap import IdMap
 from models.learner import LearnerConfig, OnlineLearner
-from models.mixing import WeightSelector
 from models.pending import PendingCounts
 from models.prior import PopularityPrior
+from models.ranker import OnlineRanker, RankerConfig
 from models.rows import RowLimits, RowPolicy
 from models.state import StateDict
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
+from models.trending import Trending
 
 CPU = torch.device("cpu")
 ROWS = torch.tensor([0, 1, 2, 1])
@@ -58,21 +60,39 @@ def _learn_transitions(table: ItemTransitions) -> None:
     table.add(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.ones(3))
 
 
+def _covisit() -> CoVisitation:
+    return CoVisitation(slots=3, half_life=50.0, device=CPU)
+
+
+def _learn_covisit(table: CoVisitation) -> None:
+    table.add(torch.tensor([0, 0, 1, 3]), torch.tensor([1, 2, 2, 0]), torch.ones(4))
+
+
 def _term() -> TransitionTerm:
-    return TransitionTerm(_transitions(), WeightSelector((0.0, 4.0), start=0.0))
+    return TransitionTerm(_transitions(), _covisit())
 
 
 def _learn_term(term: TransitionTerm) -> None:
-    _learn_transitions(term.table)
-    term.selector.observe(np.array([[False, True]] * 3))
+    term.add(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.ones(3))
 
 
-def _selector() -> WeightSelector:
-    return WeightSelector((0.0, 4.0, 8.0), start=0.0)
+def _trending() -> Trending:
+    return Trending((10.0, float("inf")), CPU)
 
 
-def _learn_selector(selector: WeightSelector) -> None:
-    selector.observe(np.array([[False, False, True]] * 2))
+def _learn_trending(trending: Trending) -> None:
+    clock = trending.clock + 5.0
+    trending.add(torch.tensor([0, 2, 2]), torch.ones(3), clock, rows=4)
+
+
+def _ranker() -> OnlineRanker:
+    return OnlineRanker(3, RankerConfig(hidden=2), CPU)
+
+
+def _learn_ranker(ranker: OnlineRanker) -> None:
+    features = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3) / 10
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    ranker.fit(features, valid, torch.tensor([1, 3]))
 
 
 def _ids() -> IdMap:
@@ -118,7 +138,9 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
     "prior": (_prior, _learn_prior),
     "transitions": (_transitions, _learn_transitions),
     "transition_term": (_term, _learn_term),
-    "selector": (_selector, _learn_selector),
+    "covisit": (_covisit, _learn_covisit),
+    "trending": (_trending, _learn_trending),
+    "ranker": (_ranker, _learn_ranker),
     "ids": (_ids, _learn_ids),
     "pending": (_pending, _learn_pending),
     "learner": (_learner, _learn_learner),
@@ -194,7 +216,8 @@ def test_row_policy_round_trips_over_restored_maps() -> None:
         (_history, "items", torch.zeros(2, 9, dtype=torch.int64)),
         (_transitions, "successors", torch.zeros(2, 9, dtype=torch.int32)),
         (_prior, "log_mass", torch.zeros(2, 2, dtype=torch.float64)),
-        (_selector, "hits", [1.0]),
+        (_covisit, "neighbours", torch.zeros(2, 9, dtype=torch.int32)),
+        (_ranker, "w1", torch.zeros(5, 5)),
         (_ids, "ids", ["a", "a"]),
         (_pending, "counts", [["a", "b"]]),
     ],

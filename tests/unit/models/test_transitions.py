@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from models.mixing import WeightSelector
+from models.covisit import CoVisitation
 from models.transitions import ItemTransitions, TransitionTerm
 
 CPU = torch.device("cpu")
 
 
 def _term(slots: int = 8, window: int = 3, decay: float = 0.5) -> TransitionTerm:
-    return TransitionTerm(
-        ItemTransitions(slots, window, decay, CPU), WeightSelector((0.0, 1.0), 1.0)
-    )
+    return TransitionTerm(ItemTransitions(slots, window, decay, CPU), CoVisitation(4, 1e6, CPU))
 
 
 def _score(term: TransitionTerm, latest: list[int], items: int) -> torch.Tensor:
-    """Dense transition scores over `items` rows for one user with these last clicks."""
-    rows, share = term.shares(torch.tensor([latest]))
-    dense = torch.zeros(1, items + 1)
-    dense.scatter_add_(1, rows.masked_fill(rows < 0, items), share)
-    return dense[0, :items]
+    """Dense successor scores over `items` rows of the last click: its weights over sqrt(total)."""
+    table, last = term.table, latest[0]
+    dense = torch.zeros(items + 1)
+    rows = table.successors[last].long()
+    share = table.weights[last] / table.weights[last].sum().sqrt()
+    dense.scatter_add_(0, rows.masked_fill(rows < 0, items), share)
+    return dense[:items]
 
 
 def test_ring_keeps_the_newest_successors_in_order_of_arrival() -> None:
@@ -87,5 +87,6 @@ def test_state_round_trips() -> None:
         torch.tensor([0, 0, 0]), torch.tensor([1, 2, 3]), torch.ones(3), torch.full((3, 3), -1)
     )
     other = _term()
-    other.table.load_state_dict(term.table.state_dict())
+    other.load_state_dict(term.state_dict())
     assert torch.equal(_score(term, [1, 2, -1], 4), _score(other, [1, 2, -1], 4))
+    assert torch.equal(other.covisit.neighbours, term.covisit.neighbours)

@@ -179,18 +179,3 @@ def test_transitions_follow_a_drift_in_what_comes_next(dense: bool) -> None:
     _learn(engine, ["new"], ["a"])
     row = torch.tensor([engine.learner.users.row("new")])
     assert engine.recommendations(engine.rank(row))[0].items[0] == "c"
-
-
-def test_the_transition_weight_is_chosen_by_what_would_have_hit() -> None:
-    """On a stream where the next item is always the predecessor's successor, weight > 0 wins."""
-    engine = _transitions_engine(dense=True)
-    term = engine.learner.transition
-    assert term is not None
-    term.selector.current = 0  # start from "factors alone"
-    chain = [f"c{n}" for n in range(12)]
-    for n in range(60):
-        start = n % 6
-        for item in chain[start : start + 4]:  # one click a batch: each is judged before it
-            _learn(engine, [f"u{n}"], [item])
-    assert term.weight > 0
-    assert term.selector.observed > 0

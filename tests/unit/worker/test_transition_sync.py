@@ -83,10 +83,10 @@ def _successors(engine: Engine, item: str) -> Counter[tuple[str, float]]:
 
 
 def _shares(engine: Engine, item: str) -> dict[str, float]:
+    """The item's co-visit neighbours and their weights (fed the same pairs as the rings)."""
     learner = engine.learner
     assert learner.transition is not None
-    latest = torch.tensor([[learner.items.row(item)]])
-    rows, share = learner.transition.shares(latest)
+    rows, share = learner.transition.covisit.scores(torch.tensor([learner.items.row(item)]))
     out: dict[str, float] = {}
     for r, s in zip(rows[0].tolist(), share[0].tolist(), strict=True):
         if r >= 0:
@@ -116,7 +116,7 @@ def test_two_workers_rings_agree_after_exchanging_pairs_and_redelivery_changes_n
         shares_a, shares_b = _shares(a, item), _shares(b, item)
         assert shares_a.keys() == shares_b.keys()
         for key, share in shares_a.items():
-            assert abs(share - shares_b[key]) < 1e-6
+            assert abs(share - shares_b[key]) < 1e-4  # decay by pair count: order shifts bits
     # each ring holds both workers' pairs: a's u1 (a -> b) and b's u2 (a -> c, a -> d)
     assert {s for s, _ in _successors(a, "a")} == {"b", "c", "d"}
     ring = _successors(b, "a")

@@ -1,0 +1,187 @@
+"""Unit tests for the two stages: each source reaching a list, the ranker learning, no label leak."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from index.candidates.base import CandidateQuery
+from index.candidates.vector import VectorSource
+from index.exact import ExactIndex
+from models.history import SeenHistory
+from models.learner import LearnerConfig, OnlineLearner
+from models.ranker import OnlineRanker, RankerConfig
+from worker.engine import Engine
+from worker.two_stage import StageConfig
+
+SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
+
+
+def _engine(
+    device: torch.device, sources: tuple[str, ...], top_k: int = 3, **widths: int
+) -> Engine:
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    config = StageConfig(**{**SMALL, **widths}, sources=sources)
+    return Engine(learner, SeenHistory(64, device), ExactIndex(), top_k, stages=config)
+
+
+def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) -> None:
+    n = len(users)
+    engine.learn(users, items, np.full(n, ts), np.ones(n, dtype=np.float32))
+
+
+def _list(engine: Engine, user: str) -> list[str]:
+    row = torch.tensor([engine.learner.users.row(user)])
+    return engine.recommendations(engine.rank(row))[0].items
+
+
+def _filler(engine: Engine, items: int = 40) -> None:
+    """Background clicks spread over many items, so no planted item is popular by accident."""
+    for n in range(items):
+        _learn(engine, [f"bg{n % 7}"], [f"f{n}"])
+
+
+def test_a_planted_co_visit_reaches_the_list(device: torch.device) -> None:
+    """Users who click b also click a (b first): a newcomer who clicks a is shown b."""
+    engine = _engine(device, ("vector", "covisit"))
+    _filler(engine)
+    for n in range(20):
+        _learn(engine, [f"u{n}", f"u{n}"], ["b", "a"])  # b before a: only an unordered pair
+    _learn(engine, ["new"], ["a"])
+    assert "b" in _list(engine, "new")
+
+
+def test_a_planted_successor_reaches_the_list(device: torch.device) -> None:
+    """Users who click a then b: a newcomer who clicks a is shown b first."""
+    engine = _engine(device, ("vector", "successors"))
+    _filler(engine)
+    for n in range(20):
+        _learn(engine, [f"u{n}", f"u{n}"], ["a", "b"])
+    _learn(engine, ["new"], ["a"])
+    assert _list(engine, "new")[0] == "b"
+
+
+def test_a_planted_trend_reaches_the_list(device: torch.device) -> None:
+    """An item many users clicked just now is on the list of a user who never met it."""
+    engine = _engine(device, ("vector", "trending"), vector=2)
+    _filler(engine)
+    _learn(engine, [f"fan{n}" for n in range(30)], ["hot"] * 30, ts=2.0)
+    _learn(engine, ["new"], ["f3"], ts=3.0)
+    assert "hot" in _list(engine, "new")
+
+
+def test_a_planted_vector_neighbour_is_proposed_first() -> None:
+    """The vector source proposes the item whose vector the query points at."""
+    items = torch.eye(6)
+    index = ExactIndex()
+    index.refresh(items, torch.arange(6))
+    none = torch.full((1, 1), -1)
+    query = CandidateQuery(
+        index=index,
+        user_rows=torch.zeros(1, dtype=torch.long),
+        queries=items[[4]] * 3,
+        seen=none,
+        seen_counts=torch.zeros(1, dtype=torch.long),
+        recent=none,
+        clicks=torch.zeros(1, dtype=torch.long),
+        trending=torch.full((1, 1), -1),
+        cold=torch.full((1,), -1),
+        unavailable=None,
+    )
+    proposal = VectorSource(width=3).propose(query)
+    assert int(proposal.rows[0, 0]) == 4
+
+
+def test_the_ranker_learns_to_prefer_the_source_that_predicts_the_stream() -> None:
+    """Column 0 (where it starts) is noise, column 2 predicts the click: it comes to rank by 2."""
+    gen = torch.Generator().manual_seed(5)
+    ranker = OnlineRanker(3, RankerConfig(hidden=4, learning_rate=0.05), torch.device("cpu"))
+    valid = torch.ones(64, 20, dtype=torch.bool)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.randn(64, 20, 3, generator=gen)
+        positive = features[:, :, 2].argmax(1)
+        return features, positive
+
+    def accuracy() -> float:
+        features, positive = batch()
+        return float((ranker.score(features).argmax(1) == positive).float().mean())
+
+    before = accuracy()
+    for _ in range(300):
+        features, positive = batch()
+        ranker.fit(features, valid, positive)
+    assert before < 0.3  # one in 20 by chance, whatever the noise
+    assert accuracy() > 0.8
+
+
+def test_the_ranker_learns_each_click_before_the_model_does(device: torch.device) -> None:
+    """No label leak: when the ranker is taught a click, nothing has learned that click yet."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    _filler(engine)
+    seen_at_fit: list[tuple[int, bool]] = []
+    fit = engine.stages.fit
+
+    def spy(user_rows: torch.Tensor, clicked: torch.Tensor) -> object:
+        seen = engine.history.seen(user_rows)
+        seen_at_fit.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
+        return fit(user_rows, clicked)
+
+    engine.stages.fit = spy  # type: ignore[method-assign]
+    steps = engine.learner.steps
+    _learn(engine, ["bg1", "bg2"], ["f3", "f4"])  # known users, items new to them: both taught
+    assert seen_at_fit == [(steps, False)]
+    assert engine.learner.steps == steps + 1
+
+
+def test_candidates_stay_bounded_as_the_catalogue_grows(device: torch.device) -> None:
+    """However many items, a user's candidates are at most the sources' widths, lists full."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"), top_k=5)
+    width = engine.stages.config.width
+    rng = np.random.default_rng(0)
+    for items in (100, 2_000, 20_000):
+        ids = [f"i{n}" for n in rng.integers(0, items, 2_000)]
+        users = [f"u{n}" for n in rng.integers(0, 50, 2_000)]
+        _learn(engine, users, ids)
+        rows = torch.arange(len(engine.learner.users), device=device)
+        candidates = engine.stages.candidates(rows)
+        assert candidates.rows.shape[1] <= width
+        assert candidates.features.shape[:2] == candidates.rows.shape
+        ranked = engine.rank(rows)
+        assert (ranked.item_rows >= 0).all()  # the vector source alone fills a list
+
+
+def test_stage_state_round_trips_and_rankers_blend(device: torch.device) -> None:
+    """Trending counts and the ranker come back from `state_dict`; blending averages rankers."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    _filler(engine)
+    _learn(engine, ["bg1", "bg2", "bg3"], ["f5", "f9", "f9"], ts=4.0)
+    state = engine.stages.state_dict()
+    other = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    _filler(other)
+    other.stages.load_state_dict(state)
+    rows = torch.arange(len(engine.learner.users), device=device)
+    torch.testing.assert_close(
+        other.stages.ranker.score(engine.stages.candidates(rows).features),
+        engine.stages.ranker.score(engine.stages.candidates(rows).features),
+    )
+    assert other.stages.trending.clock == engine.stages.trending.clock
+    fresh = OnlineRanker(len(engine.stages.names), RankerConfig(), device)
+    mine = engine.stages.ranker.linear.detach().clone()
+    fresh.blend([engine.stages.ranker.state_dict()])
+    torch.testing.assert_close(fresh.linear.detach(), (mine + _start(len(mine), device)) / 2)
+
+
+def _start(features: int, device: torch.device) -> torch.Tensor:
+    """A fresh ranker's linear term: 1 on column 0 (the vector score), 0 elsewhere."""
+    start = torch.zeros(features, device=device)
+    start[0] = 1.0
+    return start
+
+
+@pytest.mark.parametrize("bad", [("covisit",), ("vector", "nope")])
+def test_unknown_or_missing_sources_are_refused(bad: tuple[str, ...]) -> None:
+    """The vector source is required and names must be known."""
+    with pytest.raises(ValueError, match="source"):
+        StageConfig(sources=bad)
