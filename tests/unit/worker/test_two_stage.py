@@ -1,4 +1,4 @@
-"""Unit tests for the two stages: each source reaching a list, the ranker learning, no label leak."""
+"""The two stages: each source reaching a list, the ranker learning, no label leak."""
 
 from __future__ import annotations
 
