@@ -81,6 +81,7 @@ def build_engine(
         nprobe=settings.index.nprobe,
         refresh_s=settings.index.refresh_s,
         refresh_updates=settings.index.refresh_updates,
+        device_type=device.type,
     )
     catalogue = Catalogue()
     if restored is not None and restored.catalogue:
