@@ -14,12 +14,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import faiss
 import numpy as np
 import torch
 
 from index.errors import ItemIndexError
+from index.gpu_ann import build_cagra, choose_build, search_cagra
 from index.knn import GPU_MAX_K, HAS_FAISS_GPU, knn, row_scores
 from models.growth import grown_capacity
 
@@ -32,6 +34,7 @@ class _Built:
     rows: int
     started_at: float
     on_gpu: bool
+    build: str = "ivf-cpu"  # `index.gpu_ann.choose_build`: cagra, ivf-gpu or ivf-cpu
 
 
 class IVFIndex:
@@ -132,14 +135,21 @@ class IVFIndex:
         gpu = self.use_gpu and HAS_FAISS_GPU and items.device.type == "cuda"
         gpu_id = items.device.index if items.device.index is not None else 0
 
+        plan = choose_build(faiss, gpu=gpu, rows=snapshot.shape[0])
+
         def build() -> None:
             try:
-                built = self._build(snapshot, gpu, gpu_id)
+                if plan == "cagra":
+                    built = cast("faiss.Index", build_cagra(faiss, snapshot, gpu_id))
+                else:
+                    built = self._build(snapshot, plan == "ivf-gpu", gpu_id)
             except Exception as exc:  # noqa: BLE001  (surfaced on the loop thread at refresh)
                 self._build_error = exc
                 return
             with self._lock:
-                self._finished = _Built(built, snapshot.shape[0], started_at, gpu)
+                self._finished = _Built(
+                    built, snapshot.shape[0], started_at, plan != "ivf-cpu", plan
+                )
 
         self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
         self._builder.start()
@@ -193,10 +203,13 @@ class IVFIndex:
         if stale_rows.numel() * 2 > rows or fetch > GPU_MAX_K:
             return knn(queries, items, k)
         probe = queries.float().contiguous()
-        if not built.on_gpu:
-            probe = probe.cpu()
-        _, cand = built.index.search(probe, fetch)
-        cand = torch.as_tensor(cand, device=items.device)
+        if built.build == "cagra":
+            found: object = search_cagra(faiss, built.index, probe.cpu().numpy(), fetch)[1]
+        else:
+            if not built.on_gpu:
+                probe = probe.cpu()
+            found = built.index.search(probe, fetch)[1]
+        cand = torch.as_tensor(found, device=items.device)
         missing = cand < 0
         cand_rows = cand.clamp(min=0)
         scores = torch.einsum("bd,bkd->bk", queries.float(), items[cand_rows].float())

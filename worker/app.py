@@ -18,6 +18,7 @@ from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
 from stream.errors import FatalError
 from stream.kafka import KafkaSource
+from stream.list_sweep import ListSweeper
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.checkpoints import restore_at_start
@@ -35,6 +36,7 @@ from worker.settings import (
     Settings,
 )
 from worker.startup import check_kafka, check_redis
+from worker.sweep import CatalogueSweep
 from worker.two_stage import StageConfig
 
 log = structlog.get_logger("recstream.worker")
@@ -87,6 +89,7 @@ def build_engine(
         nprobe=settings.index.nprobe,
         refresh_s=settings.index.refresh_s,
         refresh_updates=settings.index.refresh_updates,
+        device_type=device.type,
     )
     catalogue = Catalogue()
     if restored is not None and restored.catalogue:
@@ -133,6 +136,27 @@ def open_control(kafka: KafkaSettings, offsets: dict[int, int]) -> ControlSource
         raise StartupError(
             str(exc), variable="RECSTREAM_KAFKA_CONTROL_TOPIC", topic=kafka.control_topic
         ) from exc
+
+
+def open_sweep(settings: Settings, metrics: WorkerMetrics) -> CatalogueSweep | None:
+    """The sweep of stored lists after a removal, on its own connection; None when off.
+
+    Off with RECSTREAM_CONTROL_SWEEP_S=0, and on a Redis Cluster, where one Lua call cannot
+    read a SCAN page's keys across slots (README, "Taking an item off the shelf").
+    """
+    redis = settings.redis
+    if not settings.control.sweep_s:
+        return None
+    if redis.cluster:
+        log.warning("catalogue_sweep_off", reason="not supported on a Redis Cluster yet")
+        return None
+    sweeper = ListSweeper.connect(
+        redis.url.get_secret_value(),
+        redis.prefix,
+        password=redis.password.get_secret_value() if redis.password else None,
+        timeout_s=redis.timeout_s,
+    )
+    return CatalogueSweep(sweeper, settings.control.sweep_s, metrics)
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
@@ -202,6 +226,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             engine,
             dead_letters,
             metrics,
+            open_sweep(settings, metrics),
         )
     return Worker(
         LoopConfig(

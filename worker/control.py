@@ -2,8 +2,9 @@
 
 A message is applied before the next batch is ranked, and only after the write of the
 batch before it was acknowledged, so every list written after the worker read a removal
-leaves the item out (lists already in Redis keep it until their user's next click or
-their TTL). Bad messages go to the dead-letter topic like bad clicks, with a reason.
+leaves the item out. The lists already in Redis are the sweep's (worker/sweep.py): told of
+each newly hidden item here, it rewrites them off the loop within RECSTREAM_CONTROL_SWEEP_S.
+Bad messages go to the dead-letter topic like bad clicks, with a reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
 from worker.engine import Engine
 from worker.metrics import WorkerMetrics
+from worker.sweep import CatalogueSweep
 
 log = structlog.get_logger("recstream.control")
 
@@ -29,13 +31,21 @@ class CatalogueControl:
         engine: Engine,
         dead_letters: DeadLetterProducer,
         metrics: WorkerMetrics,
+        sweep: CatalogueSweep | None = None,
     ) -> None:
-        """Read from where the engine's (restored) catalogue says it had got to."""
+        """Read from where the engine's (restored) catalogue says it had got to.
+
+        With a `sweep`, items already hidden are swept at once too: a worker stopped
+        between a removal and the end of its sweep leaves no list behind naming it.
+        """
         self.source = source
         self.engine = engine
         self.dead_letters = dead_letters
         self.metrics = metrics
+        self.sweep = sweep
         metrics.items_hidden.set(len(engine.catalogue))
+        if sweep is not None and len(engine.catalogue):
+            sweep.hide(engine.catalogue.hidden())
 
     def poll(self, before_change: Callable[[], None]) -> tuple[bool, int]:
         """Apply what arrived: (whether the catalogue changed, rejects sent to the DLQ).
@@ -52,15 +62,26 @@ class CatalogueControl:
             before_change()
         changed = False
         catalogue = self.engine.catalogue
+        hidden: list[str] = []
         for op in polled.ops:
             if catalogue.apply(op.op, op.item):
                 changed = True
                 self.metrics.catalogue_ops.labels(op=op.op).inc()
                 log.info("catalogue_changed", op=op.op, item=op.item, hidden=len(catalogue))
+                if op.op == "restore":
+                    hidden = [item for item in hidden if item != op.item]
+                    if self.sweep is not None:
+                        self.sweep.restore(op.item)
+                else:
+                    hidden.append(op.item)
         catalogue.control_offsets.update(self.source.next_offsets)
         self.metrics.items_hidden.set(len(catalogue))
+        if hidden and self.sweep is not None:  # the stored lists, off the loop
+            self.sweep.hide(hidden)
         return changed, len(polled.rejected)
 
     def close(self) -> None:
-        """Leave the control topic."""
+        """Leave the control topic; stop the sweep after the one under way."""
         self.source.close()
+        if self.sweep is not None:
+            self.sweep.close()

@@ -120,6 +120,23 @@ class WorkerMetrics:
             ["op"],
             registry=r,
         )
+        # the sweep of stored lists after a removal (worker/sweep.py)
+        self.sweep_seconds = Histogram(
+            "recstream_catalogue_sweep_seconds",
+            "Time to sweep hidden items out of every stored list (SCAN, match, rewrite)",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.sweep_rewritten = Counter(
+            "recstream_catalogue_sweep_lists_rewritten",
+            "Stored lists rewritten without a hidden item",
+            registry=r,
+        )
+        self.sweeps_overdue = Counter(
+            "recstream_catalogue_sweeps_overdue",
+            "Sweeps that ended later than RECSTREAM_CONTROL_SWEEP_S after their removal",
+            registry=r,
+        )
         self.items = Gauge("recstream_items", "Items with a row", registry=r)
         self.evictions = Counter(
             "recstream_rows_evicted",

@@ -380,6 +380,16 @@ class ScaleSettings(BaseSettings):
     state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
 
 
+class ControlSettings(BaseSettings):
+    """Catalogue control (RECSTREAM_KAFKA_CONTROL_TOPIC): how soon stored lists lose an item."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSTREAM_CONTROL_", frozen=True, extra="ignore")
+
+    # After a remove or ban, stored lists naming the item are rewritten by a sweep that
+    # starts at once and should end within this (worker/sweep.py); 0: no sweep.
+    sweep_s: float = Field(default=10.0, ge=0, le=DAY_S, allow_inf_nan=False)
+
+
 class Settings(BaseSettings):
     """Everything the worker needs, validated at start: one part per component.
 
@@ -400,6 +410,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
 
     # the process itself
     device: str = "auto"
@@ -431,6 +442,7 @@ SECTIONS: dict[str, tuple[type[BaseSettings], str]] = {
     "index": (IndexSettings, "RECSTREAM_INDEX_"),
     "checkpoint": (CheckpointSettings, "RECSTREAM_CHECKPOINT_"),
     "scale": (ScaleSettings, "RECSTREAM_"),
+    "control": (ControlSettings, "RECSTREAM_CONTROL_"),
 }
 
 
