@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.growth import grown_capacity
+from models.segments import run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
 
 
@@ -44,6 +45,8 @@ class EmbeddingTable:
         self.max_rows: int | None = None  # growth never allocates past this (a row cap)
         self.weight = torch.empty(0, dim, device=device)
         self.grad_sq = torch.empty(0, 2, device=device)
+        # the accumulators' decay per column, made once (a tensor built in a step is an upload)
+        self._decay = torch.tensor([1.0, bias_decay], device=device)
 
     @property
     def capacity(self) -> int:
@@ -103,39 +106,61 @@ class EmbeddingTable:
         used: torch.Tensor = self.weight[: self.rows]
         return used
 
-    def _distinct(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`torch.unique(rows, return_inverse=True)`, by marking a table-wide mask when cheaper.
-
-        The learner scatters each event's context gradient over its 16 recent rows,
-        so `rows` is often many times the table: a mask and a cumsum, O(rows + table),
-        then beat the sort. Same result, so the same sums follow.
-        """
-        extent = self.rows
-        if rows.numel() == 0 or extent > 4 * rows.numel():
-            unique_rows: torch.Tensor
-            unique_rows, inverse = torch.unique(rows, return_inverse=True)
-            return unique_rows, inverse
-        mark = torch.zeros(extent, dtype=torch.bool, device=rows.device)
-        mark[rows] = True
-        position = torch.cumsum(mark, 0) - 1
-        return torch.nonzero(mark).squeeze(1), position[rows]
-
     def apply_gradients(
-        self, rows: torch.Tensor, grads: torch.Tensor, learning_rate: float, eps: float = 1e-8
+        self,
+        rows: torch.Tensor,
+        grads: torch.Tensor,
+        learning_rate: float,
+        eps: float = 1e-8,
+        *,
+        mask: torch.Tensor | None = None,
+        applied: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sum `grads` per distinct row, take one row-wise Adagrad step each; return the rows."""
-        unique_rows, inverse = self._distinct(rows)
-        summed = torch.zeros(unique_rows.shape[0], self.dim, device=self.device)
-        summed.index_add_(0, inverse, grads)
+        """Sum `grads` per distinct row, take one row-wise Adagrad step each; return `rows`.
+
+        Sync-free (no `unique`): the rows are sorted, each position gets its run's
+        summed gradient, and every position of a run writes the same new row, so a
+        repeated row is stepped once. `mask` (per position) leaves a position's
+        gradient out (its row must still be a valid index); `applied` (a 0-dim bool
+        on the device) leaves the whole step out when False, so a caller can refuse
+        a non-finite step without reading it back first. The rows are returned as
+        given, repeats included.
+        """
+        n = rows.numel()
+        if n == 0:
+            return rows
+        ordered, order = torch.sort(rows, stable=True)  # stable: sums in the given order
+        _, _, starts = run_bounds(ordered)
+        run = torch.cumsum(starts.long(), 0) - 1
+        grads = grads[order]
+        if mask is not None:
+            held = mask[order]
+            grads = torch.where(held.unsqueeze(1), grads, 0.0)
+        summed = torch.zeros(n, self.dim, device=self.device, dtype=grads.dtype)
+        summed.index_add_(0, run, grads)
+        summed = summed[run]
         if self.constant_last is not None:
             summed[:, -1] = 0.0
         squares = torch.stack([summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1)
+        old_sq = self.grad_sq[ordered]
+        new_sq = old_sq
         if self.bias_decay:
-            self.grad_sq[unique_rows, 1] *= self.bias_decay
-        self.grad_sq.index_add_(0, unique_rows, squares)
-        scale = self.grad_sq[unique_rows].sqrt() + eps
+            new_sq = new_sq * self._decay
+        new_sq = new_sq + squares
+        scale = new_sq.sqrt() + eps
         step = summed.clone()
         step[:, :-1] /= scale[:, :1]
         step[:, -1] /= scale[:, 1]
-        self.weight.index_add_(0, unique_rows, step, alpha=-learning_rate)
-        return unique_rows
+        old = self.weight[ordered]
+        new = old.add(step, alpha=-learning_rate)
+        keep = applied
+        if mask is not None:  # a run none of whose positions is held is left as it is
+            held_runs = torch.zeros(n, dtype=torch.long, device=self.device)
+            held_runs.index_add_(0, run, held.long())
+            keep = held_runs[run] > 0 if keep is None else (held_runs[run] > 0) & keep
+        if keep is not None:
+            keep = keep.expand(n).unsqueeze(1)
+            new, new_sq = torch.where(keep, new, old), torch.where(keep, new_sq, old_sq)
+        self.weight[ordered] = new  # every position of a run writes the same values
+        self.grad_sq[ordered] = new_sq
+        return rows
