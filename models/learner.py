@@ -391,13 +391,10 @@ class OnlineLearner:
         context_rows = self.context_rows[:0]
         if recent is not None:
             held = recent >= 0
-            slots = recent.shape[1]
-            grad_ctx = (grad_query * recent_scale.unsqueeze(1)).unsqueeze(1).expand(-1, slots, -1)
-            self.context_table.apply_gradients(
-                recent.clamp(min=0).reshape(-1),
-                grad_ctx.reshape(-1, grad_ctx.shape[2]),
+            self.context_table.apply_bag_gradients(
+                recent,
+                grad_query * recent_scale.unsqueeze(1),
                 cfg.learning_rate,
-                mask=held.reshape(-1),
                 applied=applied,
             )
             # Empty slots report the event's own item row instead: it changed anyway.

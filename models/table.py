@@ -113,54 +113,89 @@ class EmbeddingTable:
         learning_rate: float,
         eps: float = 1e-8,
         *,
-        mask: torch.Tensor | None = None,
         applied: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Sum `grads` per distinct row, take one row-wise Adagrad step each; return `rows`.
 
-        Sync-free (no `unique`): the rows are sorted, each position gets its run's
-        summed gradient, and every position of a run writes the same new row, so a
-        repeated row is stepped once. `mask` (per position) leaves a position's
-        gradient out (its row must still be a valid index); `applied` (a 0-dim bool
-        on the device) leaves the whole step out when False, so a caller can refuse
-        a non-finite step without reading it back first. The rows are returned as
-        given, repeats included.
+        Sync-free (no `unique`): see `_step_runs`. `applied` (a 0-dim bool on the
+        device) leaves the whole step out when False, so a caller can refuse a
+        non-finite step without reading it back. The rows are returned as given.
+        """
+        if rows.numel() == 0:
+            return rows
+        run_of, run_rows, runs = self._runs(rows)
+        summed = torch.zeros(runs, self.dim, device=self.device, dtype=grads.dtype)
+        summed.index_add_(0, run_of, grads)  # in the given order within a run
+        self._step_runs(summed, run_rows, applied, learning_rate, eps)
+        return rows
+
+    def apply_bag_gradients(
+        self,
+        bags: torch.Tensor,
+        grads: torch.Tensor,
+        learning_rate: float,
+        eps: float = 1e-8,
+        *,
+        applied: torch.Tensor | None = None,
+    ) -> None:
+        """Add event `e`'s gradient `grads[e]` to every row of its bag `bags[e]` (`-1`: none).
+
+        The same step as `apply_gradients` over the bag's (row, gradient) pairs,
+        without making the `[events, bag, dim]` copy of the gradients: one
+        `index_add_` per bag column reads `grads` as it is.
+        """
+        if bags.numel() == 0:
+            return
+        run_of, run_rows, runs = self._runs(bags.reshape(-1))
+        run_of = run_of.view(bags.shape)
+        summed = torch.zeros(runs, self.dim, device=self.device, dtype=grads.dtype)
+        for column in range(bags.shape[1]):
+            summed.index_add_(0, run_of[:, column], grads)
+        self._step_runs(summed, run_rows, applied, learning_rate, eps)
+
+    def _runs(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Group `rows` without `unique`: each position's run, each run's row, the run count.
+
+        Runs are the distinct values in sorted order, padded to a count known on the
+        host (no more runs than positions, nor than rows plus a `-1` run); a padding
+        run's row is `-1`, as is the run of `-1` entries.
         """
         n = rows.numel()
-        if n == 0:
-            return rows
-        ordered, order = torch.sort(rows, stable=True)  # stable: sums in the given order
+        runs = min(n, self.rows + 1)
+        ordered, order = torch.sort(rows, stable=True)
         _, _, starts = run_bounds(ordered)
-        run = torch.cumsum(starts.long(), 0) - 1
-        grads = grads[order]
-        if mask is not None:
-            held = mask[order]
-            grads = torch.where(held.unsqueeze(1), grads, 0.0)
-        summed = torch.zeros(n, self.dim, device=self.device, dtype=grads.dtype)
-        summed.index_add_(0, run, grads)
-        summed = summed[run]
+        run = torch.cumsum(starts.long(), 0) - 1  # run of each sorted position
+        run_of = torch.empty_like(run).scatter_(0, order, run)  # ... of each given position
+        run_rows = torch.full((runs,), -1, dtype=ordered.dtype, device=self.device)
+        run_rows.scatter_(0, run, ordered)
+        return run_of, run_rows, runs
+
+    def _step_runs(
+        self,
+        summed: torch.Tensor,
+        run_rows: torch.Tensor,
+        applied: torch.Tensor | None,
+        learning_rate: float,
+        eps: float,
+    ) -> None:
+        """One row-wise Adagrad step per run: `summed[r]` is run `r`'s gradient sum.
+
+        Runs whose row is `-1` (padding, `-1` entries) and every run when `applied`
+        is False add zero (and multiply by one) to row 0, so no write is filtered.
+        """
+        keep = run_rows >= 0
+        if applied is not None:
+            keep &= applied
+        rows = run_rows.clamp(min=0)
         if self.constant_last is not None:
             summed[:, -1] = 0.0
         squares = torch.stack([summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1)
-        old_sq = self.grad_sq[ordered]
-        new_sq = old_sq
         if self.bias_decay:
-            new_sq = new_sq * self._decay
-        new_sq = new_sq + squares
-        scale = new_sq.sqrt() + eps
-        step = summed.clone()
-        step[:, :-1] /= scale[:, :1]
-        step[:, -1] /= scale[:, 1]
-        old = self.weight[ordered]
-        new = old.add(step, alpha=-learning_rate)
-        keep = applied
-        if mask is not None:  # a run none of whose positions is held is left as it is
-            held_runs = torch.zeros(n, dtype=torch.long, device=self.device)
-            held_runs.index_add_(0, run, held.long())
-            keep = held_runs[run] > 0 if keep is None else (held_runs[run] > 0) & keep
-        if keep is not None:
-            keep = keep.expand(n).unsqueeze(1)
-            new, new_sq = torch.where(keep, new, old), torch.where(keep, new_sq, old_sq)
-        self.weight[ordered] = new  # every position of a run writes the same values
-        self.grad_sq[ordered] = new_sq
-        return rows
+            factor = torch.where(keep, self._decay[1], 1.0)
+            self.grad_sq[:, 1].scatter_reduce_(0, rows, factor, reduce="prod")
+        self.grad_sq.index_add_(0, rows, torch.where(keep.unsqueeze(1), squares, 0.0))
+        scale = self.grad_sq[rows].sqrt() + eps
+        summed[:, :-1] /= scale[:, :1]
+        summed[:, -1] /= scale[:, 1]
+        step = torch.where(keep.unsqueeze(1), summed, 0.0)
+        self.weight.index_add_(0, rows, step, alpha=-learning_rate)
