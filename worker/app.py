@@ -19,6 +19,7 @@ from stream.errors import FatalError
 from stream.kafka import KafkaSource
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
+from worker.batching import default_batch_max
 from worker.checkpoints import restore_at_start
 from worker.control import CatalogueControl
 from worker.engine import Engine
@@ -149,6 +150,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         dim=settings.model.dim,
         top_k=settings.ranking.top_k,
         batch_size=settings.loop.batch_size,
+        batch_max=settings.loop.batch_max or default_batch_max(device.type),
         batch_ms=settings.loop.batch_ms,
         max_users=settings.rows.max_users,
         max_items=settings.rows.max_items,
@@ -168,6 +170,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         LoopConfig(
             top_k=settings.ranking.top_k,
             batch_size=settings.loop.batch_size,
+            batch_max=settings.loop.batch_max or default_batch_max(device.type),
             batch_s=settings.loop.batch_ms / 1000.0,
             event_weights=dict(settings.events.event_weights),
             checkpoint_dir=directory,
