@@ -27,8 +27,9 @@ from worker.errors import StartupError
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.scale_setup import build_scale
-from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings
+from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings, with_values
 from worker.startup import check_kafka, check_redis
+from worker.warmup import warm_up
 
 log = structlog.get_logger("recstream.worker")
 
@@ -111,6 +112,10 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     scale_out = settings.scale.scale_out
     restored = restore_at_start(directory, device) if directory and not scale_out else None
     engine = build_engine(settings, device, restored)
+    # Before the worker exists, so `/readyz` cannot answer 200 until the device paths ran.
+    scratch = with_values(settings, min_occurrences=1, index_kind="exact")
+    warm_s = warm_up(lambda: build_engine(scratch, device), settings.loop.batch_size)
+    log.info("warmed_up", device=str(device), duration_ms=round(warm_s * 1000, 1))
     sink = open_sink(settings.redis)
     try:
         check_redis(sink, settings.startup_timeout_s)
