@@ -267,7 +267,8 @@ class Worker:
         if self.control is not None:
             self._apply_control(self.control)
         if self.scale is not None:  # scale-out hook: item feed in and out, state flush
-            self._drain()  # the state it flushes must hold published batches only
+            if self.scale.due():  # what it sends must hold published batches only; between
+                self._drain()  # sends, the write in flight overlaps the next batch
             self.scale.tick()
         polled = self._poll(wait=self._in_flight is None)
         if polled.messages:
