@@ -20,6 +20,7 @@ import math
 import torch
 
 from models.growth import grown_capacity
+from models.segments import host_max, masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
 
 _REBASE = 60.0  # rebase once the inflation reaches e**_REBASE (far below float32's e**88)
@@ -70,54 +71,74 @@ class CoVisitation:
         self.neighbours.masked_fill_(stale, -1)
         self.counts.masked_fill_(stale, 0.0)
 
-    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
-        """Fold pairs in, both ways round: `after` is a neighbour of `before` and back."""
-        held = (before >= 0) & (after >= 0) & (before != after)
-        if not bool(held.any()):
+    def add(
+        self,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        weight: torch.Tensor,
+        *,
+        rows_ready: bool = False,
+    ) -> None:
+        """Fold pairs in, both ways round: `after` is a neighbour of `before` and back.
+
+        A pair with a negative row (padding) or a row paired with itself is skipped.
+        No shape depends on the data, so nothing waits on the device; `rows_ready`:
+        the caller made every row exist, so the largest is not read back.
+        """
+        if before.numel() == 0:
             return
-        before, after, weight = before[held], after[held], weight[held].float()
-        self.ensure_rows(int(torch.maximum(before.max(), after.max())) + 1)
+        held = (before >= 0) & (after >= 0) & (before != after)
+        if not rows_ready:
+            top = host_max(torch.where(held, torch.maximum(before, after), -1))
+            if top < 0:
+                return
+            self.ensure_rows(top + 1)
         step = math.log(2.0) / self.half_life
-        inflated = weight * math.exp(self.log_scale)
-        self.log_scale += step * before.numel()
-        self._fold(torch.cat([before, after]), torch.cat([after, before]), inflated.repeat(2))
+        inflated = torch.where(held, weight.float(), 0.0) * math.exp(self.log_scale)
+        self.log_scale += step * before.numel()  # padding ages the table a little: harmless
+        rows = torch.cat([before, after]).clamp(min=0)
+        others = torch.cat([after, before]).clamp(min=0)
+        self._fold(rows, others, inflated.repeat(2), held.repeat(2))
         if self.log_scale > _REBASE:
             self.counts.mul_(math.exp(-self.log_scale))
             self.log_scale = 0.0
 
-    def _fold(self, rows: torch.Tensor, others: torch.Tensor, weight: torch.Tensor) -> None:
-        """Add `weight` to `others` in the lists of `rows`: held ones add, new ones compete."""
-        keys = rows * self.capacity + others
-        keys, inverse = torch.unique(keys, return_inverse=True)
-        summed = torch.zeros(keys.numel(), device=self.device).index_add_(0, inverse, weight)
-        rows, others = keys // self.capacity, keys % self.capacity
+    def _fold(
+        self, rows: torch.Tensor, others: torch.Tensor, weight: torch.Tensor, held: torch.Tensor
+    ) -> None:
+        """Add `weight` to `others` in the lists of `rows`: held ones add, new ones compete.
+
+        Padded throughout (`held` marks real pairs): repeats of a pair are summed at
+        the first of their run, and a masked write touches only the cells it means.
+        """
+        capacity = self.capacity
+        keys = torch.where(held, rows * capacity + others, -1)
+        keys, order = keys.sort(stable=True)
+        weight, held = weight[order], held[order]
+        first, _, starts = run_bounds(keys)
+        summed = torch.zeros_like(weight).index_add_(0, first, weight)
+        lead = starts & held  # one position per distinct pair carries its summed weight
+        rows, others = keys.clamp(min=0) // capacity, keys.clamp(min=0) % capacity
         slot_hit = self.neighbours[rows] == others.unsqueeze(1).to(torch.int32)
-        held = slot_hit.any(1)
-        hit_rows, hit_slots = rows[held], slot_hit[held].int().argmax(1)
-        self.counts.index_put_((hit_rows, hit_slots), summed[held], accumulate=True)
-        rows, others, summed = rows[~held], others[~held], summed[~held]
-        if rows.numel() == 0:
-            return
+        hit = slot_hit.any(1) & lead
+        hit_slot = slot_hit.int().argmax(1)
+        flat = self.counts.view(-1)
+        flat.index_add_(0, rows * self.slots + hit_slot, torch.where(hit, summed, 0.0))
+        new = lead & ~slot_hit.any(1)
         # Each row's new neighbours, heaviest first, meet its slots lightest first.
-        order = torch.argsort(summed, descending=True, stable=True)
-        order = order[torch.argsort(rows[order], stable=True)]
-        rows, others, summed = rows[order], others[order], summed[order]
-        first = torch.ones_like(rows, dtype=torch.bool)
-        first[1:] = rows[1:] != rows[:-1]
-        start = torch.cummax(
-            torch.where(first, torch.arange(rows.numel(), device=rows.device), 0), 0
-        )
-        rank = torch.arange(rows.numel(), device=rows.device) - start.values
-        fits = rank < self.slots
-        rows, others, summed, rank = rows[fits], others[fits], summed[fits], rank[fits]
+        by_weight = torch.argsort(torch.where(new, -summed, torch.inf), stable=True)
+        by_row = by_weight[torch.argsort(torch.where(new, rows, -1)[by_weight], stable=True)]
+        rows, others, summed, new = rows[by_row], others[by_row], summed[by_row], new[by_row]
+        rank, _ = ranks_in_runs(torch.where(new, rows, -1), new)
+        fits = new & (rank < self.slots)
         lightest = torch.argsort(self.counts[rows], dim=1, stable=True)
-        slot = lightest.gather(1, rank.unsqueeze(1)).squeeze(1)
-        current = self.counts[rows, slot]
-        wins = summed > current
-        self.neighbours[rows[wins], slot[wins]] = others[wins].to(torch.int32)
-        self.counts[rows[wins], slot[wins]] = summed[wins]
-        worn = ~wins
-        self.counts[rows[worn], slot[worn]] = current[worn] - summed[worn]
+        slot = lightest.gather(1, rank.clamp(max=self.slots - 1).unsqueeze(1)).squeeze(1)
+        cell = rows * self.slots + slot
+        current = flat[cell]
+        wins = fits & (summed > current)
+        worn = fits & ~wins
+        masked_put(self.neighbours.view(-1), cell, others.to(torch.int32), wins)
+        masked_put(flat, cell, torch.where(wins, summed, current - summed), wins | worn)
 
     def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(neighbours, weight)` of item rows (`-1` rows: none), weight = count share of the row.

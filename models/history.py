@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.growth import grown_capacity
+from models.segments import PAIR_SPAN, host_max, masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
 
 
@@ -82,39 +83,59 @@ class SeenHistory:
         self.written[users] = 0
         self.last_ts[users] = 0.0
 
-    def add(self, users: torch.Tensor, items: torch.Tensor, ts: torch.Tensor) -> None:
+    def add(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        ts: torch.Tensor,
+        *,
+        keep: torch.Tensor | None = None,
+        rows_ready: bool = False,
+    ) -> None:
         """Fold a batch of (user, item, time) clicks in, vectorised over the batch.
 
         Each distinct (user, item) pair is written once, at its last click in
         the batch; a user with more pairs in one batch than slots keeps the
-        newest. Nothing here reads the buffers, so the cost is O(batch).
+        newest. Nothing here reads the buffers, so the cost is O(batch), and no
+        shape depends on the data, so a device never waits for the host.
+
+        `keep` (per click, or a 0-dim bool) leaves clicks out where False: the
+        learner passes whether its step was applied. `rows_ready`: the caller
+        made every user row exist (`ensure_users`), so the largest is not read
+        back (on a device, that read is a sync).
         """
-        if users.numel() == 0:
+        n = users.numel()
+        if n == 0:
             return
-        self.ensure_users(int(users.max()) + 1)
-        self.last_ts.scatter_reduce_(0, users, ts.to(torch.float64), reduce="amax")
-        # One entry per distinct (user, item) pair, in batch order of last sight.
-        span = int(items.max()) + 1
-        keys = users * span + items
-        unique_keys, inverse = torch.unique(keys, return_inverse=True)
-        last = torch.full_like(unique_keys, -1)
-        last.scatter_reduce_(0, inverse, torch.arange(keys.numel(), device=keys.device), "amax")
-        last = last.sort().values
-        users, items = users[last], items[last]
-        # Rank of each pair within its user (stable sort keeps time order), then ring slots.
-        order = torch.argsort(users, stable=True)
-        users, items = users[order], items[order]
-        distinct, counts = torch.unique_consecutive(users, return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(users.numel(), device=users.device) - torch.repeat_interleave(
-            starts, counts
-        )
-        per_user = torch.repeat_interleave(counts, counts)
-        keep = rank >= per_user - self.length
-        users, items, rank = users[keep], items[keep], rank[keep]
-        slots = (self.written[users] + rank) % self.length
-        self.items[users, slots] = items
-        self.written.index_add_(0, distinct, counts)
+        if not rows_ready:
+            self.ensure_users(host_max(users) + 1)
+        held = torch.ones(n, dtype=torch.bool, device=users.device)
+        if keep is not None:
+            held = held & keep
+        times = torch.where(held, ts.to(torch.float64), -torch.inf)
+        self.last_ts.scatter_reduce_(0, users, times, reduce="amax")
+        # A click is live when it is its (user, item) pair's last in the batch; clicks
+        # left out get keys of their own, so they never hide a held click of their pair.
+        position = torch.arange(n, device=users.device)
+        keys = torch.where(held, users * PAIR_SPAN + items, -1 - position)
+        ordered, order = torch.sort(keys, stable=True)
+        _, last, _ = run_bounds(ordered)
+        live = torch.empty_like(held)
+        live[order] = last == torch.arange(n, device=users.device)
+        live &= held
+        # Rank of each live click among its user's (a stable sort keeps time order): the
+        # newest `length` of them take the next ring slots.
+        by_user, order = torch.sort(users, stable=True)
+        live = live[order]
+        rank, total = ranks_in_runs(by_user, live)
+        write = live & (rank >= total - self.length)
+        slots = (self.written[by_user] + rank) % self.length
+        masked_put(self.items.view(-1), by_user * self.length + slots, items[order], write)
+        self.written.index_add_(0, by_user, live.long())
+
+    def slots(self, users: torch.Tensor) -> torch.Tensor:
+        """Every slot of each user's buffer (`-1` where empty): `seen` at full width, no sync."""
+        return self.items[users]
 
     def seen(self, users: torch.Tensor) -> torch.Tensor:
         """Item rows each user has seen, `-1` padded, as wide as the fullest buffer among them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from models.covisit import CoVisitation
@@ -65,11 +66,37 @@ class LearnerConfig:
 
 @dataclass(frozen=True)
 class LearnStats:
-    """What one update did, for the caller to log or export."""
+    """What one update did, for the caller to log or export.
+
+    The step leaves its scalars on the device (reading one is a host sync), so a
+    caller reads them once, after the batch: `read()` fetches both in one copy.
+    """
 
     events: int
-    loss: float
-    item_rows: torch.Tensor  # distinct item rows the step changed (positives and negatives)
+    loss_value: torch.Tensor  # 0-dim, on the device: the batch's weighted loss
+    applied_flag: torch.Tensor  # 0-dim bool: False when the step was refused (non-finite)
+    changed: torch.Tensor  # item rows the step may have changed (repeats allowed)
+
+    def read(self) -> tuple[float, bool]:
+        """`(loss, applied)`, in one device-to-host copy."""
+        loss, applied = torch.stack([self.loss_value.float(), self.applied_flag.float()]).tolist()
+        return loss, applied > 0
+
+    @property
+    def loss(self) -> float:
+        """The batch's loss (a host sync on a device)."""
+        return self.read()[0]
+
+    @property
+    def applied(self) -> bool:
+        """Whether the step was applied (a host sync on a device)."""
+        return self.read()[1]
+
+    @property
+    def item_rows(self) -> torch.Tensor:
+        """Distinct item rows the step changed (a `unique`: a host sync on a device)."""
+        rows: torch.Tensor = torch.unique(self.changed)
+        return rows
 
 
 class OnlineLearner:
@@ -265,50 +292,75 @@ class OnlineLearner:
     def _floor_bias(self) -> float:
         return self.config.popularity_weight * FLOOR
 
+    def check_rows(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Raise `ModelError` for rows past what the id maps hold: on the host, before upload."""
+        if (users.size and int(users.max()) >= self.users.extent) or (
+            items.size and int(items.max()) >= self.items.extent
+        ):
+            raise ModelError("event rows beyond the tables: map ids with rows_for first")
+
     def learn(
         self,
         users: torch.Tensor,
         items: torch.Tensor,
         weights: torch.Tensor,
-        event_ts: torch.Tensor | None = None,
+        event_ts: torch.Tensor | float | None = None,
+        *,
+        check: bool = True,
     ) -> LearnStats:
         """Take one step on a batch of positive (user row, item row, weight) events.
 
-        `event_ts` (seconds) drives the popularity prior's clock (its newest value); without
-        it a time clock stands still.
+        `event_ts` (seconds; a float, or a tensor whose newest value counts) drives the
+        popularity prior's clock; without it a time clock stands still.
+
+        No host sync inside the step: nothing is read back, no shape depends on the
+        data. A non-finite loss still refuses the step: every update is applied
+        masked by a device flag. With `check` (the default) that flag is read once,
+        at the end, and a refused step raises `ModelFitError`; the worker passes
+        `check=False` and reads `LearnStats.read()` once after the batch (a refused
+        step then still counts in `steps`). Rows on the CPU are checked here; rows
+        already on a device must have been checked on the host (`check_rows`).
         """
         self.sync_rows()
         n = users.numel()
         if n == 0:
-            return LearnStats(events=0, loss=0.0, item_rows=items.new_empty(0))
-        if int(users.max()) >= self.user_table.rows or int(items.max()) >= self.item_table.rows:
-            raise ModelError("event rows beyond the tables: map ids with rows_for first")
+            empty = torch.zeros((), device=self.device)
+            return LearnStats(0, empty, torch.ones((), dtype=torch.bool), items.new_empty(0))
+        if users.device.type == "cpu" and items.device.type == "cpu":
+            self.check_rows(users.numpy(), items.numpy())
         cfg = self.config
         latest = (
             self.recent.latest(users, self._transition_window)
             if self.transition is not None
             else None
         )
-        self.context_rows = self.context_rows[:0]
-        loss, item_rows = self._step(users, items, weights)
+        loss, applied, item_rows, self.context_rows = self._step(users, items, weights)
         if self.transition is not None and latest is not None:  # latest is set iff transition
-            if self.transition_log is None:
-                self.transition.fold(users, items, weights, latest)
-            else:  # scale-out sends these pairs on
-                pairs = self.transition.pairs(users, items, weights, latest)
-                self.transition.add(*pairs)
+            before, after, weight = self.transition.pairs(users, items, weights, latest)
+            pairs = (before.masked_fill(~applied, -1), after, weight)
+            self.transition.add(*pairs, rows_ready=True)
+            if self.transition_log is not None:  # scale-out sends these pairs on
                 self.transition_log.append(pairs)
         if cfg.recent_items:
-            self.recent.add(users, items, torch.zeros(n, device=self.device))
+            zeros = torch.zeros(n, device=self.device)
+            self.recent.add(users, items, zeros, keep=applied, rows_ready=True)
         if cfg.popularity_weight:
-            item_rows = torch.cat([item_rows, self._fold_prior(items, weights, event_ts)])
+            clicks = torch.where(applied, weights, 0.0)  # a refused step folds no click in
+            item_rows = torch.cat([item_rows, self._fold_prior(items, clicks, event_ts)])
+        stats = LearnStats(n, loss, applied, item_rows)
+        if check and not stats.applied:
+            raise ModelFitError(f"non-finite loss at step {self.steps}; batch not applied")
         self.steps += 1
-        return LearnStats(events=n, loss=loss, item_rows=torch.unique(item_rows))
+        return stats
 
     def _step(
         self, users: torch.Tensor, items: torch.Tensor, weights: torch.Tensor
-    ) -> tuple[float, torch.Tensor]:
-        """One gradient step on (user, item, weight) positives; the loss and item rows changed."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One gradient step on (user, item, weight) positives, applied only if its loss is finite.
+
+        Returns the loss and that flag (0-dim, on the device), the item rows and the
+        context rows it may have changed (repeats allowed).
+        """
         cfg = self.config
         negatives, log_q = self._negatives()
         query, recent, recent_scale = self._query(users)
@@ -329,37 +381,40 @@ class OnlineLearner:
         grad_pos = coef_pos * query + cfg.l2 * pos_vec
         grad_neg = coef_neg.T @ query + cfg.l2 * neg_vec
         loss = ((norm - pos).squeeze(1) * weights).sum() / weights.sum()
-        if not torch.isfinite(loss):
-            raise ModelFitError(f"non-finite loss at step {self.steps}; batch not applied")
+        applied = torch.isfinite(loss)  # read by the caller after the batch, not here
         own = self.user_table.weight[users]
-        self.user_table.apply_gradients(users, grad_query + cfg.l2 * own, cfg.learning_rate)
+        self.user_table.apply_gradients(
+            users, grad_query + cfg.l2 * own, cfg.learning_rate, applied=applied
+        )
+        context_rows = self.context_rows[:0]
         if recent is not None:
             held = recent >= 0
-            grad_ctx = (
-                (grad_query * recent_scale.unsqueeze(1))
-                .unsqueeze(1)
-                .expand(-1, recent.shape[1], -1)
+            self.context_table.apply_bag_gradients(
+                recent,
+                grad_query * recent_scale.unsqueeze(1),
+                cfg.learning_rate,
+                applied=applied,
             )
-            self.context_rows = self.context_table.apply_gradients(
-                recent[held], grad_ctx[held], cfg.learning_rate
-            )
-        item_rows = self.item_table.apply_gradients(
-            torch.cat([items, negatives]),
-            torch.cat([grad_pos, grad_neg]),
-            cfg.learning_rate,
+            # Empty slots report the event's own item row instead: it changed anyway.
+            context_rows = torch.where(held, recent, items.unsqueeze(1)).reshape(-1)
+        item_rows = torch.cat([items, negatives])
+        self.item_table.apply_gradients(
+            item_rows, torch.cat([grad_pos, grad_neg]), cfg.learning_rate, applied=applied
         )
-        return float(loss), item_rows
+        return loss, applied, item_rows, context_rows
 
     def _fold_prior(
-        self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | None
+        self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | float | None
     ) -> torch.Tensor:
         """Fold the batch's clicks into the prior and its change into the bias column."""
         prior = self.prior
         base = prior.clock if math.isfinite(prior.clock) else 0.0
         if self.config.popularity_clock == "events":
             now = base + items.numel()
+        elif isinstance(event_ts, float | int):
+            now = float(event_ts)
         elif event_ts is not None and event_ts.numel():
-            now = float(event_ts.max())
+            now = _newest(event_ts)
         else:
             now = base
         rows, delta = prior.add(items, weights, now, self.item_table.rows)
@@ -386,7 +441,8 @@ class OnlineLearner:
             return None
         self.transition_log = []
         before, after, weight = (torch.cat(part) for part in zip(*log, strict=True))
-        return before, after, weight
+        held = before >= 0  # steps pad their pairs; the feed sends only real ones
+        return before[held], after[held], weight[held]
 
     def add_transitions(
         self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor
@@ -408,7 +464,7 @@ class OnlineLearner:
         own = self.user_table.weight[users]
         if not self.config.recent_items:
             return own, None, own.new_empty(0)
-        recent = self.recent.seen(users)
+        recent = self.recent.slots(users)  # full width: its shape never waits on the data
         held = recent >= 0
         scale = held.sum(1).clamp(min=1).float().pow(-self.config.recent_alpha)
         # One fused gather-and-sum (no [users, n, dim] copy); `-1` slots weigh 0.
@@ -433,3 +489,14 @@ class OnlineLearner:
     def item_vectors(self) -> torch.Tensor:
         """The live item matrix, one row per known item, as the index searches it."""
         return self.item_table.view()
+
+    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of (user row, item row) pairs."""
+        return (self.user_vectors(users) * self.item_table.weight[items]).sum(1)
+
+
+def _newest(times: torch.Tensor) -> float:
+    """The newest of the times, read on the host (free on the CPU, one sync on a device)."""
+    if times.device.type == "cpu":
+        return float(times.numpy().max())
+    return float(times.max())

@@ -7,6 +7,7 @@ import math
 import torch
 
 from models.growth import grown_capacity
+from models.segments import run_bounds
 from models.state import StateDict, host_copy, number, rows_of, tensor, value
 
 FLOOR = -1.0e3  # log mass of an item never clicked (or decayed past any use): ranks last
@@ -87,7 +88,9 @@ class PopularityPrior:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fold clicks at time `now` in; return the rows whose `L` changed and by how much.
 
-        After a rebase every one of the first `rows` rows changed.
+        After a rebase every one of the first `rows` rows changed. Rows may repeat
+        (a batch's item once per click); a repeat's change is 0, so `index_add_` of the
+        changes per row is right. A click of weight 0 changes nothing (a refused step).
         """
         self.ensure_rows(rows)
         if math.isfinite(self.clock):
@@ -105,14 +108,19 @@ class PopularityPrior:
             changed.append(torch.arange(rows, device=self.device))
             deltas.append(self.log_mass[:rows] - old)
         if items.numel():
-            unique, inverse = torch.unique(items, return_inverse=True)
-            mass = torch.zeros(unique.numel(), dtype=torch.float64, device=self.device)
-            mass.index_add_(0, inverse, weights.to(torch.float64))
-            old = self.log_mass[unique]
-            new = torch.logaddexp(old, mass.log() + (now - self.ref) / self.tau)
-            self.log_mass[unique] = new
-            changed.append(unique)
-            deltas.append(new - old)
+            # Per distinct item, padded to the batch (no `unique`, no sync): each position
+            # gets its run's mass; all write the same new L, and only a run's first
+            # position carries the change, so summing the changes per row counts it once.
+            ordered, order = torch.sort(items, stable=True)
+            _, _, starts = run_bounds(ordered)
+            run = torch.cumsum(starts.long(), 0) - 1
+            mass = torch.zeros(items.numel(), dtype=torch.float64, device=self.device)
+            mass.index_add_(0, run, weights[order].to(torch.float64))
+            old = self.log_mass[ordered]
+            new = torch.logaddexp(old, mass[run].log() + (now - self.ref) / self.tau)
+            self.log_mass[ordered] = new
+            changed.append(ordered)
+            deltas.append(torch.where(starts, new - old, 0.0))
         if not changed:
             empty = torch.empty(0, dtype=torch.int64, device=self.device)
             return empty, torch.empty(0, dtype=torch.float64, device=self.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from models.growth import grown_capacity
+from models.segments import run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
 
 
@@ -44,6 +45,8 @@ class EmbeddingTable:
         self.max_rows: int | None = None  # growth never allocates past this (a row cap)
         self.weight = torch.empty(0, dim, device=device)
         self.grad_sq = torch.empty(0, 2, device=device)
+        # the accumulators' decay per column, made once (a tensor built in a step is an upload)
+        self._decay = torch.tensor([1.0, bias_decay], device=device)
 
     @property
     def capacity(self) -> int:
@@ -103,39 +106,96 @@ class EmbeddingTable:
         used: torch.Tensor = self.weight[: self.rows]
         return used
 
-    def _distinct(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`torch.unique(rows, return_inverse=True)`, by marking a table-wide mask when cheaper.
-
-        The learner scatters each event's context gradient over its 16 recent rows,
-        so `rows` is often many times the table: a mask and a cumsum, O(rows + table),
-        then beat the sort. Same result, so the same sums follow.
-        """
-        extent = self.rows
-        if rows.numel() == 0 or extent > 4 * rows.numel():
-            unique_rows: torch.Tensor
-            unique_rows, inverse = torch.unique(rows, return_inverse=True)
-            return unique_rows, inverse
-        mark = torch.zeros(extent, dtype=torch.bool, device=rows.device)
-        mark[rows] = True
-        position = torch.cumsum(mark, 0) - 1
-        return torch.nonzero(mark).squeeze(1), position[rows]
-
     def apply_gradients(
-        self, rows: torch.Tensor, grads: torch.Tensor, learning_rate: float, eps: float = 1e-8
+        self,
+        rows: torch.Tensor,
+        grads: torch.Tensor,
+        learning_rate: float,
+        eps: float = 1e-8,
+        *,
+        applied: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Sum `grads` per distinct row, take one row-wise Adagrad step each; return the rows."""
-        unique_rows, inverse = self._distinct(rows)
-        summed = torch.zeros(unique_rows.shape[0], self.dim, device=self.device)
-        summed.index_add_(0, inverse, grads)
+        """Sum `grads` per distinct row, take one row-wise Adagrad step each; return `rows`.
+
+        Sync-free (no `unique`): see `_step_runs`. `applied` (a 0-dim bool on the
+        device) leaves the whole step out when False, so a caller can refuse a
+        non-finite step without reading it back. The rows are returned as given.
+        """
+        if rows.numel() == 0:
+            return rows
+        run_of, run_rows, runs = self._runs(rows)
+        summed = torch.zeros(runs, self.dim, device=self.device, dtype=grads.dtype)
+        summed.index_add_(0, run_of, grads)  # in the given order within a run
+        self._step_runs(summed, run_rows, applied, learning_rate, eps)
+        return rows
+
+    def apply_bag_gradients(
+        self,
+        bags: torch.Tensor,
+        grads: torch.Tensor,
+        learning_rate: float,
+        eps: float = 1e-8,
+        *,
+        applied: torch.Tensor | None = None,
+    ) -> None:
+        """Add event `e`'s gradient `grads[e]` to every row of its bag `bags[e]` (`-1`: none).
+
+        The same step as `apply_gradients` over the bag's (row, gradient) pairs,
+        without making the `[events, bag, dim]` copy of the gradients: one
+        `index_add_` per bag column reads `grads` as it is.
+        """
+        if bags.numel() == 0:
+            return
+        run_of, run_rows, runs = self._runs(bags.reshape(-1))
+        run_of = run_of.view(bags.shape)
+        summed = torch.zeros(runs, self.dim, device=self.device, dtype=grads.dtype)
+        for column in range(bags.shape[1]):
+            summed.index_add_(0, run_of[:, column], grads)
+        self._step_runs(summed, run_rows, applied, learning_rate, eps)
+
+    def _runs(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Group `rows` without `unique`: each position's run, each run's row, the run count.
+
+        Runs are the distinct values in sorted order, padded to a count known on the
+        host (no more runs than positions, nor than rows plus a `-1` run); a padding
+        run's row is `-1`, as is the run of `-1` entries.
+        """
+        n = rows.numel()
+        runs = min(n, self.rows + 1)
+        ordered, order = torch.sort(rows, stable=True)
+        _, _, starts = run_bounds(ordered)
+        run = torch.cumsum(starts.long(), 0) - 1  # run of each sorted position
+        run_of = torch.empty_like(run).scatter_(0, order, run)  # ... of each given position
+        run_rows = torch.full((runs,), -1, dtype=ordered.dtype, device=self.device)
+        run_rows.scatter_(0, run, ordered)
+        return run_of, run_rows, runs
+
+    def _step_runs(
+        self,
+        summed: torch.Tensor,
+        run_rows: torch.Tensor,
+        applied: torch.Tensor | None,
+        learning_rate: float,
+        eps: float,
+    ) -> None:
+        """One row-wise Adagrad step per run: `summed[r]` is run `r`'s gradient sum.
+
+        Runs whose row is `-1` (padding, `-1` entries) and every run when `applied`
+        is False add zero (and multiply by one) to row 0, so no write is filtered.
+        """
+        keep = run_rows >= 0
+        if applied is not None:
+            keep &= applied
+        rows = run_rows.clamp(min=0)
         if self.constant_last is not None:
             summed[:, -1] = 0.0
         squares = torch.stack([summed[:, :-1].square().mean(dim=1), summed[:, -1].square()], dim=1)
         if self.bias_decay:
-            self.grad_sq[unique_rows, 1] *= self.bias_decay
-        self.grad_sq.index_add_(0, unique_rows, squares)
-        scale = self.grad_sq[unique_rows].sqrt() + eps
-        step = summed.clone()
-        step[:, :-1] /= scale[:, :1]
-        step[:, -1] /= scale[:, 1]
-        self.weight.index_add_(0, unique_rows, step, alpha=-learning_rate)
-        return unique_rows
+            factor = torch.where(keep, self._decay[1], 1.0)
+            self.grad_sq[:, 1].scatter_reduce_(0, rows, factor, reduce="prod")
+        self.grad_sq.index_add_(0, rows, torch.where(keep.unsqueeze(1), squares, 0.0))
+        scale = self.grad_sq[rows].sqrt() + eps
+        summed[:, :-1] /= scale[:, :1]
+        summed[:, -1] /= scale[:, 1]
+        step = torch.where(keep.unsqueeze(1), summed, 0.0)
+        self.weight.index_add_(0, rows, step, alpha=-learning_rate)

@@ -16,6 +16,7 @@ import torch
 
 from models.covisit import CoVisitation
 from models.growth import grown_capacity
+from models.segments import masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
 
 
@@ -95,26 +96,43 @@ class ItemTransitions:
         self.weights[:rows] = weights.to(device)
         self.written[:rows] = written.to(device)
 
-    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
-        """Append each pair's `after` (with `weight`) to the ring of its `before` item row."""
-        held = before >= 0
-        before, after, weight = before[held], after[held], weight[held]
+    def add(
+        self,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        weight: torch.Tensor,
+        *,
+        rows_ready: bool = False,
+    ) -> None:
+        """Append each pair's `after` (with `weight`) to the ring of its `before` item row.
+
+        A pair whose `before` is negative is padding and is skipped. No shape depends
+        on the data (no sync on a device); `rows_ready`: the caller made every row
+        exist (`ensure_rows`), so the largest is not read back.
+        """
         if before.numel() == 0:
             return
-        self.ensure_rows(int(torch.maximum(before.max(), after.max())) + 1)
-        order = torch.argsort(before, stable=True)  # pairs arrive in time order
-        before, after, weight = before[order], after[order], weight[order]
-        distinct, counts = torch.unique_consecutive(before, return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(before.numel(), device=self.device) - torch.repeat_interleave(
-            starts, counts
-        )
-        keep = rank >= torch.repeat_interleave(counts, counts) - self.slots
-        before, after, weight, rank = before[keep], after[keep], weight[keep], rank[keep]
-        slot = (self.written[before] + rank) % self.slots
-        self.successors[before, slot] = after.to(torch.int32)
-        self.weights[before, slot] = weight
-        self.written.index_add_(0, distinct, counts)
+        held = before >= 0
+        if not rows_ready:
+            if before.device.type == "cpu":
+                used = before.numpy() >= 0
+                if not used.any():
+                    return
+                top = max(before.numpy()[used].max(), after.numpy()[used].max())
+            else:
+                top = int(torch.where(held, torch.maximum(before, after), -1).max())
+            self.ensure_rows(int(top) + 1)
+        # pairs arrive in time order, so a stable sort keeps each ring's order of arrival
+        ordered, order = torch.sort(torch.where(held, before, -1), stable=True)
+        held = held[order]
+        rank, total = ranks_in_runs(ordered, held)
+        write = held & (rank >= total - self.slots)
+        rows = ordered.clamp(min=0)
+        slot = (self.written[rows] + rank) % self.slots
+        cell = rows * self.slots + slot
+        masked_put(self.successors.view(-1), cell, after[order].to(torch.int32), write)
+        masked_put(self.weights.view(-1), cell, weight[order], write)
+        self.written.index_add_(0, rows, held.long())
 
 
 class TransitionTerm:
@@ -144,10 +162,17 @@ class TransitionTerm:
         self.table.reset(rows)
         self.covisit.reset(rows)
 
-    def add(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
-        """Fold pairs into both tables (this worker's or another's)."""
-        self.table.add(before, after, weight)
-        self.covisit.add(before, after, weight)
+    def add(
+        self,
+        before: torch.Tensor,
+        after: torch.Tensor,
+        weight: torch.Tensor,
+        *,
+        rows_ready: bool = False,
+    ) -> None:
+        """Fold pairs into both tables (this worker's or another's); `before < 0` is padding."""
+        self.table.add(before, after, weight, rows_ready=rows_ready)
+        self.covisit.add(before, after, weight, rows_ready=rows_ready)
 
     def state_dict(self, rows: int | None = None) -> StateDict:
         """Both tables' state (their first `rows` item rows), by prefix."""
@@ -177,15 +202,16 @@ class TransitionTerm:
         """The `(before, after, weight)` pairs `fold` adds, for a caller that also keeps them.
 
         Scale-out sends each pair on (worker/scale.py), so its pairs are computed once.
+        The pairs are padded to `window` per event (no sync on a device): where no pair
+        is, `before` is `-1` (and `weight` 0), which `ItemTransitions.add` skips.
         """
         window = self.table.window
         n = users.numel()
+        device = users.device
         order = torch.argsort(users, stable=True)  # each user's events, in time order
         users, items, weights, latest = users[order], items[order], weights[order], latest[order]
-        _, counts = torch.unique_consecutive(users, return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        device = users.device
-        rank = torch.arange(n, device=device) - torch.repeat_interleave(starts, counts)
+        first, _, _ = run_bounds(users)
+        rank = torch.arange(n, device=device) - first  # events of the user before this one
         back = torch.arange(1, window + 1, device=device).unsqueeze(0)  # distance
         in_batch = back <= rank.unsqueeze(1)
         earlier = items[(torch.arange(n, device=device).unsqueeze(1) - back).clamp(min=0)]
@@ -194,4 +220,9 @@ class TransitionTerm:
         after = items.unsqueeze(1).expand(-1, window)
         weight = weights.unsqueeze(1) * self.table.decay ** (back - 1).float()
         pair = (before >= 0) & (before != after)
-        return before[pair], after[pair], weight[pair]
+        # Padded, not compacted (no sync): a `-1` before marks no pair, which `add` skips.
+        return (
+            before.masked_fill(~pair, -1).reshape(-1),
+            after.reshape(-1),
+            weight.masked_fill(~pair, 0.0).reshape(-1),
+        )

@@ -21,6 +21,7 @@ from stream.kafka import KafkaSource
 from stream.list_sweep import ListSweeper
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
+from worker.batching import default_batch_max
 from worker.checkpoints import restore_at_start
 from worker.control import CatalogueControl
 from worker.engine import Engine
@@ -34,10 +35,12 @@ from worker.settings import (
     ModelSettings,
     RedisSettings,
     Settings,
+    with_values,
 )
 from worker.startup import check_kafka, check_redis
 from worker.sweep import CatalogueSweep
 from worker.two_stage import StageConfig
+from worker.warmup import warm_up
 
 log = structlog.get_logger("recstream.worker")
 
@@ -173,6 +176,10 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     scale_out = settings.scale.scale_out
     restored = restore_at_start(directory, device) if directory and not scale_out else None
     engine = build_engine(settings, device, restored)
+    # Before the worker exists, so `/readyz` cannot answer 200 until the device paths ran.
+    scratch = with_values(settings, min_occurrences=1, index_kind="exact")
+    warm_s = warm_up(lambda: build_engine(scratch, device), settings.loop.batch_size)
+    log.info("warmed_up", device=str(device), duration_ms=round(warm_s * 1000, 1))
     sink = open_sink(settings.redis)
     try:
         check_redis(sink, settings.startup_timeout_s)
@@ -212,6 +219,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         dim=settings.model.dim,
         top_k=settings.ranking.top_k,
         batch_size=settings.loop.batch_size,
+        batch_max=settings.loop.batch_max or default_batch_max(device.type),
         batch_ms=settings.loop.batch_ms,
         max_users=settings.rows.max_users,
         max_items=settings.rows.max_items,
@@ -232,6 +240,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         LoopConfig(
             top_k=settings.ranking.top_k,
             batch_size=settings.loop.batch_size,
+            batch_max=settings.loop.batch_max or default_batch_max(device.type),
             batch_s=settings.loop.batch_ms / 1000.0,
             event_weights=dict(settings.events.event_weights),
             checkpoint_dir=directory,

@@ -25,7 +25,6 @@ import torch
 from index.base import ItemIndex
 from index.exclusion import top_k_excluding
 from models.catalogue import Catalogue
-from models.errors import ModelFitError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
@@ -147,27 +146,29 @@ class Engine:
         unlearned = len(users) - int(learnable.sum())
         if unlearned:
             event_ts, weights = event_ts[learnable], weights[learnable]
+        learner.check_rows(admitted.users[learnable], admitted.items[learnable])  # host, pre-upload
         user_rows = torch.from_numpy(admitted.users[learnable]).to(device)
         item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
-        try:
-            weight = torch.from_numpy(weights).to(device, torch.float32)
-            # The prior's time clock reads the batch clock: never past the wall clock, so one
-            # event stamped in the future cannot age every item at once.
-            times = torch.full((1,), self.clock, dtype=torch.float64, device=device)
-            stats = learner.learn(user_rows, item_rows, weight, event_ts=times)
-            loss, changed = stats.loss, stats.item_rows
-        except ModelFitError:
-            # The step was not applied; the lists still go out from the model as it stands.
-            log.exception("batch_not_learned", events=len(users))
-            loss, changed = float("nan"), item_rows.new_empty(0)
-        self.history.add(user_rows, item_rows, torch.from_numpy(event_ts).to(device))
+        weight = torch.from_numpy(weights).to(device, torch.float32)
+        # The prior's time clock reads the batch clock: never past the wall clock, so one
+        # event stamped in the future cannot age every item at once. `check=False`: the
+        # step is not read back inside; its loss and flag are read once, below.
+        stats = learner.learn(user_rows, item_rows, weight, event_ts=self.clock, check=False)
+        changed = stats.changed
+        times = torch.from_numpy(event_ts).to(device)
+        self.history.add(user_rows, item_rows, times, rows_ready=True)
         self.stages.observe(item_rows, weight, self.clock)
         if reused_items.numel():  # reset rows whose events were not learned changed too
             changed = torch.cat([changed, reused_items])
         self.index.refresh(learner.item_vectors(), changed)
-        with_row = admitted.users[admitted.users >= 0]
-        touched = torch.unique(torch.from_numpy(with_row).to(device))
+        with_row = np.unique(admitted.users[admitted.users >= 0])  # on the host, then uploaded
+        touched = torch.from_numpy(with_row).to(device)
         synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
+        loss, applied = stats.read()  # the batch's one read-back
+        if not applied:
+            # The step was not applied; the lists still go out from the model as it stands.
+            log.error("batch_not_learned", events=len(users), reason="non-finite loss")
+            loss = float("nan")
         return Learned(loss, touched, unlearned + banned, admitted.evictions, synced)
 
     # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------

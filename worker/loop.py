@@ -37,6 +37,7 @@ from stream.kafka import KafkaSource, Polled
 from stream.payload import encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.accounting import Accounting, BatchReport
+from worker.batching import BatchSizer
 from worker.checkpoints import Checkpointer
 from worker.control import CatalogueControl
 from worker.engine import Engine, Learned, Ranked
@@ -59,7 +60,7 @@ class LoopConfig:
     """The loop's own knobs (the components carry theirs)."""
 
     top_k: int
-    batch_size: int
+    batch_size: int  # a poll's size at light load
     batch_s: float
     event_weights: dict[str, float]
     checkpoint_dir: Path | None = None
@@ -70,6 +71,9 @@ class LoopConfig:
     # threads already take every core, and a concurrent write slowed learning 3-6x in the
     # 2-core bench (the overlap's gain there is the write's share of the loop, about 5%).
     overlap: bool | None = None
+    # While polls come back full, the next asks for up to this many (worker/batching.py);
+    # None: always `batch_size`.
+    batch_max: int | None = None
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Worker:
         self.accounting = Accounting(self.metrics, self.totals)
         self.accounting.evictions(engine.initial_evictions)
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
+        self._sizer = BatchSizer(config.batch_size, config.batch_max)
         self._stop = threading.Event()
         self._closed = False
         self._retry = Retry(self._stop, self.metrics, self.heartbeat)
@@ -262,7 +267,8 @@ class Worker:
         if self.control is not None:
             self._apply_control(self.control)
         if self.scale is not None:  # scale-out hook: item feed in and out, state flush
-            self._drain()  # the state it flushes must hold published batches only
+            if self.scale.due():  # what it sends must hold published batches only; between
+                self._drain()  # sends, the write in flight overlaps the next batch
             self.scale.tick()
         polled = self._poll(wait=self._in_flight is None)
         if polled.messages:
@@ -294,7 +300,9 @@ class Worker:
     def _poll(self, *, wait: bool) -> Polled:
         """What has arrived; waiting up to `batch_s` only with nothing in flight."""
         timeout_s = self.config.batch_s if wait else 0.0
-        polled = self._retry("poll", lambda: self.source.poll(self.config.batch_size, timeout_s))
+        size = self._sizer.size
+        polled = self._retry("poll", lambda: self.source.poll(size, timeout_s))
+        self._sizer.observe(len(polled.messages))
         for error in polled.errors:
             log.warning("kafka_client_error", error=error)
         return polled

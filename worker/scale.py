@@ -279,6 +279,11 @@ class ScaleOut:
             _, weights = batch.arrays()
             self.items.mark(learned.changed_items, batch.items, weights.tolist())
 
+    def due(self) -> bool:
+        """Whether the next `tick` sends items or flushes user state (the loop drains first)."""
+        now = time.monotonic()
+        return now >= self._next_sync or (now >= self._next_flush and bool(self.owned))
+
     def tick(self) -> None:
         """Send the item delta and flush user state when due; fold in the others' deltas."""
         now = time.monotonic()

@@ -333,6 +333,8 @@ class LoopSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
 
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
+    # Unset: `worker.batching.default_batch_max` of the device (a backlog grows batches to it).
+    batch_max: int | None = Field(default=None, ge=1, le=1_000_000)
     batch_ms: int = Field(default=50, ge=1, le=60_000)
     # Write batch N while learning N+1: auto = only with the model on a GPU (on a CPU the
     # write's threads slow torch's more than the overlap saves; docs/benchmarks.md).

@@ -41,7 +41,11 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
     its offsets, so nothing is skipped and nothing learned twice.
     """
     settings = make_settings(
-        checkpoint_dir=tmp_path, checkpoint_interval_s=0.05, batch_size=40, batch_ms=20
+        checkpoint_dir=tmp_path,
+        checkpoint_interval_s=0.05,
+        batch_size=40,
+        batch_max=40,
+        batch_ms=20,
     )
     first = build_worker(settings)
     first.overlap = overlap

@@ -44,13 +44,17 @@ def test_an_idle_loop_publishes_a_lone_click_well_within_the_batch_time(
     assert worker.totals.messages == 2
 
 
-@pytest.mark.parametrize("overlap", [False, True])
+@pytest.mark.parametrize(("overlap", "batch_max"), [(False, 200), (True, 200), (False, 800)])
 def test_a_backlog_still_forms_full_batches(
-    make_settings: Any, names: Any, produce: Any, overlap: bool
+    make_settings: Any, names: Any, produce: Any, overlap: bool, batch_max: int
 ) -> None:
-    """Messages already fetched are taken batch_size at a time, the rest in the last batch."""
+    """A fetched backlog is taken in full batches: batch_size at a time, or growing to batch_max.
+
+    With room to grow, each full poll doubles the next (200, then 400 asked for, 300 left).
+    """
     batch_size, total = 200, 500
-    worker = build_worker(make_settings(batch_size=batch_size, batch_ms=_BATCH_MS))
+    settings = make_settings(batch_size=batch_size, batch_max=batch_max, batch_ms=_BATCH_MS)
+    worker = build_worker(settings)
     worker.overlap = overlap
     try:
         assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
@@ -64,7 +68,10 @@ def test_a_backlog_still_forms_full_batches(
                 sizes.append(report.messages)
     finally:
         worker.close()
-    assert sizes == [batch_size, batch_size, total - 2 * batch_size]
+    if batch_max == batch_size:
+        assert sizes == [batch_size, batch_size, total - 2 * batch_size]
+    else:
+        assert sizes == [batch_size, total - batch_size]
 
 
 def test_partitions_revoked_with_a_write_in_flight_commit_it_first(

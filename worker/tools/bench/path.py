@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -20,6 +15,8 @@ from worker.app import build_worker
 from worker.settings import Settings, with_values
 from worker.stats import LatencyReservoir
 from worker.testing.private import PrivateNames, private_settings, start_on_thread
+from worker.tools.bench.floor import pass_through_at_load
+from worker.tools.bench.load import offer
 from worker.tools.bench.stages import Row
 from worker.tools.replay import Interactions, send_interactions
 
@@ -182,109 +179,16 @@ def river_learn_only(data: Interactions, limit: int) -> float:
     return len(users) / (time.perf_counter() - start)
 
 
-def _offer(
-    bootstrap: str, topic: str, rate: float, events: int
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start a producer process offering `events` clicks at `rate`/s (0: flat out).
-
-    Users uniform over 20,000, items Zipf over 10,000; the replay CLI's producer
-    (linger.ms 5). Returns the process and the CSV to delete after it.
-    """
-    rng = np.random.default_rng(0)
-    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
-        users, items = rng.integers(0, 20_000, events), rng.zipf(1.3, events) % 10_000
-        pairs = enumerate(zip(users.tolist(), items.tolist(), strict=True))
-        handle.write("".join(f"u{u},i{i},{n}\n" for n, (u, i) in pairs))
-        path = Path(handle.name)
-    env = {
-        **os.environ,
-        "RECSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "RECSTREAM_KAFKA_TOPIC": topic,
-        "RECSTREAM_LOG_LEVEL": "warning",
-    }
-    exe = str(Path(sys.executable).parent / "recstream")
-    command = [exe, "replay", str(path), "--rate", str(rate)]
-    if not Path(exe).exists():
-        command = [sys.executable, "-m", "worker.cli", "replay", str(path), "--rate", str(rate)]
-    producer = subprocess.Popen(  # noqa: S603  (our own CLI)
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    return producer, path
-
-
-def pass_through_at_load(
-    bootstrap: str, redis_url: str, rate: float, seconds: float
-) -> dict[str, float]:
-    """The floor: batch consume, one pipelined SET per user, commit; no model at all.
-
-    Same load, same producer, same Redis write path (`RedisSink`) and the same
-    latency measure as the worker: Redis acknowledgement minus the produce time.
-    """
-    from confluent_kafka import Consumer  # noqa: TID251  (the floor is the raw client)
-
-    from stream.kafka import ensure_topics
-    from stream.redis_sink import RedisSink
-
-    tag = uuid.uuid4().hex[:8]
-    topic = f"bench-pass-{tag}"
-    ensure_topics({"bootstrap.servers": bootstrap}, {topic: 4})
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"pass-{tag}",
-            "enable.auto.commit": False,
-            **_CONSUMER,
-        }
-    )
-    consumer.subscribe([topic])
-    sink = RedisSink(redis_url, prefix=f"pass-{tag}:", ttl_s=600)
-    deadline = time.monotonic() + 60
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.05)
-    events = int(rate * seconds) if rate else 200_000
-    producer, path = _offer(bootstrap, topic, rate, events)
-    latency, done, first = LatencyReservoir(), 0, None
-    deadline = time.monotonic() + _LIMIT_S
-    while done < events and time.monotonic() < deadline:
-        messages = [m for m in consumer.consume(4096, 0.05) if not m.error()]
-        if not messages:
-            continue
-        first = first or time.perf_counter()
-        latest: dict[str, bytes] = {}
-        produced = []
-        for message in messages:
-            event = msgpack.unpackb(message.value())
-            latest[str(event["user"])] = msgpack.packb({"items": [str(event["item"])]})
-            produced.append(message.timestamp()[1] / 1000.0)
-        sink.publish(list(latest.items()))
-        acked = time.time()
-        consumer.commit(asynchronous=False)
-        done += len(messages)
-        if done >= events // 5:  # the same warm-up cut as the worker's
-            latency.add(acked - np.asarray(produced))
-    elapsed = time.perf_counter() - (first or time.perf_counter())
-    producer.wait(60)
-    consumer.close()
-    sink.close()
-    path.unlink()
-    return {
-        "offered": rate,
-        "events_per_s": done / max(elapsed, 1e-9),
-        "p50_ms": latency.quantile_ms(0.5),
-        "p99_ms": latency.quantile_ms(0.99),
-    }
-
-
 def latency_at_load(
     bootstrap: str, redis_url: str, device: str, rate: float, seconds: float
 ) -> dict[str, float]:
-    """Offer `rate` events/s from a separate producer process; click→Redis p50/p99 and events/s."""
+    """Offer `rate` events/s of the outside load (`load.offer`); click→Redis p50/p99, events/s."""
     tag = uuid.uuid4().hex[:8]
     settings = _settings(bootstrap, redis_url, device, tag)
     worker = build_worker(settings)
     loop = start_on_thread(worker)
     events = int(rate * seconds) if rate else _FLAT_OUT_EVENTS
-    producer, path = _offer(bootstrap, settings.kafka.topic, rate, events)
+    producer, path = offer(bootstrap, settings.kafka.topic, rate, events)
     deadline = time.monotonic() + _LIMIT_S
     first = None  # from the first processed event, so process start-up stays out
     warm = False
@@ -309,3 +213,14 @@ def latency_at_load(
         "p99_ms": worker.totals.latency.quantile_ms(0.99),
         **{f"stage_{name}_s": seconds for name, seconds in worker.totals.stage_s.items()},
     }
+
+
+__all__ = [
+    "ingest",
+    "latency_at_load",
+    "naive",
+    "pass_through_at_load",
+    "prefill",
+    "river_learn_only",
+    "whole_path",
+]
