@@ -15,6 +15,7 @@ from worker.testing.embedded import start_kafka, start_redis
 from worker.testing.synthetic import generate
 from worker.tools.bench import path as whole
 from worker.tools.bench import stages
+from worker.tools.bench.rank import bench_rank
 from worker.tools.bench.report import machine, markdown, plot_latency
 from worker.tools.bench.stages import Row
 from worker.tools.progress import bar
@@ -83,7 +84,7 @@ def _latency(
     return points
 
 
-def run_bench(options: BenchOptions) -> list[Row]:
+def run_bench(options: BenchOptions) -> list[Row]:  # noqa: PLR0915
     """Measure every stage, the whole path, the baselines; write markdown and a PNG."""
     device = resolve_device(options.device)
     quick = options.quick
@@ -106,6 +107,10 @@ def run_bench(options: BenchOptions) -> list[Row]:
         dims = [64] if quick else [32, 64, 128]
         queries = 10_000 if gpu else 1_024
         rows += stages.bench_search(device, items, dims, queries, 50, repeats)
+        stage("rank")
+        rows += bench_rank(
+            device, [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000], repeats
+        )
         stage("publish")
         rows += stages.bench_publish(redis.url, [10, 50, 100], 10_000 if quick else 20_000, repeats)
 
