@@ -26,6 +26,9 @@ class RankerConfig:
 
     hidden: int = 16  # ReLU units beside the linear term; 0: linear only
     learning_rate: float = 0.01
+    replay: int = 4096  # recent clicks kept (positive + sampled candidates), learned again
+    sampled: int = 32  # candidates kept per click: the positive and this many - 1 others
+    minibatch: int = 512  # clicks drawn from the replay per step
     stats_decay: float = 0.999  # running mean/variance decay per training batch
     l2: float = 1e-5
     seed: int = 0
@@ -36,6 +39,8 @@ class RankerConfig:
             raise ValueError(f"hidden must be >= 0, got {self.hidden}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.replay < 1 or self.sampled < 2 or self.minibatch < 1:  # noqa: PLR2004
+            raise ValueError("replay and minibatch must be >= 1 and sampled >= 2")
         if not 0 < self.stats_decay < 1:
             raise ValueError(f"stats_decay must be in (0, 1), got {self.stats_decay}")
 
@@ -74,6 +79,13 @@ class OnlineRanker:
         self.mean = torch.zeros(features, device=device)
         self.var = torch.ones(features, device=device)
         self.steps = 0
+        # The replay: each click's positive in column 0 beside sampled other candidates.
+        size, width = config.replay, config.sampled
+        self._replay = torch.zeros(size, width, features, device=device)
+        self._replay_valid = torch.zeros(size, width, dtype=torch.bool, device=device)
+        self._written = 0
+        self._draw = torch.Generator(device=device)
+        self._draw.manual_seed(config.seed + 1)
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
         """`[users, candidates]` scores of `[users, candidates, features]` (no gradient)."""
@@ -90,10 +102,13 @@ class OnlineRanker:
     def fit(
         self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor
     ) -> RankerStats:
-        """One Adam step on the softmax loss: `positive[n]` is the click's column, `-1` if absent.
+        """Keep this batch's clicks in the replay, then one Adam step on a minibatch of it.
 
-        Events whose click was not among their candidates teach nothing here (the
-        sources' recall is measured apart); statistics follow every candidate seen.
+        `positive[n]` is the click's column among its candidates, `-1` if absent: such
+        a click teaches nothing here (the sources' recall is measured apart). Each kept
+        click is its positive and `sampled - 1` other candidates drawn at random (a
+        sampled softmax); a step draws from recent clicks, not the batch alone, so a
+        small batch does not swing the weights.
         """
         events = int(features.shape[0])
         covered = positive >= 0
@@ -101,18 +116,42 @@ class OnlineRanker:
         if events == 0:
             return RankerStats(0, zero, zero)
         self._follow(features, valid)
-        logits = self._forward(features).masked_fill(~valid, float("-inf"))
-        log_p = torch.log_softmax(logits, dim=1)
-        picked = log_p.gather(1, positive.clamp(min=0).unsqueeze(1)).squeeze(1)
-        picked = torch.where(covered & torch.isfinite(picked), picked, 0.0)
-        count = covered.sum()
-        loss = -picked.sum() / count.clamp(min=1)
+        self._keep(features, valid, positive)
+        held = min(self._written, self.config.replay)
+        draw = (self.config.minibatch,)
+        pick = torch.randint(0, held, draw, generator=self._draw, device=self.device)
+        batch, batch_valid = self._replay[pick], self._replay_valid[pick]
+        logits = self._forward(batch).masked_fill(~batch_valid, float("-inf"))
+        log_p = torch.log_softmax(logits, dim=1)[:, 0]
+        kept = batch_valid[:, 0] & torch.isfinite(log_p)
+        loss = -torch.where(kept, log_p, 0.0).sum() / kept.sum().clamp(min=1)
         penalty = self.config.l2 * sum((p * p).sum() for p in self.params)
         self.optimizer.zero_grad(set_to_none=True)
         (loss + penalty).backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         self.steps += 1
-        return RankerStats(events, count, loss.detach())
+        return RankerStats(events, covered.sum(), loss.detach())
+
+    def _keep(self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor) -> None:
+        """Write each click's positive and sampled other candidates into the replay ring."""
+        events, width = features.shape[0], self.config.sampled
+        covered = positive >= 0
+        others = torch.rand(valid.shape, generator=self._draw, device=self.device)
+        others = others.masked_fill(~valid, -1.0)
+        others.scatter_(1, positive.clamp(min=0).unsqueeze(1), -1.0)  # not the positive again
+        take = min(width - 1, int(valid.shape[1]))
+        drawn = others.topk(take, dim=1)
+        columns = torch.cat([positive.clamp(min=0).unsqueeze(1), drawn.indices], 1)
+        kept_valid = torch.cat([covered.unsqueeze(1), drawn.values >= 0], 1)
+        gathered = features.gather(1, columns.unsqueeze(2).expand(-1, -1, features.shape[2]))
+        if take < width - 1:
+            pad = width - 1 - take
+            gathered = torch.nn.functional.pad(gathered, (0, 0, 0, pad))
+            kept_valid = torch.nn.functional.pad(kept_valid, (0, pad))
+        slots = (self._written + torch.arange(events, device=self.device)) % self.config.replay
+        self._replay[slots] = gathered
+        self._replay_valid[slots] = kept_valid
+        self._written += events
 
     def _follow(self, features: torch.Tensor, valid: torch.Tensor) -> None:
         """Move the running mean and variance toward this batch's valid candidates."""

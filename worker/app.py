@@ -123,6 +123,7 @@ def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
         cold_max_clicks=c.cold_max_clicks,
         window=c.window,
         train_events=c.ranker_train_events,
+        next_weight=c.next_weight,
         sources=c.sources,
         drop=c.ranker_drop,
         ranker=RankerConfig(

@@ -262,9 +262,8 @@ class Engine:
         known = (user_rows >= 0) & (item_rows >= 0)
         if not known.any():
             return
-        rows = torch.from_numpy(user_rows[known]).to(self.device)
         clicked = torch.from_numpy(item_rows[known]).to(self.device)
-        self.stages.fit(rows, clicked)
+        self.stages.fit(user_rows[known], clicked)
 
     def recommendations(self, ranked: Ranked) -> list[Recommendation]:
         """Ranked rows turned into the published lists: item ids, scores, newest event time."""

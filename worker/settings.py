@@ -251,6 +251,7 @@ class CandidateSettings(BaseSettings):
     ranker_hidden: int = Field(default=16, ge=0, le=1024)
     ranker_learning_rate: float = Field(default=0.01, gt=0, le=10, allow_inf_nan=False)
     ranker_train_events: int = Field(default=256, ge=1, le=65_536)
+    next_weight: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
 
     @field_validator("sources", "ranker_drop", mode="before")
     @classmethod

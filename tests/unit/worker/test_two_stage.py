@@ -123,8 +123,8 @@ def test_the_ranker_learns_each_click_before_the_model_does(device: torch.device
     seen_at_fit: list[tuple[int, bool]] = []
     fit = engine.stages.fit
 
-    def spy(user_rows: torch.Tensor, clicked: torch.Tensor) -> object:
-        seen = engine.history.seen(user_rows)
+    def spy(user_rows: np.ndarray, clicked: torch.Tensor) -> object:
+        seen = engine.history.seen(torch.from_numpy(user_rows).to(device))
         seen_at_fit.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
         return fit(user_rows, clicked)
 
@@ -185,3 +185,37 @@ def test_unknown_or_missing_sources_are_refused(bad: tuple[str, ...]) -> None:
     """The vector source is required and names must be known."""
     with pytest.raises(ValueError, match="source"):
         StageConfig(sources=bad)
+
+
+def test_a_later_click_labels_the_candidate_set_its_user_had_before() -> None:
+    """Delayed labels: a set kept at one batch is labelled by the user's click at a later one."""
+    from models.delayed import DelayedSets
+
+    store = DelayedSets(slots=4, uses=2, device=torch.device("cpu"), per_batch=4)
+    rows = torch.tensor([[5, 6, 7, -1], [1, 2, 3, 4]])
+    features = torch.arange(32, dtype=torch.float32).reshape(2, 4, 4)
+    assert store.labelled(np.array([10, 11]), torch.tensor([6, 2])) is None  # nothing kept yet
+    store.store(np.array([10, 11]), rows, features)
+    assert len(store) == 2
+    found = store.labelled(np.array([11, 12, 10]), torch.tensor([4, 9, 9]))
+    assert found is not None
+    kept, valid, positive, events = found
+    assert events.tolist() == [0, 2]  # user 12 had no set
+    assert positive.tolist() == [3, -1]  # 4 is user 11's fourth candidate; 9 was not user 10's
+    torch.testing.assert_close(kept[0], features[1])
+    assert valid[1].tolist() == [True, True, True, False]
+    store.labelled(np.array([11]), torch.tensor([1]))  # user 11's second use: spent
+    assert len(store) == 1
+
+
+def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
+    """With a later head mixed in, lists still fill and both heads learn."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    config = StageConfig(**SMALL, next_weight=0.5, delayed_sets=8)
+    engine = Engine(learner, SeenHistory(64, device), ExactIndex(), 3, stages=config)
+    _filler(engine)
+    for n in range(10):
+        _learn(engine, [f"bg{n % 7}", f"bg{(n + 3) % 7}"], [f"f{n + 20}", f"f{n + 1}"])
+    assert engine.stages.later.steps > 0
+    rows = torch.arange(len(engine.learner.users), device=device)
+    assert (engine.rank(rows).item_rows >= 0).all()

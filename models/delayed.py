@@ -1,0 +1,101 @@
+"""Delayed labels: candidate sets kept from earlier, labelled by the clicks that come later.
+
+A list is often read hours after it is written, so what matters is not only
+the next click but any later one. To learn that, a bounded store keeps, for a
+sample of users, the candidate set (rows and features) they had at some batch;
+each later click of theirs on one of those candidates is a positive for that
+old set. The store is a fixed ring of `slots` sets: an entry is replaced once
+it has taught `uses` clicks, or when its slot comes round again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class DelayedSets:
+    """A ring of `slots` users' earlier candidate sets, looked up by user row."""
+
+    def __init__(self, slots: int, uses: int, device: torch.device, per_batch: int = 0) -> None:
+        """Room for `slots` sets; each teaches at most `uses` later clicks.
+
+        At most `per_batch` new sets are kept per batch (default `slots // 32`), so the
+        ring holds sets of many ages.
+        """
+        if slots < 1 or uses < 1:
+            raise ValueError(f"slots and uses must be >= 1, got {slots}, {uses}")
+        self.slots = slots
+        self.uses = uses
+        self.device = device
+        self.rows: torch.Tensor | None = None  # [slots, width] item rows, -1 padded
+        self.features: torch.Tensor | None = None  # [slots, width, features] (float16)
+        self._owner = np.full(slots, -1, dtype=np.int64)
+        self._left = np.zeros(slots, dtype=np.int64)
+        self._slot_of: dict[int, int] = {}
+        self._next = 0
+        self.per_batch = per_batch or max(1, slots // 32)
+
+    def __len__(self) -> int:
+        """Sets held."""
+        return len(self._slot_of)
+
+    def labelled(
+        self, user_rows: np.ndarray, clicked: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """`(features, valid, positive, events)` of clicks whose user has an earlier set.
+
+        `positive` is the clicked item's column in that set (`-1` where it is not one
+        of its candidates); `events` indexes the clicks used. None when no click has one.
+        """
+        if self.rows is None or self.features is None:
+            return None
+        slots = np.array([self._slot_of.get(int(u), -1) for u in user_rows], dtype=np.int64)
+        events = np.flatnonzero(slots >= 0)
+        if events.size == 0:
+            return None
+        used = slots[events]
+        np.subtract.at(self._left, used, 1)
+        for slot in np.unique(used[self._left[used] <= 0]):  # spent: free for a fresh set
+            self._free(int(slot))
+        index = torch.from_numpy(used).to(self.device)
+        rows = self.rows[index]
+        picked = torch.from_numpy(events).to(clicked.device)
+        hit = rows == clicked[picked].unsqueeze(1)
+        positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
+        return self.features[index].float(), rows >= 0, positive, picked
+
+    def store(self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor) -> None:
+        """Keep the candidate sets of users who hold none yet, in the next slots of the ring."""
+        if self.rows is None or self.rows.shape[1] != rows.shape[1]:
+            self.rows = torch.full((self.slots, rows.shape[1]), -1, device=self.device)
+            self.features = torch.zeros(
+                self.slots, *features.shape[1:], dtype=torch.float16, device=self.device
+            )
+            self._slot_of.clear()
+            self._owner[:] = -1
+        assert self.features is not None  # noqa: S101 (set together with rows)
+        first: dict[int, int] = {}
+        for n, user in enumerate(user_rows.tolist()):
+            if user not in self._slot_of:
+                first.setdefault(user, n)
+        fresh = list(first.values())[: self.per_batch]
+        if not fresh:
+            return
+        slots = [(self._next + n) % self.slots for n in range(len(fresh))]
+        self._next = (self._next + len(fresh)) % self.slots
+        for slot, n in zip(slots, fresh, strict=True):
+            self._free(slot)
+            user = int(user_rows[n])
+            self._owner[slot], self._left[slot] = user, self.uses
+            self._slot_of[user] = slot
+        at = torch.tensor(slots, device=self.device)
+        take = torch.tensor(fresh, device=rows.device)
+        self.rows[at] = rows[take].to(self.device)
+        self.features[at] = features[take].to(self.device, torch.float16)
+
+    def _free(self, slot: int) -> None:
+        owner = int(self._owner[slot])
+        if owner >= 0 and self._slot_of.get(owner) == slot:
+            del self._slot_of[owner]
+        self._owner[slot] = -1
