@@ -49,11 +49,13 @@ from worker.metrics import WorkerMetrics
 from worker.sync_codec import (
     MARKER_KEY,
     DeltaChunk,
+    RankerChunk,
     TransitionChunk,
     decode_feed,
     decode_partition,
     encode_delta,
     encode_marker,
+    encode_ranker,
     encode_transitions,
     encode_users,
     split_delta,
@@ -111,6 +113,7 @@ class ScaleOut:
         self._markers: dict[int, int] = {}  # partition -> offset of the last marker written
         self._applied: dict[str, int] = {}  # origin -> highest seq folded in
         self._seq = 0
+        self._ranker_sent_at = 0  # the ranker's step count when it was last sent
         self._since = 0.0  # wall time of the oldest unsent item change (0: none)
         now = time.monotonic()
         self._next_sync = now + config.item_sync_s
@@ -311,6 +314,7 @@ class ScaleOut:
 
     def _send_items(self) -> None:
         self._send_transitions()
+        self._send_ranker()
         if not self.items.pending:
             return
         since, self._since = self._since or time.time(), 0.0
@@ -322,6 +326,19 @@ class ScaleOut:
             chunk = DeltaChunk(self.origin, self._seq, sent, since, piece)
             self.producer.send(self.config.items_topic, self.origin.encode(), encode_delta(chunk))
         log.debug("items_sent", items=len(delta.ids), records=len(pieces), seq=self._seq)
+
+    def _send_ranker(self) -> None:
+        """The ranker, whole, at each item sync once it has learned (it is tiny)."""
+        ranker = self.engine.stages.ranker
+        if ranker.steps == self._ranker_sent_at:
+            return
+        self._ranker_sent_at = ranker.steps
+        self._seq += 1
+        state = {
+            k: v.numpy() for k, v in ranker.state_dict().items() if isinstance(v, torch.Tensor)
+        }
+        chunk = RankerChunk(self.origin, self._seq, time.time(), state)
+        self.producer.send(self.config.items_topic, self.origin.encode(), encode_ranker(chunk))
 
     def _send_transitions(self) -> None:
         if self.transitions is None or not self.transitions.pending:
@@ -352,10 +369,9 @@ class ScaleOut:
             if chunk.origin == self.origin or chunk.seq <= self._applied.get(chunk.origin, 0):
                 continue
             self._applied[chunk.origin] = chunk.seq
-            if isinstance(chunk, TransitionChunk):  # rings only: no index row changes
-                if self.transitions is not None and chunk.pairs.ids:
-                    self.transitions.apply(chunk.pairs, engine.admit_items(chunk.pairs.ids))
+            if self._fold_aside(chunk):
                 continue
+            assert isinstance(chunk, DeltaChunk)  # noqa: S101 (the feed's third kind)
             delta = chunk.delta
             if delta.weight.shape[1] != learner.config.dim + 1:
                 log.error("item_delta_wrong_dim", origin=chunk.origin, width=delta.weight.shape[1])
@@ -380,6 +396,18 @@ class ScaleOut:
                 items=int(rows_changed.numel()),
                 staleness_ms=round(1000 * max(staleness), 1),
             )
+
+    def _fold_aside(self, chunk: DeltaChunk | TransitionChunk | RankerChunk) -> bool:
+        """Fold a record that changes no index row (a ranker, transition pairs): True if one."""
+        if isinstance(chunk, RankerChunk):  # averaged into ours: gossip towards one ranker
+            tensors = {k: torch.from_numpy(v) for k, v in chunk.state.items()}
+            self.engine.stages.ranker.blend([dict(tensors)])
+            return True
+        if isinstance(chunk, TransitionChunk):  # rings only: no index row changes
+            if self.transitions is not None and chunk.pairs.ids:
+                self.transitions.apply(chunk.pairs, self.engine.admit_items(chunk.pairs.ids))
+            return True
+        return False
 
     def close(self) -> None:
         """Send what is unsent, then close the clients (after the consumer's last revoke)."""

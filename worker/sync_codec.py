@@ -215,9 +215,53 @@ def encode_transitions(chunk: TransitionChunk) -> bytes:
     return packed
 
 
-def decode_feed(value: bytes) -> DeltaChunk | TransitionChunk:
-    """An item-feed record of either kind; `ValueError` for one this version cannot read."""
+@dataclass(frozen=True)
+class RankerChunk:
+    """One item-feed record of a worker's ranker: its parameters and feature statistics."""
+
+    origin: str
+    seq: int
+    sent: float
+    state: dict[str, np.ndarray]  # float32 arrays by name (models.ranker's state_dict names)
+
+
+def encode_ranker(chunk: RankerChunk) -> bytes:
+    """One item-feed record of a ranker (a few KiB: it rides the feed whole)."""
+    arrays = {
+        name: {"shape": list(a.shape), "f": a.astype("<f4").tobytes()}
+        for name, a in chunk.state.items()
+    }
+    packed: bytes = msgpack.packb(
+        {
+            "v": FORMAT,
+            "kind": "ranker",
+            "origin": chunk.origin,
+            "seq": chunk.seq,
+            "sent": chunk.sent,
+            "arrays": arrays,
+        }
+    )
+    return packed
+
+
+def _decode_ranker(raw: dict[str, Any]) -> RankerChunk:
+    if raw.get("v") != FORMAT:
+        raise ValueError("not a ranker record of format 1")
+    state = {}
+    for name, entry in dict(raw["arrays"]).items():
+        shape = tuple(int(n) for n in entry["shape"])
+        array = np.frombuffer(entry["f"], dtype="<f4").astype(np.float32)
+        if array.size != int(np.prod(shape)):
+            raise ValueError(f"ranker record: {name} does not fill its shape")
+        state[str(name)] = array.reshape(shape)
+    return RankerChunk(raw["origin"], int(raw["seq"]), raw["sent"], state)
+
+
+def decode_feed(value: bytes) -> DeltaChunk | TransitionChunk | RankerChunk:
+    """An item-feed record of any kind; `ValueError` for one this version cannot read."""
     raw = msgpack.unpackb(value)
+    if isinstance(raw, dict) and raw.get("kind") == "ranker":
+        return _decode_ranker(raw)
     if not isinstance(raw, dict) or raw.get("kind") != "transitions":
         return decode_delta(value)
     if raw.get("v") != FORMAT:

@@ -172,3 +172,30 @@ def test_feed_records_of_pairs_stay_under_half_a_megabyte_with_the_longest_ids()
     assert len(records) > 1
     assert pairs > 20_000
     assert max(len(v) for v in records) < 512_000
+
+
+def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
+    """Each worker sends its ranker; the other averages it into its own, exactly."""
+    from worker.sync_codec import RankerChunk
+
+    a, b = _engine(), _engine()
+    scale_a, out_a, _ = _scale(a)
+    _, _, feed_b = _scale(b)
+    scale_b = _scale_of(b, feed_b)
+    _feed(a, scale_a, [("u1", "a"), ("u2", "b")])
+    _feed(a, scale_a, [("u1", "c"), ("u2", "a"), ("u3", "b")])  # a's ranker learns
+    scale_a.tick()
+    chunks = [decode_feed(v) for v in out_a.sent]
+    sent = [c for c in chunks if isinstance(c, RankerChunk)]
+    assert len(sent) == 1
+    theirs = a.stages.ranker.linear.detach().clone()
+    mine = b.stages.ranker.linear.detach().clone()
+    assert not torch.equal(theirs, mine)  # a learned: the average means something
+    feed_b.values = list(out_a.sent)
+    scale_b.tick()
+    torch.testing.assert_close(b.stages.ranker.linear.detach(), (theirs + mine) / 2)
+
+
+def _scale_of(engine: Engine, feed: _Feed) -> ScaleOut:
+    config = ScaleConfig("clicks", "clicks.state", "clicks.items", item_sync_s=1e-9)
+    return ScaleOut(config, engine, producer=_Producer(), reader=None, feed=feed)  # type: ignore[arg-type]
