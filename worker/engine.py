@@ -273,7 +273,7 @@ class Engine:
         last_ts_list = last_ts.cpu().numpy().tolist()
         rows, scores = ranked.item_rows, ranked.scores
         valid = rows >= 0
-        full: list[bool] = valid.all(axis=1).tolist()
+        full = np.asarray(valid.all(axis=1), dtype=bool).tolist()
         item_ids = learner.items.ids_of(np.where(valid, rows, 0))
         recs = []
         for n, user in enumerate(users):
