@@ -253,6 +253,23 @@ class KafkaSource:
                 behind += max(0, high - position)
         return behind
 
+    def fetch_barrier(self, timeout_s: float = 10.0) -> None:
+        """Return once every fetch response received so far is in the local queue.
+
+        The cached high watermark is set from a fetch response before its records
+        are parsed into the queue. A ListOffsets round trip is answered on the
+        same broker thread, after that parse, so a caller that saw the watermark
+        and then this return knows the records are there to poll (tests and the
+        eval's deterministic batches; the loop never needs it).
+        """
+        for topic, partition in list(self.assigned):
+            try:
+                self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout_s, cached=False
+                )
+            except KafkaException as exc:
+                _raise_for(exc.args[0], "query watermarks")
+
     def close(self) -> None:
         """Leave the group so partitions move to other members at once."""
         self._consumer.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,18 +55,17 @@ def test_an_unreachable_broker_is_a_startup_failure_naming_it(
         RECSTREAM_STARTUP_TIMEOUT_S="2",
     )
     log = tmp_path / "worker.log"
-    started = time.monotonic()
-    code = _run_to_exit(env, log)
-    took = time.monotonic() - started
+    code = _run_to_exit(env, log, timeout_s=120)  # it exits on its own: no wall-clock target
     assert code == 2, log.read_text()[-2000:]
-    assert took < 30
     failed = log_events(log, "startup_failed")
     assert len(failed) == 1, log.read_text()[-2000:]
+    assert failed[0]["waited_s"] == 2  # it gave up after the timeout it was given
     assert failed[0]["bootstrap_servers"] == bootstrap
     assert failed[0]["variable"] == "RECSTREAM_KAFKA_BOOTSTRAP"
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.timeout(420)  # each wait below is bounded; a busy machine may need several
 def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
     worker_env: Any,
     names: Any,
@@ -87,7 +85,7 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
         try:
             waiting = wait_until(  # periodic: a second warning, 10 s after the first
                 lambda: sum(bool(e.get("waiting")) for e in log_events(log, "topic_missing")) >= 2,
-                60,
+                120,
             )
             assert waiting, log.read_text()[-3000:]
             assert proc.poll() is None
@@ -101,15 +99,14 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
             )
             for future in futures.values():
                 future.result(30)
-            created = time.monotonic()
             sent = produce(names.topic, click_messages(click_stream(0, 200)))
+            # Within half of librdkafka's default metadata refresh (5 minutes), which is what
+            # this tells apart: the worker's 5 s refresh, with room for a busy machine.
             consumed = wait_until(
-                lambda: sum(committed(names.group, names.topic).values()) == sent.count, 40
+                lambda: sum(committed(names.group, names.topic).values()) == sent.count, 150
             )
-            took = time.monotonic() - created
             assert consumed, log.read_text()[-3000:]
-            assert took < 30  # librdkafka's default metadata refresh alone is 5 minutes
-            assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/readyz") == 200, 10)
+            assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/readyz") == 200, 60)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(30)
