@@ -9,7 +9,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 from confluent_kafka import (
     Consumer,
@@ -23,7 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from stream.errors import FatalError, TransientError
 
-KafkaConfig = Mapping[str, str | int | float | bool]
+# librdkafka properties, plus confluent-kafka's own `logger` (a `logging.Logger`) where given
+KafkaConfig = Mapping[str, object]
 
 CONSUMER_DEFAULTS: dict[str, str | int | bool] = {
     "enable.auto.commit": False,  # offsets move only after Redis acknowledged the lists
@@ -305,19 +306,39 @@ class ClickProducer:
 
 def _admin(config: KafkaConfig) -> AdminClient:
     try:
-        return AdminClient(dict(config))
+        return AdminClient(cast("dict[str, Any]", dict(config)))
     except KafkaException as exc:
         raise FatalError(f"kafka client config rejected: {exc}") from exc
 
 
+_BROKER_ASK_S = 1.0  # each metadata request's wait; between them the client's logs are served
+
+
 def wait_for_broker(config: KafkaConfig, timeout_s: float) -> set[str]:
-    """The cluster's topic names, once a broker answers; `FatalError` if none does in time."""
-    try:
-        meta = _admin(config).list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        error: KafkaError = exc.args[0]
-        raise FatalError(f"no broker answered within {timeout_s:g} s ({error.str()})") from exc
-    return {name for name, topic in meta.topics.items() if topic.error is None}
+    """The cluster's topic names, once a broker answers; `FatalError` if none does in time.
+
+    Asked again every second rather than once for the whole wait, so that the
+    admin client's poll serves librdkafka's log lines as they come (to the
+    config's `logger`, when it has one) instead of after the wait.
+    """
+    admin = _admin(config)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        asked = time.monotonic()
+        try:
+            meta = admin.list_topics(timeout=max(0.05, min(_BROKER_ASK_S, deadline - asked)))
+        except KafkaException as exc:
+            admin.poll(0)
+            if time.monotonic() >= deadline:
+                error: KafkaError = exc.args[0]
+                raise FatalError(
+                    f"no broker answered within {timeout_s:g} s ({error.str()})"
+                ) from exc
+            # refused at once (nothing listening): wait out the rest of this second
+            time.sleep(max(0.0, min(asked + _BROKER_ASK_S, deadline) - time.monotonic()))
+            continue
+        admin.poll(0)
+        return {name for name, topic in meta.topics.items() if topic.error is None}
 
 
 def ensure_topics(

@@ -25,9 +25,7 @@ log = structlog.get_logger("recstream.worker")
 COMPACT = {"cleanup.policy": "compact"}
 
 
-def _create(
-    kafka_config: dict[str, str | int], name: str, partitions: int, timeout_s: float
-) -> None:
+def _create(kafka_config: dict[str, object], name: str, partitions: int, timeout_s: float) -> None:
     try:
         ensure_topics(kafka_config, {name: partitions}, timeout_s, {name: COMPACT})
     except FatalError as exc:  # a broker without compaction: the same topic, uncompacted

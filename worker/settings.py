@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stream.events import MAX_WEIGHT
 from worker.errors import SettingsError
+from worker.logs import kafka_logger
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
 MAX_SEARCH_K = 2048
@@ -107,11 +108,16 @@ class KafkaSettings(BaseSettings):
             )
         return self
 
-    def client_config(self) -> dict[str, str | int]:
-        """Librdkafka settings shared by the consumer, producers and admin client."""
-        config: dict[str, str | int] = {
+    def client_config(self) -> dict[str, object]:
+        """Librdkafka settings shared by the consumer, producers and admin client.
+
+        With confluent-kafka's `logger`: librdkafka's own lines become structlog
+        events (`kafka_client_log`), served by each client's poll, not printed.
+        """
+        config: dict[str, object] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
+            "logger": kafka_logger(),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
@@ -123,7 +129,7 @@ class KafkaSettings(BaseSettings):
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
-    def consumer_config(self) -> dict[str, str | int]:
+    def consumer_config(self) -> dict[str, object]:
         """Consumer-group settings on top of the client ones."""
         return {
             **self.client_config(),

@@ -63,6 +63,12 @@ def test_an_unreachable_broker_is_a_startup_failure_naming_it(
     assert failed[0]["bootstrap_servers"] == bootstrap
     assert failed[0]["variable"] == "RECSTREAM_KAFKA_BOOTSTRAP"
     assert "Traceback" not in log.read_text()
+    # librdkafka's own lines (connection refused) came through structlog, not as plain text
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert len(log_events(log)) == len(lines), lines[:5]
+    refused = log_events(log, "kafka_client_log")
+    assert refused, lines[:5]
+    assert all(e["facility"] and e["client"].startswith("rdkafka#") for e in refused)
 
 
 @pytest.mark.timeout(420)  # each wait below is bounded; a busy machine may need several

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from worker.errors import SettingsError
+from worker.logs import kafka_logger
 from worker.settings import load_settings
 
 
@@ -47,6 +48,7 @@ def test_defaults() -> None:
     assert settings.kafka.client_config() == {
         "bootstrap.servers": "localhost:9092",
         "security.protocol": "PLAINTEXT",
+        "logger": kafka_logger(),  # librdkafka's lines go through structlog
     }
 
 
@@ -243,6 +245,7 @@ def test_client_config_carries_sasl(monkeypatch: pytest.MonkeyPatch) -> None:
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "svc",
         "sasl.password": "hunter2",
+        "logger": kafka_logger(),
     }
     consumer = settings.kafka.consumer_config()
     assert consumer["sasl.password"] == "hunter2"
