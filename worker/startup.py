@@ -48,13 +48,24 @@ def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
             ) from exc
         log.info("topics_created", topics=missing, partitions=kafka.topic_partitions)
         return
+    if kafka.dlq_topic in missing:
+        # Fatal, unlike the input: the worker could consume, but the first bad event's
+        # dead letter would fail and block every commit behind it.
+        raise StartupError(
+            f"kafka at {kafka.bootstrap}: the dead-letter topic {kafka.dlq_topic!r} does not "
+            "exist and RECSTREAM_KAFKA_CREATE_TOPICS is false: create it, or allow creation",
+            variable="RECSTREAM_KAFKA_DLQ_TOPIC",
+            topic=kafka.dlq_topic,
+            bootstrap_servers=kafka.bootstrap,
+            create_topics=False,
+        )
     for name in missing:
         # Not fatal: the worker subscribes anyway, warns while it waits, and consumes the
         # topic within seconds of its creation.
         log.warning(
             "topic_missing",
             topic=name,
-            role={kafka.topic: "input", kafka.control_topic: "control"}.get(name, "dead_letter"),
+            role="input" if name == kafka.topic else "control",
             bootstrap_servers=kafka.bootstrap,
             create_topics=False,
         )

@@ -84,6 +84,16 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
     from confluent_kafka.admin import AdminClient, NewTopic
 
     port = free_port()
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+
+    def create(*topics: str) -> None:
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=2, replication_factor=-1) for t in topics]
+        )
+        for future in futures.values():
+            future.result(30)
+
+    create(names.dlq_topic)  # a missing DLQ topic is a failed start (the next test)
     env = worker_env(RECSTREAM_KAFKA_CREATE_TOPICS="false", RECSTREAM_METRICS_PORT=str(port))
     log = tmp_path / "worker.log"
     with log.open("w") as out:
@@ -96,15 +106,7 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
             assert waiting, log.read_text()[-3000:]
             assert proc.poll() is None
             assert _status(f"http://127.0.0.1:{port}/readyz") == 503
-            admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
-            futures = admin.create_topics(
-                [
-                    NewTopic(t, num_partitions=2, replication_factor=-1)
-                    for t in (names.topic, names.dlq_topic)
-                ]
-            )
-            for future in futures.values():
-                future.result(30)
+            create(names.topic)
             sent = produce(names.topic, click_messages(click_stream(0, 200)))
             # Within half of librdkafka's default metadata refresh (5 minutes), which is what
             # this tells apart: the worker's 5 s refresh, with room for a busy machine.
@@ -118,8 +120,32 @@ def test_a_missing_input_topic_is_waited_for_and_consumed_once_created(
             code = proc.wait(30)
     assert code == 0
     start = log_events(log, "topic_missing")
-    assert {e["role"] for e in start} >= {"input"}
+    assert {e["role"] for e in start} == {"input"}
     assert start[0]["bootstrap_servers"] == kafka_server.bootstrap
+
+
+def test_a_missing_dead_letter_topic_without_topic_creation_is_a_startup_failure(
+    worker_env: Any, names: Any, kafka_server: Any, tmp_path: Path
+) -> None:
+    """No DLQ topic and no topic creation: exit 2 at start naming RECSTREAM_KAFKA_DLQ_TOPIC.
+
+    A worker that started would fail the first bad event's dead letter, and every
+    commit behind it; the input topic alone may still be waited for.
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": kafka_server.bootstrap})
+    futures = admin.create_topics([NewTopic(names.topic, num_partitions=2, replication_factor=-1)])
+    for future in futures.values():
+        future.result(30)
+    env = worker_env(RECSTREAM_KAFKA_CREATE_TOPICS="false")
+    log = tmp_path / "worker.log"
+    assert _run_to_exit(env, log, timeout_s=120) == 2, log.read_text()[-2000:]
+    failed = log_events(log, "startup_failed")
+    assert [(e["variable"], e["topic"]) for e in failed] == [
+        ("RECSTREAM_KAFKA_DLQ_TOPIC", names.dlq_topic)
+    ]
+    assert "Traceback" not in log.read_text()
 
 
 def test_a_metrics_port_in_use_is_a_startup_failure(worker_env: Any, tmp_path: Path) -> None:
