@@ -9,7 +9,6 @@ from index.factory import make_index
 from index.knn import backend_for
 from models.catalogue import Catalogue
 from models.checkpoint import Restored
-from models.device import resolve_device
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
@@ -27,7 +26,7 @@ from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.scale_setup import build_scale
 from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings
-from worker.startup import check_kafka, check_redis
+from worker.startup import check_kafka, check_local, check_redis
 
 log = structlog.get_logger("recstream.worker")
 
@@ -101,7 +100,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
 
     The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
     """
-    device = resolve_device(settings.device)
+    device = check_local(settings)  # the device, the checkpoint directory, files: no waiting
     metrics = metrics or WorkerMetrics()
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)

@@ -61,6 +61,14 @@ class KafkaSettings(BaseSettings):
     # catalogue control (`{"op": "remove"|"restore"|"ban", "item": ...}`); empty: none
     control_topic: str = Field(default="", pattern=f"^$|{_TOPIC_NAME}")
 
+    @field_validator("topic", "dlq_topic", "state_topic", "items_topic", "control_topic")
+    @classmethod
+    def _not_dots(cls, value: str | None) -> str | None:
+        # Kafka's rule beyond the characters (the pattern): "." and ".." are refused.
+        if value in (".", ".."):
+            raise ValueError("'.' and '..' are not legal Kafka topic names")
+        return value
+
     @property
     def state_topic_name(self) -> str:
         """The partition-aligned user-state topic."""

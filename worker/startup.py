@@ -1,4 +1,4 @@
-"""Checks at start: the broker, the topics and Redis answer within a bounded wait, or exit 2.
+"""Checks at start: local settings first, then the broker, the topics and Redis, or exit 2.
 
 Each failure is a `StartupError` that names the variable to fix and where the worker
 looked; nothing here waits longer than `RECSTREAM_STARTUP_TIMEOUT_S`.
@@ -7,18 +7,51 @@ looked; nothing here waits longer than `RECSTREAM_STARTUP_TIMEOUT_S`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import structlog
+import torch
 
+from models.checkpoint_dir import check_writable
+from models.device import resolve_device
+from models.errors import CheckpointError, ModelError
 from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
 from worker.errors import StartupError
-from worker.settings import KafkaSettings
+from worker.settings import KafkaSettings, Settings
 
 log = structlog.get_logger("recstream.worker")
 
 _REDIS_RETRY_S = 0.5
+
+
+def check_local(settings: Settings) -> torch.device:
+    """What needs no server, checked before waiting for any: the device, the disk, the CA file.
+
+    Returns the device. A bad one is a `StartupError` naming its variable, so a
+    typo is reported at once rather than after the broker wait, and as itself.
+    """
+    try:
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        raise StartupError(str(exc), variable="RECSTREAM_DEVICE", device=settings.device) from exc
+    directory = settings.checkpoint.dir
+    if directory is not None:
+        try:
+            check_writable(directory)
+        except CheckpointError as exc:
+            raise StartupError(
+                str(exc), variable="RECSTREAM_CHECKPOINT_DIR", directory=str(directory)
+            ) from exc
+    ca = settings.kafka.ssl_ca_location
+    if ca and ca != "probe" and not Path(ca).is_file():  # "probe": librdkafka finds the system's
+        raise StartupError(
+            f"the CA bundle {ca} is not a readable file",
+            variable="RECSTREAM_KAFKA_SSL_CA_LOCATION",
+            path=ca,
+        )
+    return device
 
 
 def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:

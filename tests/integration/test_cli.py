@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,5 +182,7 @@ def test_demo_on_a_given_redis_writes_only_keys_of_its_own(
     assert redis_client.get("recstream:cold_start") == b"the deployment's list"
     written = {key.decode() for key in set(redis_client.keys("*")) - before}
     assert written, "the demo wrote nothing"
-    assert all(key.startswith("recstream-demo-") for key in written), sorted(written)[:5]
+    # recstream-demo-<unix seconds>-<6 hex>: two demos in one second write apart
+    own = re.compile(r"recstream-demo-[0-9]+-[0-9a-f]{6}[:.]")
+    assert all(own.match(key) for key in written), sorted(written)[:5]
     assert any(key.endswith(".cold_start") for key in written)
