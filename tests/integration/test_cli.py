@@ -72,6 +72,8 @@ def test_run_serves_health_and_drains_on_sigterm(
         assert wait_until(caught_up, 120), _get(f"http://127.0.0.1:{port}/metrics")[1][-3000:]
         assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60)
+        check = [RECSTREAM, "healthcheck", "--ready"]
+        assert subprocess.run(check, env=env, timeout=60, check=False).returncode == 0
         assert redis_client.get(f"{names.prefix}u3") is not None
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -88,6 +90,27 @@ def test_run_rejects_bad_settings_by_name() -> None:
     assert proc.returncode == 2
     assert "RECSTREAM_TOP_K" in proc.stderr.decode()
     assert "RECSTREAM_DEVICE" in proc.stderr.decode()
+
+
+def test_healthcheck_with_a_bad_setting_is_one_line_and_exit_2() -> None:
+    """`recstream healthcheck` with settings it cannot use: exit 2, one line, no traceback."""
+    for bad in (
+        {"RECSTREAM_TOP_K": "zero", "RECSTREAM_DEVICE": "tpu"},
+        {"RECSTREAM_METRICS_PORT": "notaport"},
+        {"RECSTREAM_METRICS_PORT": "0"},
+    ):
+        proc = subprocess.run(
+            [RECSTREAM, "healthcheck"],
+            env=_env(**bad),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        err = proc.stderr.decode()
+        assert proc.returncode == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
+        assert all(name in err for name in bad), err
 
 
 def test_replay_sends_a_movielens_file_in_time_order(

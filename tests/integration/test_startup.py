@@ -205,6 +205,8 @@ def test_an_unreachable_redis_is_a_startup_failure_after_the_wait(
         ("RECSTREAM_EVENT_WEIGHTS", '{"click": "x"}'),
         ("RECSTREAM_REDIS_PREFIX", ""),
         ("RECSTREAM_REDIS_COLD_START_KEY", "rec:cold"),
+        ("RECSTREAM_KAFKA_TOPIC", "."),
+        ("RECSTREAM_KAFKA_DLQ_TOPIC", ".."),
     ],
 )
 def test_settings_that_broke_at_run_time_are_refused_at_start(
@@ -220,3 +222,40 @@ def test_settings_that_broke_at_run_time_are_refused_at_start(
     assert f"{name}:" in err or f"{name} must" in err, err
     assert "Traceback" not in err
     assert "RECSTREAM_EVENT_WEIGHTS_CLICK" not in err
+
+
+def _local_case(case: str, tmp_path: Path) -> tuple[str, str]:
+    if case == "checkpoint_dir_a_file":
+        a_file = tmp_path / "passwd"
+        a_file.write_text("root:x:0:0::/root:/bin/sh\n")
+        return "RECSTREAM_CHECKPOINT_DIR", str(a_file)
+    if case == "ca_file_missing":
+        return "RECSTREAM_KAFKA_SSL_CA_LOCATION", str(tmp_path / "no-such-ca.pem")
+    return "RECSTREAM_DEVICE", "cuda"
+
+
+@pytest.mark.parametrize("case", ["checkpoint_dir_a_file", "ca_file_missing", "cuda_without_gpu"])
+def test_local_settings_are_checked_before_waiting_for_the_broker(
+    worker_env: Any, tmp_path: Path, case: str
+) -> None:
+    """A bad local setting fails the start at once, named, while no broker answers.
+
+    The broker wait is an hour here: the start reaches its exit only if the local
+    check came first. One `startup_failed` line naming the variable, no traceback.
+    """
+    import torch
+
+    if case == "cuda_without_gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    variable, value = _local_case(case, tmp_path)
+    env = worker_env(
+        RECSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}",
+        RECSTREAM_STARTUP_TIMEOUT_S="3600",
+        **{variable: value},
+    )
+    log = tmp_path / "worker.log"
+    assert _run_to_exit(env, log, timeout_s=150) == 2, log.read_text()[-2000:]
+    failed = log_events(log, "startup_failed")
+    assert [e["variable"] for e in failed] == [variable], log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()
+    assert not log_events(log, "kafka_client_log")  # no broker was asked
