@@ -22,6 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.errors import FatalError, TransientError
+from stream.oversize import ResponseWatch, Unfetchable, probe
 
 # librdkafka properties, plus confluent-kafka's own `logger` (a `logging.Logger`) where given
 KafkaConfig = Mapping[str, object]
@@ -105,8 +106,13 @@ class KafkaSource:
         self._revoke_first: list[PartitionHook] = []
         self._start_at = start_at
         self._on_lost = on_lost or on_revoke
+        # client-level errors: a refused (too large) fetch response is noticed here
+        self._watch = ResponseWatch()
+        self._config = {**CONSUMER_DEFAULTS, **config}
         try:
-            self._consumer = Consumer({**CONSUMER_DEFAULTS, **config})
+            self._consumer = Consumer(
+                cast("dict[str, Any]", {"error_cb": self._watch, **self._config})
+            )
         except KafkaException as exc:
             raise FatalError(f"kafka consumer config rejected: {exc}") from exc
         self._consumer.subscribe(
@@ -174,7 +180,41 @@ class KafkaSource:
             self._take(first, polled)
             if polled.messages and max_messages > 1:
                 self._take(self._consume(max_messages - 1, 0.0), polled)
+        polled.errors += self._watch.take_errors()
         return polled
+
+    def unfetchable(self, positions: Mapping[tuple[str, int], int]) -> list[Unfetchable]:
+        """Records this consumer cannot fetch, found once a fetch response was refused as too large.
+
+        Nothing (and no work) unless librdkafka refused a response since the last
+        call. Then each assigned partition behind its end is probed alone from its
+        next offset (`positions`, else the consumer's position or the group's commit).
+        """
+        if self._watch.take_refused() is None:
+            return []
+        starts: dict[tuple[str, int], int] = {}
+        for topic, partition in sorted(self.assigned):
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0)
+                start = positions.get((topic, partition))
+                if start is None:
+                    [at] = self._consumer.position([tp])
+                    start = at.offset if at.offset >= 0 else None
+                if start is None:
+                    start = self.committed([(topic, partition)]).get((topic, partition), low)
+            except KafkaException as exc:
+                _raise_for(exc.args[0], "find where a partition stands")
+            if start < high:
+                starts[topic, partition] = max(start, low)
+        return probe(self._config, starts) if starts else []
+
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """Fetch `partition` from `offset` on (past records it cannot fetch)."""
+        try:
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as exc:
+            _raise_for(exc.args[0], "seek past an unfetchable record")
 
     def _consume(self, count: int, timeout_s: float) -> list[Message]:
         try:

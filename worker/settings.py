@@ -48,6 +48,9 @@ class KafkaSettings(BaseSettings):
     # librdkafka's own ranges, checked here so the error names the variable.
     session_timeout_ms: int = Field(default=10_000, ge=1_000, le=3_600_000)
     fetch_wait_max_ms: int = Field(default=10, ge=0, le=300_000)
+    # The largest fetch response the consumer takes (librdkafka's default); a record above it
+    # cannot be fetched and is dead-lettered by its metadata, then skipped (stream/oversize.py).
+    receive_message_max_bytes: int = Field(default=100_000_000, ge=4096, le=2_147_483_647)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: (
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None
@@ -138,12 +141,23 @@ class KafkaSettings(BaseSettings):
         return config
 
     def consumer_config(self) -> dict[str, object]:
-        """Consumer-group settings on top of the client ones."""
+        """Consumer-group settings on top of the client ones.
+
+        librdkafka wants `fetch.max.bytes` at least 512 under the receive limit
+        and `message.max.bytes` (and the per-partition fetch) no more than it:
+        their defaults, lowered to fit under a lower limit.
+        """
+        receive = self.receive_message_max_bytes
+        fetch = min(52_428_800, receive - 512)
         return {
             **self.client_config(),
             "group.id": self.group,
             "session.timeout.ms": self.session_timeout_ms,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "receive.message.max.bytes": receive,
+            "fetch.max.bytes": fetch,
+            "message.max.bytes": min(1_000_000, fetch),
+            "max.partition.fetch.bytes": min(1_048_576, fetch),
         }
 
 
