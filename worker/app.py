@@ -15,6 +15,7 @@ from models.rows import RowLimits, RowPolicy
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
 from stream.errors import FatalError
+from stream.group import GroupView
 from stream.kafka import KafkaSource
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
@@ -24,6 +25,7 @@ from worker.engine import Engine
 from worker.errors import StartupError
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
+from worker.peers import PeerWatch
 from worker.scale_setup import build_scale
 from worker.settings import KafkaSettings, ModelSettings, RedisSettings, Settings
 from worker.startup import check_kafka, check_local, check_redis
@@ -118,9 +120,17 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         raise
 
     scale = build_scale(settings, engine, metrics) if scale_out else None  # scale-out hook
+    # scale-out off: warn at each rebalance if other members share the group
+    peers = (
+        None
+        if scale_out
+        else PeerWatch(GroupView(kafka.client_config()), kafka.group, kafka.topic, metrics)
+    )
 
     def assigned(parts: list[tuple[str, int]]) -> None:
         log.info("partitions_assigned", partitions=[p for _, p in parts])
+        if peers is not None:
+            peers.check(len(source.assigned))
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # The loop finished any write in flight first (KafkaSource's before_revoke).
