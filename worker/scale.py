@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ log = structlog.get_logger("recstream.worker")
 _CHUNK_ITEMS = 1000  # item rows per feed record: ~0.5 MB at dim 64
 _PAIR_RECORD_BYTES = 500_000  # transition pairs per feed record: at most ~0.5 MB with ids
 _FEED_BATCH = 200  # feed records folded in per tick at most (the loop keeps turning)
+STALENESS_WINDOW = 1024  # folds whose staleness is kept in memory (the histogram keeps all)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,10 @@ class ScaleOut:
         now = time.monotonic()
         self._next_sync = now + config.item_sync_s
         self._next_flush = now + config.state_flush_s
-        self.staleness_s: list[float] = []  # per folded record: now - its oldest change
+        # The last folds' staleness (now - a record's oldest change), for a look from a test or
+        # a debugger; bounded, since a worker folds records for as long as it runs. The
+        # histogram `recstream_item_sync_staleness_seconds` is the measure.
+        self.staleness_s: deque[float] = deque(maxlen=STALENESS_WINDOW)
 
     def attach(self, source: KafkaSource, learned_offsets: Mapping[tuple[str, int], int]) -> None:
         """The consumer (for committed offsets) and the offsets the model has learned up to."""
@@ -364,7 +369,7 @@ class ScaleOut:
         if changed:
             rows_changed = torch.unique(torch.cat(changed))
             engine.index.refresh(learner.item_vectors(), rows_changed)
-            self.staleness_s += staleness
+            self.staleness_s.extend(staleness)
             if self.metrics is not None:
                 for seconds in staleness:
                     self.metrics.item_sync_staleness.observe(seconds)
