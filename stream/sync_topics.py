@@ -65,8 +65,10 @@ class SyncProducer:
         if error is not None:
             self._failed.append(error.str())
 
-    def send(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
-        """Queue one record, waiting on a full local queue rather than dropping it."""
+    def send(
+        self, topic: str, key: bytes, value: bytes | None, partition: int | None = None
+    ) -> None:
+        """Queue one record (a None value: a tombstone), waiting on a full local queue."""
         while True:
             try:
                 self._producer.produce(

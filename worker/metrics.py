@@ -103,6 +103,11 @@ class WorkerMetrics:
             "Events re-read after a hand-over: between the state's marker and the group's commit",
             registry=r,
         )
+        self.state_tombstones = Counter(
+            "recstream_state_tombstones",
+            "Evicted users (caps, TTL) deleted from the state topic, so no hand-over restores them",
+            registry=r,
+        )
         self.item_sync_staleness = Histogram(
             "recstream_item_sync_staleness_seconds",
             "From another worker's item change to its rows being searchable here",

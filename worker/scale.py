@@ -110,6 +110,11 @@ class ScaleOut:
         self.owned: set[int] = set()
         self._partition = np.full(1024, -1, dtype=np.int32)  # per user row: its input partition
         self._dirty = np.zeros(1024, dtype=bool)  # per user row: changed since the last flush
+        # per user row: the id whose state this worker may have written for it (None: none).
+        # A row that changes id (reused) or is freed was evicted (caps, TTL): its old id gets a
+        # tombstone, so the state topic forgets it rather than restore it at the next hand-over.
+        self._held_ids = np.full(1024, None, dtype=object)
+        self._tombstones: dict[int, set[str]] = {}  # partition -> evicted ids not yet deleted
         self._markers: dict[int, int] = {}  # partition -> offset of the last marker written
         self._applied: dict[str, int] = {}  # origin -> highest seq folded in
         self._seq = 0
@@ -151,7 +156,9 @@ class ScaleOut:
             partition[: self._partition.size] = self._partition
             dirty = np.zeros(size, dtype=bool)
             dirty[: self._dirty.size] = self._dirty
-            self._partition, self._dirty = partition, dirty
+            held = np.full(size, None, dtype=object)
+            held[: self._held_ids.size] = self._held_ids
+            self._partition, self._dirty, self._held_ids = partition, dirty, held
 
     def _rows_of(self, partition: int, *, dirty_only: bool) -> np.ndarray:
         extent = self.engine.learner.users.extent
@@ -182,9 +189,13 @@ class ScaleOut:
             learner, engine.history, engine.rows.users, state.users, rows, engine.admit_items
         )
         self._grow(learner.users.extent)
-        held = rows[rows >= 0]
+        kept = rows >= 0
+        held = rows[kept]
+        ids = np.asarray(state.users.ids, dtype=object)[kept]
+        self._evicted(held[(self._held_ids[held] != None) & (self._held_ids[held] != ids)])  # noqa: E711
         self._partition[held] = partition
         self._dirty[held] = False
+        self._held_ids[held] = ids
         # No marker yet (a partition never handed over): the group's commit, else its start.
         offset = state.marker if state.marker is not None else (committed or 0)
         self._mark(partition, offset)
@@ -243,15 +254,19 @@ class ScaleOut:
             drop_users(self.engine.learner, rows)
             self._partition[rows] = -1
             self._dirty[rows] = False
+            self._held_ids[rows] = None
             self.owned.discard(partition)
             self._markers.pop(partition, None)
+            self._tombstones.pop(partition, None)  # not ours to write now
 
     def _flush(self, partitions: list[int]) -> int:
         """Write changed users and a marker per partition, and wait for the acknowledgements."""
         engine, topic = self.engine, self.config.topic
         users = 0
+        self._note_freed()
         for partition in partitions:
             offset = self.learned_offsets.get((topic, partition))
+            self._send_tombstones(partition)
             rows = self._rows_of(partition, dirty_only=True)
             if rows.size:
                 state = export_users(engine.learner, engine.history, engine.rows.users, rows)
@@ -265,6 +280,42 @@ class ScaleOut:
             self._dirty[self._rows_of(partition, dirty_only=True)] = False
         return users
 
+    @property
+    def unflushed(self) -> int:
+        """Changed users and evicted ids not yet written to the state topic (0: all written)."""
+        extent = self.engine.learner.users.extent
+        self._grow(extent)
+        live = self.engine.learner.users.live_mask()
+        dirty = int((self._dirty[:extent] & live & (self._partition[:extent] >= 0)).sum())
+        freed = int(((self._held_ids[:extent] != None) & ~live).sum())  # noqa: E711  (numpy)
+        return dirty + freed + sum(len(ids) for ids in self._tombstones.values())
+
+    def _evicted(self, rows: np.ndarray) -> None:
+        """`rows` lost their users (freed or reused): queue a tombstone for each old id."""
+        for row in rows.tolist():
+            old, partition = self._held_ids[row], int(self._partition[row])
+            if old is not None and partition in self.owned:
+                self._tombstones.setdefault(partition, set()).add(old)
+            self._held_ids[row] = None
+            self._dirty[row] = False
+
+    def _note_freed(self) -> None:
+        """Rows freed and not reused since they were last seen (bulk LRU, TTL): evicted."""
+        extent = self.engine.learner.users.extent
+        self._grow(extent)
+        freed = (self._held_ids[:extent] != None) & ~self.engine.learner.users.live_mask()  # noqa: E711
+        self._evicted(np.flatnonzero(freed))
+
+    def _send_tombstones(self, partition: int) -> None:
+        """Delete evicted users from the state topic (a None value), unless back since."""
+        ids = self._tombstones.pop(partition, set())
+        users = self.engine.learner.users
+        gone = [user for user in sorted(ids) if users.lookup([user])[0] < 0]
+        for user in gone:  # one back since has a row again: its own write follows
+            self.producer.send(self.config.state_topic, user.encode(), None, partition)
+        if gone and self.metrics is not None:
+            self.metrics.state_tombstones.inc(len(gone))
+
     # -- each batch -------------------------------------------------------------------------
 
     def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:
@@ -274,8 +325,12 @@ class ScaleOut:
         rows = self.engine.known_user_rows(batch.users)
         self._grow(self.engine.learner.users.extent)
         held = rows >= 0
+        ids = np.asarray(batch.users, dtype=object)[held]
+        reused = (self._held_ids[rows[held]] != None) & (self._held_ids[rows[held]] != ids)  # noqa: E711
+        self._evicted(np.unique(rows[held][reused]))  # rows handed to a new user this batch
         self._partition[rows[held]] = np.asarray(batch.partitions, dtype=np.int32)[held]
         self._dirty[rows[held]] = True
+        self._held_ids[rows[held]] = ids
         if self.transitions is not None:
             self.transitions.capture()  # as ids now: a later admit may hand rows to other items
         if learned is not None and learned.changed_items is not None:
