@@ -109,6 +109,10 @@ class KafkaSource:
         # client-level errors: a refused (too large) fetch response is noticed here
         self._watch = ResponseWatch()
         self._config = {**CONSUMER_DEFAULTS, **config}
+        # cooperative-sticky: assign and revoke hand over the partitions that move, only
+        self.cooperative = self._config.get("partition.assignment.strategy") == (
+            "cooperative-sticky"
+        )
         try:
             self._consumer = Consumer(
                 cast("dict[str, Any]", {"error_cb": self._watch, **self._config})
@@ -128,7 +132,10 @@ class KafkaSource:
                 start = self._start_offsets.pop((p.topic, p.partition), None)
                 if start is not None:
                     p.offset = start
-            consumer.assign(partitions)
+            if self.cooperative:  # `partitions` are the ones added, not the whole assignment
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
         self.assigned.update(parts)
         if self._on_assign:
             self._on_assign(parts)

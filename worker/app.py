@@ -128,13 +128,15 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     )
 
     def assigned(parts: list[tuple[str, int]]) -> None:
-        log.info("partitions_assigned", partitions=[p for _, p in parts])
+        # cooperative: `parts` are those added; `held`, everything this worker has now
+        held = sorted(p for _, p in source.assigned)
+        log.info("partitions_assigned", partitions=[p for _, p in parts], held=held)
         if peers is not None:
             peers.check(len(source.assigned))
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # The loop finished any write in flight first (KafkaSource's before_revoke).
-        log.info("partitions_revoked", partitions=[p for _, p in parts])
+        log.info("partitions_revoked", partitions=[p for _, p in parts])  # those leaving
         if scale is not None:  # scale-out hook: hand the revoked partitions' users over
             scale.revoked(parts)
 

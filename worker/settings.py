@@ -51,6 +51,11 @@ class KafkaSettings(BaseSettings):
     # The largest fetch response the consumer takes (librdkafka's default); a record above it
     # cannot be fetched and is dead-lettered by its metadata, then skipped (stream/oversize.py).
     receive_message_max_bytes: int = Field(default=100_000_000, ge=4096, le=2_147_483_647)
+    # Cooperative: a rebalance moves only the partitions that change owner (only their users
+    # are handed over); the others are never revoked. The members of a group must agree, and
+    # librdkafka cannot list an eager and a cooperative one together for a rolling change:
+    # switch a group with its workers stopped (or start a new group).
+    assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: (
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None
@@ -154,6 +159,7 @@ class KafkaSettings(BaseSettings):
             "group.id": self.group,
             "session.timeout.ms": self.session_timeout_ms,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "partition.assignment.strategy": self.assignment_strategy,
             "receive.message.max.bytes": receive,
             "fetch.max.bytes": fetch,
             "message.max.bytes": min(1_000_000, fetch),

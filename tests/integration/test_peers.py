@@ -30,9 +30,9 @@ def _gauge(port: int) -> float | None:
 
 
 def _assigned(worker: RunningWorker) -> list[int]:
-    """The partitions of the worker's last `partitions_assigned` line (eager: all it holds)."""
+    """What the worker held at its last assignment (cooperative: `partitions` are the added)."""
     entries = worker.events("partitions_assigned")
-    return list(entries[-1]["partitions"]) if entries else []
+    return list(entries[-1]["held"]) if entries else []
 
 
 @pytest.mark.timeout(420)  # two starts and three rebalances, each waited for, on a busy machine

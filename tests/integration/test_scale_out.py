@@ -139,6 +139,50 @@ def test_two_workers_share_items_and_commit_every_click(
     assert codes == [0, 0], a.tail() + "\n----\n" + b.tail()
 
 
+@pytest.mark.timeout(420)  # three starts and two rebalances, each waited for
+def test_a_third_worker_restores_only_the_partitions_it_receives(
+    worker_env: Any, names: Any, kafka_server: Any, committed: Any
+) -> None:
+    """Cooperative-sticky: the two workers hand over only what the third gets, and keep the rest.
+
+    Eagerly, each of the two would hand over all six partitions and restore
+    four of them again, and every user would move out and back.
+    """
+    env = _scale_env(worker_env)
+    a, b = RunningWorker(env), RunningWorker(env)
+    workers = [a, b]
+    try:
+        assert _wait_balanced(workers), a.tail() + "\n----\n" + b.tail()
+        clicks = _phase(0, range(USERS), 4, 1_700_000_000.0)
+        _send(kafka_server.bootstrap, names.topic, clicks)
+        assert wait_until(
+            lambda: sum(committed(names.group, names.topic).values()) >= len(clicks), 90
+        ), a.tail() + "\n----\n" + b.tail()
+        kept = [_owned(w) for w in workers]
+        seen = [
+            (len(w.events("partition_restored")), len(w.events("partitions_handed_over")))
+            for w in workers
+        ]
+        c = RunningWorker(env)
+        workers.append(c)
+        assert _wait_balanced(workers), "\n----\n".join(w.tail() for w in workers)
+        received = _owned(c)
+        assert len(received) == PARTITIONS // 3, received
+        restored_by_c = c.events("partition_restored")
+        assert {e["partition"] for e in restored_by_c} == received
+        assert sum(e["users"] for e in restored_by_c) > 0  # their users came with them
+        handed: set[int] = set()
+        for worker, owned_before, (restores, handovers) in zip(workers, kept, seen, strict=False):
+            assert worker.events("partition_restored")[restores:] == []  # nothing came back
+            for entry in worker.events("partitions_handed_over")[handovers:]:
+                handed |= set(entry["partitions"])
+            assert _owned(worker) == owned_before - received  # kept all it did not give
+        assert handed == received
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0] * len(workers), "\n----\n".join(w.tail() for w in workers)
+
+
 @pytest.mark.soak
 def test_kill_one_add_one_moved_users_keep_their_state(
     worker_env: Any,
