@@ -56,14 +56,29 @@ class SyncProducer:
     def __init__(self, config: KafkaConfig) -> None:
         """Create the producer (large records allowed: a delta chunk is up to ~1 MB)."""
         self._failed: list[str] = []
+        self._first: dict[tuple[str, int], int] = {}  # lowest offset acknowledged since `mark`
         try:
             self._producer = Producer({**PRODUCER_DEFAULTS, "message.max.bytes": 4 << 20, **config})
         except KafkaException as exc:
             raise FatalError(f"kafka producer config rejected: {exc}") from exc
 
-    def _delivered(self, error: KafkaError | None, _message: Message) -> None:
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
             self._failed.append(error.str())
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is not None and partition is not None and offset is not None and offset >= 0:
+            where = (topic, partition)
+            self._first[where] = min(offset, self._first.get(where, offset))
+
+    def mark(self) -> None:
+        """Forget the offsets acknowledged so far (`first_since_mark` counts from here)."""
+        self.flush()
+        self._first = {}
+
+    def first_since_mark(self, topic: str, partition: int) -> int | None:
+        """The lowest offset acknowledged on `topic`/`partition` since `mark` (flush first)."""
+        return self._first.get((topic, partition))
 
     def send(
         self, topic: str, key: bytes, value: bytes | None, partition: int | None = None
@@ -106,12 +121,45 @@ class PartitionReader:
         """Create the (group-less) consumer used for every read."""
         self._consumer = _reader(config)
 
+    def end(self, topic: str, partition: int, timeout_s: float = 30.0) -> int:
+        """The end offset the broker reports (Tansu: perhaps the last batch's base, a bit less)."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+        except KafkaException as exc:
+            raise TransientError(f"kafka watermarks {topic}[{partition}]: {exc}") from exc
+        return max(int(high), 0)
+
+    def last(self, topic: str, partition: int, timeout_s: float = 30.0) -> bytes | None:
+        """The value of the last record of `topic`/`partition` (None: empty, or a tombstone).
+
+        Read from one before the end the broker reports to the partition's end: Tansu
+        may report the last batch's base offset, which only means a few records more.
+        """
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+        except KafkaException as exc:
+            raise TransientError(f"kafka watermarks {topic}[{partition}]: {exc}") from exc
+        if high <= max(low, 0):
+            return None
+        records = self.read(topic, partition, timeout_s, start=max(low, high - 1))
+        return records[-1][1] if records else None
+
     def read(
-        self, topic: str, partition: int, timeout_s: float = 120.0
+        self,
+        topic: str,
+        partition: int,
+        timeout_s: float = 120.0,
+        *,
+        start: int = OFFSET_BEGINNING,
+        enough: Callable[[list[tuple[bytes | None, bytes | None]]], bool] | None = None,
     ) -> list[tuple[bytes | None, bytes | None]]:
-        """Every record of `topic`/`partition` up to its current end, in offset order."""
+        """Records of `topic`/`partition` from `start` to its current end (or `enough`)."""
         consumer = self._consumer
-        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        consumer.assign([TopicPartition(topic, partition, start)])
         records: list[tuple[bytes | None, bytes | None]] = []
         deadline = time.monotonic() + timeout_s
         try:
@@ -128,6 +176,8 @@ class PartitionReader:
                         return records
                     elif error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                         raise FatalError(f"kafka read {topic}[{partition}]: {error.str()}")
+                if enough is not None and enough(records):
+                    return records
         finally:
             consumer.unassign()
 
@@ -142,9 +192,20 @@ class FeedReader:
     def __init__(self, config: KafkaConfig, topic: str, partition: int = 0) -> None:
         """Assign the partition from its first record."""
         self.topic = topic
+        self._partition = partition
         self._consumer = _reader(config)
         self._consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
         self.at_end = False  # the last poll reached the partition's end
+
+    def seek(self, offset: int) -> None:
+        """Follow the partition from `offset` on (after an item snapshot that covers the rest)."""
+        self._consumer.assign([TopicPartition(self.topic, self._partition, offset)])
+        self.at_end = False
+
+    def position(self) -> int:
+        """The offset of the next record `poll` returns (the end, once `at_end`)."""
+        [at] = self._consumer.position([TopicPartition(self.topic, self._partition)])
+        return max(int(at.offset), 0)
 
     def poll(self, max_records: int, timeout_s: float = 0.0) -> list[bytes]:
         """Values that have arrived (up to `max_records`), waiting at most `timeout_s`."""

@@ -29,6 +29,7 @@ new owner may already be writing.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import deque
@@ -45,16 +46,21 @@ from stream.batch import DecodedBatch
 from stream.errors import TransientError
 from stream.kafka import KafkaSource
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
+from worker import item_snapshot
 from worker.engine import Engine, Learned
 from worker.metrics import WorkerMetrics
 from worker.sync_codec import (
     MARKER_KEY,
     DeltaChunk,
+    SnapshotMarker,
     TransitionChunk,
     decode_feed,
     decode_partition,
+    decode_snapshot_marker,
     encode_delta,
     encode_marker,
+    encode_snapshot_item,
+    encode_snapshot_marker,
     encode_transitions,
     encode_users,
     split_delta,
@@ -77,6 +83,8 @@ class ScaleConfig:
     items_topic: str
     item_sync_s: float = 1.0
     state_flush_s: float = 10.0
+    snapshot_topic: str = ""  # the item snapshot (worker/item_snapshot.py); empty: none
+    item_snapshot_s: float = 300.0  # how often the owner of input partition 0 writes one
 
 
 class ScaleOut:
@@ -122,6 +130,9 @@ class ScaleOut:
         now = time.monotonic()
         self._next_sync = now + config.item_sync_s
         self._next_flush = now + config.state_flush_s
+        self._next_snapshot = now + config.item_snapshot_s
+        self.snapshots_written = 0
+        self.catch_up_records = 0  # records the start read: the snapshot's and the feed's
         # The last folds' staleness (now - a record's oldest change), for a look from a test or
         # a debugger; bounded, since a worker folds records for as long as it runs. The
         # histogram `recstream_item_sync_staleness_seconds` is the measure.
@@ -135,17 +146,94 @@ class ScaleOut:
     # -- start ------------------------------------------------------------------------------
 
     def catch_up(self) -> int:
-        """Fold in the whole item feed (a new worker starts with the current item table)."""
+        """Start with the current item table: the last item snapshot, then the feed after it.
+
+        Without a snapshot, the whole feed. Returns the records read (both topics).
+        """
         start = time.perf_counter()
+        loaded, feed_from = self._load_snapshot(), 0
+        if loaded is not None:
+            feed_from = loaded[1]
+            self.feed.seek(feed_from)
         records = self.feed.drain(self._fold)
+        snapshot_records = loaded[0] if loaded is not None else 0
         log.info(
             "item_feed_replayed",
             topic=self.config.items_topic,
             records=records,
+            from_offset=feed_from,
+            snapshot_records=snapshot_records,
             items=len(self.engine.learner.items),
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
-        return records
+        self.catch_up_records = snapshot_records + records
+        return self.catch_up_records
+
+    def _load_snapshot(self) -> tuple[int, int] | None:
+        """The last complete item snapshot applied: (its records read, the feed offset after it)."""
+        topic = self.config.snapshot_topic
+        if not topic:
+            return None
+        raw = self.reader.last(topic, item_snapshot.MARKERS_PARTITION)
+        if raw is None:
+            return None
+        try:
+            marker = decode_snapshot_marker(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("item_snapshot_marker_unreadable", error=str(exc))
+            return None
+        records = self.reader.read(topic, item_snapshot.ITEMS_PARTITION, start=marker.start)
+        values = [value for _, value in records if value is not None]
+        items = item_snapshot.load(
+            self.engine, self.items, self.transitions, values, marker.snap, marker.clock
+        )
+        if items < marker.items:  # compacted away or cut short: the whole feed, to be safe
+            log.warning("item_snapshot_incomplete", snap=marker.snap, items=items, of=marker.items)
+            return None
+        self._applied = dict(marker.applied)
+        return len(records), marker.feed
+
+    def write_snapshot(self) -> int:
+        """Write an item snapshot and its marker (the owner of input partition 0); items written.
+
+        The cut: what is unsent goes out and is acknowledged, the feed is folded to
+        its end, and the snapshot holds every delta before that offset and none after.
+        """
+        start = time.perf_counter()
+        topic = self.config.snapshot_topic
+        self._send_items()
+        self.producer.flush()
+        self.feed.drain(self._fold)
+        feed_at = self.feed.position()
+        snap = f"{self.origin}-{self.snapshots_written + 1}"
+        records = item_snapshot.take(self.engine.learner, self.items, snap)
+        self.producer.mark()
+        for record in records:
+            value = encode_snapshot_item(record)
+            self.producer.send(topic, record.item.encode(), value, item_snapshot.ITEMS_PARTITION)
+        self.producer.flush()
+        first = self.producer.first_since_mark(topic, item_snapshot.ITEMS_PARTITION)
+        if first is None:  # no record (no items yet): the end is as good a start as any
+            first = self.reader.end(topic, item_snapshot.ITEMS_PARTITION)
+        applied = {**self._applied, self.origin: self._seq}
+        clock = self.engine.learner.prior.clock
+        marker = SnapshotMarker(
+            snap, first, len(records), feed_at, applied, clock if math.isfinite(clock) else 0.0
+        )
+        self.producer.send(
+            topic, b"marker", encode_snapshot_marker(marker), item_snapshot.MARKERS_PARTITION
+        )
+        self.producer.flush()
+        self.snapshots_written += 1
+        log.info(
+            "item_snapshot_written",
+            topic=topic,
+            snap=snap,
+            items=len(records),
+            feed_offset=feed_at,
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return len(records)
 
     # -- partitions -------------------------------------------------------------------------
 
@@ -348,6 +436,16 @@ class ScaleOut:
         values = self.feed.poll(_FEED_BATCH, 0.0)
         if values:
             self._fold(values)
+        if (
+            self.config.snapshot_topic
+            and now >= self._next_snapshot
+            and item_snapshot.WRITER_PARTITION in self.owned
+        ):
+            self._next_snapshot = now + self.config.item_snapshot_s
+            try:
+                self.write_snapshot()
+            except TransientError as exc:  # tried again at the next interval; the feed stays
+                log.warning("item_snapshot_failed", error=str(exc))
         if now >= self._next_flush and self.owned:
             self._next_flush = now + self.config.state_flush_s
             start = time.perf_counter()

@@ -52,6 +52,15 @@ def check_sync_topics(settings: Settings) -> int:
             )
         if partition_count(config, kafka.items_topic_name) is None:
             ensure_topics(config, {kafka.items_topic_name: 1}, timeout_s)
+        snapshot = partition_count(config, kafka.items_snapshot_topic_name)
+        if snapshot is None:  # records on 0 (keyed by item id: compacted), markers on 1
+            _create(config, kafka.items_snapshot_topic_name, 2, timeout_s)
+        elif snapshot < 2:  # noqa: PLR2004
+            raise StartupError(
+                f"{kafka.items_snapshot_topic_name} has {snapshot} partition; the item snapshot"
+                " needs 2 (records, markers)",
+                variable="RECSTREAM_KAFKA_ITEMS_TOPIC",
+            )
     except (FatalError, TransientError) as exc:
         raise StartupError(
             f"kafka at {kafka.bootstrap}: {exc}", variable="RECSTREAM_SCALE_OUT"
@@ -73,6 +82,8 @@ def build_scale(
             items_topic=kafka.items_topic_name,
             item_sync_s=settings.scale.item_sync_s,
             state_flush_s=settings.scale.state_flush_s,
+            snapshot_topic=kafka.items_snapshot_topic_name,
+            item_snapshot_s=settings.scale.item_snapshot_s,
         ),
         engine,
         producer=SyncProducer(config),

@@ -87,9 +87,20 @@ class KafkaSettings(BaseSettings):
         """The item feed."""
         return self.items_topic or f"{self.topic}.items"
 
+    @property
+    def items_snapshot_topic_name(self) -> str:
+        """The item snapshot beside the feed (records on partition 0, markers on 1)."""
+        return f"{self.items_topic_name}.snapshot"
+
     @model_validator(mode="after")
     def _sync_topics_apart(self) -> KafkaSettings:
-        names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
+        names = [
+            self.topic,
+            self.dlq_topic,
+            self.state_topic_name,
+            self.items_topic_name,
+            self.items_snapshot_topic_name,
+        ]
         if self.topic != self.dlq_topic and len(set(names)) != len(names):
             raise ValueError(
                 "RECSTREAM_KAFKA_STATE_TOPIC and RECSTREAM_KAFKA_ITEMS_TOPIC must differ from "
@@ -364,6 +375,8 @@ class ScaleSettings(BaseSettings):
     scale_out: bool = False
     item_sync_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
     state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    # how often the item snapshot is written (a new worker reads it, not the feed's history)
+    item_snapshot_s: float = Field(default=300.0, gt=0, le=DAY_S, allow_inf_nan=False)
 
 
 class Settings(BaseSettings):
