@@ -19,8 +19,11 @@ The pattern is Kafka Streams' changelog, on Kafka's own mechanisms only:
   others' records (its own and any seq already applied are skipped, so a
   re-delivery is harmless). Beside them go the transition pairs its batches
   added (by id), which the others add to their own successor rings. A
-  starting worker replays the feed from its start before it consumes, so it
-  begins with the current item table (and transitions).
+  starting worker reads the last item snapshot (`worker/item_snapshot.py`:
+  one record per item, written by the owner of input partition 0) and the
+  feed after it before it consumes, so it begins with the current item table
+  (and transitions) at a cost that follows the catalogue, not the feed's
+  history (the whole feed when there is no snapshot yet).
 
 On revoke the revoked partitions' users are flushed, then dropped locally; a
 partition lost without a revoke (session timeout) is dropped unflushed: its
