@@ -57,6 +57,7 @@ class SyncProducer:
         """Create the producer (large records allowed: a delta chunk is up to ~1 MB)."""
         self._failed: list[str] = []
         self._first: dict[tuple[str, int], int] = {}  # lowest offset acknowledged since `mark`
+        self._last: dict[tuple[str, int], int] = {}  # highest offset ever acknowledged
         try:
             self._producer = Producer({**PRODUCER_DEFAULTS, "message.max.bytes": 4 << 20, **config})
         except KafkaException as exc:
@@ -70,11 +71,16 @@ class SyncProducer:
         if topic is not None and partition is not None and offset is not None and offset >= 0:
             where = (topic, partition)
             self._first[where] = min(offset, self._first.get(where, offset))
+            self._last[where] = max(offset, self._last.get(where, offset))
 
     def mark(self) -> None:
         """Forget the offsets acknowledged so far (`first_since_mark` counts from here)."""
         self.flush()
         self._first = {}
+
+    def last_delivered(self, topic: str, partition: int) -> int | None:
+        """The highest offset this producer's records were acknowledged at (flush first)."""
+        return self._last.get((topic, partition))
 
     def first_since_mark(self, topic: str, partition: int) -> int | None:
         """The lowest offset acknowledged on `topic`/`partition` since `mark` (flush first)."""
@@ -222,6 +228,20 @@ class FeedReader:
             elif error.fatal():
                 raise FatalError(f"kafka read {self.topic}: {error.str()}")
         return values
+
+    def read_past(
+        self, offset: int, apply: Callable[[list[bytes]], None], timeout_s: float = 60.0
+    ) -> int:
+        """Apply what comes until the position is past `offset` (a record known to exist)."""
+        deadline, count = time.monotonic() + timeout_s, 0
+        while self.position() <= offset:
+            if time.monotonic() > deadline:
+                raise TransientError(f"kafka read {self.topic}: offset {offset} not reached")
+            values = self.poll(1000, 0.2)
+            count += len(values)
+            if values:
+                apply(values)
+        return count
 
     def drain(self, apply: Callable[[list[bytes]], None], timeout_s: float = 300.0) -> int:
         """Apply everything up to the current end (a new worker's catch-up); returns records."""

@@ -207,6 +207,10 @@ class ScaleOut:
         self._send_items()
         self.producer.flush()
         self.feed.drain(self._fold)
+        # Past its own last delta too: the base holds it, so the cut must lie after it.
+        own = self.producer.last_delivered(self.config.items_topic, 0)
+        if own is not None:
+            self.feed.read_past(own, self._fold)
         feed_at = self.feed.position()
         snap = f"{self.origin}-{self.snapshots_written + 1}"
         records = item_snapshot.take(self.engine.learner, self.items, snap)
