@@ -41,7 +41,7 @@ def open_directory(directory: Path, device: torch.device) -> Opened:
     older, good ones out. Raises `CheckpointError` when the directory cannot
     be created or written.
     """
-    _check_writable(directory)
+    check_writable(directory)
     removed = _remove_leftovers(directory)
     restored, skipped = newest_valid(directory, device)
     try:
@@ -51,7 +51,11 @@ def open_directory(directory: Path, device: torch.device) -> Opened:
     return Opened(restored, skipped, set_aside, removed)
 
 
-def _check_writable(directory: Path) -> None:
+def check_writable(directory: Path) -> None:
+    """`CheckpointError` unless `directory` is (or can be made) a directory this process writes.
+
+    Cheap and local: the worker runs it before waiting for any server.
+    """
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"{directory} is not a directory")
     try:

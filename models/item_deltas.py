@@ -124,20 +124,73 @@ class ItemSync:
             self._seed_base(rows[stale], ids[stale])
         return ids
 
-    def _seed_base(self, rows: npt.NDArray[np.int64], ids: npt.NDArray[np.object_]) -> None:
+    def _starts(self, ids: npt.NDArray[np.object_]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The seeded start of `ids`' item rows and context rows (the same on every worker)."""
         cfg, device = self.learner.config, self.learner.device
-        index = torch.from_numpy(rows).to(device)
         start = torch.from_numpy(seeded_normal(list(ids), self._width, salt=1, seed=cfg.seed))
         start = start.to(device).mul_(cfg.init_std)
         start[:, -1] = cfg.popularity_weight * FLOOR if cfg.popularity_weight else 0.0
-        self._base[index], self._base_g[index] = start, 0.0
+        context = torch.zeros(len(ids), self._width, device=device)
         if self._context_on:
             context = torch.from_numpy(seeded_normal(list(ids), self._width, salt=2, seed=cfg.seed))
             context = context.to(device).mul_(cfg.init_std)
             context[:, -1] = 0.0
+        return start, context
+
+    def _seed_base(self, rows: npt.NDArray[np.int64], ids: npt.NDArray[np.object_]) -> None:
+        index = torch.from_numpy(rows).to(self.learner.device)
+        start, context = self._starts(ids)
+        self._base[index], self._base_g[index] = start, 0.0
+        if self._context_on:
             self._base_c[index], self._base_cg[index] = context, 0.0
         self._base_l[index] = FLOOR
         self._base_ids[rows] = ids
+
+    def snapshot(self) -> tuple[npt.NDArray[np.int64], ItemDelta]:
+        """Every live row's agreed value as one delta from its seeded start; and those rows.
+
+        The agreed value is the base (every change sent, every delta folded in),
+        never this worker's unsent changes: a new worker that applies it to fresh
+        rows holds what the feed up to now says, and folds the feed from here on.
+        Clicks go as each row's mass decayed to the prior's clock (a constant
+        shift of every item's `L` on the receiver, which no ranking sees).
+        """
+        learner = self.learner
+        extent = learner.items.extent
+        self._grow(extent)
+        rows = np.flatnonzero(learner.items.live_mask()[:extent]).astype(np.int64)
+        ids = self._rebase_reused(rows)
+        index = torch.from_numpy(rows).to(learner.device)
+        start, context_start = self._starts(ids)
+        weight = self._base[index] - start
+        beta = learner.config.popularity_weight
+        if beta:  # the learned part of the bias only: the receiver's prior adds beta * L
+            weight[:, -1] -= (beta * (self._base_l[index] - FLOOR)).to(weight.dtype)
+        if self._context_on:
+            context = (self._base_c[index] - context_start).cpu().numpy()
+            context_g = self._base_cg[index].cpu().numpy()
+        else:
+            context = np.zeros((rows.size, 0), np.float32)
+            context_g = np.zeros((rows.size, 0), np.float32)
+        prior = learner.prior
+        clock = prior.clock if math.isfinite(prior.clock) else 0.0
+        clicked = np.zeros(rows.size, dtype=bool)
+        mass = np.zeros(0)
+        if beta and math.isfinite(prior.clock):
+            log_mass = self._base_l[index].cpu().numpy()
+            clicked = log_mass > FLOOR
+            mass = np.exp(log_mass[clicked] - (prior.clock - prior.ref) / prior.tau)
+        return rows, ItemDelta(
+            ids=[str(i) for i in ids],
+            weight=weight.cpu().numpy(),
+            grad_sq=self._base_g[index].cpu().numpy(),
+            context=context,
+            context_grad_sq=context_g,
+            click_ids=[str(i) for i in ids[clicked]],
+            click_mass=mass.astype(np.float64),
+            clock=clock,
+            events=0,
+        )
 
     def mark(self, rows: torch.Tensor, clicked: Sequence[str], weights: Sequence[float]) -> None:
         """Note item rows a batch changed and the clicks it folded into the prior."""

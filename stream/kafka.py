@@ -9,7 +9,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 from confluent_kafka import (
     Consumer,
@@ -22,8 +22,10 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream.errors import FatalError, TransientError
+from stream.oversize import ResponseWatch, Unfetchable, probe
 
-KafkaConfig = Mapping[str, str | int | float | bool]
+# librdkafka properties, plus confluent-kafka's own `logger` (a `logging.Logger`) where given
+KafkaConfig = Mapping[str, object]
 
 CONSUMER_DEFAULTS: dict[str, str | int | bool] = {
     "enable.auto.commit": False,  # offsets move only after Redis acknowledged the lists
@@ -104,8 +106,17 @@ class KafkaSource:
         self._revoke_first: list[PartitionHook] = []
         self._start_at = start_at
         self._on_lost = on_lost or on_revoke
+        # client-level errors: a refused (too large) fetch response is noticed here
+        self._watch = ResponseWatch()
+        self._config = {**CONSUMER_DEFAULTS, **config}
+        # cooperative-sticky: assign and revoke hand over the partitions that move, only
+        self.cooperative = self._config.get("partition.assignment.strategy") == (
+            "cooperative-sticky"
+        )
         try:
-            self._consumer = Consumer({**CONSUMER_DEFAULTS, **config})
+            self._consumer = Consumer(
+                cast("dict[str, Any]", {"error_cb": self._watch, **self._config})
+            )
         except KafkaException as exc:
             raise FatalError(f"kafka consumer config rejected: {exc}") from exc
         self._consumer.subscribe(
@@ -121,7 +132,10 @@ class KafkaSource:
                 start = self._start_offsets.pop((p.topic, p.partition), None)
                 if start is not None:
                     p.offset = start
-            consumer.assign(partitions)
+            if self.cooperative:  # `partitions` are the ones added, not the whole assignment
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
         self.assigned.update(parts)
         if self._on_assign:
             self._on_assign(parts)
@@ -173,7 +187,41 @@ class KafkaSource:
             self._take(first, polled)
             if polled.messages and max_messages > 1:
                 self._take(self._consume(max_messages - 1, 0.0), polled)
+        polled.errors += self._watch.take_errors()
         return polled
+
+    def unfetchable(self, positions: Mapping[tuple[str, int], int]) -> list[Unfetchable]:
+        """Records this consumer cannot fetch, found once a fetch response was refused as too large.
+
+        Nothing (and no work) unless librdkafka refused a response since the last
+        call. Then each assigned partition behind its end is probed alone from its
+        next offset (`positions`, else the consumer's position or the group's commit).
+        """
+        if self._watch.take_refused() is None:
+            return []
+        starts: dict[tuple[str, int], int] = {}
+        for topic, partition in sorted(self.assigned):
+            tp = TopicPartition(topic, partition)
+            try:
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=5.0)
+                start = positions.get((topic, partition))
+                if start is None:
+                    [at] = self._consumer.position([tp])
+                    start = at.offset if at.offset >= 0 else None
+                if start is None:
+                    start = self.committed([(topic, partition)]).get((topic, partition), low)
+            except KafkaException as exc:
+                _raise_for(exc.args[0], "find where a partition stands")
+            if start < high:
+                starts[topic, partition] = max(start, low)
+        return probe(self._config, starts) if starts else []
+
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """Fetch `partition` from `offset` on (past records it cannot fetch)."""
+        try:
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as exc:
+            _raise_for(exc.args[0], "seek past an unfetchable record")
 
     def _consume(self, count: int, timeout_s: float) -> list[Message]:
         try:
@@ -253,6 +301,23 @@ class KafkaSource:
                 behind += max(0, high - position)
         return behind
 
+    def fetch_barrier(self, timeout_s: float = 10.0) -> None:
+        """Return once every fetch response received so far is in the local queue.
+
+        The cached high watermark is set from a fetch response before its records
+        are parsed into the queue. A ListOffsets round trip is answered on the
+        same broker thread, after that parse, so a caller that saw the watermark
+        and then this return knows the records are there to poll (tests and the
+        eval's deterministic batches; the loop never needs it).
+        """
+        for topic, partition in list(self.assigned):
+            try:
+                self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout_s, cached=False
+                )
+            except KafkaException as exc:
+                _raise_for(exc.args[0], "query watermarks")
+
     def close(self) -> None:
         """Leave the group so partitions move to other members at once."""
         self._consumer.close()
@@ -288,19 +353,39 @@ class ClickProducer:
 
 def _admin(config: KafkaConfig) -> AdminClient:
     try:
-        return AdminClient(dict(config))
+        return AdminClient(cast("dict[str, Any]", dict(config)))
     except KafkaException as exc:
         raise FatalError(f"kafka client config rejected: {exc}") from exc
 
 
+_BROKER_ASK_S = 1.0  # each metadata request's wait; between them the client's logs are served
+
+
 def wait_for_broker(config: KafkaConfig, timeout_s: float) -> set[str]:
-    """The cluster's topic names, once a broker answers; `FatalError` if none does in time."""
-    try:
-        meta = _admin(config).list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        error: KafkaError = exc.args[0]
-        raise FatalError(f"no broker answered within {timeout_s:g} s ({error.str()})") from exc
-    return {name for name, topic in meta.topics.items() if topic.error is None}
+    """The cluster's topic names, once a broker answers; `FatalError` if none does in time.
+
+    Asked again every second rather than once for the whole wait, so that the
+    admin client's poll serves librdkafka's log lines as they come (to the
+    config's `logger`, when it has one) instead of after the wait.
+    """
+    admin = _admin(config)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        asked = time.monotonic()
+        try:
+            meta = admin.list_topics(timeout=max(0.05, min(_BROKER_ASK_S, deadline - asked)))
+        except KafkaException as exc:
+            admin.poll(0)
+            if time.monotonic() >= deadline:
+                error: KafkaError = exc.args[0]
+                raise FatalError(
+                    f"no broker answered within {timeout_s:g} s ({error.str()})"
+                ) from exc
+            # refused at once (nothing listening): wait out the rest of this second
+            time.sleep(max(0.0, min(asked + _BROKER_ASK_S, deadline) - time.monotonic()))
+            continue
+        admin.poll(0)
+        return {name for name, topic in meta.topics.items() if topic.error is None}
 
 
 def ensure_topics(

@@ -9,7 +9,6 @@ from index.factory import make_index
 from index.knn import backend_for
 from models.catalogue import Catalogue
 from models.checkpoint import Restored
-from models.device import resolve_device
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import RankerConfig
@@ -17,6 +16,7 @@ from models.rows import RowLimits, RowPolicy
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
 from stream.errors import FatalError
+from stream.group import GroupView
 from stream.kafka import KafkaSource
 from stream.list_sweep import ListSweeper
 from stream.redis_cluster_sink import RedisClusterSink
@@ -28,6 +28,7 @@ from worker.engine import Engine
 from worker.errors import StartupError
 from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
+from worker.peers import PeerWatch
 from worker.scale_setup import build_scale
 from worker.settings import (
     CandidateSettings,
@@ -37,7 +38,7 @@ from worker.settings import (
     Settings,
     with_values,
 )
-from worker.startup import check_kafka, check_redis
+from worker.startup import check_kafka, check_local, check_redis
 from worker.sweep import CatalogueSweep
 from worker.two_stage import StageConfig
 from worker.warmup import warm_up
@@ -168,7 +169,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
 
     The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
     """
-    device = resolve_device(settings.device)
+    device = check_local(settings)  # the device, the checkpoint directory, files: no waiting
     metrics = metrics or WorkerMetrics()
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
@@ -190,13 +191,23 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         raise
 
     scale = build_scale(settings, engine, metrics) if scale_out else None  # scale-out hook
+    # scale-out off: warn at each rebalance if other members share the group
+    peers = (
+        None
+        if scale_out
+        else PeerWatch(GroupView(kafka.client_config()), kafka.group, kafka.topic, metrics)
+    )
 
     def assigned(parts: list[tuple[str, int]]) -> None:
-        log.info("partitions_assigned", partitions=[p for _, p in parts])
+        # cooperative: `parts` are those added; `held`, everything this worker has now
+        held = sorted(p for _, p in source.assigned)
+        log.info("partitions_assigned", partitions=[p for _, p in parts], held=held)
+        if peers is not None:
+            peers.check(len(source.assigned))
 
     def revoked(parts: list[tuple[str, int]]) -> None:
         # The loop finished any write in flight first (KafkaSource's before_revoke).
-        log.info("partitions_revoked", partitions=[p for _, p in parts])
+        log.info("partitions_revoked", partitions=[p for _, p in parts])  # those leaving
         if scale is not None:  # scale-out hook: hand the revoked partitions' users over
             scale.revoked(parts)
 

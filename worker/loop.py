@@ -34,6 +34,8 @@ from stream.batch import DecodedBatch, decode_messages
 from stream.dead_letters import DeadLetterProducer
 from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
+from stream.oversize import REASON as UNFETCHABLE
+from stream.oversize import dead_letter
 from stream.payload import encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.accounting import Accounting, BatchReport
@@ -266,6 +268,7 @@ class Worker:
         self._checkpoint_if_due()
         if self.control is not None:
             self._apply_control(self.control)
+        self._skip_unfetchable()
         if self.scale is not None:  # scale-out hook: item feed in and out, state flush
             if self.scale.due():  # what it sends must hold published batches only; between
                 self._drain()  # sends, the write in flight overlaps the next batch
@@ -290,6 +293,36 @@ class Worker:
                 self._retry("publish", lambda: self.sink.publish([], cold))
             if self.checkpointer is not None:
                 self.checkpointer.unsaved = True
+
+    def _skip_unfetchable(self) -> None:
+        """Records above the consumer's receive limit: dead-letter where they are, read past.
+
+        Such a record stalls its partition for ever (librdkafka refuses the whole
+        response and fetches it again). Found only after a refusal (`stream.oversize`);
+        its metadata goes to the DLQ, then the partition is read and committed past it.
+        """
+        found = self._retry("poll", lambda: self.source.unfetchable(self.learned_offsets))
+        if not found:
+            return
+        self._drain()  # the write in flight is committed before any offset moves past it
+        for record in found:
+            self.dead_letters.send(dead_letter(record))
+            self.metrics.dead_lettered.labels(reason=UNFETCHABLE).inc()
+        self._flush_dead_letters()
+        offsets = {(r.topic, r.partition): r.offset + 1 for r in found}
+        for record in found:
+            self.source.skip(record.topic, record.partition, record.offset + 1)
+            log.error(
+                "record_unfetchable_skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                response_bytes=record.size,
+                receive_message_max_bytes=record.limit,
+                variable="RECSTREAM_KAFKA_RECEIVE_MESSAGE_MAX_BYTES",
+            )
+        self.learned_offsets.update(offsets)
+        self._retry("commit", lambda: self.source.commit(offsets))
 
     def _flush_dead_letters(self) -> None:
         """Deliver what was sent to the DLQ; what it cut short or lost is counted, not retried."""

@@ -103,6 +103,11 @@ class WorkerMetrics:
             "Events re-read after a hand-over: between the state's marker and the group's commit",
             registry=r,
         )
+        self.state_tombstones = Counter(
+            "recstream_state_tombstones",
+            "Evicted users (caps, TTL) deleted from the state topic, so no hand-over restores them",
+            registry=r,
+        )
         self.item_sync_staleness = Histogram(
             "recstream_item_sync_staleness_seconds",
             "From another worker's item change to its rows being searchable here",
@@ -176,6 +181,14 @@ class WorkerMetrics:
             "Time of the last offset commit",
             registry=r,
         )
+        self.scale_out_off_with_peers = Gauge(
+            "recstream_scale_out_off_with_peers",
+            "1 while RECSTREAM_SCALE_OUT is off and the group has other members (or this"
+            " worker holds part of the topic): the workers learn apart",
+            registry=r,
+        )
+        # Lines /readyz adds to its body (a warning that does not make the worker unready).
+        self.readiness_notes: dict[str, str] = {}
 
     def watch_device(self, device: torch.device) -> None:
         """On CUDA, export the caching allocator's memory, read at each scrape (not per batch)."""
@@ -213,6 +226,7 @@ class HealthServer:
         Serving starts with `start`, once there is a worker to ask.
         """
         registry = metrics.registry
+        notes = metrics.readiness_notes
         checks: dict[str, Callable[[], bool]] = {}
         self._checks = checks
         readers: dict[str, Callable[[str], dict[str, Any] | None]] = {}
@@ -225,11 +239,10 @@ class HealthServer:
                 elif self.path in ("/healthz", "/readyz"):
                     check = checks.get(self.path)
                     ok = check is not None and check()
-                    body, status, ctype = (
-                        (b"ok\n" if ok else b"not ok\n"),
-                        (200 if ok else 503),
-                        "text/plain",
-                    )
+                    text = "ok\n" if ok else "not ok\n"
+                    if self.path == "/readyz":
+                        text += "".join(f"{note}\n" for note in list(notes.values()))
+                    body, status, ctype = text.encode(), (200 if ok else 503), "text/plain"
                 elif self.path.startswith(DEBUG_USERS) and "user" in readers:
                     state = readers["user"](unquote(self.path.removeprefix(DEBUG_USERS)))
                     body = json.dumps(state or {"error": "no such user"}).encode()

@@ -19,8 +19,11 @@ The pattern is Kafka Streams' changelog, on Kafka's own mechanisms only:
   others' records (its own and any seq already applied are skipped, so a
   re-delivery is harmless). Beside them go the transition pairs its batches
   added (by id), which the others add to their own successor rings. A
-  starting worker replays the feed from its start before it consumes, so it
-  begins with the current item table (and transitions).
+  starting worker reads the last item snapshot (`worker/item_snapshot.py`:
+  one record per item, written by the owner of input partition 0) and the
+  feed after it before it consumes, so it begins with the current item table
+  (and transitions) at a cost that follows the catalogue, not the feed's
+  history (the whole feed when there is no snapshot yet).
 
 On revoke the revoked partitions' users are flushed, then dropped locally; a
 partition lost without a revoke (session timeout) is dropped unflushed: its
@@ -29,8 +32,10 @@ new owner may already be writing.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,18 +49,23 @@ from stream.batch import DecodedBatch
 from stream.errors import TransientError
 from stream.kafka import KafkaSource
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
+from worker import item_snapshot
 from worker.engine import Engine, Learned
 from worker.metrics import WorkerMetrics
 from worker.sync_codec import (
     MARKER_KEY,
     DeltaChunk,
     RankerChunk,
+    SnapshotMarker,
     TransitionChunk,
     decode_feed,
     decode_partition,
+    decode_snapshot_marker,
     encode_delta,
     encode_marker,
     encode_ranker,
+    encode_snapshot_item,
+    encode_snapshot_marker,
     encode_transitions,
     encode_users,
     split_delta,
@@ -66,6 +76,7 @@ log = structlog.get_logger("recstream.worker")
 _CHUNK_ITEMS = 1000  # item rows per feed record: ~0.5 MB at dim 64
 _PAIR_RECORD_BYTES = 500_000  # transition pairs per feed record: at most ~0.5 MB with ids
 _FEED_BATCH = 200  # feed records folded in per tick at most (the loop keeps turning)
+STALENESS_WINDOW = 1024  # folds whose staleness is kept in memory (the histogram keeps all)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,8 @@ class ScaleConfig:
     items_topic: str
     item_sync_s: float = 1.0
     state_flush_s: float = 10.0
+    snapshot_topic: str = ""  # the item snapshot (worker/item_snapshot.py); empty: none
+    item_snapshot_s: float = 300.0  # how often the owner of input partition 0 writes one
 
 
 class ScaleOut:
@@ -110,6 +123,11 @@ class ScaleOut:
         self.owned: set[int] = set()
         self._partition = np.full(1024, -1, dtype=np.int32)  # per user row: its input partition
         self._dirty = np.zeros(1024, dtype=bool)  # per user row: changed since the last flush
+        # per user row: the id whose state this worker may have written for it (None: none).
+        # A row that changes id (reused) or is freed was evicted (caps, TTL): its old id gets a
+        # tombstone, so the state topic forgets it rather than restore it at the next hand-over.
+        self._held_ids = np.full(1024, None, dtype=object)
+        self._tombstones: dict[int, set[str]] = {}  # partition -> evicted ids not yet deleted
         self._markers: dict[int, int] = {}  # partition -> offset of the last marker written
         self._applied: dict[str, int] = {}  # origin -> highest seq folded in
         self._seq = 0
@@ -118,7 +136,13 @@ class ScaleOut:
         now = time.monotonic()
         self._next_sync = now + config.item_sync_s
         self._next_flush = now + config.state_flush_s
-        self.staleness_s: list[float] = []  # per folded record: now - its oldest change
+        self._next_snapshot = now + config.item_snapshot_s
+        self.snapshots_written = 0
+        self.catch_up_records = 0  # records the start read: the snapshot's and the feed's
+        # The last folds' staleness (now - a record's oldest change), for a look from a test or
+        # a debugger; bounded, since a worker folds records for as long as it runs. The
+        # histogram `recstream_item_sync_staleness_seconds` is the measure.
+        self.staleness_s: deque[float] = deque(maxlen=STALENESS_WINDOW)
 
     def attach(self, source: KafkaSource, learned_offsets: Mapping[tuple[str, int], int]) -> None:
         """The consumer (for committed offsets) and the offsets the model has learned up to."""
@@ -128,17 +152,98 @@ class ScaleOut:
     # -- start ------------------------------------------------------------------------------
 
     def catch_up(self) -> int:
-        """Fold in the whole item feed (a new worker starts with the current item table)."""
+        """Start with the current item table: the last item snapshot, then the feed after it.
+
+        Without a snapshot, the whole feed. Returns the records read (both topics).
+        """
         start = time.perf_counter()
+        loaded, feed_from = self._load_snapshot(), 0
+        if loaded is not None:
+            feed_from = loaded[1]
+            self.feed.seek(feed_from)
         records = self.feed.drain(self._fold)
+        snapshot_records = loaded[0] if loaded is not None else 0
         log.info(
             "item_feed_replayed",
             topic=self.config.items_topic,
             records=records,
+            from_offset=feed_from,
+            snapshot_records=snapshot_records,
             items=len(self.engine.learner.items),
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )
-        return records
+        self.catch_up_records = snapshot_records + records
+        return self.catch_up_records
+
+    def _load_snapshot(self) -> tuple[int, int] | None:
+        """The last complete item snapshot applied: (its records read, the feed offset after it)."""
+        topic = self.config.snapshot_topic
+        if not topic:
+            return None
+        raw = self.reader.last(topic, item_snapshot.MARKERS_PARTITION)
+        if raw is None:
+            return None
+        try:
+            marker = decode_snapshot_marker(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("item_snapshot_marker_unreadable", error=str(exc))
+            return None
+        records = self.reader.read(topic, item_snapshot.ITEMS_PARTITION, start=marker.start)
+        values = [value for _, value in records if value is not None]
+        items = item_snapshot.load(
+            self.engine, self.items, self.transitions, values, marker.snap, marker.clock
+        )
+        if items < marker.items:  # compacted away or cut short: the whole feed, to be safe
+            log.warning("item_snapshot_incomplete", snap=marker.snap, items=items, of=marker.items)
+            return None
+        self._applied = dict(marker.applied)
+        return len(records), marker.feed
+
+    def write_snapshot(self) -> int:
+        """Write an item snapshot and its marker (the owner of input partition 0); items written.
+
+        The cut: what is unsent goes out and is acknowledged, the feed is folded to
+        its end, and the snapshot holds every delta before that offset and none after.
+        """
+        start = time.perf_counter()
+        topic = self.config.snapshot_topic
+        self._send_items()
+        self.producer.flush()
+        self.feed.drain(self._fold)
+        # Past its own last delta too: the base holds it, so the cut must lie after it.
+        own = self.producer.last_delivered(self.config.items_topic, 0)
+        if own is not None:
+            self.feed.read_past(own, self._fold)
+        feed_at = self.feed.position()
+        snap = f"{self.origin}-{self.snapshots_written + 1}"
+        records = item_snapshot.take(self.engine.learner, self.items, snap)
+        self.producer.mark()
+        for record in records:
+            value = encode_snapshot_item(record)
+            self.producer.send(topic, record.item.encode(), value, item_snapshot.ITEMS_PARTITION)
+        self.producer.flush()
+        first = self.producer.first_since_mark(topic, item_snapshot.ITEMS_PARTITION)
+        if first is None:  # no record (no items yet): the end is as good a start as any
+            first = self.reader.end(topic, item_snapshot.ITEMS_PARTITION)
+        applied = {**self._applied, self.origin: self._seq}
+        clock = self.engine.learner.prior.clock
+        marker = SnapshotMarker(
+            snap, first, len(records), feed_at, applied, clock if math.isfinite(clock) else 0.0
+        )
+        self.producer.send(
+            topic, b"marker", encode_snapshot_marker(marker), item_snapshot.MARKERS_PARTITION
+        )
+        self.producer.flush()
+        self.snapshots_written += 1
+        log.info(
+            "item_snapshot_written",
+            topic=topic,
+            snap=snap,
+            items=len(records),
+            feed_offset=feed_at,
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return len(records)
 
     # -- partitions -------------------------------------------------------------------------
 
@@ -149,7 +254,9 @@ class ScaleOut:
             partition[: self._partition.size] = self._partition
             dirty = np.zeros(size, dtype=bool)
             dirty[: self._dirty.size] = self._dirty
-            self._partition, self._dirty = partition, dirty
+            held = np.full(size, None, dtype=object)
+            held[: self._held_ids.size] = self._held_ids
+            self._partition, self._dirty, self._held_ids = partition, dirty, held
 
     def _rows_of(self, partition: int, *, dirty_only: bool) -> np.ndarray:
         extent = self.engine.learner.users.extent
@@ -180,9 +287,13 @@ class ScaleOut:
             learner, engine.history, engine.rows.users, state.users, rows, engine.admit_items
         )
         self._grow(learner.users.extent)
-        held = rows[rows >= 0]
+        kept = rows >= 0
+        held = rows[kept]
+        ids = np.asarray(state.users.ids, dtype=object)[kept]
+        self._evicted(held[(self._held_ids[held] != None) & (self._held_ids[held] != ids)])  # noqa: E711
         self._partition[held] = partition
         self._dirty[held] = False
+        self._held_ids[held] = ids
         # No marker yet (a partition never handed over): the group's commit, else its start.
         offset = state.marker if state.marker is not None else (committed or 0)
         self._mark(partition, offset)
@@ -241,15 +352,19 @@ class ScaleOut:
             drop_users(self.engine.learner, rows)
             self._partition[rows] = -1
             self._dirty[rows] = False
+            self._held_ids[rows] = None
             self.owned.discard(partition)
             self._markers.pop(partition, None)
+            self._tombstones.pop(partition, None)  # not ours to write now
 
     def _flush(self, partitions: list[int]) -> int:
         """Write changed users and a marker per partition, and wait for the acknowledgements."""
         engine, topic = self.engine, self.config.topic
         users = 0
+        self._note_freed()
         for partition in partitions:
             offset = self.learned_offsets.get((topic, partition))
+            self._send_tombstones(partition)
             rows = self._rows_of(partition, dirty_only=True)
             if rows.size:
                 state = export_users(engine.learner, engine.history, engine.rows.users, rows)
@@ -263,6 +378,42 @@ class ScaleOut:
             self._dirty[self._rows_of(partition, dirty_only=True)] = False
         return users
 
+    @property
+    def unflushed(self) -> int:
+        """Changed users and evicted ids not yet written to the state topic (0: all written)."""
+        extent = self.engine.learner.users.extent
+        self._grow(extent)
+        live = self.engine.learner.users.live_mask()
+        dirty = int((self._dirty[:extent] & live & (self._partition[:extent] >= 0)).sum())
+        freed = int(((self._held_ids[:extent] != None) & ~live).sum())  # noqa: E711  (numpy)
+        return dirty + freed + sum(len(ids) for ids in self._tombstones.values())
+
+    def _evicted(self, rows: np.ndarray) -> None:
+        """`rows` lost their users (freed or reused): queue a tombstone for each old id."""
+        for row in rows.tolist():
+            old, partition = self._held_ids[row], int(self._partition[row])
+            if old is not None and partition in self.owned:
+                self._tombstones.setdefault(partition, set()).add(old)
+            self._held_ids[row] = None
+            self._dirty[row] = False
+
+    def _note_freed(self) -> None:
+        """Rows freed and not reused since they were last seen (bulk LRU, TTL): evicted."""
+        extent = self.engine.learner.users.extent
+        self._grow(extent)
+        freed = (self._held_ids[:extent] != None) & ~self.engine.learner.users.live_mask()  # noqa: E711
+        self._evicted(np.flatnonzero(freed))
+
+    def _send_tombstones(self, partition: int) -> None:
+        """Delete evicted users from the state topic (a None value), unless back since."""
+        ids = self._tombstones.pop(partition, set())
+        users = self.engine.learner.users
+        gone = [user for user in sorted(ids) if users.lookup([user])[0] < 0]
+        for user in gone:  # one back since has a row again: its own write follows
+            self.producer.send(self.config.state_topic, user.encode(), None, partition)
+        if gone and self.metrics is not None:
+            self.metrics.state_tombstones.inc(len(gone))
+
     # -- each batch -------------------------------------------------------------------------
 
     def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:
@@ -272,8 +423,12 @@ class ScaleOut:
         rows = self.engine.known_user_rows(batch.users)
         self._grow(self.engine.learner.users.extent)
         held = rows >= 0
+        ids = np.asarray(batch.users, dtype=object)[held]
+        reused = (self._held_ids[rows[held]] != None) & (self._held_ids[rows[held]] != ids)  # noqa: E711
+        self._evicted(np.unique(rows[held][reused]))  # rows handed to a new user this batch
         self._partition[rows[held]] = np.asarray(batch.partitions, dtype=np.int32)[held]
         self._dirty[rows[held]] = True
+        self._held_ids[rows[held]] = ids
         if self.transitions is not None:
             self.transitions.capture()  # as ids now: a later admit may hand rows to other items
         if learned is not None and learned.changed_items is not None:
@@ -296,6 +451,16 @@ class ScaleOut:
         values = self.feed.poll(_FEED_BATCH, 0.0)
         if values:
             self._fold(values)
+        if (
+            self.config.snapshot_topic
+            and now >= self._next_snapshot
+            and item_snapshot.WRITER_PARTITION in self.owned
+        ):
+            self._next_snapshot = now + self.config.item_snapshot_s
+            try:
+                self.write_snapshot()
+            except TransientError as exc:  # tried again at the next interval; the feed stays
+                log.warning("item_snapshot_failed", error=str(exc))
         if now >= self._next_flush and self.owned:
             self._next_flush = now + self.config.state_flush_s
             start = time.perf_counter()
@@ -385,7 +550,7 @@ class ScaleOut:
         if changed:
             rows_changed = torch.unique(torch.cat(changed))
             engine.index.refresh(learner.item_vectors(), rows_changed)
-            self.staleness_s += staleness
+            self.staleness_s.extend(staleness)
             if self.metrics is not None:
                 for seconds in staleness:
                     self.metrics.item_sync_staleness.observe(seconds)

@@ -25,9 +25,7 @@ log = structlog.get_logger("recstream.worker")
 COMPACT = {"cleanup.policy": "compact"}
 
 
-def _create(
-    kafka_config: dict[str, str | int], name: str, partitions: int, timeout_s: float
-) -> None:
+def _create(kafka_config: dict[str, object], name: str, partitions: int, timeout_s: float) -> None:
     try:
         ensure_topics(kafka_config, {name: partitions}, timeout_s, {name: COMPACT})
     except FatalError as exc:  # a broker without compaction: the same topic, uncompacted
@@ -54,6 +52,15 @@ def check_sync_topics(settings: Settings) -> int:
             )
         if partition_count(config, kafka.items_topic_name) is None:
             ensure_topics(config, {kafka.items_topic_name: 1}, timeout_s)
+        snapshot = partition_count(config, kafka.items_snapshot_topic_name)
+        if snapshot is None:  # records on 0 (keyed by item id: compacted), markers on 1
+            _create(config, kafka.items_snapshot_topic_name, 2, timeout_s)
+        elif snapshot < 2:  # noqa: PLR2004
+            raise StartupError(
+                f"{kafka.items_snapshot_topic_name} has {snapshot} partition; the item snapshot"
+                " needs 2 (records, markers)",
+                variable="RECSTREAM_KAFKA_ITEMS_TOPIC",
+            )
     except (FatalError, TransientError) as exc:
         raise StartupError(
             f"kafka at {kafka.bootstrap}: {exc}", variable="RECSTREAM_SCALE_OUT"
@@ -75,6 +82,8 @@ def build_scale(
             items_topic=kafka.items_topic_name,
             item_sync_s=settings.scale.item_sync_s,
             state_flush_s=settings.scale.state_flush_s,
+            snapshot_topic=kafka.items_snapshot_topic_name,
+            item_snapshot_s=settings.scale.item_snapshot_s,
         ),
         engine,
         producer=SyncProducer(config),

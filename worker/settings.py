@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from stream.events import MAX_WEIGHT
 from worker.candidate_names import GROUPS, SOURCES
 from worker.errors import SettingsError
+from worker.logs import kafka_logger
 
 # One search fetches top_k + seen_history candidates, and FAISS GPU's k-selection stops at 2048.
 MAX_SEARCH_K = 2048
@@ -48,6 +49,14 @@ class KafkaSettings(BaseSettings):
     # librdkafka's own ranges, checked here so the error names the variable.
     session_timeout_ms: int = Field(default=10_000, ge=1_000, le=3_600_000)
     fetch_wait_max_ms: int = Field(default=10, ge=0, le=300_000)
+    # The largest fetch response the consumer takes (librdkafka's default); a record above it
+    # cannot be fetched and is dead-lettered by its metadata, then skipped (stream/oversize.py).
+    receive_message_max_bytes: int = Field(default=100_000_000, ge=4096, le=2_147_483_647)
+    # Cooperative: a rebalance moves only the partitions that change owner (only their users
+    # are handed over); the others are never revoked. The members of a group must agree, and
+    # librdkafka cannot list an eager and a cooperative one together for a rolling change:
+    # switch a group with its workers stopped (or start a new group).
+    assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = "cooperative-sticky"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: (
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", "OAUTHBEARER"] | None
@@ -61,6 +70,14 @@ class KafkaSettings(BaseSettings):
     # catalogue control (`{"op": "remove"|"restore"|"ban", "item": ...}`); empty: none
     control_topic: str = Field(default="", pattern=f"^$|{_TOPIC_NAME}")
 
+    @field_validator("topic", "dlq_topic", "state_topic", "items_topic", "control_topic")
+    @classmethod
+    def _not_dots(cls, value: str | None) -> str | None:
+        # Kafka's rule beyond the characters (the pattern): "." and ".." are refused.
+        if value in (".", ".."):
+            raise ValueError("'.' and '..' are not legal Kafka topic names")
+        return value
+
     @property
     def state_topic_name(self) -> str:
         """The partition-aligned user-state topic."""
@@ -71,9 +88,20 @@ class KafkaSettings(BaseSettings):
         """The item feed."""
         return self.items_topic or f"{self.topic}.items"
 
+    @property
+    def items_snapshot_topic_name(self) -> str:
+        """The item snapshot beside the feed (records on partition 0, markers on 1)."""
+        return f"{self.items_topic_name}.snapshot"
+
     @model_validator(mode="after")
     def _sync_topics_apart(self) -> KafkaSettings:
-        names = [self.topic, self.dlq_topic, self.state_topic_name, self.items_topic_name]
+        names = [
+            self.topic,
+            self.dlq_topic,
+            self.state_topic_name,
+            self.items_topic_name,
+            self.items_snapshot_topic_name,
+        ]
         if self.topic != self.dlq_topic and len(set(names)) != len(names):
             raise ValueError(
                 "RECSTREAM_KAFKA_STATE_TOPIC and RECSTREAM_KAFKA_ITEMS_TOPIC must differ from "
@@ -108,11 +136,16 @@ class KafkaSettings(BaseSettings):
             )
         return self
 
-    def client_config(self) -> dict[str, str | int]:
-        """Librdkafka settings shared by the consumer, producers and admin client."""
-        config: dict[str, str | int] = {
+    def client_config(self) -> dict[str, object]:
+        """Librdkafka settings shared by the consumer, producers and admin client.
+
+        With confluent-kafka's `logger`: librdkafka's own lines become structlog
+        events (`kafka_client_log`), served by each client's poll, not printed.
+        """
+        config: dict[str, object] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
+            "logger": kafka_logger(),
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism
@@ -124,13 +157,25 @@ class KafkaSettings(BaseSettings):
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
-    def consumer_config(self) -> dict[str, str | int]:
-        """Consumer-group settings on top of the client ones."""
+    def consumer_config(self) -> dict[str, object]:
+        """Consumer-group settings on top of the client ones.
+
+        librdkafka wants `fetch.max.bytes` at least 512 under the receive limit
+        and `message.max.bytes` (and the per-partition fetch) no more than it:
+        their defaults, lowered to fit under a lower limit.
+        """
+        receive = self.receive_message_max_bytes
+        fetch = min(52_428_800, receive - 512)
         return {
             **self.client_config(),
             "group.id": self.group,
             "session.timeout.ms": self.session_timeout_ms,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "partition.assignment.strategy": self.assignment_strategy,
+            "receive.message.max.bytes": receive,
+            "fetch.max.bytes": fetch,
+            "message.max.bytes": min(1_000_000, fetch),
+            "max.partition.fetch.bytes": min(1_048_576, fetch),
         }
 
 
@@ -381,6 +426,8 @@ class ScaleSettings(BaseSettings):
     scale_out: bool = False
     item_sync_s: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
     state_flush_s: float = Field(default=10.0, gt=0, le=DAY_S, allow_inf_nan=False)
+    # how often the item snapshot is written (a new worker reads it, not the feed's history)
+    item_snapshot_s: float = Field(default=300.0, gt=0, le=DAY_S, allow_inf_nan=False)
 
 
 class ControlSettings(BaseSettings):

@@ -1,4 +1,4 @@
-"""Checks at start: the broker, the topics and Redis answer within a bounded wait, or exit 2.
+"""Checks at start: local settings first, then the broker, the topics and Redis, or exit 2.
 
 Each failure is a `StartupError` that names the variable to fix and where the worker
 looked; nothing here waits longer than `RECSTREAM_STARTUP_TIMEOUT_S`.
@@ -7,18 +7,51 @@ looked; nothing here waits longer than `RECSTREAM_STARTUP_TIMEOUT_S`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import structlog
+import torch
 
+from models.checkpoint_dir import check_writable
+from models.device import resolve_device
+from models.errors import CheckpointError, ModelError
 from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
 from worker.errors import StartupError
-from worker.settings import KafkaSettings
+from worker.settings import KafkaSettings, Settings
 
 log = structlog.get_logger("recstream.worker")
 
 _REDIS_RETRY_S = 0.5
+
+
+def check_local(settings: Settings) -> torch.device:
+    """What needs no server, checked before waiting for any: the device, the disk, the CA file.
+
+    Returns the device. A bad one is a `StartupError` naming its variable, so a
+    typo is reported at once rather than after the broker wait, and as itself.
+    """
+    try:
+        device = resolve_device(settings.device)
+    except ModelError as exc:
+        raise StartupError(str(exc), variable="RECSTREAM_DEVICE", device=settings.device) from exc
+    directory = settings.checkpoint.dir
+    if directory is not None:
+        try:
+            check_writable(directory)
+        except CheckpointError as exc:
+            raise StartupError(
+                str(exc), variable="RECSTREAM_CHECKPOINT_DIR", directory=str(directory)
+            ) from exc
+    ca = settings.kafka.ssl_ca_location
+    if ca and ca != "probe" and not Path(ca).is_file():  # "probe": librdkafka finds the system's
+        raise StartupError(
+            f"the CA bundle {ca} is not a readable file",
+            variable="RECSTREAM_KAFKA_SSL_CA_LOCATION",
+            path=ca,
+        )
+    return device
 
 
 def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
@@ -48,13 +81,24 @@ def check_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
             ) from exc
         log.info("topics_created", topics=missing, partitions=kafka.topic_partitions)
         return
+    if kafka.dlq_topic in missing:
+        # Fatal, unlike the input: the worker could consume, but the first bad event's
+        # dead letter would fail and block every commit behind it.
+        raise StartupError(
+            f"kafka at {kafka.bootstrap}: the dead-letter topic {kafka.dlq_topic!r} does not "
+            "exist and RECSTREAM_KAFKA_CREATE_TOPICS is false: create it, or allow creation",
+            variable="RECSTREAM_KAFKA_DLQ_TOPIC",
+            topic=kafka.dlq_topic,
+            bootstrap_servers=kafka.bootstrap,
+            create_topics=False,
+        )
     for name in missing:
         # Not fatal: the worker subscribes anyway, warns while it waits, and consumes the
         # topic within seconds of its creation.
         log.warning(
             "topic_missing",
             topic=name,
-            role={kafka.topic: "input", kafka.control_topic: "control"}.get(name, "dead_letter"),
+            role="input" if name == kafka.topic else "control",
             bootstrap_servers=kafka.bootstrap,
             create_topics=False,
         )

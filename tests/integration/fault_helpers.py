@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +58,9 @@ class RunningWorker:
         for raw in self.process.stdout:
             self.lines.append(raw.decode(errors="replace").rstrip("\n"))
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """Every JSON log entry so far whose event is `name`."""
-        out = []
-        for line in list(self.lines):
-            if line.startswith("{") and f'"{name}"' in line:
-                entry = json.loads(line)
-                if entry.get("event") == name:
-                    out.append(entry)
-        return out
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every JSON log entry so far (only `name`'s, when given)."""
+        return parse_log_lines(list(self.lines), name)
 
     def wait_for(self, name: str, count: int = 1, timeout_s: float = 60) -> bool:
         """Wait until `name` was logged `count` times (False if the time is up or it exited)."""
@@ -91,12 +85,35 @@ class RunningWorker:
         return code
 
 
-def log_events(path: Path, event: str | None = None) -> list[dict[str, object]]:
-    """The JSON log lines a `recstream run` wrote to `path` (only `event`'s, when given)."""
+def parse_log_lines(lines: Iterable[str], event: str | None = None) -> list[dict[str, Any]]:
+    """The JSON log entries among `lines` (only `event`'s, when given): the one parser of logs.
+
+    A worker's output mixes JSON lines with anything else a library prints, and a
+    file read while the worker writes it can end in half a line: whatever is not
+    one whole JSON object is skipped, never an error.
+    """
     entries = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            entry = json.loads(line)
-            if event is None or entry.get("event") == event:
-                entries.append(entry)
+    for line in lines:
+        text = line.strip()
+        if not (text.startswith("{") and text.endswith("}")):
+            continue
+        if event is not None and f'"{event}"' not in text:
+            continue  # cheap filter first: most lines are other events
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and (event is None or entry.get("event") == event):
+            entries.append(entry)
     return entries
+
+
+def log_events(path: Path, event: str | None = None) -> list[dict[str, Any]]:
+    """The JSON log lines a `recstream run` wrote to `path` (only `event`'s, when given)."""
+    return parse_log_lines(path.read_text(errors="replace").splitlines(), event)
+
+
+def output_events(output: bytes | str, event: str | None = None) -> list[dict[str, Any]]:
+    """The JSON log lines in a finished process's captured output (only `event`'s, when given)."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    return parse_log_lines(text.splitlines(), event)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 import torch
+from fault_helpers import wait_until
 
 import worker.checkpoints
 from models import checkpoint
@@ -52,8 +52,14 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
     progress: list[tuple[int, int]] = []  # batches finished when each write began and ended
 
     def slow_write(directory: Path, snapshot: Snapshot) -> Path:
+        # A disk that takes as long as the loop needs for two more batches (or to finish):
+        # if the loop waited for the write, this would wait for nothing and time out.
         before = first.totals.batches
-        time.sleep(0.3)  # a slow disk
+        wait_until(
+            lambda: first.totals.batches >= before + 2 or first.totals.messages >= _EVENTS,
+            60,
+            every_s=0.005,
+        )
         path = write_snapshot(directory, snapshot)
         progress.append((before, first.totals.batches))
         return path

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_helpers import RECSTREAM, SENTINEL, click_messages, click_stream, wait_until
+from fault_helpers import (
+    RECSTREAM,
+    SENTINEL,
+    click_messages,
+    click_stream,
+    log_events,
+    wait_until,
+)
 
 from stream.payload import decode_recommendation
 
@@ -29,14 +36,8 @@ def kafka_server(s3_kafka: Any) -> Any:
     return s3_kafka
 
 
-def _log_events(log: Path) -> list[dict[str, Any]]:
-    # A line still being written does not end in "}" yet: skip it.
-    lines = log.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
-
-
 def _published(log: Path) -> int:
-    return sum(e["events"] for e in _log_events(log) if e.get("event") == "batch_published")
+    return sum(e["events"] for e in log_events(log, "batch_published"))
 
 
 def test_broker_restart_mid_stream_loses_no_click_and_the_worker_rides_it_out(
@@ -77,7 +78,7 @@ def test_broker_restart_mid_stream_loses_no_click_and_the_worker_rides_it_out(
             code = worker.wait(30)
     tail = log.read_text()[-3000:]
     assert progressed, tail
-    events = _log_events(log)
+    events = log_events(log)
     batches = [e for e in events if e.get("event") == "batch_published"]
     # Mid-stream: when the broker went down the worker had published some of the first half.
     before_stop = sum(

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import msgpack
+from fault_helpers import output_events, wait_until
 
 from worker.testing.embedded import free_port
 
@@ -57,25 +58,28 @@ def test_run_serves_health_and_drains_on_sigterm(
             names.topic,
             [(u.encode(), msgpack.packb({"user": u, "item": i})) for u, i in events],
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if sum(committed(names.group, names.topic).values()) == sent.count:
-                break
+        expected = ("recstream_events_total 400.0", "recstream_consumer_lag 0.0")
+
+        def caught_up() -> bool:
+            # Counted after the commit, and the lag gauge refreshed by the next idle poll:
+            # both a moment after the broker holds the commit, so each is waited for.
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(0.5)
+            if sum(committed(names.group, names.topic).values()) != sent.count:
+                return False
+            status, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+            return status == 200 and all(line in metrics.splitlines() for line in expected)
+
+        assert wait_until(caught_up, 120), _get(f"http://127.0.0.1:{port}/metrics")[1][-3000:]
         assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-        assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
-        status, metrics = _get(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200
-        assert "recstream_events_total 400.0" in metrics
-        assert "recstream_consumer_lag 0.0" in metrics
+        assert wait_until(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60)
+        check = [RECSTREAM, "healthcheck", "--ready"]
+        assert subprocess.run(check, env=env, timeout=60, check=False).returncode == 0
         assert redis_client.get(f"{names.prefix}u3") is not None
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()[-2000:]
-    logs = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    assert any(entry["event"] == "worker_stopped" for entry in logs)
+    assert output_events(out, "worker_stopped")
     assert committed(names.group, names.topic) == sent.ends
 
 
@@ -86,6 +90,27 @@ def test_run_rejects_bad_settings_by_name() -> None:
     assert proc.returncode == 2
     assert "RECSTREAM_TOP_K" in proc.stderr.decode()
     assert "RECSTREAM_DEVICE" in proc.stderr.decode()
+
+
+def test_healthcheck_with_a_bad_setting_is_one_line_and_exit_2() -> None:
+    """`recstream healthcheck` with settings it cannot use: exit 2, one line, no traceback."""
+    for bad in (
+        {"RECSTREAM_TOP_K": "zero", "RECSTREAM_DEVICE": "tpu"},
+        {"RECSTREAM_METRICS_PORT": "notaport"},
+        {"RECSTREAM_METRICS_PORT": "0"},
+    ):
+        proc = subprocess.run(
+            [RECSTREAM, "healthcheck"],
+            env=_env(**bad),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        err = proc.stderr.decode()
+        assert proc.returncode == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
+        assert all(name in err for name in bad), err
 
 
 def test_replay_sends_a_movielens_file_in_time_order(
@@ -180,5 +205,7 @@ def test_demo_on_a_given_redis_writes_only_keys_of_its_own(
     assert redis_client.get("recstream:cold_start") == b"the deployment's list"
     written = {key.decode() for key in set(redis_client.keys("*")) - before}
     assert written, "the demo wrote nothing"
-    assert all(key.startswith("recstream-demo-") for key in written), sorted(written)[:5]
+    # recstream-demo-<unix seconds>-<6 hex>: two demos in one second write apart
+    own = re.compile(r"recstream-demo-[0-9]+-[0-9a-f]{6}[:.]")
+    assert all(own.match(key) for key in written), sorted(written)[:5]
     assert any(key.endswith(".cold_start") for key in written)

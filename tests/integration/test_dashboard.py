@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import torch
+from fault_helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.metrics import GPU_METRICS
@@ -55,18 +55,25 @@ def test_every_panel_queries_an_exported_metric(
             for n in range(300)
         ]
         sent = produce(names.topic, [*clicks, (b"bad", b"\xff")])
-        deadline = time.monotonic() + 60
-        while sum(committed(names.group, names.topic).values()) < sent.count:
-            assert time.monotonic() < deadline, "the worker did not commit every message"
+        queried = queried_metrics()
+        gpu_only = set(GPU_METRICS) if not torch.cuda.is_available() else set()
+        exported: set[str] = set()
+
+        def all_exported() -> bool:
+            # After every message is committed and a checkpoint was written (its interval
+            # is 1 s): each metric a panel queries then has a sample or a declared family.
+            nonlocal exported
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            time.sleep(0.5)
-        time.sleep(1.5)  # one checkpoint interval
-        exported = _exported(f"http://127.0.0.1:{port}/metrics")
+            if sum(committed(names.group, names.topic).values()) < sent.count:
+                return False  # the port may not even be bound yet
+            exported = _exported(f"http://127.0.0.1:{port}/metrics")
+            return not queried - gpu_only - exported
+
+        wait_until(all_exported, 120, every_s=0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
-    queried = queried_metrics()
-    gpu_only = set(GPU_METRICS) if not torch.cuda.is_available() else set()
     assert gpu_only <= queried, "the GPU memory panel is missing"
+    assert sum(committed(names.group, names.topic).values()) == sent.count
     missing = sorted(queried - gpu_only - exported)
     assert not missing, f"panels query metrics the worker does not export: {missing}"

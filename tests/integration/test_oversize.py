@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgpack
@@ -101,3 +102,49 @@ def test_a_reject_the_dlq_refuses_for_good_is_recorded_and_committed_past(
     undeliverable = worker.metrics.dead_letter_undeliverable.labels(error="MSG_SIZE_TOO_LARGE")
     assert undeliverable._value.get() == 1
     assert worker.metrics.retries.labels(stage="dead_letter")._value.get() == 0
+
+
+def test_a_record_above_the_consumers_receive_limit_is_dead_lettered_by_metadata_and_skipped(
+    make_settings: Any,
+    names: Any,
+    produce: Any,
+    committed: Any,
+    read_topic: Any,
+) -> None:
+    """A 300 KB record under a 100 KB receive limit: its metadata to the DLQ, the partition on.
+
+    librdkafka refuses the whole fetch response, for ever; the worker notices the
+    refusal, finds the partition and offset by fetching each partition alone,
+    dead-letters where the record is and how large its response was, and reads
+    past it. The clicks after it, on its partition and another, are all learned.
+    """
+    limit = 100_000
+    worker = build_worker(make_settings(kafka_receive_message_max_bytes=limit))
+    first = produce(names.topic, click_messages(click_stream(0, 100)), partition=0)
+    try:
+        assert worker.run_until(lambda w: w.totals.events >= 100, timeout_s=120)
+        big_at = produce(
+            names.topic, [(b"u0", _event_of(300_000))], partition=0, config=BIG_PRODUCER
+        )
+        after = [
+            produce(names.topic, click_messages(click_stream(100, 100)), partition=0),
+            produce(names.topic, click_messages(click_stream(200, 100)), partition=1),
+        ]
+        assert worker.run_until(lambda w: w.totals.events >= 300, timeout_s=120)
+        for _ in range(3):  # still turning, nothing read twice
+            worker.step()
+    finally:
+        worker.close()
+    assert worker.totals.events == 300
+    ends = _merged(first.ends, big_at.ends, *(sent.ends for sent in after))
+    assert committed(names.group, names.topic) == {0: ends[0], 1: ends[1], 2: 0}
+    [letter] = read_topic(names.dlq_topic, 1)
+    headers = dict(letter.headers())
+    assert headers["recstream.reason"] == b"too_large_to_fetch"
+    assert headers["recstream.source"] == f"{names.topic}/0/100".encode()
+    meta = json.loads(letter.value())
+    assert (meta["topic"], meta["partition"], meta["offset"]) == (names.topic, 0, 100)
+    assert meta["size"] > 300_000
+    assert meta["limit"] == limit
+    skipped = worker.metrics.dead_lettered.labels(reason="too_large_to_fetch")._value.get()
+    assert skipped == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,12 +70,18 @@ def cluster(tmp_path: Path) -> Iterator[list[int]]:
             lambda: all(_cluster_ok(c) for c in clients),
             30,
         )
-        time.sleep(0.5)  # every node knows every other's slots
+        # every node knows every other's slots: each maps all three ranges
+        assert wait_until(lambda: all(len(_slot_ranges(c)) == 3 for c in clients), 30)
         yield ports
     finally:
         for process in processes:
             process.terminate()
             process.wait(10)
+
+
+def _slot_ranges(client: redis.Redis) -> list[object]:
+    """The slot ranges a node maps to a master (CLUSTER SLOTS, one entry per range)."""
+    return list(client.execute_command("CLUSTER SLOTS"))
 
 
 def _cluster_ok(client: redis.Redis) -> bool:

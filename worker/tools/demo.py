@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -74,12 +75,17 @@ def _taste_match(stream: SyntheticStream, lists: dict[int, list[str]]) -> tuple[
     return (hits / total if total else 0.0), float(np.mean(base)) if base else 0.0
 
 
+def demo_tag() -> str:
+    """`<unix seconds>-<6 random hex>`: readable by time, and distinct for two demos in a second."""
+    return f"{int(time.time())}-{secrets.token_hex(3)}"
+
+
 def _names(*, own_kafka: bool, own_redis: bool) -> PrivateNames:
     """The defaults on servers of the demo's own; on given ones, topics and keys of its own.
 
     On a given Redis the lists go under a private prefix, the cold-start list beside them.
     """
-    names = PrivateNames.fresh("recstream-demo", f"{int(time.time())}")
+    names = PrivateNames.fresh("recstream-demo", demo_tag())
     if own_kafka:
         names = replace(names, topic="clicks", dlq_topic="clicks.dlq")
     if own_redis:

@@ -1,8 +1,11 @@
-"""Light imports: `recstream --help` and the Engine load only what they use."""
+"""Light imports: `recstream --help` and the Engine load only what they use.
+
+What `--help` costs in CPU seconds is a timing target: `make bench` measures it
+(`worker/tools/bench/startup.py`), since it depends on the machine.
+"""
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 
@@ -25,26 +28,6 @@ def test_help_loads_no_heavy_module() -> None:
         "assert CliRunner().invoke(main, ['--help']).exit_code == 0"
     )
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}
-
-
-def _help_cpu_seconds() -> float:
-    """CPU seconds (user + system) one `recstream --help` process takes, start to exit."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "--help"], capture_output=True, text=True, check=True
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert "Usage:" in result.stdout
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def test_help_takes_under_300_ms() -> None:
-    """`recstream --help`, interpreter start included, costs under 0.3 s of CPU.
-
-    CPU time, not wall time, and the best of three: on a shared 2-core machine the wall
-    clock measures the neighbours (it read 0.17 s alone and over 0.3 s at load 9).
-    """
-    assert min(_help_cpu_seconds() for _ in range(3)) < 0.3
 
 
 def test_engine_imports_neither_client() -> None:

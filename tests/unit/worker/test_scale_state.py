@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import worker.scale
 from index.exact import ExactIndex
 from models.handover import drop_users, export_users, import_users
 from models.history import SeenHistory
@@ -167,6 +168,26 @@ def test_a_redelivered_delta_changes_nothing() -> None:
     assert torch.allclose(once[:-1], a.learner.item_table.weight[a.learner.items.row("hot")][:-1])
     # the cold-start list of b counts a's click
     assert b.cold_start().items[0] == "hot"
+
+
+def test_the_staleness_kept_in_memory_is_a_bounded_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folding goes on for as long as a worker runs: only the last folds' staleness stays."""
+    monkeypatch.setattr(worker.scale, "STALENESS_WINDOW", 2)
+    a, b = _engine(), _engine()
+    scale_a, producer_a, _ = _scale(a)
+    metrics = WorkerMetrics()
+    scale_b, _, feed_b = _scale(b, metrics)
+    for n in range(5):
+        batch = DecodedBatch(users=["u"], items=[f"i{n}"], event_ts=[1000.0 + n], weights=[1.0])
+        batch.partitions.append(0)
+        learned = a.learn(batch.users, batch.items, np.array([1000.0 + n]), np.ones(1, np.float32))
+        scale_a.after_batch(batch, learned)
+        producer_a.sent.clear()
+        scale_a.tick()
+        feed_b.values = [value for topic, _, value, _ in producer_a.sent if topic == "clicks.items"]
+        scale_b.tick()
+    assert len(scale_b.staleness_s) == 2
+    assert _staleness_count(metrics) == 5  # every fold is in the histogram
 
 
 def test_users_hand_over_with_rows_history_and_recent_items() -> None:

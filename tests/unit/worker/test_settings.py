@@ -7,6 +7,7 @@ import os
 import pytest
 
 from worker.errors import SettingsError
+from worker.logs import kafka_logger
 from worker.settings import load_settings
 
 
@@ -47,6 +48,7 @@ def test_defaults() -> None:
     assert settings.kafka.client_config() == {
         "bootstrap.servers": "localhost:9092",
         "security.protocol": "PLAINTEXT",
+        "logger": kafka_logger(),  # librdkafka's lines go through structlog
     }
 
 
@@ -243,6 +245,7 @@ def test_client_config_carries_sasl(monkeypatch: pytest.MonkeyPatch) -> None:
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "svc",
         "sasl.password": "hunter2",
+        "logger": kafka_logger(),
     }
     consumer = settings.kafka.consumer_config()
     assert consumer["sasl.password"] == "hunter2"
@@ -347,3 +350,23 @@ def test_with_values_validates_and_names_unknown_settings() -> None:
         with_values(base, batch_size=0)
     with pytest.raises(TypeError, match="no_such"):
         with_values(base, no_such=1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RECSTREAM_KAFKA_TOPIC",
+        "RECSTREAM_KAFKA_DLQ_TOPIC",
+        "RECSTREAM_KAFKA_STATE_TOPIC",
+        "RECSTREAM_KAFKA_ITEMS_TOPIC",
+        "RECSTREAM_KAFKA_CONTROL_TOPIC",
+    ],
+)
+@pytest.mark.parametrize("value", [".", ".."])
+def test_dot_and_dot_dot_are_refused_as_topic_names(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Kafka refuses the topic names '.' and '..' although their characters are legal."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"{name}: '.' and '..' are not legal"):
+        load_settings()

@@ -18,6 +18,7 @@ from worker.tools.bench import stages
 from worker.tools.bench.rank import bench_rank
 from worker.tools.bench.report import machine, markdown, plot_latency
 from worker.tools.bench.stages import Row
+from worker.tools.bench.startup import bench_help
 from worker.tools.progress import bar
 from worker.tools.replay import Interactions, read_interactions
 
@@ -97,8 +98,8 @@ def run_bench(options: BenchOptions) -> list[Row]:  # noqa: PLR0915
     loads = [1_000, 10_000] if quick else [1_000, 5_000, 10_000, 0]
     stage = _Stages(6 + len(loads), options.quiet)
     try:
-        stage("decode")
-        rows += stages.bench_decode(20_000 if quick else 100_000, repeats)
+        stage("decode")  # with what a process costs to start (`--help`, CPU seconds)
+        rows += [*bench_help(repeats), *stages.bench_decode(20_000 if quick else 100_000, repeats)]
         stage("learn")
         sizes = [1024, 16_384] if quick else [256, 1024, 4096, 16_384, 65_536]
         rows += stages.bench_learner(device, sizes, repeats)

@@ -54,6 +54,8 @@ class ThroughKafka:
         if workers > 1:
             self._threads = [start_on_thread(w) for w in self.workers]
             self._wait_balanced(settings.kafka.topic_partitions)
+        elif not self.worker.run_until(lambda w: bool(w.source.assigned), _BALANCE_TIMEOUT_S):
+            raise TimeoutError("the worker was not assigned its partition in time")
         self.producer = ClickProducer(settings.kafka.client_config(), settings.kafka.topic)
         self.reader = open_sink(settings.redis)
         self._user_ids = stream.user_ids
@@ -119,10 +121,27 @@ class ThroughKafka:
         if self._threads:
             done = self._wait_committed()
         else:
+            self._wait_fetched()
             done = self.worker.run_until(lambda w: w.totals.events >= self.sent, _COMMIT_TIMEOUT_S)
         if not done:
             raise TimeoutError(f"the worker(s) did not commit {self.sent} events in time")
         self.batches_seen.append(self._batches() - before)
+
+    def _wait_fetched(self) -> None:
+        """One worker: until its consumer has fetched the whole batch, so it steps it whole.
+
+        The batch is then the eval's, not whatever part of it the last fetch
+        brought (Kafka timing): the cached high watermark of the one partition,
+        from the last fetch response, covers every event sent.
+        """
+        source = self.worker.source
+        from_start = dict.fromkeys(source.assigned, 0)
+        deadline = time.monotonic() + _COMMIT_TIMEOUT_S
+        while source.lag(from_start) < self.sent:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the worker's consumer did not fetch {self.sent} events")
+            time.sleep(0.001)
+        source.fetch_barrier()  # the watermark is set before the records are queued
 
     def _wait_committed(self) -> bool:
         """The workers run on their threads: wait for their totals (counted after the commit)."""
