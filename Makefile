@@ -20,11 +20,6 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/recstream demo
 
-# Writes docs/img/dashboard.png: the Grafana dashboard's panels drawn from /metrics scrapes of a
-# demo (60k clicks at 1,000/s, about 80 s); needs matplotlib (the `eval` extra).
-dashboard: $(EVAL_STAMP)
-	$(BIN)/recstream dashboard --out docs/img/dashboard.png
-
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -56,6 +51,12 @@ EVAL_ALS_EVERY ?= 10000
 $(EVAL_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[embedded,dev,eval]'
 	touch $(EVAL_STAMP)
+
+# (after EVAL_STAMP's definition: a prerequisite is expanded where its rule is read)
+# Writes docs/img/dashboard.png: the Grafana dashboard's panels drawn from /metrics scrapes of a
+# demo (60k clicks at 1,000/s, about 80 s); needs matplotlib (the `eval` extra).
+dashboard: $(EVAL_STAMP)
+	$(BIN)/recstream dashboard --out docs/img/dashboard.png
 
 # Writes docs/accuracy.md and docs/img/accuracy-*.png: prequential HR/NDCG/MRR@10 of the
 # Engine and its peers (item-kNN and ALS every 10k events among them) on each file plus two

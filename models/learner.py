@@ -490,10 +490,6 @@ class OnlineLearner:
         """The live item matrix, one row per known item, as the index searches it."""
         return self.item_table.view()
 
-    def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of (user row, item row) pairs."""
-        return (self.user_vectors(users) * self.item_table.weight[items]).sum(1)
-
 
 def _newest(times: torch.Tensor) -> float:
     """The newest of the times, read on the host (free on the CPU, one sync on a device)."""
