@@ -36,6 +36,8 @@ class Trending:
         self.last_seen = torch.empty(0, dtype=torch.float64, device=device)
         self.max_rows: int | None = None
         self.clock = 0.0
+        self.version = 0  # bumped by every change: callers cache what they derive per version
+        self._tops: tuple[int, int, torch.Tensor] | None = None  # (version, rows, top masses)
 
     @property
     def capacity(self) -> int:
@@ -61,6 +63,7 @@ class Trending:
         if rows.numel() == 0:
             return
         self.ensure_rows(int(rows.max()) + 1)
+        self.version += 1
         for prior in self.priors:
             prior.reset(rows)
         self.first_seen[rows] = _NEVER
@@ -69,6 +72,7 @@ class Trending:
     def add(self, items: torch.Tensor, weights: torch.Tensor, now: float, rows: int) -> None:
         """Fold clicks on item rows at clock time `now` in, at every scale."""
         self.ensure_rows(rows)
+        self.version += 1
         self.clock = max(self.clock, now)
         for prior in self.priors:
             prior.add(items, weights, self.clock, rows)
@@ -78,16 +82,22 @@ class Trending:
             fresh = torch.isinf(self.first_seen[items])
             self.first_seen.index_put_((items,), torch.where(fresh, stamp, self.first_seen[items]))
 
-    def relative_log_mass(self, rows: int) -> torch.Tensor:
-        """`[rows, scales]`: each item's log click mass minus the top item's (0 at the top)."""
+    def relative_log_mass(self, items: torch.Tensor, rows: int) -> torch.Tensor:
+        """`[*items.shape, scales]`: item rows' log click mass minus the top item's (0 at the top).
+
+        The top of the first `rows` rows is read once per version, so a batch pays
+        O(catalogue) once, not once per call.
+        """
         self.ensure_rows(rows)
-        out = torch.empty(rows, len(self.priors), device=self.device)
-        for n, prior in enumerate(self.priors):
-            mass = prior.log_mass[:rows]
-            top = mass.max() if rows else mass.new_zeros(())
-            out[:, n] = (mass - top).clamp(min=RELATIVE_FLOOR).float()
-            out[:, n].masked_fill_(mass <= FLOOR, RELATIVE_FLOOR)
-        return out
+        if self._tops is None or self._tops[:2] != (self.version, rows):
+            tops = [
+                p.log_mass[:rows].max() if rows else p.log_mass.new_zeros(()) for p in self.priors
+            ]
+            self._tops = (self.version, rows, torch.stack(tops))
+        top = self._tops[2]
+        mass = torch.stack([p.log_mass[items] for p in self.priors], -1)
+        relative = (mass - top).clamp(min=RELATIVE_FLOOR).float()
+        return relative.masked_fill(mass <= FLOOR, RELATIVE_FLOOR)
 
     def top(self, rows: int, k: int) -> torch.Tensor:
         """`[scales, k]`: each scale's `k` most clicked item rows (`-1` past the clicked ones)."""

@@ -169,6 +169,7 @@ class TwoStage:
         self.later = OnlineRanker(len(self.names), later, self.device, start=self.ranker_start)
         self.delayed = DelayedSets(cfg.delayed_sets, cfg.delayed_uses, self.device)
         self.last_fit: RankerStats | None = None
+        self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
 
     def feature_names(self) -> list[str]:
         """One name per feature column, in order."""
@@ -271,17 +272,7 @@ class TwoStage:
 
     def _query(self, user_rows: torch.Tensor, unavailable: torch.Tensor | None) -> CandidateQuery:
         learner, history = self.learner, self.history
-        rows = learner.items.extent
-        cold_vector = learner.cold_vector()
-        nothing = torch.full((1, 1), -1, dtype=torch.int64, device=self.device)
-        cold = top_k_excluding(
-            self.index,
-            cold_vector,
-            nothing,
-            torch.zeros(1, dtype=torch.int64, device=self.device),
-            self.config.cold,
-            unavailable=unavailable,
-        ).rows[0]
+        trending, cold = self._shared_lists(unavailable)
         return CandidateQuery(
             index=self.index,
             user_rows=user_rows,
@@ -290,10 +281,39 @@ class TwoStage:
             seen_counts=history.seen_counts(user_rows),
             recent=history.latest(user_rows, self.config.window),
             clicks=history.written[user_rows],
-            trending=self.trending.top(rows, self.config.trending),
+            trending=trending,
             cold=cold,
             unavailable=unavailable,
         )
+
+    def _shared_lists(self, unavailable: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trending lists and the cold-start list: O(catalogue), so made once per model state.
+
+        A batch's fit and rank share them unless learning, the index or what is
+        hidden changed in between.
+        """
+        learner = self.learner
+        key = (
+            learner.steps,
+            learner.items.extent,
+            self.index.version,
+            self.trending.version,
+            None if unavailable is None else unavailable.data_ptr(),
+        )
+        if self._lists is not None and self._lists[0] == key:
+            return self._lists[1], self._lists[2]
+        nothing = torch.full((1, 1), -1, dtype=torch.int64, device=self.device)
+        cold = top_k_excluding(
+            self.index,
+            learner.cold_vector(),
+            nothing,
+            torch.zeros(1, dtype=torch.int64, device=self.device),
+            self.config.cold,
+            unavailable=unavailable,
+        ).rows[0]
+        trending = self.trending.top(learner.items.extent, self.config.trending)
+        self._lists = (key, trending, cold)
+        return trending, cold
 
     def _source_columns(self, proposals: list[Proposal]) -> torch.Tensor:
         """`[users, width, c]`: per source 1/(1 + rank) and a 1; a neighbour's score and nearness.
@@ -323,7 +343,7 @@ class TwoStage:
         users, n = rows.shape
         vector = query.index.score_rows(query.queries, safe)
         bias = learner.item_table.weight[:, -1][safe]
-        popularity = self.trending.relative_log_mass(learner.items.extent)[safe]
+        popularity = self.trending.relative_log_mass(safe, learner.items.extent)
         age, idle = self.trending.ages(safe)
         clicks = query.clicks.float().log1p().unsqueeze(1).expand(users, n)
         last = history.last_ts[query.user_rows]
