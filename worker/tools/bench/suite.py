@@ -96,7 +96,7 @@ def run_bench(options: BenchOptions) -> list[Row]:  # noqa: PLR0915
     latency: list[dict[str, float]] = []
     # offered events/s; 0: flat out, the saturation run (no pass-through beside it)
     loads = [1_000, 10_000] if quick else [1_000, 5_000, 10_000, 0]
-    stage = _Stages(6 + len(loads), options.quiet)
+    stage = _Stages(7 + len(loads), options.quiet)
     try:
         stage("decode")  # with what a process costs to start (`--help`, CPU seconds)
         rows += [*bench_help(repeats), *stages.bench_decode(20_000 if quick else 100_000, repeats)]
