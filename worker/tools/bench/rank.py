@@ -50,10 +50,12 @@ def _engine(items: int, device: torch.device) -> Engine:
             np.full(stop - start, 1000.0 + start),
             np.ones(stop - start, dtype=np.float32),
         )
-    if isinstance(index, IVFIndex):
+    if items > EXACT_UP_TO:  # built on the learned matrix, as a periodic rebuild would be
+        index = IVFIndex(nprobe=16, use_gpu=device.type == "cuda")
         index.refresh(learner.item_vectors(), torch.arange(items, device=device))
         index.wait_for_build(timeout=600.0)  # a 2-core machine trains 10^6 items slowly
         index.refresh(learner.item_vectors(), torch.empty(0, dtype=torch.long, device=device))
+        engine.index = engine.stages.index = index
     return engine
 
 
