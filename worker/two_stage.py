@@ -322,19 +322,21 @@ class TwoStage:
         puts every source's values on the row it proposed.
         """
         widths = [4 if isinstance(s, NeighbourSource) else 2 for s in self.sources]
-        total, at, blocks = sum(widths), 0, []
+        users = proposals[0].rows.shape[0] if proposals else 0
+        total = sum(p.rows.shape[1] for p in proposals)
+        out = torch.zeros(users, total, sum(widths), device=self.device)
+        row, col = 0, 0
         for proposal, width in zip(proposals, widths, strict=True):
-            users, m = proposal.rows.shape
-            block = torch.zeros(users, m, total, device=self.device)
-            rank = torch.arange(m, device=self.device, dtype=torch.float32)
-            block[:, :, at] = 1.0 / (1.0 + rank)
-            block[:, :, at + 1] = 1.0
+            m = proposal.rows.shape[1]
+            block = out[:, row : row + m, col : col + width]
+            held = (proposal.rows >= 0).float()
+            block[:, :, 0] = held / (1.0 + torch.arange(m, device=self.device))
+            block[:, :, 1] = held
             if proposal.nearness is not None:
-                block[:, :, at + 2] = proposal.scores.masked_fill(proposal.rows < 0, 0.0)
-                block[:, :, at + 3] = proposal.nearness
-            blocks.append(block.masked_fill((proposal.rows < 0).unsqueeze(2), 0.0))
-            at += width
-        return torch.cat(blocks, 1)
+                block[:, :, 2] = proposal.scores.masked_fill(proposal.rows < 0, 0.0)
+                block[:, :, 3] = proposal.nearness * held
+            row, col = row + m, col + width
+        return out
 
     def _item_features(self, query: CandidateQuery, rows: torch.Tensor) -> torch.Tensor:
         """`[users, n, f]`: vector score and bias, popularity per scale, item ages, the user."""

@@ -23,15 +23,14 @@ def merge_rows(
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     slot = first.cumsum(1) - 1
     out_rows = torch.full_like(rows, -1).scatter_(1, slot, ordered)
-    picked = values.gather(1, order.unsqueeze(2).expand(-1, -1, channels))
-    valid = (ordered >= 0).unsqueeze(2)
-    picked = picked.masked_fill(~valid, 0.0)
+    # each input position's slot, so values are scattered where they lie (no gather)
+    where = torch.empty_like(slot).scatter_(1, order, slot)
+    index = where.unsqueeze(2).expand(-1, -1, channels)
     out = torch.zeros_like(values)
-    index = slot.unsqueeze(2).expand(-1, -1, channels)
     if reduce == "sum":
-        out.scatter_add_(1, index, picked)
+        out.scatter_add_(1, index, values)
     else:
-        out.scatter_reduce_(1, index, picked, reduce=reduce, include_self=True)
+        out.scatter_reduce_(1, index, values, reduce=reduce, include_self=True)
     out = out.masked_fill((out_rows < 0).unsqueeze(2), 0.0)
     return out_rows, out
 
