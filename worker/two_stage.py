@@ -170,6 +170,7 @@ class TwoStage:
         self.delayed = DelayedSets(cfg.delayed_sets, cfg.delayed_uses, self.device)
         self.last_fit: RankerStats | None = None
         self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
+        self._items: tuple[tuple[object, ...], torch.Tensor] | None = None
 
     def feature_names(self) -> list[str]:
         """One name per feature column, in order."""
@@ -340,19 +341,40 @@ class TwoStage:
 
     def _item_features(self, query: CandidateQuery, rows: torch.Tensor) -> torch.Tensor:
         """`[users, n, f]`: vector score and bias, popularity per scale, item ages, the user."""
-        learner, history = self.learner, self.history
+        history = self.history
         safe = rows.clamp(min=0)
         users, n = rows.shape
         vector = query.index.score_rows(query.queries, safe)
-        bias = learner.item_table.weight[:, -1][safe]
-        popularity = self.trending.relative_log_mass(safe, learner.items.extent)
-        age, idle = self.trending.ages(safe)
+        per_item = self._item_table()[safe]  # bias, popularity per scale, age, idle
         clicks = query.clicks.float().log1p().unsqueeze(1).expand(users, n)
         last = history.last_ts[query.user_rows]
         user_idle = (self.time - last).clamp(min=0).log1p().float().unsqueeze(1).expand(users, n)
-        parts = [vector.unsqueeze(2), bias.unsqueeze(2), popularity, age.unsqueeze(2)]
-        parts += [idle.unsqueeze(2), clicks.unsqueeze(2), user_idle.unsqueeze(2)]
+        parts = [vector.unsqueeze(2), per_item, clicks.unsqueeze(2), user_idle.unsqueeze(2)]
         return torch.cat(parts, 2)
+
+    def _item_table(self) -> torch.Tensor:
+        """`[item rows, 3 + scales]`: every item's own features, made once per model state.
+
+        One gather per candidate then reads them all, rather than one per feature.
+        """
+        learner = self.learner
+        extent = learner.items.extent
+        key = (learner.steps, extent, self.index.version, self.trending.version)
+        if self._items is not None and self._items[0] == key:
+            return self._items[1]
+        every = torch.arange(extent, device=self.device)
+        age, idle = self.trending.ages(every)
+        table = torch.cat(
+            [
+                learner.item_table.weight[:extent, -1:].float(),
+                self.trending.relative_log_mass(every, extent),
+                age.unsqueeze(1),
+                idle.unsqueeze(1),
+            ],
+            1,
+        )
+        self._items = (key, table)
+        return table
 
     # -- state -----------------------------------------------------------------------------
 
