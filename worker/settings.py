@@ -284,18 +284,18 @@ class CandidateSettings(BaseSettings):
         env_prefix="RECSTREAM_CANDIDATES_", frozen=True, extra="ignore"
     )
 
-    vector: int = Field(default=200, ge=1, le=MAX_SEARCH_K)
-    covisit: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
-    successors: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
+    vector: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
+    covisit: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
+    successors: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     trending: int = Field(default=60, ge=1, le=MAX_SEARCH_K)
     cold: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     cold_max_clicks: int = Field(default=5, ge=0, le=1 << 40)
-    window: int = Field(default=8, ge=1, le=1024)
+    window: int = Field(default=4, ge=1, le=1024)
     sources: Annotated[tuple[str, ...], NoDecode] = SOURCES
     ranker_drop: Annotated[tuple[str, ...], NoDecode] = ()
     ranker_hidden: int = Field(default=16, ge=0, le=1024)
     ranker_learning_rate: float = Field(default=0.01, gt=0, le=10, allow_inf_nan=False)
-    ranker_train_events: int = Field(default=256, ge=1, le=65_536)
+    ranker_train_events: int = Field(default=64, ge=1, le=65_536)
     next_weight: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
 
     @field_validator("sources", "ranker_drop", mode="before")
