@@ -106,6 +106,7 @@ def build_engine(
         rows,
         catalogue,
         stage_config(settings.candidates, settings.model.seed),
+        learn_chunk=settings.loop.batch_size,
     )
     if restored is not None and restored.ranking:
         engine.stages.load_state_dict(restored.ranking)

@@ -179,3 +179,16 @@ def test_transitions_follow_a_drift_in_what_comes_next(dense: bool) -> None:
     _learn(engine, ["new"], ["a"])
     row = torch.tensor([engine.learner.users.row("new")])
     assert engine.recommendations(engine.rank(row))[0].items[0] == "c"
+
+
+def test_a_batch_larger_than_the_learn_chunk_is_learned_in_steps_of_it() -> None:
+    """A backlog's large batch takes one gradient step per chunk, its users all touched."""
+    device = torch.device("cpu")
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
+    engine = Engine(learner, SeenHistory(16, device), ExactIndex(), 3, learn_chunk=10)
+    users = [f"u{n % 7}" for n in range(35)]
+    items = [f"i{n % 11}" for n in range(35)]
+    learned = engine.learn(users, items, np.arange(35, dtype=np.float64), np.ones(35, np.float32))
+    assert learner.steps == 4  # 10 + 10 + 10 + 5
+    assert sorted(learned.touched.tolist()) == list(range(7))
+    assert learned.unlearned == 0
