@@ -88,9 +88,25 @@ class OnlineRanker:
         self._draw.manual_seed(config.seed + 1)
 
     def score(self, features: torch.Tensor) -> torch.Tensor:
-        """`[users, candidates]` scores of `[users, candidates, features]` (no gradient)."""
+        """`[users, candidates]` scores of `[users, candidates, features]` (no gradient).
+
+        The standardisation is folded into the weights (`(f - m) s @ w = f @ (s w) - m s @ w`),
+        so the features are read by one matrix product and never copied.
+        """
         with torch.no_grad():
-            return self._forward(features)
+            scale = torch.rsqrt(self.var + 1e-6)
+            weights = self.linear.unsqueeze(1)
+            bias = torch.zeros(1, device=self.device)
+            if self.config.hidden:
+                weights = torch.cat([weights, self.w1], 1)
+                bias = torch.cat([bias, self.b1])
+            bias = bias - (self.mean * scale) @ weights
+            flat = features.reshape(-1, features.shape[-1])
+            both = torch.addmm(bias, flat, weights * scale.unsqueeze(1))
+            out = both[:, 0]
+            if self.config.hidden:
+                out = torch.addmv(out, both[:, 1:].clamp_(min=0), self.w2)
+            return out.view(features.shape[:-1])
 
     def _forward(self, features: torch.Tensor) -> torch.Tensor:
         x = (features - self.mean) * torch.rsqrt(self.var + 1e-6)

@@ -130,19 +130,33 @@ class Engine:
         """Fold a batch of clicks in, in steps of at most `learn_chunk` events, in order.
 
         A batch grown under a backlog is still learned as batches of the configured
-        size would be (one gradient step each, the ranker taught before each): a batch
-        of 6,000 taken as one step learns what 12 steps of 512 learn badly. Its lists
-        are ranked and published once, which is what a large batch saves.
+        size would be (one gradient step each): a batch of 6,000 taken as one step
+        learns what 12 steps of 512 learn badly. The ranker is taught once, from a
+        sample of the whole batch before any of it is learned (test, then train), and
+        the lists are ranked and published once: that is what a large batch saves.
+        Clicks on banned items are left out (counted as unlearned): a ban stops the
+        model learning an item's popularity, where a removal only hides it.
         """
+        banned = 0
+        if self.catalogue.has_bans:
+            keep = ~self.catalogue.is_banned(items)
+            banned = len(items) - int(keep.sum())
+            if banned:
+                kept = np.flatnonzero(keep).tolist()
+                users, items = [users[n] for n in kept], [items[n] for n in kept]
+                event_ts, weights = event_ts[keep], weights[keep]
+        if self.learner.items.extent:
+            self._fit_ranker(users, items)
         chunk = self.learn_chunk
         if chunk is None or len(users) <= chunk:
-            return self._learn(users, items, event_ts, weights)
+            return self._learn(users, items, event_ts, weights, banned)
         parts = [
             self._learn(
                 users[at : at + chunk],
                 items[at : at + chunk],
                 event_ts[at : at + chunk],
                 weights[at : at + chunk],
+                banned if at == 0 else 0,
             )
             for at in range(0, len(users), chunk)
         ]
@@ -165,23 +179,10 @@ class Engine:
         items: Sequence[str],
         event_ts: np.ndarray,
         weights: np.ndarray,
+        banned: int = 0,
     ) -> Learned:
-        """Fold one step's clicks into the model, the seen history and the index.
-
-        Clicks on banned items are left out (counted as unlearned): a ban stops the model
-        learning an item's popularity, where a removal only hides it.
-        """
+        """Fold one step's clicks into the model, the seen history and the index."""
         learner, device = self.learner, self.device
-        banned = 0
-        if self.catalogue.has_bans:
-            keep = ~self.catalogue.is_banned(items)
-            banned = len(items) - int(keep.sum())
-            if banned:
-                kept = np.flatnonzero(keep).tolist()
-                users, items = [users[n] for n in kept], [items[n] for n in kept]
-                event_ts, weights = event_ts[keep], weights[keep]
-        if learner.items.extent:
-            self._fit_ranker(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
         reused_items = self._apply(admitted)
         learnable = admitted.learnable

@@ -21,11 +21,12 @@ import torch
 
 from index.base import ItemIndex
 from index.candidates.base import CandidateQuery, CandidateSource, Proposal
-from index.candidates.merge import best, member, merge_rows
+from index.candidates.merge import best, distinct_slots, member, merge_rows
 from index.candidates.neighbours import NeighbourSource
 from index.candidates.popular import ColdStartSource, TrendingSource
 from index.candidates.vector import VectorSource
 from index.exclusion import top_k_excluding
+from index.knn import row_scores
 from models.covisit import CoVisitation
 from models.delayed import DelayedSets
 from models.history import SeenHistory
@@ -80,10 +81,19 @@ class StageConfig:
 
 
 class _Successors:
-    """The successor rings (`models.transitions`) read as a `NeighbourTable`."""
+    """The successor rings (`models.transitions`) read as a `NeighbourTable`.
 
-    def __init__(self, table: ItemTransitions) -> None:
+    A ring holds a successor once per time it followed, so a row is first summed
+    per distinct successor and cut to its `read` heaviest: each distinct clicked
+    item is compacted once per batch (however many users clicked it), and a user
+    merges `window x read` entries, not `window x slots` (256). On ml-100k's first
+    30,000 events that reads as the full rings did; rings cut to 64 slots instead
+    cost 2.5 % of next-click HR@10.
+    """
+
+    def __init__(self, table: ItemTransitions, read: int = 64) -> None:
         self.table = table
+        self.read = read
 
     def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         table = self.table
@@ -92,12 +102,20 @@ class _Successors:
             return torch.full(shape, -1, dtype=torch.long, device=rows.device), torch.zeros(
                 shape, device=rows.device
             )
-        source = rows.clamp(min=0, max=table.capacity - 1)
+        flat = rows.reshape(-1).clamp(min=-1, max=table.capacity - 1)
+        distinct, inverse = torch.unique(flat, return_inverse=True)
+        source = distinct.clamp(min=0)
         successors = table.successors[source].long()
         weights = table.weights[source]
         total = weights.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
-        valid = (rows >= 0).unsqueeze(-1) & (successors >= 0)
-        return successors.masked_fill(~valid, -1), (weights / total).masked_fill(~valid, 0.0)
+        valid = (distinct >= 0).unsqueeze(-1) & (successors >= 0) & (weights > 0)
+        share = (weights / total).masked_fill(~valid, 0.0).unsqueeze(2)
+        nothing = share[..., :0]
+        merged, summed, _ = merge_rows(successors.masked_fill(~valid, -1), share, nothing)
+        top, weight = best(merged, summed[..., 0], min(self.read, table.slots))
+        weight = weight.masked_fill(top < 0, 0.0)
+        shape = (*rows.shape, top.shape[1])
+        return top[inverse].view(shape), weight[inverse].view(shape)
 
 
 class _NoNeighbours:
@@ -162,12 +180,16 @@ class TwoStage:
         self.sources = [built[name] for name in SOURCES if name in cfg.sources]
         self.names = self.feature_names()
         self.ranker_start = self.names.index("vector_score")
+        self.source_start = len(self.names) - sum(
+            4 if isinstance(source, NeighbourSource) else 2 for source in self.sources
+        )
         self.ranker = OnlineRanker(
             len(self.names), cfg.ranker, self.device, start=self.ranker_start
         )
         self.drop = torch.tensor(
             [name.split(":")[0] in cfg.drop for name in self._groups()], device=self.device
         )
+        self.dropping = bool(cfg.drop)
         later = dataclasses.replace(cfg.ranker, seed=cfg.ranker.seed + 1)
         self.later = OnlineRanker(len(self.names), later, self.device, start=self.ranker_start)
         self.delayed = DelayedSets(cfg.delayed_sets, cfg.delayed_uses, self.device)
@@ -263,16 +285,39 @@ class TwoStage:
         """Stage 1 and the features: the union of every source's rows, seen and hidden left out."""
         query = self._query(user_rows, unavailable)
         proposals = [source.propose(query) for source in self.sources]
-        rows = torch.cat([p.rows for p in proposals], 1)
-        columns = self._source_columns(proposals)
-        rows, merged = merge_rows(rows, columns, "sum")
+        rows, where = distinct_slots(torch.cat([p.rows for p in proposals], 1))
+        features = torch.zeros(*rows.shape, len(self.names), device=self.device)
+        vector = torch.cat([self._vector_scores(query, p) for p in proposals], 1)
+        # a row's inner product is the same whichever source proposed it: any write wins
+        features[:, :, 0].scatter_(1, where, vector)
+        self._put_source_columns(features, proposals, where)
         excluded = member(rows, query.seen)
         if unavailable is not None and unavailable.numel():
             excluded |= unavailable[rows.clamp(min=0, max=unavailable.numel() - 1)] & (rows >= 0)
         rows = rows.masked_fill(excluded, -1)
-        features = torch.cat([self._item_features(query, rows), merged], 2)
-        features = features.masked_fill(self.drop, 0.0).masked_fill((rows < 0).unsqueeze(2), 0.0)
+        self._put_item_features(features, query, rows)
+        if self.dropping:
+            features.masked_fill_(self.drop, 0.0)
+        features.masked_fill_((rows < 0).unsqueeze(2), 0.0)
         return Candidates(rows, features)
+
+    def _vector_scores(self, query: CandidateQuery, proposal: Proposal) -> torch.Tensor:
+        """`[users, width]` inner products of the proposed rows with the users' queries.
+
+        The vector source's own scores are these; a list everyone shares is scored by
+        one matrix product; only the per-user rows of the neighbour sources are
+        gathered (a gather per candidate is what costs on a CPU).
+        """
+        if proposal.scored:
+            return proposal.scores
+        items = self.learner.item_vectors()
+        rows = proposal.rows
+        if proposal.shared is not None:
+            shared = proposal.shared.clamp(min=0, max=max(0, items.shape[0] - 1))
+            scores = query.queries.float() @ items[shared].float().T
+        else:
+            scores = row_scores(query.queries, items, rows.clamp(min=0))
+        return scores.masked_fill(rows < 0, -torch.inf)
 
     def _query(self, user_rows: torch.Tensor, unavailable: torch.Tensor | None) -> CandidateQuery:
         learner, history = self.learner, self.history
@@ -319,41 +364,36 @@ class TwoStage:
         self._lists = (key, trending, cold)
         return trending, cold
 
-    def _source_columns(self, proposals: list[Proposal]) -> torch.Tensor:
-        """`[users, width, c]`: per source 1/(1 + rank) and a 1; a neighbour's score and nearness.
+    def _put_source_columns(
+        self, features: torch.Tensor, proposals: list[Proposal], where: torch.Tensor
+    ) -> None:
+        """Per source 1/(1 + rank) and a 1; a neighbour's score and nearness, in its columns.
 
-        Each block fills only its source's columns, so the union's sum over repeats
-        puts every source's values on the row it proposed.
+        A source proposes each row once, so its values are put (not summed) at the
+        slots its rows merged into: only its own columns are written.
         """
-        widths = [4 if isinstance(s, NeighbourSource) else 2 for s in self.sources]
-        users = proposals[0].rows.shape[0] if proposals else 0
-        total = sum(p.rows.shape[1] for p in proposals)
-        out = torch.zeros(users, total, sum(widths), device=self.device)
-        row, col = 0, 0
-        for proposal, width in zip(proposals, widths, strict=True):
+        col, at = self.source_start, 0
+        for proposal in proposals:
             m = proposal.rows.shape[1]
-            block = out[:, row : row + m, col : col + width]
             held = (proposal.rows >= 0).float()
-            block[:, :, 0] = held / (1.0 + torch.arange(m, device=self.device))
-            block[:, :, 1] = held
+            values = [held / (1.0 + torch.arange(m, device=self.device)), held]
             if proposal.nearness is not None:
-                block[:, :, 2] = proposal.scores.masked_fill(proposal.rows < 0, 0.0)
-                block[:, :, 3] = proposal.nearness * held
-            row, col = row + m, col + width
-        return out
+                values += [proposal.scores.masked_fill(proposal.rows < 0, 0.0), proposal.nearness]
+            block = torch.stack(values, 2)
+            slots = where[:, at : at + m].unsqueeze(2).expand(-1, -1, block.shape[2])
+            features[:, :, col : col + block.shape[2]].scatter_(1, slots, block)
+            col, at = col + block.shape[2], at + m
 
-    def _item_features(self, query: CandidateQuery, rows: torch.Tensor) -> torch.Tensor:
-        """`[users, n, f]`: vector score and bias, popularity per scale, item ages, the user."""
-        history = self.history
-        safe = rows.clamp(min=0)
-        users, n = rows.shape
-        vector = query.index.score_rows(query.queries, safe)
-        per_item = self._item_table()[safe]  # bias, popularity per scale, age, idle
-        clicks = query.clicks.float().log1p().unsqueeze(1).expand(users, n)
-        last = history.last_ts[query.user_rows]
-        user_idle = (self.time - last).clamp(min=0).log1p().float().unsqueeze(1).expand(users, n)
-        parts = [vector.unsqueeze(2), per_item, clicks.unsqueeze(2), user_idle.unsqueeze(2)]
-        return torch.cat(parts, 2)
+    def _put_item_features(
+        self, features: torch.Tensor, query: CandidateQuery, rows: torch.Tensor
+    ) -> None:
+        """Item bias, popularity per scale, item ages, then the user's activity, after column 0."""
+        table = self._item_table()  # bias, popularity per scale, age, idle
+        width = table.shape[1]
+        features[:, :, 1 : 1 + width] = table[rows.clamp(min=0)]
+        last = self.history.last_ts[query.user_rows]
+        features[:, :, 1 + width] = query.clicks.float().log1p().unsqueeze(1)
+        features[:, :, 2 + width] = (self.time - last).clamp(min=0).log1p().float().unsqueeze(1)
 
     def _item_table(self) -> torch.Tensor:
         """`[item rows, 3 + scales]`: every item's own features, made once per model state.

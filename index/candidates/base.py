@@ -21,11 +21,16 @@ class Proposal:
     """`[users, width]` item rows (`-1` pads) and the source's own score of each, best first.
 
     `nearness` (neighbour sources): 1 / (1 + lag) of the newest click that proposed the row.
+    `scored`: the scores are the rows' inner products with the user's query (the vector
+    source), so no one computes them again. `shared`: the one list `[width]` every user's
+    rows are taken from (column `j` is `shared[j]` or `-1`), so it is scored once for all.
     """
 
     rows: torch.Tensor
     scores: torch.Tensor
     nearness: torch.Tensor | None = None
+    scored: bool = False
+    shared: torch.Tensor | None = None
 
 
 class NeighbourTable(Protocol):

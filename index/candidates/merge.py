@@ -1,42 +1,74 @@
-"""Per-user merging of proposals without Python loops: sort, mark the first of a run, scatter.
+"""Per-user merging of proposals without Python loops: one flat sort, mark runs, scatter.
 
 Shapes stay static (a user's distinct rows land in the first slots of a row as
-wide as the input), so the same code serves every batch and device.
+wide as the input), so the same code serves every batch and device. Rows are
+sorted as one flat vector of `(user, row)` keys: on a CPU that costs half a
+per-row sort of the same matrix, and the order is the same.
 """
 
 from __future__ import annotations
 
 import torch
 
+_ROW_BITS = 32  # item rows stay below 2**31; the user's position takes the bits above
 
-def merge_rows(
-    rows: torch.Tensor, values: torch.Tensor, reduce: str = "sum"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows per user and their values reduced (`sum` or `amax`) over repeats.
 
-    `rows` is `[users, n]` (`-1` ignored), `values` `[users, n, c]`. Returns rows
-    `[users, n]` (`-1` in unused slots) and values `[users, n, c]` (0 there).
+def sort_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rows.sort(dim=1)` (`[users, n]`, values >= -1), by one flat sort of `(user, row)` keys."""
+    users, n = rows.shape
+    if users == 0 or n == 0:
+        return rows.clone(), torch.zeros_like(rows)
+    user = torch.arange(users, device=rows.device).unsqueeze(1) << _ROW_BITS
+    keys, order = (user + (rows + 1)).view(-1).sort()
+    ordered = (keys & ((1 << _ROW_BITS) - 1)).view(users, n) - 1
+    starts = torch.arange(0, users * n, n, device=rows.device).unsqueeze(1)
+    return ordered, order.view(users, n) - starts
+
+
+def distinct_slots(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each user's distinct rows `[users, n]` and the slot each input position went to.
+
+    Rows come out ascending with `-1` in unused slots; the slots let values be
+    scattered where they lie (no gather). A `-1` input lands in a slot that holds
+    `-1`, so what is written there is padding.
     """
-    channels = values.shape[2]
-    ordered, order = rows.sort(dim=1)
+    ordered, order = sort_rows(rows)
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     slot = first.cumsum(1) - 1
     out_rows = torch.full_like(rows, -1).scatter_(1, slot, ordered)
-    # each input position's slot, so values are scattered where they lie (no gather)
-    where = torch.empty_like(slot).scatter_(1, order, slot)
-    index = where.unsqueeze(2).expand(-1, -1, channels)
-    out = torch.zeros_like(values)
-    if reduce == "sum":
-        out.scatter_add_(1, index, values)
-    else:
-        out.scatter_reduce_(1, index, values, reduce=reduce, include_self=True)
-    out = out.masked_fill((out_rows < 0).unsqueeze(2), 0.0)
-    return out_rows, out
+    return out_rows, torch.empty_like(slot).scatter_(1, order, slot)
+
+
+def merge_rows(
+    rows: torch.Tensor, sums: torch.Tensor, maxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct rows per user, `sums` summed and `maxes` maximised over repeats.
+
+    `rows` is `[users, n]` (`-1` ignored), `sums` and `maxes` `[users, n, c]`.
+    Returns rows `[users, n]` (`-1` in unused slots) and the two reduced value
+    tensors (0 in unused slots), from one sort.
+    """
+    out_rows, where = distinct_slots(rows)
+    unused = (out_rows < 0).unsqueeze(2)
+    index = where.unsqueeze(2)
+    summed = torch.zeros_like(sums).scatter_add_(1, index.expand(-1, -1, sums.shape[2]), sums)
+    summed = summed.masked_fill_(unused, 0.0)
+    low = torch.full_like(maxes, -torch.inf)
+    maxed = low.scatter_reduce_(1, index.expand(-1, -1, maxes.shape[2]), maxes, reduce="amax")
+    return out_rows, summed, maxed.masked_fill_(unused, 0.0)
 
 
 def best(rows: torch.Tensor, scores: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The `width` highest-scoring valid rows per user, best first (`-1`, `-inf` past them)."""
+    chosen, top, _ = best_at(rows, scores, width)
+    return chosen, top
+
+
+def best_at(
+    rows: torch.Tensor, scores: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`best`, with where each chosen row sat in `rows` (for values aligned with them)."""
     scores = scores.masked_fill(rows < 0, float("-inf"))
     take = min(width, rows.shape[1])
     top, picked = scores.topk(take, dim=1)
@@ -45,13 +77,14 @@ def best(rows: torch.Tensor, scores: torch.Tensor, width: int) -> tuple[torch.Te
         pad = width - take
         chosen = torch.nn.functional.pad(chosen, (0, pad), value=-1)
         top = torch.nn.functional.pad(top, (0, pad), value=float("-inf"))
-    return chosen, top
+        picked = torch.nn.functional.pad(picked, (0, pad), value=0)
+    return chosen, top, picked
 
 
 def member(rows: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
     """`[users, n]` bool: whether each row is in its user's `sets` row (`-1` pads never match)."""
     if sets.shape[1] == 0:
         return torch.zeros_like(rows, dtype=torch.bool)
-    ordered = sets.sort(dim=1).values.contiguous()
+    ordered = sort_rows(sets)[0].contiguous()
     at = torch.searchsorted(ordered, rows.contiguous()).clamp(max=ordered.shape[1] - 1)
     return (ordered.gather(1, at) == rows) & (rows >= 0)

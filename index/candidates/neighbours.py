@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from index.candidates.base import CandidateQuery, NeighbourTable, Proposal
-from index.candidates.merge import best, merge_rows
+from index.candidates.merge import best_at, merge_rows
 
 
 class NeighbourSource:
@@ -39,19 +39,9 @@ class NeighbourSource:
         lag = torch.arange(window, device=recent.device, dtype=torch.float32)
         lag_weight = (self.decay**lag).unsqueeze(0).unsqueeze(2)
         near = (1.0 / (1.0 + lag)).unsqueeze(0).unsqueeze(2).expand_as(weight)
-        rows = neighbours.reshape(users, -1)
-        values = torch.stack([(weight * lag_weight).reshape(users, -1), near.reshape(users, -1)], 2)
-        rows = rows.masked_fill(values[..., 0] <= 0, -1)
-        _, summed = merge_rows(rows, values[..., :1], "sum")
-        merged, nearest = merge_rows(rows, values[..., 1:], "amax")
-        rows_out, scores = best(merged, summed[..., 0], self.width)
-        position = _positions(merged, rows_out)
-        nearness = nearest[..., 0].gather(1, position).masked_fill(rows_out < 0, 0.0)
+        summed = (weight * lag_weight).reshape(users, -1, 1)
+        rows = neighbours.reshape(users, -1).masked_fill(summed[..., 0] <= 0, -1)
+        merged, summed, nearest = merge_rows(rows, summed, near.reshape(users, -1, 1))
+        rows_out, scores, at = best_at(merged, summed[..., 0], self.width)
+        nearness = nearest[..., 0].gather(1, at).masked_fill(rows_out < 0, 0.0)
         return Proposal(rows_out, scores, nearness)
-
-
-def _positions(merged: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """Where each chosen row sits in `merged` (both per user; `merged`'s rows are distinct)."""
-    ordered, order = merged.sort(dim=1)
-    at = torch.searchsorted(ordered.contiguous(), chosen.contiguous())
-    return order.gather(1, at.clamp(max=merged.shape[1] - 1))

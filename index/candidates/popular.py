@@ -32,7 +32,7 @@ class TrendingSource:
         rows = per_scale.T.reshape(-1)  # round-robin over scales
         score = (-rank).repeat_interleave(per_scale.shape[0], output_size=rows.numel())
         rows, score = _first_of_each(rows, score)
-        return Proposal(rows.expand(users, -1), score.expand(users, -1))
+        return Proposal(rows.expand(users, -1), score.expand(users, -1), shared=rows[0])
 
 
 class ColdStartSource:
@@ -48,11 +48,11 @@ class ColdStartSource:
     def propose(self, query: CandidateQuery) -> Proposal:
         """The shared list, masked out for users past `max_clicks`."""
         users = query.queries.shape[0]
-        rows = query.cold[: self.width]
-        rank = torch.arange(rows.numel(), device=rows.device, dtype=torch.float32)
+        shared = query.cold[: self.width]
+        rank = torch.arange(shared.numel(), device=shared.device, dtype=torch.float32)
         light = (query.clicks <= self.max_clicks).unsqueeze(1)
-        rows = rows.unsqueeze(0).expand(users, -1).masked_fill(~light, -1)
-        return Proposal(rows, (-rank).unsqueeze(0).expand(users, -1))
+        rows = shared.unsqueeze(0).expand(users, -1).masked_fill(~light, -1)
+        return Proposal(rows, (-rank).unsqueeze(0).expand(users, -1), shared=shared)
 
 
 def _first_of_each(rows: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,4 +30,4 @@ class VectorSource:
             self.width,
             unavailable=query.unavailable,
         )
-        return Proposal(top.rows, top.scores)
+        return Proposal(top.rows, top.scores, scored=True)
