@@ -82,29 +82,20 @@ def _dense_top_k(
     """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
 
     Per chunk: one matrix product, seen and unavailable items set to -inf in
-    place by index (no `[users, items]` mask), one top-k.
+    place (a scatter by the seen rows, no `[users, items]` mask, no shape that
+    depends on the data, so nothing waits on a device), one top-k.
     """
     users = queries.shape[0]
     tops, picks = [], []
-    flat: torch.Tensor | None = None
-    bounds: list[int] = []
-    cols: torch.Tensor | None = None
     for at in range(0, users, chunk):
         stop = min(users, at + chunk)
         scores = index.dense_scores(queries[at:stop])
         if scores is None:  # only the first chunk can be refused: they all fit the budget
             return None
-        items = scores.shape[1]
-        if flat is None:
-            flat, bounds = _seen_positions(seen.to(scores.device), items, chunk)
-            if unavailable is not None:
-                cols = unavailable[:items].to(scores.device).nonzero().squeeze(1)
-        part = flat[bounds[at // chunk] : bounds[at // chunk + 1]]
-        if part.numel():
-            scores.view(-1).index_fill_(0, part - at * items, float("-inf"))
-        if cols is not None and cols.numel():
-            scores.index_fill_(1, cols, float("-inf"))
-        top, pick = scores.topk(min(k, items), dim=1)
+        _mask_seen(scores, seen[at:stop].to(scores.device))
+        if unavailable is not None:
+            scores.masked_fill_(unavailable[: scores.shape[1]].to(scores.device), float("-inf"))
+        top, pick = scores.topk(min(k, scores.shape[1]), dim=1)
         tops.append(top)
         picks.append(pick)
     top = torch.cat(tops) if len(tops) > 1 else tops[0]
@@ -112,14 +103,19 @@ def _dense_top_k(
     return _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
 
 
-def _seen_positions(seen: torch.Tensor, items: int, chunk: int) -> tuple[torch.Tensor, list[int]]:
-    """Seen items as flat positions in the `[users, items]` matrix, and each chunk's span."""
-    users = seen.shape[0]
+def _mask_seen(scores: torch.Tensor, seen: torch.Tensor) -> None:
+    """Set each user's seen columns of `scores` to -inf, in place (`-1` pads skipped).
+
+    Pads are pointed at column 0, whose own value is put back unless it was seen.
+    """
+    items = scores.shape[1]
+    if seen.shape[1] == 0 or items == 0:
+        return
     held = (seen >= 0) & (seen < items)
-    offsets = torch.arange(users, device=seen.device).unsqueeze(1) * items
-    flat = (seen + offsets)[held]  # row-major: sorted by user
-    starts = torch.arange(0, users + chunk, chunk, device=seen.device).clamp(max=users) * items
-    return flat, torch.searchsorted(flat, starts).tolist()
+    first = scores[:, 0].clone()
+    scores.scatter_(1, torch.where(held, seen, 0), float("-inf"))
+    first_seen = (held & (seen == 0)).any(1)
+    scores[:, 0] = first.masked_fill_(first_seen, float("-inf"))
 
 
 def _candidates(

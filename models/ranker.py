@@ -75,7 +75,10 @@ class OnlineRanker:
             p.to(device).requires_grad_() for p in (self.linear, self.w1, self.b1, self.w2)
         ]
         self.linear, self.w1, self.b1, self.w2 = self.params
-        self.optimizer = torch.optim.Adam(self.params, lr=config.learning_rate)
+        # Adam's moments, stepped by hand with a host-side step count: `torch.optim.Adam`
+        # keeps its count in a tensor and reads it back every step.
+        self._moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+        self._adam_steps = 0
         self.mean = torch.zeros(features, device=device)
         self.var = torch.ones(features, device=device)
         self.steps = 0
@@ -142,11 +145,24 @@ class OnlineRanker:
         kept = batch_valid[:, 0] & torch.isfinite(log_p)
         loss = -torch.where(kept, log_p, 0.0).sum() / kept.sum().clamp(min=1)
         penalty = self.config.l2 * sum((p * p).sum() for p in self.params)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss + penalty).backward()  # type: ignore[no-untyped-call]
-        self.optimizer.step()
+        grads = torch.autograd.grad(loss + penalty, self.params)
+        self._adam_step(grads)
         self.steps += 1
         return RankerStats(events, covered.sum(), loss.detach())
+
+    def _adam_step(self, grads: tuple[torch.Tensor, ...]) -> None:
+        """One Adam update (betas 0.9 / 0.999, eps 1e-8, as `torch.optim.Adam`), no read-back."""
+        beta1, beta2 = 0.9, 0.999
+        self._adam_steps += 1
+        t = self._adam_steps
+        step_size = self.config.learning_rate / (1 - beta1**t)
+        correction = (1 - beta2**t) ** 0.5
+        with torch.no_grad():
+            for param, grad, (mean, square) in zip(self.params, grads, self._moments, strict=True):
+                mean.mul_(beta1).add_(grad, alpha=1 - beta1)
+                square.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                denom = (square.sqrt() / correction).add_(1e-8)
+                param.addcdiv_(mean, denom, value=-step_size)
 
     def _keep(self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor) -> None:
         """Write each click's positive and sampled other candidates into the replay ring."""
@@ -201,6 +217,8 @@ class OnlineRanker:
         self.mean.copy_(tensor(state, "mean", (f,), torch.float32))
         self.var.copy_(tensor(state, "var", (f,), torch.float32))
         self.steps = integer(state, "steps")
+        self._moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+        self._adam_steps = 0
 
     def blend(self, others: list[StateDict]) -> None:
         """Average this ranker's parameters with other workers' (scale-out sharing: it is tiny)."""

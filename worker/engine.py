@@ -75,13 +75,15 @@ class Engine:
         catalogue: Catalogue | None = None,
         stages: StageConfig | None = None,
         learn_chunk: int | None = None,
+        static_shapes: bool | None = None,
     ) -> None:
         """Tie the parts together; the caller owns their lifetimes.
 
         Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
         holds the items an operator took off the lists (none by default). `stages`
         configures the candidate sources and the ranker (`worker.two_stage`);
-        `learn_chunk`, the most events one gradient step takes (None: a whole batch).
+        `learn_chunk`, the most events one gradient step takes (None: a whole batch);
+        `static_shapes`, rank with no data-sized shapes (default: on a device only).
         """
         self.learn_chunk = learn_chunk
         self.learner = learner
@@ -104,6 +106,7 @@ class Engine:
             stages,
             clock=config.popularity_clock,
             tau=config.popularity_tau,
+            static_shapes=static_shapes,
         )
         self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))

@@ -92,8 +92,9 @@ class _Successors:
     cost 2.5 % of next-click HR@10.
     """
 
-    def __init__(self, table: ItemTransitions, read: int = 64) -> None:
+    def __init__(self, table: ItemTransitions, static_shapes: bool, read: int = 64) -> None:
         self.table = table
+        self.static_shapes = static_shapes
         self.read = read
 
     def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,10 +105,10 @@ class _Successors:
                 shape, device=rows.device
             )
         flat = rows.reshape(-1).clamp(min=-1, max=table.capacity - 1)
-        if flat.device.type == "cpu":  # each distinct row once (a data-sized shape: a sync)
-            distinct, inverse = torch.unique(flat, return_inverse=True)
-        else:  # every row, a static shape
+        if self.static_shapes:  # every row: no shape depends on the data
             distinct, inverse = flat, torch.arange(flat.numel(), device=flat.device)
+        else:  # each distinct row once (a shape read from the data: free on a host)
+            distinct, inverse = torch.unique(flat, return_inverse=True)
         source = distinct.clamp(min=0)
         successors = table.successors[source].long()
         weights = table.weights[source]
@@ -157,11 +158,18 @@ class TwoStage:
         *,
         clock: str = "time",
         tau: float = 3600.0,
+        static_shapes: bool | None = None,
     ) -> None:
-        """Sources over the learner's tables; trending at `config.scales` times `tau`."""
+        """Sources over the learner's tables; trending at `config.scales` times `tau`.
+
+        `static_shapes` (default: on a device, not on a CPU): no shape depends on the
+        data, so a batch's rank never waits for the host; a CPU instead cuts work to
+        what the data holds (the seen width, distinct clicked items).
+        """
         self.config = config or StageConfig()
         self.learner, self.history, self.index = learner, history, index
         self.device = learner.device
+        self.static_shapes = self.device.type != "cpu" if static_shapes is None else static_shapes
         self.clock_kind = clock
         self.events = 0.0  # clicks folded in: the trending clock when `clock` is "events"
         self.time = 0.0  # the batch clock (seconds), for the users' idle time
@@ -170,7 +178,7 @@ class TwoStage:
         covisit: CoVisitation | _NoNeighbours = _NoNeighbours()
         successors: _Successors | _NoNeighbours = _NoNeighbours()
         if counts is not None:
-            covisit, successors = counts.covisit, _Successors(counts.table)
+            covisit, successors = counts.covisit, _Successors(counts.table, self.static_shapes)
         cfg = self.config
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),
@@ -332,7 +340,7 @@ class TwoStage:
             index=self.index,
             user_rows=user_rows,
             queries=learner.user_vectors(user_rows),
-            seen=history.seen(user_rows),
+            seen=history.slots(user_rows) if self.static_shapes else history.seen(user_rows),
             seen_counts=history.seen_counts(user_rows),
             recent=history.latest(user_rows, self.config.window),
             clicks=history.written[user_rows],

@@ -20,3 +20,19 @@ def test_scores_fold_the_standardisation_into_the_weights() -> None:
     with torch.no_grad():
         expected = ranker._forward(features)
     torch.testing.assert_close(ranker.score(features), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_hand_written_adam_steps_as_torch_adam_does() -> None:
+    """The ranker's own Adam (no step count read back) follows `torch.optim.Adam`."""
+    ranker = OnlineRanker(5, RankerConfig(hidden=3, learning_rate=0.05), torch.device("cpu"))
+    reference = [p.detach().clone().requires_grad_() for p in ranker.params]
+    adam = torch.optim.Adam(reference, lr=0.05)
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(6):
+        grads = tuple(torch.randn(p.shape, generator=gen) for p in ranker.params)
+        ranker._adam_step(grads)
+        for param, grad in zip(reference, grads, strict=True):
+            param.grad = grad.clone()
+        adam.step()
+    for mine, theirs in zip(ranker.params, reference, strict=True):
+        torch.testing.assert_close(mine.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)
