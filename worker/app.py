@@ -30,14 +30,9 @@ from worker.loop import LoopConfig, Worker
 from worker.metrics import WorkerMetrics
 from worker.peers import PeerWatch
 from worker.scale_setup import build_scale
-from worker.settings import (
-    CandidateSettings,
-    KafkaSettings,
-    ModelSettings,
-    RedisSettings,
-    Settings,
-    with_values,
-)
+from worker.settings import Settings, with_values
+from worker.settings_edges import KafkaSettings, RedisSettings
+from worker.settings_parts import CandidateSettings, ModelSettings
 from worker.startup import check_kafka, check_local, check_redis
 from worker.sweep import CatalogueSweep
 from worker.two_stage import StageConfig

@@ -19,7 +19,8 @@ from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
 from worker.errors import StartupError
-from worker.settings import KafkaSettings, Settings
+from worker.settings import Settings
+from worker.settings_edges import KafkaSettings
 
 log = structlog.get_logger("recstream.worker")
 

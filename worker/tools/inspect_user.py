@@ -23,7 +23,8 @@ from models.checkpoint import load_latest
 from stream.reader import Recommendations, connect, get_recommendations
 from worker.debug import RECENT, describe_user
 from worker.metrics import DEBUG_USERS
-from worker.settings import DAY_S, RedisSettings
+from worker.setting_limits import DAY_S
+from worker.settings_edges import RedisSettings
 
 
 class InspectError(Exception):

@@ -175,7 +175,8 @@ def test_als_falls_back_to_popular_then_ranks_a_users_own_block() -> None:
 
 def test_eval_streams_name_each_synthetic_kind() -> None:
     """`synthetic` builds the genre and the cluster stream under their names, and no other."""
-    from worker.tools.evaluate.data import SYNTHETIC, synthetic
+    from worker.tools.evaluate.data import synthetic
+    from worker.tools.evaluate.names import SYNTHETIC
 
     assert [synthetic(kind, 500).name for kind in SYNTHETIC] == [
         "synthetic-genres-500",
@@ -339,6 +340,22 @@ def test_cli_eval_rejects_unknown_synthetic_streams() -> None:
     assert "spirals" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--synthetic-events", "100", "--synthetic", ""], "at least one of genres, clusters"),
+        (["--synthetic-events", "100", "--recent-windows", "3000,0"], "0 is not in the range"),
+        (["--synthetic-events", "100", "--methods", ","], "expected a comma-separated list"),
+        ([], "give at least one file or --synthetic-events"),
+    ],
+)
+def test_cli_eval_refuses_what_it_cannot_run(args: list[str], named: str) -> None:
+    """No stream, no synthetic kind, no method or a window below 1: a usage error, exit code 2."""
+    result = CliRunner().invoke(main, ["eval", *args])
+    assert result.exit_code == 2
+    assert named in result.output
+
+
 def test_cli_eval_runs_item_knn_on_both_synthetic_streams() -> None:
     """`--synthetic-events N` generates the genre and the cluster stream; item-kNN runs on both."""
     pytest.importorskip("scipy")
@@ -356,9 +373,10 @@ def test_cli_eval_runs_item_knn_on_both_synthetic_streams() -> None:
 
 def test_cli_knn_defaults_are_the_peers_defaults() -> None:
     """The CLI's item-kNN defaults are KnnConfig's, so the page and `--help` agree."""
+    from worker.tools.evaluate.command import evaluate
     from worker.tools.evaluate.knn import KnnConfig
 
-    params = {p.name: p.default for p in main.commands["eval"].params}
+    params = {p.name: p.default for p in evaluate.params}
     config = KnnConfig()
     assert (params["knn_window"], params["knn_recent"], params["knn_alpha"]) == (
         config.window,

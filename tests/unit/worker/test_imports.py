@@ -30,6 +30,18 @@ def test_help_loads_no_heavy_module() -> None:
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}
 
 
+def test_every_commands_help_loads_no_heavy_module() -> None:
+    """Each command's module imports click alone: its own --help loads none of them either."""
+    loaded = _loaded_after(
+        "from click.testing import CliRunner\n"
+        "from worker.cli import COMMANDS, main\n"
+        "for name in COMMANDS:\n"
+        "    result = CliRunner().invoke(main, [name, '--help'])\n"
+        "    assert result.exit_code == 0, (name, result.output)"
+    )
+    assert not {name for name in loaded if name.split(".")[0] in HEAVY}
+
+
 def test_engine_imports_neither_client() -> None:
     """The Engine (no I/O) reaches Kafka and Redis through nothing it imports."""
     loaded = _loaded_after("import worker.engine")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -318,9 +319,79 @@ def test_model_settings_are_learner_config_fields() -> None:
     import dataclasses
 
     from models.learner import LearnerConfig
-    from worker.settings import ModelSettings
+    from worker.settings_parts import ModelSettings
 
     assert set(ModelSettings.model_fields) <= {f.name for f in dataclasses.fields(LearnerConfig)}
+
+
+def test_model_settings_defaults_are_the_learner_config_defaults() -> None:
+    """Each unset model variable means `LearnerConfig`'s default; unset negatives, the CPU's."""
+    from models.learner_config import LearnerConfig
+    from worker.settings_parts import ModelSettings, default_negatives
+
+    config, settings = LearnerConfig(), ModelSettings()
+    for name in ModelSettings.model_fields:
+        expected = None if name == "negatives" else getattr(config, name)
+        assert getattr(settings, name) == expected, name
+    assert default_negatives("cpu") == config.negatives
+
+
+def _model_bounds() -> list[tuple[str, str]]:
+    from models.learner_config import BOUNDS
+    from worker.settings_parts import ModelSettings
+
+    numeric = set(ModelSettings.model_fields) - {"popularity_clock"}
+    assert numeric <= set(BOUNDS)  # no model setting escapes the one table
+    return [(name, side) for name in sorted(numeric) for side in BOUNDS[name].limits()]
+
+
+def _next_to(limit: float, side: str, *, outside: bool, integer: bool) -> float:
+    """The value just outside one side of a bound, or the first one inside it."""
+    if (side in ("gt", "lt")) == outside:  # an open side's limit lies outside, a closed one's in
+        return limit
+    below = (side in ("ge", "gt")) == outside  # outside a lower side lies below it
+    if integer:
+        return limit - 1 if below else limit + 1
+    return math.nextafter(limit, -math.inf if below else math.inf)
+
+
+@pytest.mark.parametrize(("name", "side"), _model_bounds())
+def test_model_bounds_are_the_learner_config_bounds(
+    monkeypatch: pytest.MonkeyPatch, name: str, side: str
+) -> None:
+    """Just outside each bound both the variable and `LearnerConfig` refuse; at it both accept."""
+    from models.learner_config import BOUNDS, LearnerConfig
+
+    limit = BOUNDS[name].limits()[side]
+    integer = isinstance(getattr(LearnerConfig(), name), int)
+    outside = _next_to(limit, side, outside=True, integer=integer)
+    inside = _next_to(limit, side, outside=False, integer=integer)
+    if integer:
+        outside, inside = int(outside), int(inside)
+    variable = f"RECSTREAM_{name.upper()}"
+    assert f"{variable}:" in _error(monkeypatch, **{variable: repr(outside)})
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        LearnerConfig(**{name: outside})  # type: ignore[arg-type]
+    monkeypatch.setenv(variable, repr(inside))
+    assert getattr(load_settings().model, name) == inside
+    assert getattr(LearnerConfig(**{name: inside}), name) == inside  # type: ignore[arg-type]
+
+
+def test_sections_carry_their_own_prefixes() -> None:
+    """`SECTIONS` is read off `Settings`: every part, with the prefix its class reads."""
+    from pydantic_settings import BaseSettings
+
+    from worker.settings import SECTIONS, Settings
+
+    parts = {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings)
+    }
+    assert {name: cls for name, (cls, _) in SECTIONS.items()} == parts
+    assert SECTIONS["kafka"][1] == "RECSTREAM_KAFKA_"
+    assert SECTIONS["model"][1] == "RECSTREAM_"
+    assert all(prefix == cls.model_config["env_prefix"] for cls, prefix in SECTIONS.values())
 
 
 @pytest.mark.parametrize(("device", "negatives"), [("cpu", 128), ("cuda", 2048)])
@@ -329,7 +400,7 @@ def test_negatives_default_by_device(device: str, negatives: int) -> None:
     import torch
 
     from worker.app import learner_config
-    from worker.settings import ModelSettings
+    from worker.settings_parts import ModelSettings
 
     assert learner_config(ModelSettings(), torch.device(device)).negatives == negatives
     assert learner_config(ModelSettings(negatives=7), torch.device(device)).negatives == 7

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from worker.testing.synthetic import SyntheticStream, generate, generate_clustered
+from worker.tools.evaluate.names import SYNTHETIC
 from worker.tools.replay import Interactions, read_interactions
 
 IntArray = npt.NDArray[np.int64]
@@ -84,8 +85,6 @@ def load_file(path: Path, limit: int | None = None) -> Stream:
     return encode(name, read_interactions(path), limit)
 
 
-# The synthetic streams `recstream eval` knows, by the name `--synthetic` takes.
-SYNTHETIC = ("genres", "clusters")
 DRIFT_AT = 0.5  # where the synthetic streams' tastes move
 # 100 clicks per user at make eval's 200k events, as in ml-100k (106).
 SYNTHETIC_USERS, SYNTHETIC_ITEMS = 2_000, 2_000
@@ -115,7 +114,7 @@ def clustered(
 
 
 def synthetic(kind: str, events: int) -> Stream:
-    """One of `SYNTHETIC` at `events` events."""
+    """One of `SYNTHETIC` (`names.py`) at `events` events."""
     makers = {"genres": drifting, "clusters": clustered}
     if kind not in makers:
         raise ValueError(f"unknown synthetic stream {kind!r}; choose from {', '.join(SYNTHETIC)}")

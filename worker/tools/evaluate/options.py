@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.settings import Settings, with_values
-from worker.tools.evaluate.data import SYNTHETIC
 from worker.tools.evaluate.knn import KnnConfig
+from worker.tools.evaluate.names import METHOD_NAMES, SYNTHETIC
 from worker.tools.evaluate.peers import AlsConfig, IsgdConfig
 from worker.tools.evaluate.protocol import K
 
@@ -23,14 +23,7 @@ class EvalOptions:
     synthetic: tuple[str, ...] = SYNTHETIC  # which synthetic streams, when synthetic_events
     batch_size: int = 32
     limit: int | None = None
-    methods: tuple[str, ...] = (
-        "recstream",
-        "most-popular",
-        "recent-popular",
-        "isgd",
-        "item-knn",
-        "als",
-    )
+    methods: tuple[str, ...] = METHOD_NAMES
     recent_windows: tuple[int, ...] = (3_000, 10_000, 30_000)  # one peer per window
     isgd: IsgdConfig = field(default_factory=IsgdConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
