@@ -42,6 +42,16 @@ def test_every_commands_help_loads_no_heavy_module() -> None:
     assert not {name for name in loaded if name.split(".")[0] in HEAVY}
 
 
+def test_settings_load_no_model_code() -> None:
+    """Reading the settings (`recstream healthcheck`) takes the learner's table, not torch."""
+    loaded = _loaded_after(
+        "import contextlib\nfrom worker.settings import load_settings\n"
+        "with contextlib.suppress(Exception):\n    load_settings()"  # whatever the environment
+    )
+    assert "models.learner_config" in loaded  # the check itself imports what it says
+    assert not {name for name in loaded if name.split(".")[0] in ("torch", "numpy", "faiss")}
+
+
 def test_engine_imports_neither_client() -> None:
     """The Engine (no I/O) reaches Kafka and Redis through nothing it imports."""
     loaded = _loaded_after("import worker.engine")
