@@ -30,7 +30,7 @@ from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
-from stream.payload import ListEncoder, Recommendation
+from stream.payload import RankedLists, Recommendation
 from worker.two_stage import StageConfig, TwoStage
 
 log = structlog.get_logger("recstream.worker")
@@ -116,7 +116,6 @@ class Engine:
         shrunk = self.rows.shrink_to_caps()  # a checkpoint written under larger caps
         self._apply(shrunk)
         self.initial_evictions = shrunk.evictions
-        self._encoder = ListEncoder()  # item ids encoded once per row, for `payloads`
 
     @property
     def device(self) -> torch.device:
@@ -311,47 +310,19 @@ class Engine:
         clicked = torch.from_numpy(item_rows[known]).to(self.device)
         self.stages.fit(user_rows[known], clicked)
 
-    def recommendations(self, ranked: Ranked) -> list[Recommendation]:
-        """Ranked rows turned into the published lists: item ids, scores, newest event time."""
-        learner = self.learner
-        users = learner.users.ids_of(ranked.user_rows)
-        last_ts = self.history.last_ts[torch.from_numpy(ranked.user_rows).to(self.device)]
-        last_ts_list = last_ts.cpu().numpy().tolist()
-        rows, scores = ranked.item_rows, ranked.scores
-        valid = rows >= 0
-        full = np.asarray(valid.all(axis=1), dtype=bool).tolist()
-        item_ids = learner.items.ids_of(np.where(valid, rows, 0))
-        recs = []
-        for n, user in enumerate(users):
-            if full[n]:
-                items, row_scores = item_ids[n].tolist(), scores[n].tolist()
-            else:
-                keep = valid[n]
-                items, row_scores = item_ids[n][keep].tolist(), scores[n][keep].tolist()
-            recs.append(Recommendation(user, items, row_scores, last_ts_list[n]))
-        return recs
+    def lists(self, ranked: Ranked) -> RankedLists:
+        """The ranked rows named for publishing: user ids, their newest event time, item ids.
 
-    def payloads(
-        self, ranked: Ranked, published_ts: float, version: int
-    ) -> list[tuple[str, bytes]]:
-        """The batch's lists as (user id, msgpack payload of the Redis contract) pairs.
-
-        Vectorised (`ListEncoder`): the bytes `encode_recommendation` would write for
-        each of `recommendations(ranked)`, without building them.
+        The bytes of the contract are the wire side's (`stream.payload`).
         """
-        if ranked.user_rows.size == 0:
-            return []
-        users = self.learner.users.ids_of(ranked.user_rows).tolist()
         last_ts = self.history.last_ts[torch.from_numpy(ranked.user_rows).to(self.device)]
-        encoded = self._encoder.encode(
-            self.learner.items.ids_of,
+        return RankedLists(
+            self.learner.users.ids_of(ranked.user_rows).tolist(),
             ranked.item_rows,
             ranked.scores,
             last_ts.cpu().numpy(),
-            published_ts,
-            version,
+            self.learner.items.ids_of,
         )
-        return list(zip(users, encoded, strict=True))
 
     def rank_cold_start(self) -> Ranked:
         """The cold-start list: a query with no row and no history, so item biases alone.

@@ -36,7 +36,7 @@ from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
 from stream.oversize import REASON as UNFETCHABLE
 from stream.oversize import dead_letter
-from stream.payload import encode_recommendation
+from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.accounting import Accounting, BatchReport
 from worker.batching import BatchSizer
@@ -130,6 +130,7 @@ class Worker:
         self._closed = False
         self._retry = Retry(self._stop, self.metrics, self.heartbeat)
         self._publisher = Publisher(self._retry)
+        self._encoder = ListEncoder()  # item ids encoded once per row, reused across batches
         self._in_flight: _InFlight | None = None
         self.overlap = (
             config.overlap if config.overlap is not None else engine.device.type == "cuda"
@@ -348,7 +349,11 @@ class Worker:
         ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
         with timer("encode"):
             now, version = time.time(), self.index.version
-            payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
+            payloads = (
+                self._encoder.encode_lists(self.engine.lists(ranked), now, version)
+                if ranked is not None
+                else []
+            )
             cold = self._cold_start(now, version) if payloads else None
         self._drain()  # the previous batch's write: one in flight at most
         self.learned_offsets.update(batch.next_offsets)

@@ -10,6 +10,7 @@ from index.exact import ExactIndex
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
+from stream.payload import recommendations
 from worker.engine import Engine
 
 
@@ -39,7 +40,7 @@ def test_lists_leave_out_seen_items_and_carry_the_newest_event_time() -> None:
     _learn(engine, ["a"] * 3 + ["b"] * 3, ["i1", "i2", "i3", "i3", "i4", "i5"], ts=7.0)
     _learn(engine, ["a"], ["i6"], ts=9.0)
     learned_rows = torch.tensor([engine.learner.users.row("a")])
-    recs = engine.recommendations(engine.rank(learned_rows))
+    recs = recommendations(engine.lists(engine.rank(learned_rows)))
     assert len(recs) == 1
     assert recs[0].user == "a"
     assert set(recs[0].items) == {"i4", "i5"}  # the only items "a" has not clicked
@@ -76,7 +77,7 @@ def test_free_item_rows_never_appear_in_lists(dense: bool) -> None:
     engine.index.refresh(engine.learner.item_vectors(), torch.tensor([0]))
     ranked = engine.rank(torch.tensor([engine.learner.users.row("u1"), 0]))
     assert 0 not in ranked.item_rows.tolist()
-    for rec in engine.recommendations(ranked):
+    for rec in recommendations(engine.lists(ranked)):
         assert None not in rec.items
         assert set(rec.items) <= {"i1", "i2"}
 
@@ -102,7 +103,9 @@ def test_an_evicted_user_who_returns_gets_the_cold_start_list() -> None:
     weight[learner.items.row("i0"), 0] = 1.0
     learner.user_table.weight[learner.users.row("a"), 0] = 1e3  # "a" has learned to love i0
     assert (
-        engine.recommendations(engine.rank(torch.tensor([learner.users.row("a")])))[0].items[0]
+        recommendations(engine.lists(engine.rank(torch.tensor([learner.users.row("a")]))))[0].items[
+            0
+        ]
         == "i0"
     )
     _learn(engine, ["p"], ["i0"], ts=3.0)
@@ -112,7 +115,7 @@ def test_an_evicted_user_who_returns_gets_the_cold_start_list() -> None:
     row = learner.users.row("a")
     assert engine.history.seen(torch.tensor([row])).tolist() == [[learner.items.row("i5")]]
     assert learner.user_table.grad_sq[row, 0] < 1.0  # one step of fresh state, not the old one
-    rec = engine.recommendations(engine.rank(learned.touched))[0]
+    rec = recommendations(engine.lists(engine.rank(learned.touched)))[0]
     assert rec.items == ["i1", "i2", "i3", "i4"]  # by bias; i4 was seen before eviction
 
 
@@ -165,7 +168,7 @@ def test_a_planted_next_item_tops_the_list_after_its_predecessor(dense: bool) ->
         _learn(engine, [f"u{n}"] * 3, [filler[n % 20], "a", "b"])
     _learn(engine, ["new"], ["a"])
     row = torch.tensor([engine.learner.users.row("new")])
-    assert engine.recommendations(engine.rank(row))[0].items[0] == "b"
+    assert recommendations(engine.lists(engine.rank(row)))[0].items[0] == "b"
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -178,7 +181,7 @@ def test_transitions_follow_a_drift_in_what_comes_next(dense: bool) -> None:
         _learn(engine, [f"u{n}"] * 2, ["a", "c"])
     _learn(engine, ["new"], ["a"])
     row = torch.tensor([engine.learner.users.row("new")])
-    assert engine.recommendations(engine.rank(row))[0].items[0] == "c"
+    assert recommendations(engine.lists(engine.rank(row)))[0].items[0] == "c"
 
 
 def test_a_batch_larger_than_the_learn_chunk_is_learned_in_steps_of_it() -> None:

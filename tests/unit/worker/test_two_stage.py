@@ -12,6 +12,7 @@ from index.exact import ExactIndex
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import OnlineRanker, RankerConfig
+from stream.payload import recommendations
 from worker.engine import Engine
 from worker.two_stage import StageConfig
 
@@ -33,7 +34,7 @@ def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) 
 
 def _list(engine: Engine, user: str) -> list[str]:
     row = torch.tensor([engine.learner.users.row(user)])
-    return engine.recommendations(engine.rank(row))[0].items
+    return recommendations(engine.lists(engine.rank(row)))[0].items
 
 
 def _filler(engine: Engine, items: int = 40) -> None:
