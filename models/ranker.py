@@ -119,9 +119,9 @@ class OnlineRanker:
         return out
 
     def fit(
-        self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor
+        self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor, steps: int = 1
     ) -> RankerStats:
-        """Keep this batch's clicks in the replay, then one Adam step on a minibatch of it.
+        """Keep this batch's clicks in the replay, then `steps` Adam steps on minibatches of it.
 
         `positive[n]` is the click's column among its candidates, `-1` if absent: such
         a click teaches nothing here (the sources' recall is measured apart). Each kept
@@ -136,6 +136,11 @@ class OnlineRanker:
             return RankerStats(0, zero, zero)
         self._follow(features, valid)
         self._keep(features, valid, positive)
+        losses = [self._replay_step() for _ in range(max(1, steps))]
+        return RankerStats(events, covered.sum(), torch.stack(losses).mean())
+
+    def _replay_step(self) -> torch.Tensor:
+        """One Adam step on a minibatch drawn from the replay; its loss (not read back)."""
         held = min(self._written, self.config.replay)
         draw = (self.config.minibatch,)
         pick = torch.randint(0, held, draw, generator=self._draw, device=self.device)
@@ -148,7 +153,7 @@ class OnlineRanker:
         grads = torch.autograd.grad(loss + penalty, self.params)
         self._adam_step(grads)
         self.steps += 1
-        return RankerStats(events, covered.sum(), loss.detach())
+        return loss.detach()
 
     def _adam_step(self, grads: tuple[torch.Tensor, ...]) -> None:
         """One Adam update (betas 0.9 / 0.999, eps 1e-8, as `torch.optim.Adam`), no read-back."""

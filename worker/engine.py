@@ -147,9 +147,9 @@ class Engine:
                 kept = np.flatnonzero(keep).tolist()
                 users, items = [users[n] for n in kept], [items[n] for n in kept]
                 event_ts, weights = event_ts[keep], weights[keep]
-        if self.learner.items.extent:
-            self._fit_ranker(users, items)
         chunk = self.learn_chunk
+        if self.learner.items.extent:  # as many ranker steps as the batch has learn steps
+            self._fit_ranker(users, items, 1 if chunk is None else -(-len(users) // chunk))
         if chunk is None or len(users) <= chunk:
             return self._learn(users, items, event_ts, weights, banned)
         parts = [
@@ -296,11 +296,13 @@ class Engine:
         rows, scores = self.stages.rank(user_rows, self.top_k, self.unavailable_items())
         return Ranked(user_rows.cpu().numpy(), rows.cpu().numpy(), scores.cpu().numpy())
 
-    def _fit_ranker(self, users: Sequence[str], items: Sequence[str]) -> None:
+    def _fit_ranker(self, users: Sequence[str], items: Sequence[str], steps: int = 1) -> None:
         """Teach the ranker the batch's clicks before they are learned (test, then train).
 
         Each click's candidates come from the model as it stands, its item unseen:
-        exactly the list its user would have been shown.
+        exactly the list its user would have been shown. A batch grown under a backlog
+        takes `steps` steps' worth of clicks and steps, so the ranker learns as much per
+        click as it does from batches of the configured size.
         """
         user_rows = self.known_user_rows(users)
         item_rows = self.learner.items.lookup(items)
@@ -308,7 +310,7 @@ class Engine:
         if not known.any():
             return
         clicked = torch.from_numpy(item_rows[known]).to(self.device)
-        self.stages.fit(user_rows[known], clicked)
+        self.stages.fit(user_rows[known], clicked, steps)
 
     def lists(self, ranked: Ranked) -> RankedLists:
         """The ranked rows named for publishing: user ids, their newest event time, item ids.

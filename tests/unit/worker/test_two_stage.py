@@ -124,10 +124,10 @@ def test_the_ranker_learns_each_click_before_the_model_does(device: torch.device
     seen_at_fit: list[tuple[int, bool]] = []
     fit = engine.stages.fit
 
-    def spy(user_rows: np.ndarray, clicked: torch.Tensor) -> object:
+    def spy(user_rows: np.ndarray, clicked: torch.Tensor, steps: int = 1) -> object:
         seen = engine.history.seen(torch.from_numpy(user_rows).to(device))
         seen_at_fit.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
-        return fit(user_rows, clicked)
+        return fit(user_rows, clicked, steps)
 
     engine.stages.fit = spy  # type: ignore[method-assign]
     steps = engine.learner.steps
@@ -220,3 +220,15 @@ def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
     assert engine.stages.later.steps > 0
     rows = torch.arange(len(engine.learner.users), device=device)
     assert (engine.rank(rows).item_rows >= 0).all()
+
+
+def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch.device) -> None:
+    """A batch of three learn steps' clicks gives the ranker three steps, taught before any."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    engine.learn_chunk = 4
+    _filler(engine)
+    ranker, learner = engine.stages.ranker, engine.learner
+    before = (ranker.steps, learner.steps)
+    users = [f"bg{n % 7}" for n in range(12)]
+    _learn(engine, users, [f"f{(5 * n) % 40}" for n in range(12)])
+    assert (ranker.steps - before[0], learner.steps - before[1]) == (3, 3)
