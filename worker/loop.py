@@ -27,9 +27,9 @@ from pathlib import Path
 import structlog
 
 from index.base import ItemIndex
-from models.errors import RecstreamError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
+from recstream.errors import RecstreamError
 from stream.batch import DecodedBatch, decode_messages
 from stream.dead_letters import DeadLetterProducer
 from stream.events import EventLimits
