@@ -8,7 +8,8 @@ worker. Rings are cut to their filled slots (they fill from slot 0 before
 they wrap), so a light user costs a few bytes, not `length` slots.
 
 No I/O: `export_users` gives arrays and lists, `import_users` takes them back;
-the caller encodes them (`stream.state_topic`).
+the worker encodes them (`encode_users` in its sync codec) and sends them on
+the partition-keyed state topic (`RECSTREAM_KAFKA_STATE_TOPIC`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ it, each weighted `decay ** (distance - 1)`), so the table is bounded per item,
 follows drift (old transitions are overwritten), and a user's transition score
 for item `i` is the weighted share of `i` among the successors of their last
 clicks (an online estimate of `P(next = i | recent clicks)`, scaled up where
-the successors are many, so evidence counts).
+the successors are many, so evidence counts), read where the successor
+candidates are proposed (the worker's two stages).
 """
 
 from __future__ import annotations

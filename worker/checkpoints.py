@@ -18,9 +18,10 @@ from pathlib import Path
 import structlog
 import torch
 
-from models.checkpoint import Restored, Snapshot, snapshot, write_snapshot
-from models.checkpoint_dir import SET_ASIDE, open_directory
+from models.checkpoint import Restored, Snapshot, snapshot
 from models.errors import CheckpointError
+from worker.checkpoint_dir import SET_ASIDE, open_directory
+from worker.checkpoint_files import write_snapshot
 from worker.engine import Engine
 from worker.errors import SettingsError
 from worker.metrics import WorkerMetrics

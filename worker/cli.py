@@ -32,7 +32,7 @@ def _log() -> BoundLogger:
 @contextlib.contextmanager
 def exit_2_on_error(event: str, **fields: object) -> Iterator[None]:
     """A tool's expected failure (a bad file, a broker away): one log line, exit 2, no trace."""
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
 
     try:
         yield
@@ -78,7 +78,7 @@ def run() -> None:
     """Run the worker until SIGTERM (settings from RECSTREAM_* variables)."""
     settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
     from worker.app import build_worker
     from worker.errors import StartupError
     from worker.metrics import HealthServer, WorkerMetrics
@@ -520,7 +520,7 @@ def inspect_user(
     as_json: bool,
 ) -> None:
     """Show USER's list as stored in Redis and the clicks and seen history behind it."""
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
     from worker.tools.inspect_user import InspectError, Sources, format_report, inspect, load_titles
 
     settings = settings_or_exit()

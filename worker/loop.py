@@ -27,9 +27,9 @@ from pathlib import Path
 import structlog
 
 from index.base import ItemIndex
-from models.errors import RecstreamError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
+from recstream.errors import RecstreamError
 from stream.batch import DecodedBatch, decode_messages
 from stream.dead_letters import DeadLetterProducer
 from stream.events import EventLimits
@@ -70,8 +70,8 @@ class LoopConfig:
     max_event_weight: float = 10.0  # one event counts as at most this many clicks
     max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
     # Write batch N while learning N+1; None: only with the model on a GPU. On a CPU torch's
-    # threads already take every core, and a concurrent write slowed learning 3-6x in the
-    # 2-core bench (the overlap's gain there is the write's share of the loop, about 5%).
+    # threads already take every core, and a concurrent write costs learning more than the
+    # overlap saves (docs/benchmarks.md, "Figures behind the code").
     overlap: bool | None = None
     # While polls come back full, the next asks for up to this many (worker/batching.py);
     # None: always `batch_size`.

@@ -1,9 +1,9 @@
 """Warm-up before ready: the device code paths run once on a scratch engine.
 
 The first batches on a GPU pay for CUDA context and cuBLAS handle creation,
-kernel loading and the caching allocator's first blocks (issue 20: the demo's
-p99 was 1,259 ms, from its first batches). A service should pay that before it
-says it is ready, not on its first clicks. So before the worker exists (and
+kernel loading and the caching allocator's first blocks: the demo's p99 came
+from them (docs/benchmarks.md, "Figures behind the code"). A service should
+pay that before it says it is ready, not on its first clicks. So before the worker exists (and
 `/readyz` can answer 200), a throwaway engine built like the real one learns
 and ranks a few synthetic batches and is dropped: the real model's state,
 random generator and row maps are never touched.
