@@ -119,9 +119,9 @@ class OnlineRanker:
         return out
 
     def fit(
-        self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor, steps: int = 1
+        self, features: torch.Tensor, valid: torch.Tensor, positive: torch.Tensor
     ) -> RankerStats:
-        """Keep this batch's clicks in the replay, then `steps` Adam steps on minibatches of it.
+        """Keep this batch's clicks in the replay, then one Adam step on a minibatch of it.
 
         `positive[n]` is the click's column among its candidates, `-1` if absent: such
         a click teaches nothing here (the sources' recall is measured apart). Each kept
@@ -136,8 +136,7 @@ class OnlineRanker:
             return RankerStats(0, zero, zero)
         self._follow(features, valid)
         self._keep(features, valid, positive)
-        losses = [self._replay_step() for _ in range(max(1, steps))]
-        return RankerStats(events, covered.sum(), torch.stack(losses).mean())
+        return RankerStats(events, covered.sum(), self._replay_step())
 
     def _replay_step(self) -> torch.Tensor:
         """One Adam step on a minibatch drawn from the replay; its loss (not read back)."""

@@ -133,9 +133,9 @@ class Engine:
 
         A batch grown under a backlog is still learned as batches of the configured
         size would be (one gradient step each): a batch of 6,000 taken as one step
-        learns what 12 steps of 512 learn badly. The ranker is taught once, from a
-        sample of the whole batch before any of it is learned (test, then train), and
-        the lists are ranked and published once: that is what a large batch saves.
+        learns what 12 steps of 512 learn badly. The ranker is taught before each step
+        (test, then train); the lists are ranked and published once: that is what a
+        large batch saves.
         Clicks on banned items are left out (counted as unlearned): a ban stops the
         model learning an item's popularity, where a removal only hides it.
         """
@@ -148,8 +148,6 @@ class Engine:
                 users, items = [users[n] for n in kept], [items[n] for n in kept]
                 event_ts, weights = event_ts[keep], weights[keep]
         chunk = self.learn_chunk
-        if self.learner.items.extent:  # as many ranker steps as the batch has learn steps
-            self._fit_ranker(users, items, 1 if chunk is None else -(-len(users) // chunk))
         if chunk is None or len(users) <= chunk:
             return self._learn(users, items, event_ts, weights, banned)
         parts = [
@@ -183,8 +181,16 @@ class Engine:
         weights: np.ndarray,
         banned: int = 0,
     ) -> Learned:
-        """Fold one step's clicks into the model, the seen history and the index."""
+        """Teach the ranker one step's clicks, then fold them into the model, history and index.
+
+        The ranker learns before each step, on candidates from the model as it stands:
+        a backlogged batch taught once from the state before all of it teaches clicks
+        late in it against candidates that miss their user's earlier clicks in the
+        batch (contract-check's replay fell from 0.54 to 0.39-0.48 HR@10 so).
+        """
         learner, device = self.learner, self.device
+        if learner.items.extent:
+            self._fit_ranker(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
         reused_items = self._apply(admitted)
         learnable = admitted.learnable
@@ -296,13 +302,11 @@ class Engine:
         rows, scores = self.stages.rank(user_rows, self.top_k, self.unavailable_items())
         return Ranked(user_rows.cpu().numpy(), rows.cpu().numpy(), scores.cpu().numpy())
 
-    def _fit_ranker(self, users: Sequence[str], items: Sequence[str], steps: int = 1) -> None:
+    def _fit_ranker(self, users: Sequence[str], items: Sequence[str]) -> None:
         """Teach the ranker the batch's clicks before they are learned (test, then train).
 
         Each click's candidates come from the model as it stands, its item unseen:
-        exactly the list its user would have been shown. A batch grown under a backlog
-        takes `steps` steps' worth of clicks and steps, so the ranker learns as much per
-        click as it does from batches of the configured size.
+        exactly the list its user would have been shown.
         """
         user_rows = self.known_user_rows(users)
         item_rows = self.learner.items.lookup(items)
@@ -310,7 +314,7 @@ class Engine:
         if not known.any():
             return
         clicked = torch.from_numpy(item_rows[known]).to(self.device)
-        self.stages.fit(user_rows[known], clicked, steps)
+        self.stages.fit(user_rows[known], clicked)
 
     def lists(self, ranked: Ranked) -> RankedLists:
         """The ranked rows named for publishing: user ids, their newest event time, item ids.

@@ -245,14 +245,13 @@ class TwoStage:
         self.trending.ensure_rows(self.learner.items.extent)
         self.trending.reset(rows)
 
-    def fit(self, user_rows: np.ndarray, clicked: torch.Tensor, steps: int = 1) -> RankerStats:
+    def fit(self, user_rows: np.ndarray, clicked: torch.Tensor) -> RankerStats:
         """Teach both heads a sample of clicks, on candidates built before they are learned.
 
         The next-click head learns each click against the candidates its user has
         now; the later head against the set that user had some batches ago (`DelayedSets`).
-        `steps`: sample `steps` times `train_events` clicks and take as many steps.
         """
-        take = self.config.train_events * steps
+        take = self.config.train_events
         if user_rows.size > take:
             pick = np.linspace(0, user_rows.size - 1, take).astype(np.int64)
             user_rows = user_rows[pick]
@@ -261,7 +260,7 @@ class TwoStage:
         candidates = self.candidates(rows)
         hit = candidates.rows == clicked.unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
-        stats = self.ranker.fit(candidates.features, candidates.valid, positive, steps)
+        stats = self.ranker.fit(candidates.features, candidates.valid, positive)
         if self.config.next_weight < 1:
             if (earlier := self.delayed.labelled(user_rows, clicked)) is not None:
                 features, valid, later, _ = earlier

@@ -124,10 +124,10 @@ def test_the_ranker_learns_each_click_before_the_model_does(device: torch.device
     seen_at_fit: list[tuple[int, bool]] = []
     fit = engine.stages.fit
 
-    def spy(user_rows: np.ndarray, clicked: torch.Tensor, steps: int = 1) -> object:
+    def spy(user_rows: np.ndarray, clicked: torch.Tensor) -> object:
         seen = engine.history.seen(torch.from_numpy(user_rows).to(device))
         seen_at_fit.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
-        return fit(user_rows, clicked, steps)
+        return fit(user_rows, clicked)
 
     engine.stages.fit = spy  # type: ignore[method-assign]
     steps = engine.learner.steps
@@ -223,7 +223,7 @@ def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
 
 
 def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch.device) -> None:
-    """A batch of three learn steps' clicks gives the ranker three steps, taught before any."""
+    """A batch of three learn steps' clicks teaches the ranker before each of the three."""
     engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
     engine.learn_chunk = 4
     _filler(engine)
