@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-import worker.scale
+import worker.scaleout.metrics
 from index.exact import ExactIndex
-from models.handover import drop_users, export_users, import_users
 from models.history import SeenHistory
-from models.item_deltas import ItemSync
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from models.seeded import seeded_normal
 from stream.batch import DecodedBatch
 from worker.engine import Engine
 from worker.metrics import WorkerMetrics
-from worker.scale import ScaleConfig, ScaleOut
-from worker.sync_codec import (
+from worker.scaleout.codec import (
     DeltaChunk,
     decode_delta,
     decode_partition,
@@ -26,6 +23,9 @@ from worker.sync_codec import (
     encode_users,
     split_delta,
 )
+from worker.scaleout.handover import drop_users, export_users, import_users
+from worker.scaleout.item_deltas import ItemSync
+from worker.scaleout.service import ScaleConfig, ScaleOut
 
 CPU = torch.device("cpu")
 
@@ -172,7 +172,7 @@ def test_a_redelivered_delta_changes_nothing() -> None:
 
 def test_the_staleness_kept_in_memory_is_a_bounded_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Folding goes on for as long as a worker runs: only the last folds' staleness stays."""
-    monkeypatch.setattr(worker.scale, "STALENESS_WINDOW", 2)
+    monkeypatch.setattr(worker.scaleout.metrics, "STALENESS_WINDOW", 2)
     a, b = _engine(), _engine()
     scale_a, producer_a, _ = _scale(a)
     metrics = WorkerMetrics()
