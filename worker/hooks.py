@@ -71,7 +71,7 @@ class LoopHook(Protocol):
         ...
 
     def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:
-        """A batch was learned (None: it was empty of learnable events) and is being published."""
+        """A batch was learned (`learned` None: no valid event in it); its write starts next."""
         ...
 
     def revoked(self, parts: Parts) -> None:

@@ -18,7 +18,7 @@ from models.idmap import IdMap
 
 
 class UserLedger:
-    """Which partition each user row belongs to, what changed since a flush, what to delete."""
+    """Keeps the state topic's books per user row: its partition, if it changed, the id held."""
 
     def __init__(self, users: IdMap, max_rows: int | None = None) -> None:
         """Keep a ledger over the rows of `users` (the learner's map), at most `max_rows`."""

@@ -231,3 +231,24 @@ def test_a_state_record_of_another_dimension_is_not_restored(dim: int) -> None:
     state = export_users(old.learner, old.history, old.rows.users, old.learner.users.lookup(["u1"]))
     assert decode_partition(encode_users(state), dim + 2).users.ids == []
     assert decode_partition(encode_users(state), dim + 1).users.ids == ["u1"]
+
+
+def test_scale_out_books_grow_by_the_row_caps() -> None:
+    """The ledger of user rows and the item sync's base follow `models.growth`: never past a cap."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), CPU)
+    rows = RowPolicy.over(
+        learner.users, learner.items, RowLimits(max_rows=20), RowLimits(max_rows=30)
+    )
+    engine = Engine(learner, SeenHistory(8, CPU), ExactIndex(), 5, rows)
+    scale, _, _ = _scale(engine)
+    users, items = [f"u{n}" for n in range(15)], [f"i{n}" for n in range(25)]
+    clicks = [(users[n % 15], items[n]) for n in range(25)]
+    batch = DecodedBatch(users=[u for u, _ in clicks], items=[i for _, i in clicks])
+    batch.event_ts.extend([1000.0] * 25)
+    batch.weights.extend([1.0] * 25)
+    batch.partitions.extend([0] * 25)
+    learned = engine.learn(batch.users, batch.items, np.full(25, 1000.0), np.ones(25, np.float32))
+    scale.after_batch(batch, learned)
+    assert scale.unflushed == 15
+    assert scale.ownership.ledger._partition.size == 20  # not the 1,024 of a bare doubling
+    assert scale.items._dirty.shape[0] == 30
