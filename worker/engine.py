@@ -214,7 +214,7 @@ class Engine:
         self.index.refresh(learner.item_vectors(), changed)
         with_row = np.unique(admitted.users[admitted.users >= 0])  # on the host, then uploaded
         touched = torch.from_numpy(with_row).to(device)
-        synced = torch.cat([changed, learner.context_rows])  # what the item sync sends
+        synced = torch.cat([changed, stats.context_rows])  # what the item sync sends
         loss, applied = stats.read()  # the batch's one read-back
         if not applied:
             # The step was not applied; the lists still go out from the model as it stands.
@@ -222,7 +222,7 @@ class Engine:
             loss = float("nan")
         return Learned(loss, touched, unlearned + banned, admitted.evictions, synced)
 
-    # -- scale-out hooks (worker/scale.py): rows for ids that arrive from other workers --------
+    # -- for scale-out (worker/scaleout/): rows for ids that arrive from other workers --------
 
     def admit_items(self, items: Sequence[str]) -> np.ndarray:
         """Rows for item ids another worker sent (new ones start seeded); `-1` where refused."""

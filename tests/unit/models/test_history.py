@@ -183,3 +183,20 @@ def test_matches_a_reference_model(
         ring = history.items[user].cpu().tolist()
         for n in range(max(0, len(written) - length), len(written)):
             assert ring[n % length] == written[n]
+
+
+def test_an_exported_user_installs_into_another_history_and_carries_on_alike(
+    device: torch.device,
+) -> None:
+    """`export`, then `install` on another row: the same ring, count, time and next slot."""
+    old, new = SeenHistory(3, device), SeenHistory(3, device)
+    _add(old, [(0, 5), (0, 6), (0, 7), (0, 8)], [1.0, 2.0, 3.0, 4.0])  # wrapped once
+    new.ensure_users(3)
+    items, written, last_ts = old.export(torch.tensor([0], device=device))
+    new.install(torch.tensor([2], device=device), items, written, last_ts)
+    assert _held(new, 2) == {6, 7, 8}
+    assert new.written[2] == old.written[0] == 4
+    assert new.last_ts[2] == 4.0
+    _add(old, [(0, 9)])
+    _add(new, [(2, 9)])
+    assert torch.equal(new.items[2].cpu(), old.items[0].cpu())  # the same slot was overwritten
