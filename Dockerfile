@@ -26,6 +26,7 @@ COPY worker/ worker/
 COPY stream/ stream/
 COPY index/ index/
 COPY models/ models/
+COPY recstream/ recstream/
 
 # faiss-cpu (a base dependency) and faiss-gpu-cu12 (the `gpu` extra) both install
 # the `faiss` package, and Python prefers faiss-cpu's `_swigfaiss.abi3.so`, so both

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.errors import RecstreamError
+from recstream.errors import RecstreamError
 
 
 class ItemIndexError(RecstreamError):

@@ -160,8 +160,8 @@ class IVFIndex:
         index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(snapshot.shape[0]))
         # Set after construction on purpose: the constructor's METRIC_INNER_PRODUCT also turns
         # on spherical k-means (unit centroids), which crowds the lists together when vectors
-        # point one way from the origin: recall@10 at 4 of 64 lists fell 1.6-2.5x on uniform
-        # random vectors, and no form gained on centred ones (tests/unit/index/test_ivf_recall).
+        # point one way from the origin and costs recall, while no form gains on centred ones
+        # (tests/unit/index/test_ivf_recall; docs/benchmarks.md, "Figures behind the code").
         # Plain k-means centroids, assigned and searched by inner product, keep it.
         index.metric_type = faiss.METRIC_INNER_PRODUCT
         index.train(snapshot)

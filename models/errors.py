@@ -1,14 +1,8 @@
-"""Errors of the model layer, and the root every recstream error derives from.
-
-The root lives here because `models/` is the bottom of the import graph: every
-other package may import it without creating a cycle.
-"""
+"""Errors of the model layer, of the family rooted in `recstream.errors`."""
 
 from __future__ import annotations
 
-
-class RecstreamError(Exception):
-    """Base of every error recstream raises on purpose."""
+from recstream.errors import RecstreamError
 
 
 class ModelError(RecstreamError):

@@ -73,6 +73,28 @@ class SeenHistory:
         self.written[:rows] = written.to(self.device)
         self.last_ts[:rows] = last_ts.to(self.device)
 
+    def export(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Copies of `users`' slots, click counts and newest event times (a hand-over's state)."""
+        users = users.to(self.device)
+        return self.items[users], self.written[users], self.last_ts[users]
+
+    def install(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        written: torch.Tensor,
+        last_ts: torch.Tensor | None = None,
+    ) -> None:
+        """Give existing `users` these slots and counts (and event times): a hand-over's end.
+
+        `items` is `length` wide, `-1` where a slot is empty (or its item has no row here).
+        """
+        users = users.to(self.device)
+        self.items[users] = items.to(self.device, torch.int64)
+        self.written[users] = written.to(self.device, torch.int64)
+        if last_ts is not None:
+            self.last_ts[users] = last_ts.to(self.device, torch.float64)
+
     def reset(self, users: torch.Tensor) -> None:
         """Forget `users` (rows handed to new users): no items, no clicks, no event time."""
         if users.numel() == 0:

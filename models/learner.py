@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,6 +11,7 @@ from models.covisit import CoVisitation
 from models.errors import ModelError, ModelFitError, StateError
 from models.history import SeenHistory
 from models.idmap import IdMap
+from models.learn_stats import LearnStats
 from models.learner_config import LearnerConfig
 from models.prior import FLOOR, PopularityPrior
 from models.seeded import seeded_normal
@@ -19,42 +19,7 @@ from models.state import StateDict, integer, part, prefixed, rows_of, sequence
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
 
-__all__ = ["LearnStats", "LearnerConfig", "OnlineLearner"]  # the config lives in learner_config
-
-
-@dataclass(frozen=True)
-class LearnStats:
-    """What one update did, for the caller to log or export.
-
-    The step leaves its scalars on the device (reading one is a host sync), so a
-    caller reads them once, after the batch: `read()` fetches both in one copy.
-    """
-
-    events: int
-    loss_value: torch.Tensor  # 0-dim, on the device: the batch's weighted loss
-    applied_flag: torch.Tensor  # 0-dim bool: False when the step was refused (non-finite)
-    changed: torch.Tensor  # item rows the step may have changed (repeats allowed)
-
-    def read(self) -> tuple[float, bool]:
-        """`(loss, applied)`, in one device-to-host copy."""
-        loss, applied = torch.stack([self.loss_value.float(), self.applied_flag.float()]).tolist()
-        return loss, applied > 0
-
-    @property
-    def loss(self) -> float:
-        """The batch's loss (a host sync on a device)."""
-        return self.read()[0]
-
-    @property
-    def applied(self) -> bool:
-        """Whether the step was applied (a host sync on a device)."""
-        return self.read()[1]
-
-    @property
-    def item_rows(self) -> torch.Tensor:
-        """Distinct item rows the step changed (a `unique`: a host sync on a device)."""
-        rows: torch.Tensor = torch.unique(self.changed)
-        return rows
+__all__ = ["LearnStats", "LearnerConfig", "OnlineLearner"]  # the config and stats live apart
 
 
 class OnlineLearner:
@@ -101,25 +66,16 @@ class OnlineLearner:
         )
         self.recent = SeenHistory(max(1, config.recent_items), device)
         self.prior = PopularityPrior(config.popularity_tau, device)
+        window, decay = self._transition_window, config.transition_decay
         self.transition = (
             TransitionTerm(
-                ItemTransitions(
-                    config.transition_slots,
-                    self._transition_window,
-                    config.transition_decay,
-                    device,
-                ),
+                ItemTransitions(config.transition_slots, window, decay, device),
                 CoVisitation(config.covisit_slots, config.covisit_half_life, device),
             )
             if config.transition_slots and config.recent_items
             else None
         )
         self.steps = 0
-        # transition pairs added since the last `take_transitions` (item rows), kept only
-        # once scale-out asks (`log_transitions`): None keeps nothing
-        self.transition_log: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
-        # context rows the last step changed (item sharing sends them: models/item_deltas.py)
-        self.context_rows = torch.empty(0, dtype=torch.int64, device=device)
 
     def sync_rows(self) -> None:
         """Give every row the maps handed out a table row (call after `rows_for`)."""
@@ -283,29 +239,24 @@ class OnlineLearner:
         n = users.numel()
         if n == 0:
             empty = torch.zeros((), device=self.device)
-            return LearnStats(0, empty, torch.ones((), dtype=torch.bool), items.new_empty(0))
+            none = items.new_empty(0)
+            return LearnStats(0, empty, torch.ones((), dtype=torch.bool), none, none)
         if users.device.type == "cpu" and items.device.type == "cpu":
             self.check_rows(users.numpy(), items.numpy())
         cfg = self.config
-        latest = (
-            self.recent.latest(users, self._transition_window)
-            if self.transition is not None
-            else None
-        )
-        loss, applied, item_rows, self.context_rows = self._step(users, items, weights)
-        if self.transition is not None and latest is not None:  # latest is set iff transition
-            before, after, weight = self.transition.pairs(users, items, weights, latest)
-            pairs = (before.masked_fill(~applied, -1), after, weight)
-            self.transition.add(*pairs, rows_ready=True)
-            if self.transition_log is not None:  # scale-out sends these pairs on
-                self.transition_log.append(pairs)
+        term = self.transition
+        latest = self.recent.latest(users, self._transition_window) if term is not None else None
+        loss, applied, item_rows, context_rows = self._step(users, items, weights)
+        if term is not None and latest is not None:  # latest is set iff transition
+            before, after, weight = term.pairs(users, items, weights, latest)
+            term.learn(before.masked_fill(~applied, -1), after, weight)
         if cfg.recent_items:
             zeros = torch.zeros(n, device=self.device)
             self.recent.add(users, items, zeros, keep=applied, rows_ready=True)
         if cfg.popularity_weight:
             clicks = torch.where(applied, weights, 0.0)  # a refused step folds no click in
             item_rows = torch.cat([item_rows, self._fold_prior(items, clicks, event_ts)])
-        stats = LearnStats(n, loss, applied, item_rows)
+        stats = LearnStats(n, loss, applied, item_rows, context_rows)
         if check and not stats.applied:
             raise ModelFitError(f"non-finite loss at step {self.steps}; batch not applied")
         self.steps += 1
@@ -344,7 +295,7 @@ class OnlineLearner:
         self.user_table.apply_gradients(
             users, grad_query + cfg.l2 * own, cfg.learning_rate, applied=applied
         )
-        context_rows = self.context_rows[:0]
+        context_rows = items[:0]
         if recent is not None:
             held = recent >= 0
             self.context_table.apply_bag_gradients(
@@ -364,9 +315,8 @@ class OnlineLearner:
     def _fold_prior(
         self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | float | None
     ) -> torch.Tensor:
-        """Fold the batch's clicks into the prior and its change into the bias column."""
-        prior = self.prior
-        base = prior.clock if math.isfinite(prior.clock) else 0.0
+        """Fold the batch's clicks in (`fold_clicks`) at its time, or its count of events."""
+        base = self.prior.clock if math.isfinite(self.prior.clock) else 0.0
         if self.config.popularity_clock == "events":
             now = base + items.numel()
         elif isinstance(event_ts, float | int):
@@ -375,7 +325,15 @@ class OnlineLearner:
             now = _newest(event_ts)
         else:
             now = base
-        rows, delta = prior.add(items, weights, now, self.item_table.rows)
+        return self.fold_clicks(items, weights, now)
+
+    def fold_clicks(self, items: torch.Tensor, weights: torch.Tensor, now: float) -> torch.Tensor:
+        """Fold clicks at `now` into the prior, and its change into the bias column (beta * L).
+
+        Returns the item rows whose bias changed. The batch's own clicks come in
+        here, and another worker's (scale-out), so the two always agree.
+        """
+        rows, delta = self.prior.add(items, weights, now, self.item_table.rows)
         bias = self.item_table.weight[:, -1]
         bias.index_add_(0, rows, (self.config.popularity_weight * delta).to(bias.dtype))
         return rows
@@ -387,25 +345,10 @@ class OnlineLearner:
             times = torch.full((1,), event_ts, dtype=torch.float64, device=self.device)
             self._fold_prior(items.to(self.device), weights.to(self.device), times)
 
-    def log_transitions(self) -> None:
-        """Keep the transition pairs each step adds, for `take_transitions` (scale-out)."""
-        if self.transition is not None and self.transition_log is None:
-            self.transition_log = []
-
-    def take_transitions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The `(before, after, weight)` item-row pairs added since the last take, if any."""
-        log = self.transition_log
-        if not log:
-            return None
-        self.transition_log = []
-        before, after, weight = (torch.cat(part) for part in zip(*log, strict=True))
-        held = before >= 0  # steps pad their pairs; the feed sends only real ones
-        return before[held], after[held], weight[held]
-
     def add_transitions(
         self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor
     ) -> None:
-        """Add pairs another worker saw to the rings, as if seen here (not logged: not ours)."""
+        """Add pairs another worker saw to the rings, as if seen here (not watched: not ours)."""
         if self.transition is not None:
             self.transition.add(before, after, weight)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from models.growth import grown_capacity
@@ -74,6 +76,15 @@ class PopularityPrior:
         self.log_mass = torch.full((capacity,), FLOOR, dtype=torch.float64, device=self.device)
         self.log_mass[:rows] = log_mass.to(self.device)
         self.ref, self.clock = ref, clock
+
+    def log_mass_of(self, rows: torch.Tensor) -> torch.Tensor:
+        """A copy of `rows`' log masses (`L`)."""
+        return self.log_mass[rows.to(self.device)]
+
+    def decayed(self, log_mass: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Click masses of these `L` values decayed to the clock (which must have run)."""
+        mass: npt.NDArray[np.float64] = np.exp(log_mass - (self.clock - self.ref) / self.tau)
+        return mass
 
     def reset(self, rows: torch.Tensor) -> None:
         """Forget the clicks of `rows` (rows handed to new items)."""

@@ -136,6 +136,10 @@ class OnlineRanker:
             return RankerStats(0, zero, zero)
         self._follow(features, valid)
         self._keep(features, valid, positive)
+        return RankerStats(events, covered.sum(), self._replay_step())
+
+    def _replay_step(self) -> torch.Tensor:
+        """One Adam step on a minibatch drawn from the replay; its loss (not read back)."""
         held = min(self._written, self.config.replay)
         draw = (self.config.minibatch,)
         pick = torch.randint(0, held, draw, generator=self._draw, device=self.device)
@@ -148,7 +152,7 @@ class OnlineRanker:
         grads = torch.autograd.grad(loss + penalty, self.params)
         self._adam_step(grads)
         self.steps += 1
-        return RankerStats(events, covered.sum(), loss.detach())
+        return loss.detach()
 
     def _adam_step(self, grads: tuple[torch.Tensor, ...]) -> None:
         """One Adam update (betas 0.9 / 0.999, eps 1e-8, as `torch.optim.Adam`), no read-back."""

@@ -106,6 +106,11 @@ class RowKeeper:
         """Last sight (batch clock) per row up to `extent`; a hole keeps its old value."""
         return self._last_seen[: self.ids.extent]
 
+    def saw(self, rows: npt.NDArray[np.int64], times: npt.NDArray[np.float64]) -> None:
+        """Rows count as last seen at `times`, unless seen later here (a handed-over user)."""
+        self._ensure(self.ids.extent)
+        self._last_seen[rows] = np.maximum(self._last_seen[rows], times)
+
     def state_dict(self) -> StateDict:
         """A copy of each row's last sight (up to `extent`) and the pending counts."""
         last_seen = torch.from_numpy(self.last_seen.copy())

@@ -1,6 +1,6 @@
 """Initial item rows that depend on the item's id alone, so every worker starts an item alike.
 
-Workers share items by exchanging deltas (`models.item_deltas`): worker B adds
+Workers share items by exchanging deltas (`worker.scaleout.item_deltas`): worker B adds
 what worker A learned to its own copy of the row. That sums to the same row on
 both only if both started it from the same value, whatever order they first
 saw their items in. So an item's initial vector is a pure function of (id,

@@ -101,6 +101,27 @@ class EmbeddingTable:
         self.weight[rows] = self._fresh(rows.numel())
         self.grad_sq[rows] = 0.0
 
+    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of `rows`' values and Adagrad sums (to send them, or to remember them)."""
+        rows = rows.to(self.device)
+        return self.weight[rows], self.grad_sq[rows]
+
+    def put(self, rows: torch.Tensor, weight: torch.Tensor, grad_sq: torch.Tensor) -> None:
+        """Give existing `rows` these values and Adagrad sums (rows handed over from elsewhere)."""
+        rows = rows.to(self.device)
+        self.weight[rows] = weight.to(self.device, self.weight.dtype)
+        self.grad_sq[rows] = grad_sq.to(self.device, self.grad_sq.dtype)
+
+    def add(self, rows: torch.Tensor, weight: torch.Tensor, grad_sq: torch.Tensor) -> None:
+        """Add another copy's changes to existing `rows`: values, and sums kept at 0 or more.
+
+        A decayed bias sum can shrink, so a change may be negative; a sum never is.
+        """
+        rows = rows.to(self.device)
+        self.weight.index_add_(0, rows, weight.to(self.device, self.weight.dtype))
+        self.grad_sq.index_add_(0, rows, grad_sq.to(self.device, self.grad_sq.dtype))
+        self.grad_sq[rows] = self.grad_sq[rows].clamp(min=0.0)
+
     def view(self) -> torch.Tensor:
         """The used rows, as a view that stays valid until the next growth."""
         used: torch.Tensor = self.weight[: self.rows]

@@ -7,10 +7,14 @@ it, each weighted `decay ** (distance - 1)`), so the table is bounded per item,
 follows drift (old transitions are overwritten), and a user's transition score
 for item `i` is the weighted share of `i` among the successors of their last
 clicks (an online estimate of `P(next = i | recent clicks)`, scaled up where
-the successors are many, so evidence counts).
+the successors are many, so evidence counts), read where the successor
+candidates are proposed (the worker's two stages).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeAlias
 
 import torch
 
@@ -18,6 +22,9 @@ from models.covisit import CoVisitation
 from models.growth import grown_capacity
 from models.segments import masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
+
+# Called with a learned step's (before, after, weight) pairs, padded (`before < 0`: no pair).
+PairSink: TypeAlias = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 class ItemTransitions:
@@ -96,6 +103,11 @@ class ItemTransitions:
         self.weights[:rows] = weights.to(device)
         self.written[:rows] = written.to(device)
 
+    def rings(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of the rings of `rows` (held rows): successor rows (`-1`: empty) and weights."""
+        rows = rows.to(self.device)
+        return self.successors[rows], self.weights[rows]
+
     def add(
         self,
         before: torch.Tensor,
@@ -146,6 +158,11 @@ class TransitionTerm:
         """The successor rings and the unordered co-visit table."""
         self.table = table
         self.covisit = covisit
+        self._sinks: list[PairSink] = []
+
+    def watch(self, sink: PairSink) -> None:
+        """Hand every learned step's pairs to `sink` too (scale-out sends them to the others)."""
+        self._sinks.append(sink)
 
     def ensure_rows(self, rows: int) -> None:
         """Make item rows `0..rows-1` exist in both tables."""
@@ -174,6 +191,12 @@ class TransitionTerm:
         self.table.add(before, after, weight, rows_ready=rows_ready)
         self.covisit.add(before, after, weight, rows_ready=rows_ready)
 
+    def learn(self, before: torch.Tensor, after: torch.Tensor, weight: torch.Tensor) -> None:
+        """Fold a learned step's own pairs in (rows ready), then hand them to the watchers."""
+        self.add(before, after, weight, rows_ready=True)
+        for sink in self._sinks:
+            sink(before, after, weight)
+
     def state_dict(self, rows: int | None = None) -> StateDict:
         """Both tables' state (their first `rows` item rows), by prefix."""
         return prefixed("table", self.table.state_dict(rows)) | prefixed(
@@ -201,7 +224,7 @@ class TransitionTerm:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The `(before, after, weight)` pairs `fold` adds, for a caller that also keeps them.
 
-        Scale-out sends each pair on (worker/scale.py), so its pairs are computed once.
+        Scale-out sends each pair on (`watch`), so its pairs are computed once.
         The pairs are padded to `window` per event (no sync on a device): where no pair
         is, `before` is `-1` (and `weight` 0), which `ItemTransitions.add` skips.
         """

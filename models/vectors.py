@@ -1,8 +1,9 @@
-"""Offline vectors in and out: an `.npz` of ids and matrices, e.g. from `implicit`'s ALS.
+"""Offline vectors in and out, as named arrays, e.g. from `implicit`'s ALS (no file I/O).
 
-The file holds `item_ids` (str, n) and `item_vectors` (float, n x d), optionally
-`item_bias` (n), and optionally `user_ids` / `user_vectors` (m x d). No pickle: ids are
-stored as fixed-width unicode arrays and loaded with `allow_pickle=False`.
+A vectors file holds `item_ids` (str, n) and `item_vectors` (float, n x d), optionally
+`item_bias` (n), and optionally `user_ids` / `user_vectors` (m x d). `from_arrays`
+checks them and `to_arrays` gives them back; the `.npz` file itself is the worker's
+(`worker.vectors_file`), read without pickle.
 
 A file of another dimension than the model's is refused unless projection is asked for:
 then both sides go through the same map (the items' top principal directions when the
@@ -12,8 +13,8 @@ rankings, as close as a linear map of that width can.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ import numpy.typing as npt
 from models.errors import ModelError
 
 FloatArray = npt.NDArray[np.float32]
+Arrays = Mapping[str, npt.NDArray[np.generic]]  # a file's arrays by name
 
 
 class VectorFileError(ModelError):
@@ -43,8 +45,8 @@ class Vectors:
         return int(self.item_vectors.shape[1])
 
 
-def _ids(data: np.lib.npyio.NpzFile, name: str) -> list[str]:
-    ids = data[name]
+def _ids(arrays: Arrays, name: str) -> list[str]:
+    ids = arrays[name]
     if ids.ndim != 1:
         raise VectorFileError(f"{name}: expected one id per row, got shape {ids.shape}")
     out = [str(i) for i in ids.tolist()]
@@ -53,8 +55,8 @@ def _ids(data: np.lib.npyio.NpzFile, name: str) -> list[str]:
     return out
 
 
-def _matrix(data: np.lib.npyio.NpzFile, name: str, rows: int) -> FloatArray:
-    matrix = np.asarray(data[name], dtype=np.float32)
+def _matrix(arrays: Arrays, name: str, rows: int) -> FloatArray:
+    matrix = np.asarray(arrays[name], dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != rows:  # noqa: PLR2004
         raise VectorFileError(f"{name}: expected {rows} rows of vectors, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
@@ -62,34 +64,29 @@ def _matrix(data: np.lib.npyio.NpzFile, name: str, rows: int) -> FloatArray:
     return matrix
 
 
-def load_vectors(path: Path) -> Vectors:
-    """Read and validate a vectors file; `VectorFileError` names the bad field."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise VectorFileError(f"{path}: not a readable .npz of arrays ({exc})") from exc
-    with data:
-        missing = {"item_ids", "item_vectors"} - set(data.files)
-        if missing:
-            raise VectorFileError(f"{path}: missing {', '.join(sorted(missing))}")
-        item_ids = _ids(data, "item_ids")
-        items = _matrix(data, "item_vectors", len(item_ids))
-        bias = None
-        if "item_bias" in data.files:
-            bias = np.asarray(data["item_bias"], dtype=np.float32).reshape(-1)
-            if bias.shape[0] != len(item_ids) or not np.isfinite(bias).all():
-                raise VectorFileError("item_bias: expected one finite value per item")
-        user_ids = users = None
-        if "user_ids" in data.files or "user_vectors" in data.files:
-            user_ids = _ids(data, "user_ids")
-            users = _matrix(data, "user_vectors", len(user_ids))
-            if users.shape[1] != items.shape[1]:
-                raise VectorFileError("user_vectors and item_vectors differ in width")
+def from_arrays(arrays: Arrays) -> Vectors:
+    """Validate the named arrays of a vectors file; `VectorFileError` names the bad field."""
+    missing = {"item_ids", "item_vectors"} - set(arrays)
+    if missing:
+        raise VectorFileError(f"missing {', '.join(sorted(missing))}")
+    item_ids = _ids(arrays, "item_ids")
+    items = _matrix(arrays, "item_vectors", len(item_ids))
+    bias = None
+    if "item_bias" in arrays:
+        bias = np.asarray(arrays["item_bias"], dtype=np.float32).reshape(-1)
+        if bias.shape[0] != len(item_ids) or not np.isfinite(bias).all():
+            raise VectorFileError("item_bias: expected one finite value per item")
+    user_ids = users = None
+    if "user_ids" in arrays or "user_vectors" in arrays:
+        user_ids = _ids(arrays, "user_ids")
+        users = _matrix(arrays, "user_vectors", len(user_ids))
+        if users.shape[1] != items.shape[1]:
+            raise VectorFileError("user_vectors and item_vectors differ in width")
     return Vectors(item_ids, items, bias, user_ids, users)
 
 
-def save_vectors(path: Path, vectors: Vectors) -> None:
-    """Write `vectors` in the format `load_vectors` reads."""
+def to_arrays(vectors: Vectors) -> dict[str, npt.NDArray[np.generic]]:
+    """The named arrays `from_arrays` reads back (ids as fixed-width unicode: no pickle)."""
     arrays: dict[str, npt.NDArray[np.generic]] = {
         "item_ids": np.asarray(vectors.item_ids, dtype=np.str_),
         "item_vectors": vectors.item_vectors.astype(np.float32),
@@ -99,9 +96,7 @@ def save_vectors(path: Path, vectors: Vectors) -> None:
     if vectors.user_ids is not None and vectors.user_vectors is not None:
         arrays["user_ids"] = np.asarray(vectors.user_ids, dtype=np.str_)
         arrays["user_vectors"] = vectors.user_vectors.astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        np.savez(handle, **arrays)  # type: ignore[arg-type]
+    return arrays
 
 
 def fit_dimension(vectors: Vectors, dim: int, *, project: bool) -> Vectors:

@@ -7,7 +7,7 @@ to restart.
 
 from __future__ import annotations
 
-from models.errors import RecstreamError
+from recstream.errors import RecstreamError
 
 
 class StreamError(RecstreamError):

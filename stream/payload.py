@@ -20,6 +20,34 @@ class Recommendation:
     event_ts: float
 
 
+@dataclass(frozen=True)
+class RankedLists:
+    """A batch's lists as the model left them: rows and scores, and how to name them.
+
+    The wire side (`ListEncoder.encode_lists`, `recommendations`) turns this into
+    payloads; the model side never builds a byte of the contract.
+    """
+
+    users: list[str]  # one id per list
+    item_rows: npt.NDArray[np.int64]  # [users, k] item rows, -1 past a short list
+    scores: npt.NDArray[np.floating]  # [users, k]
+    event_ts: npt.NDArray[np.floating]  # [users] each user's newest event time folded in
+    ids_of: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.object_]]  # item rows -> ids
+
+
+def recommendations(lists: RankedLists) -> list[Recommendation]:
+    """The lists one object each (tools and tests; the loop encodes them in bulk)."""
+    valid = lists.item_rows >= 0
+    item_ids = lists.ids_of(np.where(valid, lists.item_rows, 0))
+    stamps = lists.event_ts.tolist()
+    return [
+        Recommendation(
+            user, item_ids[n][valid[n]].tolist(), lists.scores[n][valid[n]].tolist(), stamps[n]
+        )
+        for n, user in enumerate(lists.users)
+    ]
+
+
 # One packer for every list: a fresh one per call costs more than packing a short list.
 # Times stay float64 (seconds since the epoch need it); scores are float32 on the device,
 # so packing them as float32 loses nothing and saves 4 bytes each.
@@ -97,6 +125,15 @@ class ListEncoder:
         self._held = np.zeros((1024, 1), dtype=bool)  # per row: which of its bytes are real
         self._size = np.zeros(1024, dtype=np.int64)  # per row: its length (0: not encoded)
         self._ids = np.empty(1024, dtype=object)  # per row: the id that was encoded
+
+    def encode_lists(
+        self, lists: RankedLists, published_ts: float, version: int
+    ) -> list[tuple[str, bytes]]:
+        """`(user id, payload)` per list of the batch."""
+        encoded = self.encode(
+            lists.ids_of, lists.item_rows, lists.scores, lists.event_ts, published_ts, version
+        )
+        return list(zip(lists.users, encoded, strict=True))
 
     def encode(
         self,

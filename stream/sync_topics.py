@@ -1,6 +1,6 @@
 """Kafka edges of scale-out: the state topic (per-partition user state) and the item feed.
 
-Bytes in, bytes out; what the bytes mean is `worker.sync_codec`'s business.
+Bytes in, bytes out; what the bytes mean is `worker.scaleout.codec`'s business.
 
 - `SyncProducer` writes both topics; `flush` raises `TransientError` unless
   every record was acknowledged (a hand-over is complete only then).

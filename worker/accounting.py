@@ -1,4 +1,25 @@
-"""What each finished batch did, counted once: running totals, Prometheus metrics, one log line."""
+"""What each finished batch did, counted once: running totals, Prometheus metrics, one log line.
+
+Who counts what (this is the one place that says it; the other modules point here):
+
+    module              holds                                    filled by / read by
+    worker.stages       StageTimer: wall seconds per named       the loop, per batch / this
+                        stage of one batch                       module, via BatchReport
+    worker.accounting   BatchReport of each finished batch,      the loop, after each commit
+                        folded into both below, logged once as
+                        `batch_published`; the model's gauges;
+                        the DLQ's cut-short and refused rejects
+    worker.stats        WorkerTotals: messages, events, dead     only this module / tests,
+                        letters, batches, lists, latencies and   demo, bench, eval (the bench
+                        stage seconds since start                resets them after warm-up)
+    worker.metrics      WorkerMetrics: every Prometheus metric,  the modules below and this
+                        defined once, served on /metrics         one / scrapes, the dashboard
+
+What belongs to no finished batch is counted into `WorkerMetrics` where it
+happens: the loop (dead letters by reason, lag, withheld lists, the snapshot's
+seconds), the checkpointer (last write, failures), retries, the list sweep,
+catalogue control and scale-out (hand-overs, staleness, re-reads, tombstones).
+"""
 
 from __future__ import annotations
 

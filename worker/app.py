@@ -22,14 +22,16 @@ from stream.list_sweep import ListSweeper
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
 from worker.batching import default_batch_max
-from worker.checkpoints import restore_at_start
+from worker.checkpoints import Checkpointer, restore_at_start
 from worker.control import CatalogueControl
 from worker.engine import Engine
 from worker.errors import StartupError
-from worker.loop import LoopConfig, Worker
+from worker.hooks import LoopHook, Parts
+from worker.loop import Worker
+from worker.loop_config import LoopConfig
 from worker.metrics import WorkerMetrics
-from worker.peers import PeerWatch
-from worker.scale_setup import build_scale
+from worker.scaleout.build import build_scale
+from worker.scaleout.peers import PeerWatch
 from worker.settings import Settings, with_values
 from worker.settings_edges import KafkaSettings, RedisSettings
 from worker.settings_parts import CandidateSettings, ModelSettings
@@ -161,16 +163,18 @@ def open_sweep(settings: Settings, metrics: WorkerMetrics) -> CatalogueSweep | N
 
 
 def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
-    """Create the learner, index and edges described by `settings`.
+    """Create the learner, index and edges described by `settings`, and plug in the hooks.
 
-    The broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
+    The hooks, in the order the loop calls them: the checkpointer (with a checkpoint
+    directory), catalogue control (with a control topic), scale-out (when on). The
+    broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
     """
     device = check_local(settings)  # the device, the checkpoint directory, files: no waiting
     metrics = metrics or WorkerMetrics()
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)
     directory = settings.checkpoint.dir
-    # scale-out hook: state comes from the state topic and the item feed, not a checkpoint
+    # scale-out: state comes from the state topic and the item feed, not a checkpoint
     scale_out = settings.scale.scale_out
     restored = restore_at_start(directory, device) if directory and not scale_out else None
     engine = build_engine(settings, device, restored)
@@ -186,7 +190,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine.index.close()
         raise
 
-    scale = build_scale(settings, engine, metrics) if scale_out else None  # scale-out hook
+    scale = build_scale(settings, engine, metrics) if scale_out else None
     # scale-out off: warn at each rebalance if other members share the group
     peers = (
         None
@@ -194,18 +198,22 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         else PeerWatch(GroupView(kafka.client_config()), kafka.group, kafka.topic, metrics)
     )
 
-    def assigned(parts: list[tuple[str, int]]) -> None:
+    def assigned(parts: Parts) -> None:
         # cooperative: `parts` are those added; `held`, everything this worker has now
         held = sorted(p for _, p in source.assigned)
         log.info("partitions_assigned", partitions=[p for _, p in parts], held=held)
         if peers is not None:
             peers.check(len(source.assigned))
 
-    def revoked(parts: list[tuple[str, int]]) -> None:
-        # The loop finished any write in flight first (KafkaSource's before_revoke).
+    # The loop finished any write in flight first (KafkaSource's before_revoke); the worker
+    # exists by the time the consumer calls these (only its polls and close do).
+    def revoked(parts: Parts) -> None:
         log.info("partitions_revoked", partitions=[p for _, p in parts])  # those leaving
-        if scale is not None:  # scale-out hook: hand the revoked partitions' users over
-            scale.revoked(parts)
+        worker.partitions_revoked(parts)
+
+    def lost(parts: Parts) -> None:
+        log.info("partitions_revoked", partitions=[p for _, p in parts], lost=True)
+        worker.partitions_lost(parts)
 
     source = KafkaSource(
         kafka.consumer_config(),
@@ -213,8 +221,8 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         on_assign=assigned,
         on_revoke=revoked,
         start_offsets=restored.offsets if restored else None,
-        start_at=scale.start_at if scale else None,  # scale-out hook
-        on_lost=scale.lost if scale else None,
+        start_at=scale.start_at if scale else None,  # users restored before consuming
+        on_lost=lost,
     )
     log.info(
         "worker_configured",
@@ -235,24 +243,22 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         min_occurrences=settings.rows.min_occurrences,
     )
     dead_letters = DeadLetterProducer(kafka.client_config(), kafka.dlq_topic)
-    control = None
+    hooks: list[LoopHook] = []
+    if directory is not None:
+        hooks.append(Checkpointer(directory, settings.checkpoint.interval_s, metrics))
     if kafka.control_topic:
-        control = CatalogueControl(
-            open_control(kafka, engine.catalogue.control_offsets),
-            engine,
-            dead_letters,
-            metrics,
-            open_sweep(settings, metrics),
-        )
-    return Worker(
+        control = open_control(kafka, engine.catalogue.control_offsets)
+        sweep = open_sweep(settings, metrics)
+        hooks.append(CatalogueControl(control, engine, dead_letters, metrics, sweep))
+    if scale is not None:
+        hooks.append(scale)
+    worker = Worker(
         LoopConfig(
             top_k=settings.ranking.top_k,
             batch_size=settings.loop.batch_size,
             batch_max=settings.loop.batch_max or default_batch_max(device.type),
             batch_s=settings.loop.batch_ms / 1000.0,
             event_weights=dict(settings.events.event_weights),
-            checkpoint_dir=directory,
-            checkpoint_interval_s=settings.checkpoint.interval_s,
             max_event_weight=settings.events.max_event_weight,
             max_clock_skew_s=settings.events.max_clock_skew_s,
             overlap={"auto": None, "on": True, "off": False}[settings.loop.publish_overlap],
@@ -263,6 +269,6 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
         engine=engine,
         metrics=metrics,
         restored_offsets=restored.offsets if restored else None,
-        scale=scale,
-        control=control,
+        hooks=hooks,
     )
+    return worker

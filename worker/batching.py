@@ -12,8 +12,10 @@ halves back towards the base, one step per batch.
 
 from __future__ import annotations
 
-GPU_BATCH_MAX = 65_536  # a learner step at 65k events is a few ms on an H200 (issue 20)
-CPU_BATCH_MAX = 16_384  # on 2 cores a 16k batch takes a few hundred ms: a bounded backlog step
+# The largest batch each device steps through in a short, bounded time (the figures:
+# docs/benchmarks.md, "Figures behind the code").
+GPU_BATCH_MAX = 65_536
+CPU_BATCH_MAX = 16_384
 
 
 def default_batch_max(device_type: str) -> int:

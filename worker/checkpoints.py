@@ -5,7 +5,9 @@ At start a directory that cannot hold checkpoints is a configuration error
 removed, and checkpoints that fail to verify are logged one by one and moved
 aside. At run time the loop only snapshots to host memory; the write runs on a
 thread of its own, and one the disk refuses is logged, counted and tried
-again at the next interval while the loop goes on.
+again at the next interval while the loop goes on. The checkpointer is one of
+the loop's hooks (`worker.hooks.LoopHook`): a batch learned, or the
+catalogue changed, leaves the model unsaved; a step's tick snapshots when due.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from pathlib import Path
 import structlog
 import torch
 
-from models.checkpoint import Restored, Snapshot, snapshot, write_snapshot
-from models.checkpoint_dir import SET_ASIDE, open_directory
+from models.checkpoint import Restored, Snapshot, snapshot
 from models.errors import CheckpointError
-from worker.engine import Engine
+from stream.batch import DecodedBatch
+from worker.checkpoint_dir import SET_ASIDE, open_directory
+from worker.checkpoint_files import write_snapshot
+from worker.engine import Engine, Learned
 from worker.errors import SettingsError
+from worker.hooks import Loop, Parts
 from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("recstream.worker")
@@ -53,7 +58,7 @@ def restore_at_start(directory: Path, device: torch.device) -> Restored | None:
 
 
 class Checkpointer:
-    """Snapshots the engine at a batch boundary and writes it on a thread of its own.
+    """Snapshots the engine at a batch boundary and writes it on a thread of its own (a hook).
 
     The loop pays only for the host copy; the write (safetensors, fsync,
     checksum) runs in the background, one at a time: while one is writing, the
@@ -66,10 +71,47 @@ class Checkpointer:
         self.directory = directory
         self.interval_s = interval_s
         self.metrics = metrics
-        self.unsaved = False  # learned since the last snapshot written (the loop sets it)
+        self.unsaved = False  # learned since the last snapshot written (the hooks set it)
         self._last = time.monotonic()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recstream-ckpt")
         self._writing: Future[Path | None] | None = None
+        self._loop: Loop | None = None
+        self._catalogue = 0  # the catalogue's version at the last look
+
+    def attach(self, loop: Loop) -> None:
+        """Snapshot `loop`'s engine and offsets; its catalogue as it stands counts as saved."""
+        self._loop = loop
+        self._catalogue = loop.engine.catalogue.version
+
+    def tick(self) -> None:
+        """At this batch boundary, snapshot when due; the write goes on in the background.
+
+        The batch in flight is finished first: the snapshot then holds exactly
+        the batches its offsets cover, each one published, so a resume from it
+        neither skips a list nor learns a click twice.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        if loop.engine.catalogue.version != self._catalogue:  # an operator's change to save
+            self._catalogue = loop.engine.catalogue.version
+            self.unsaved = True
+        if not self.due():
+            return
+        loop.drain()
+        start = time.perf_counter()
+        self.start(loop.engine, loop.learned_offsets)
+        self.metrics.batch_seconds.labels(stage="snapshot").observe(time.perf_counter() - start)
+
+    def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:  # noqa: ARG002
+        """A batch was learned: the model is unsaved."""
+        self.unsaved = True
+
+    def revoked(self, parts: Parts) -> None:
+        """Nothing to do: a checkpoint holds every partition's offsets it has learned."""
+
+    def lost(self, parts: Parts) -> None:
+        """Nothing to do, as for a revoke."""
 
     @property
     def writing(self) -> bool:

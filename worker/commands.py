@@ -33,7 +33,7 @@ def log() -> BoundLogger:
 @contextlib.contextmanager
 def exit_2_on_error(event: str, **fields: object) -> Iterator[None]:
     """A tool's expected failure (a bad file, a broker away): one log line, exit 2, no trace."""
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
 
     try:
         yield

@@ -5,6 +5,7 @@ batch before it was acknowledged, so every list written after the worker read a 
 leaves the item out. The lists already in Redis are the sweep's (worker/sweep.py): told of
 each newly hidden item here, it rewrites them off the loop within RECSTREAM_CONTROL_SWEEP_S.
 Bad messages go to the dead-letter topic like bad clicks, with a reason.
+It is one of the loop's hooks (`worker.hooks.LoopHook`): each step's tick polls.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Callable
 
 import structlog
 
+from stream.batch import DecodedBatch
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
-from worker.engine import Engine
+from worker.engine import Engine, Learned
+from worker.hooks import Loop, Parts
 from worker.metrics import WorkerMetrics
 from worker.sweep import CatalogueSweep
 
@@ -43,9 +46,34 @@ class CatalogueControl:
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.sweep = sweep
+        self._loop: Loop | None = None
         metrics.items_hidden.set(len(engine.catalogue))
         if sweep is not None and len(engine.catalogue):
             sweep.hide(engine.catalogue.hidden())
+
+    def attach(self, loop: Loop) -> None:
+        """Finish `loop`'s write before a change; publish its cold-start list after one."""
+        self._loop = loop
+
+    def tick(self) -> None:
+        """Operators' removals before this step's ranking; the cold-start list at once."""
+        loop = self._loop
+        if loop is None:
+            return
+        changed, rejected = self.poll(before_change=loop.drain)
+        if rejected:
+            loop.flush_dead_letters()
+        if changed:
+            loop.publish_cold_start()
+
+    def after_batch(self, batch: DecodedBatch, learned: Learned | None) -> None:
+        """Nothing to do: a batch changes no operator's word."""
+
+    def revoked(self, parts: Parts) -> None:
+        """Nothing to do: every worker reads the whole control topic, whatever it holds."""
+
+    def lost(self, parts: Parts) -> None:
+        """Nothing to do, as for a revoke."""
 
     def poll(self, before_change: Callable[[], None]) -> tuple[bool, int]:
         """Apply what arrived: (whether the catalogue changed, rejects sent to the DLQ).

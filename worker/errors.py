@@ -1,8 +1,8 @@
-"""The worker's own errors, all of the package's `RecstreamError` family."""
+"""The worker's own errors, of the family rooted in `recstream.errors`."""
 
 from __future__ import annotations
 
-from models.errors import RecstreamError
+from recstream.errors import RecstreamError
 
 
 class StartupError(RecstreamError):

@@ -11,6 +11,10 @@ ahead of its lists (a crash re-reads, never skips). At most one write is in
 flight; it is finished before a blocking poll, before partitions are revoked,
 before a checkpoint snapshot and before stopping. Without it, each batch is
 committed before the next poll.
+
+Optional parts (scale-out, catalogue control, the checkpointer) plug in as
+hooks (`worker.hooks.LoopHook`): the loop calls each at its fixed points and
+lends them what `worker.hooks.Loop` names.
 """
 
 from __future__ import annotations
@@ -19,76 +23,42 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
 from index.base import ItemIndex
-from models.errors import RecstreamError
 from models.history import SeenHistory
 from models.learner import OnlineLearner
+from recstream.errors import RecstreamError
 from stream.batch import DecodedBatch, decode_messages
 from stream.dead_letters import DeadLetterProducer
 from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
-from stream.oversize import REASON as UNFETCHABLE
-from stream.oversize import dead_letter
-from stream.payload import encode_recommendation
+from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.accounting import Accounting, BatchReport
 from worker.batching import BatchSizer
 from worker.checkpoints import Checkpointer
-from worker.control import CatalogueControl
 from worker.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
+from worker.hooks import LoopHook, Parts
+from worker.loop_config import LoopConfig
 from worker.metrics import Heartbeat, WorkerMetrics
-from worker.publisher import Published, Publisher
+from worker.publisher import InFlight, Publisher
 from worker.retry import Retry
-from worker.scale import ScaleOut
+from worker.scaleout.service import ScaleOut
 from worker.stages import StageTimer
 from worker.stats import WorkerTotals
 from worker.topic_watch import TopicWatch
+from worker.unfetchable import dead_letter_all, read_past
 
-__all__ = ["BatchReport", "LoopConfig", "Worker"]
+__all__ = ["BatchReport", "LoopConfig", "Worker"]  # LoopConfig lives in worker.loop_config
 
 log = structlog.get_logger("recstream.worker")
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """The loop's own knobs (the components carry theirs)."""
-
-    top_k: int
-    batch_size: int  # a poll's size at light load
-    batch_s: float
-    event_weights: dict[str, float]
-    checkpoint_dir: Path | None = None
-    checkpoint_interval_s: float = 60.0
-    max_event_weight: float = 10.0  # one event counts as at most this many clicks
-    max_clock_skew_s: float = 300.0  # events stamped later than now + this are dead-lettered
-    # Write batch N while learning N+1; None: only with the model on a GPU. On a CPU torch's
-    # threads already take every core, and a concurrent write slowed learning 3-6x in the
-    # 2-core bench (the overlap's gain there is the write's share of the loop, about 5%).
-    overlap: bool | None = None
-    # While polls come back full, the next asks for up to this many (worker/batching.py);
-    # None: always `batch_size`.
-    batch_max: int | None = None
-
-
-@dataclass
-class _InFlight:
-    """A batch learned and ranked whose lists are being written: committed once acknowledged."""
-
-    batch: DecodedBatch
-    learned: Learned | None
-    users: int
-    index_version: int
-    timer: StageTimer
-    started: float  # perf_counter at its poll
-    published: Future[Published]
+Hook = TypeVar("Hook", bound=LoopHook)
 
 
 class Worker:
@@ -104,10 +74,9 @@ class Worker:
         engine: Engine,
         metrics: WorkerMetrics | None = None,
         restored_offsets: Mapping[tuple[str, int], int] | None = None,
-        scale: ScaleOut | None = None,
-        control: CatalogueControl | None = None,
+        hooks: Sequence[LoopHook] = (),
     ) -> None:
-        """Wire the parts; nothing runs until `step` or `run`.
+        """Wire the parts and attach the `hooks` (called in this order); nothing runs yet.
 
         `restored_offsets` are those of the checkpoint the engine was restored
         from: they stand for their partitions in every checkpoint until a
@@ -119,7 +88,6 @@ class Worker:
         self.dead_letters = dead_letters
         self.sink = sink
         self.engine = engine
-        self.control = control
         self.metrics = metrics or WorkerMetrics()
         self.totals = WorkerTotals()
         self.accounting = Accounting(self.metrics, self.totals)
@@ -130,24 +98,33 @@ class Worker:
         self._closed = False
         self._retry = Retry(self._stop, self.metrics, self.heartbeat)
         self._publisher = Publisher(self._retry)
-        self._in_flight: _InFlight | None = None
+        self._encoder = ListEncoder()  # item ids encoded once per row, reused across batches
+        self._in_flight: InFlight | None = None
         self.overlap = (
             config.overlap if config.overlap is not None else engine.device.type == "cuda"
         )
         self._finished: BatchReport | None = None  # the batch the current step finished
         # Offsets the model has learned up to: the restored checkpoint's, then each batch's.
         self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
-        directory = config.checkpoint_dir
-        self.checkpointer = (
-            Checkpointer(directory, config.checkpoint_interval_s, self.metrics)
-            if directory is not None
-            else None
-        )
         self._topic = TopicWatch(source)
-        source.before_revoke(lambda _parts: self._drain())
-        self.scale = scale  # scale-out hook: hand-over and item feed (None: a lone worker)
-        if scale is not None:
-            scale.attach(source, self.learned_offsets)
+        source.before_revoke(lambda _parts: self.drain())
+        self.hooks = list(hooks)
+        for hook in self.hooks:
+            hook.attach(self)
+
+    def hook(self, kind: type[Hook]) -> Hook | None:
+        """The hook of this kind plugged in, if any (for tests and tools to look at)."""
+        return next((hook for hook in self.hooks if isinstance(hook, kind)), None)
+
+    @property
+    def scale(self) -> ScaleOut | None:
+        """The scale-out hook (None: a lone worker)."""
+        return self.hook(ScaleOut)
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The checkpointer hook (None: no checkpoint directory)."""
+        return self.hook(Checkpointer)
 
     @property
     def learner(self) -> OnlineLearner:
@@ -185,7 +162,7 @@ class Worker:
         try:
             while not self._stop.is_set():
                 self.step()
-            self._drain()
+            self.drain()
             self.checkpoint()  # a clean stop: the model and its offsets, to resume from
         except StopRequestedError:
             log.warning("worker_stopped_mid_retry", committed="up to the last finished batch")
@@ -209,7 +186,7 @@ class Worker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not self._stop.is_set() and not done(self):
             self.step()
-        self._drain()
+        self.drain()
         return done(self)
 
     def _on_signal(self, signum: int) -> None:
@@ -227,18 +204,14 @@ class Worker:
         self._closed = True
         self._stop.set()
         try:
-            self._drain()
+            self.drain()
         except RecstreamError as exc:
             log.warning("in_flight_batch_uncommitted", error=str(exc), reread="at the next start")
         finally:
             self._publisher.close()
-            if self.checkpointer is not None:
-                self.checkpointer.close()
-            self.source.close()
-            if self.control is not None:
-                self.control.close()
-            if self.scale is not None:  # scale-out hook: after the consumer's last revoke
-                self.scale.close()
+            self.source.close()  # its last revoke reaches the hooks first
+            for hook in self.hooks:
+                hook.close()
             self.dead_letters.close()
             self.sink.close()
             self.index.close()
@@ -265,66 +238,47 @@ class Worker:
         """
         self.heartbeat.beat()
         self._finished = None
-        self._checkpoint_if_due()
-        if self.control is not None:
-            self._apply_control(self.control)
         self._skip_unfetchable()
-        if self.scale is not None:  # scale-out hook: item feed in and out, state flush
-            if self.scale.due():  # what it sends must hold published batches only; between
-                self._drain()  # sends, the write in flight overlaps the next batch
-            self.scale.tick()
+        for hook in self.hooks:
+            hook.tick()
         polled = self._poll(wait=self._in_flight is None)
         if polled.messages:
             self._process(polled)
         elif self._in_flight is not None:
-            self._drain()  # idle: commit now rather than after the next wait
+            self.drain()  # idle: commit now rather than after the next wait
         else:
             self._idle()
         return self._finished
 
-    def _apply_control(self, control: CatalogueControl) -> None:
-        """Operators' removals before this step's ranking; the cold-start list at once."""
-        changed, rejected = control.poll(before_change=self._drain)
-        if rejected:
-            self._flush_dead_letters()
-        if changed:
-            cold = self._cold_start(time.time(), self.index.version)
-            if cold is not None:
-                self._retry("publish", lambda: self.sink.publish([], cold))
-            if self.checkpointer is not None:
-                self.checkpointer.unsaved = True
+    def partitions_revoked(self, parts: Parts) -> None:
+        """Partitions leave (the consumer's `on_revoke`, after the write in flight committed)."""
+        for hook in self.hooks:
+            hook.revoked(parts)
+
+    def partitions_lost(self, parts: Parts) -> None:
+        """Partitions were lost without a revoke (the consumer's `on_lost`)."""
+        for hook in self.hooks:
+            hook.lost(parts)
+
+    def publish_cold_start(self) -> None:
+        """Write the cold-start list now: what it may name has changed (an operator's word)."""
+        cold = self._cold_start(time.time(), self.index.version)
+        if cold is not None:
+            self._retry("publish", lambda: self.sink.publish([], cold))
 
     def _skip_unfetchable(self) -> None:
-        """Records above the consumer's receive limit: dead-letter where they are, read past.
-
-        Such a record stalls its partition for ever (librdkafka refuses the whole
-        response and fetches it again). Found only after a refusal (`stream.oversize`);
-        its metadata goes to the DLQ, then the partition is read and committed past it.
-        """
+        """Records too large to fetch: dead-lettered and read past (`worker.unfetchable`)."""
         found = self._retry("poll", lambda: self.source.unfetchable(self.learned_offsets))
         if not found:
             return
-        self._drain()  # the write in flight is committed before any offset moves past it
-        for record in found:
-            self.dead_letters.send(dead_letter(record))
-            self.metrics.dead_lettered.labels(reason=UNFETCHABLE).inc()
-        self._flush_dead_letters()
-        offsets = {(r.topic, r.partition): r.offset + 1 for r in found}
-        for record in found:
-            self.source.skip(record.topic, record.partition, record.offset + 1)
-            log.error(
-                "record_unfetchable_skipped",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                response_bytes=record.size,
-                receive_message_max_bytes=record.limit,
-                variable="RECSTREAM_KAFKA_RECEIVE_MESSAGE_MAX_BYTES",
-            )
+        self.drain()  # the write in flight is committed before any offset moves past it
+        dead_letter_all(found, self.dead_letters, self.metrics)
+        self.flush_dead_letters()
+        offsets = read_past(found, self.source)
         self.learned_offsets.update(offsets)
         self._retry("commit", lambda: self.source.commit(offsets))
 
-    def _flush_dead_letters(self) -> None:
+    def flush_dead_letters(self) -> None:
         """Deliver what was sent to the DLQ; what it cut short or lost is counted, not retried."""
         self.accounting.dead_letters(
             self._retry("dead_letter", lambda: self.dead_letters.flush(10.0))
@@ -348,20 +302,22 @@ class Worker:
         ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
         with timer("encode"):
             now, version = time.time(), self.index.version
-            payloads = self.engine.payloads(ranked, now, version) if ranked is not None else []
+            payloads = (
+                self._encoder.encode_lists(self.engine.lists(ranked), now, version)
+                if ranked is not None
+                else []
+            )
             cold = self._cold_start(now, version) if payloads else None
-        self._drain()  # the previous batch's write: one in flight at most
+        self.drain()  # the previous batch's write: one in flight at most
         self.learned_offsets.update(batch.next_offsets)
-        if self.scale is not None:  # scale-out hook: which partitions' users and items changed
-            self.scale.after_batch(batch, learned)
-        if self.checkpointer is not None:
-            self.checkpointer.unsaved = True
+        for hook in self.hooks:
+            hook.after_batch(batch, learned)
         published = self._publisher.submit(self.sink, payloads, cold)
-        self._in_flight = _InFlight(
+        self._in_flight = InFlight(
             batch, learned, len(payloads), version, timer, started, published
         )
         if not self.overlap:
-            self._drain()  # serial: published and committed before the next poll
+            self.drain()  # serial: published and committed before the next poll
 
     def _decode(self, polled: Polled) -> DecodedBatch:
         limits = EventLimits(
@@ -386,7 +342,7 @@ class Worker:
             return None, learned
         return ranked, learned
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Wait for the write in flight, then flush the DLQ and commit what it covers."""
         flight, self._in_flight = self._in_flight, None
         if flight is None:
@@ -397,7 +353,7 @@ class Worker:
         timer.add("publish", published.seconds)
         with timer("commit"):
             if batch.rejected:
-                self._flush_dead_letters()
+                self.flush_dead_letters()
             if not self._retry("commit", lambda: self.source.commit(batch.next_offsets)):
                 # The group moved on (this member was evicted or is mid-rebalance): the batch
                 # stays uncommitted and its partitions' next owner re-reads it.
@@ -438,20 +394,5 @@ class Worker:
         """
         if self.checkpointer is None:
             return None
-        self._drain()
+        self.drain()
         return self.checkpointer.write(self.engine, self.learned_offsets)
-
-    def _checkpoint_if_due(self) -> None:
-        """Snapshot at this batch boundary when due; the write goes on in the background.
-
-        The batch in flight is finished first: the snapshot then holds exactly
-        the batches its offsets cover, each one published, so a resume from it
-        neither skips a list nor learns a click twice.
-        """
-        checkpointer = self.checkpointer
-        if checkpointer is None or not checkpointer.due():
-            return
-        self._drain()
-        start = time.perf_counter()
-        checkpointer.start(self.engine, self.learned_offsets)
-        self.metrics.batch_seconds.labels(stage="snapshot").observe(time.perf_counter() - start)

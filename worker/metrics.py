@@ -1,4 +1,7 @@
-"""Prometheus metrics, and the HTTP endpoint that serves them with /healthz and /readyz."""
+"""Prometheus metrics, and the HTTP endpoint that serves them with /healthz and /readyz.
+
+Each metric is defined here once; who counts into which: the table in `worker.accounting`.
+"""
 
 from __future__ import annotations
 

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from stream.batch import DecodedBatch
 from stream.redis_sink import RedisSink
+from worker.engine import Learned
 from worker.retry import Retry
+from worker.stages import StageTimer
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,16 @@ class Publisher:
     def close(self) -> None:
         """Let a write under way end (a stop cuts its retries short), then stop the thread."""
         self._thread.shutdown(wait=True)
+
+
+@dataclass
+class InFlight:
+    """A batch learned and ranked whose lists are being written: committed once acknowledged."""
+
+    batch: DecodedBatch
+    learned: Learned | None
+    users: int
+    index_version: int
+    timer: StageTimer
+    started: float  # perf_counter at its poll
+    published: Future[Published]

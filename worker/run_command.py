@@ -22,7 +22,7 @@ def run() -> None:
     """Run the worker until SIGTERM (settings from RECSTREAM_* variables)."""
     settings = settings_or_exit()
     configure_logging(settings.log_format, settings.log_level)
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
     from worker.app import build_worker
     from worker.errors import StartupError
     from worker.metrics import HealthServer, WorkerMetrics

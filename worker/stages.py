@@ -1,4 +1,7 @@
-"""Stage timing as a context manager: `with timer("rank"):` instead of t0/t1/t2 by hand."""
+"""Stage timing as a context manager: `with timer("rank"):` instead of t0/t1/t2 by hand.
+
+Who counts what: the table in `worker.accounting`.
+"""
 
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import structlog
 import torch
 
-from models.checkpoint_dir import check_writable
 from models.device import resolve_device
 from models.errors import CheckpointError, ModelError
 from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
+from worker.checkpoint_dir import check_writable
 from worker.errors import StartupError
 from worker.settings import Settings
 from worker.settings_edges import KafkaSettings

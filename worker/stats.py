@@ -1,4 +1,7 @@
-"""Running totals and a bounded latency reservoir, for the demo report and `/metrics`."""
+"""Running totals and a bounded latency reservoir, for in-process callers (demo, bench, tests).
+
+Only `worker.accounting` writes them; who counts what: the table there.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Warm-up before ready: the device code paths run once on a scratch engine.
 
 The first batches on a GPU pay for CUDA context and cuBLAS handle creation,
-kernel loading and the caching allocator's first blocks (issue 20: the demo's
-p99 was 1,259 ms, from its first batches). A service should pay that before it
-says it is ready, not on its first clicks. So before the worker exists (and
+kernel loading and the caching allocator's first blocks: the demo's p99 came
+from them (docs/benchmarks.md, "Figures behind the code"). A service should
+pay that before it says it is ready, not on its first clicks. So before the worker exists (and
 `/readyz` can answer 200), a throwaway engine built like the real one learns
 and ranks a few synthetic batches and is dropped: the real model's state,
 random generator and row maps are never touched.
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from stream.payload import ListEncoder
 from worker.engine import Engine
 
 _USERS = 64
@@ -33,6 +34,7 @@ def warm_up(make_engine: Callable[[], Engine], batch_size: int) -> float:
     engine = make_engine()
     rng = np.random.default_rng(0)
     n = max(1, min(batch_size, 1024))
+    encoder = ListEncoder()
     try:
         for step in range(_BATCHES):
             users = [f"warmup-u{u}" for u in rng.integers(0, _USERS, n)]
@@ -41,7 +43,7 @@ def warm_up(make_engine: Callable[[], Engine], batch_size: int) -> float:
             weights = np.ones(n, dtype=np.float32)
             learned = engine.learn(users, items, event_ts, weights)
             ranked = engine.rank(learned.touched)
-            engine.payloads(ranked, time.time(), engine.index.version)
+            encoder.encode_lists(engine.lists(ranked), time.time(), engine.index.version)
         engine.rank_cold_start()
     finally:
         engine.index.close()

@@ -11,9 +11,10 @@ import torch
 from fault_helpers import wait_until
 
 import worker.checkpoints
-from models import checkpoint
-from models.checkpoint import Snapshot, write_snapshot
+from models.checkpoint import Snapshot
+from worker import checkpoint_files
 from worker.app import build_worker
+from worker.checkpoint_files import write_snapshot
 
 _EVENTS = 3000
 
@@ -78,7 +79,7 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
     assert manifests
     resume_at = 0
     for manifest_path in manifests:
-        restored = checkpoint._load(manifest_path, torch.device("cpu"))
+        restored = checkpoint_files._load(manifest_path, torch.device("cpu"))
         resume_at = restored.offsets.get((names.topic, 0), 0)
         assert set(restored.offsets) <= {(names.topic, p) for p in range(3)}
         users = set(restored.learner.users.ids())

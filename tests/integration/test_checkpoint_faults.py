@@ -12,10 +12,10 @@ import pytest
 import torch
 from fault_helpers import RECSTREAM, RunningWorker, click_messages, click_stream, wait_until
 
-from models.checkpoint import load_latest, save
-from models.checkpoint_dir import SET_ASIDE
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
+from worker.checkpoint_dir import SET_ASIDE
+from worker.checkpoint_files import load_latest, save
 from worker.testing.embedded import free_port
 
 CPU = torch.device("cpu")

@@ -10,7 +10,7 @@ import torch
 
 from models.device import resolve_device
 from worker.app import build_engine, build_worker
-from worker.scale_setup import build_scale
+from worker.scaleout.build import build_scale
 
 ITEMS = 30
 USERS = 20

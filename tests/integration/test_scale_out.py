@@ -77,9 +77,17 @@ def _phase(start: int, users: range, per_user: int, base_ts: float) -> list[tupl
 
 
 def _wait_balanced(workers: list[RunningWorker], timeout_s: float = 90) -> bool:
+    """Wait until every partition is owned once and each worker holds its even share.
+
+    Counts that merely add up are not enough: a cooperative rebalance runs in
+    rounds, and a worker's hand-over log may still be on its way.
+    """
+    share = PARTITIONS // len(workers)
+
     def balanced() -> bool:
         owned = [_owned(w) for w in workers]
-        return all(owned) and sum(len(o) for o in owned) == PARTITIONS
+        every = set().union(*owned)
+        return len(every) == PARTITIONS and all(len(o) == share for o in owned)
 
     return wait_until(balanced, timeout_s, 0.5)
 

@@ -140,7 +140,14 @@ def test_three_workers_one_killed_every_two_minutes_lose_nothing_and_stay_flat(
         drained = wait_until(
             lambda: sum(committed(names.group, names.topic).values()) >= total, 600, 2.0
         )
-        live = _live_state_keys(kafka_server.bootstrap, f"{names.topic}.state")
+        # A user evicted after the last flush is tombstoned at the next one (every
+        # RECSTREAM_STATE_FLUSH_S): the bound holds once that flush is in.
+        cap = WORKERS * MAX_USERS
+        state = f"{names.topic}.state"
+        live_within = wait_until(
+            lambda: _live_state_keys(kafka_server.bootstrap, state) <= cap, 60, 5
+        )
+        live = _live_state_keys(kafka_server.bootstrap, state)
     finally:
         codes = [w.stop(60) for w in workers]
     growth = schedule.growth_after_warmup()
@@ -157,5 +164,5 @@ def test_three_workers_one_killed_every_two_minutes_lose_nothing_and_stay_flat(
     assert schedule.kills >= int(SOAK_S // KILL_S) - 1, report
     assert growth, report
     assert max(growth) <= 1.10, report
-    assert live <= WORKERS * MAX_USERS, report  # each owner caps its rows; evictions tombstoned
+    assert live_within, report  # each owner caps its rows; evictions tombstoned
     assert codes == [0] * WORKERS, report

@@ -8,7 +8,7 @@ import msgpack
 
 from stream.sync_topics import PartitionReader
 from worker.app import build_worker
-from worker.sync_codec import decode_partition
+from worker.scaleout.codec import decode_partition
 
 
 def _clicks(users: list[str], per_user: int, ts: float) -> list[tuple[bytes, bytes]]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from fault_helpers import log_events
 
 from stream.payload import decode_recommendation
 
@@ -155,11 +156,7 @@ def test_soak_fresh_ids_at_a_steady_rate_keeps_memory_flat_and_loses_nothing(
         if (raw := redis_client.get(f"{names.prefix}{user}")) is None
         or decode_recommendation(raw)["event_ts"] < ts
     ]
-    events = [
-        json.loads(line)
-        for line in log.read_text().splitlines()
-        if line.startswith("{") and '"batch_published"' in line
-    ]
+    events = log_events(log, "batch_published")
     processed = sum(e["events"] for e in events)
     report = {
         "test": "soak",

@@ -12,7 +12,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from models.vectors import Vectors, load_vectors, save_vectors
+from models.vectors import Vectors
+from worker.vectors_file import load_vectors, save_vectors
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from models.errors import RecstreamError
+from recstream.errors import RecstreamError
 
 
 class EmbeddedServerError(RecstreamError):

@@ -23,7 +23,7 @@ from stream.kafka import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
 from worker.app import build_engine
 from worker.engine import Engine
-from worker.scale import ScaleConfig, ScaleOut
+from worker.scaleout.service import ScaleConfig, ScaleOut
 from worker.settings import Settings, with_values
 
 

@@ -44,7 +44,7 @@ def inspect_user(
     as_json: bool,
 ) -> None:
     """Show USER's list as stored in Redis and the clicks and seen history behind it."""
-    from models.errors import RecstreamError
+    from recstream.errors import RecstreamError
     from worker.tools.inspect_user import InspectError, Sources, format_report, inspect, load_titles
 
     settings = settings_or_exit()

@@ -19,15 +19,16 @@ from urllib.parse import quote
 
 import torch
 
-from models.checkpoint import load_latest
+from recstream.errors import RecstreamError
 from stream.reader import Recommendations, connect, get_recommendations
+from worker.checkpoint_files import load_latest
 from worker.debug import RECENT, describe_user
 from worker.metrics import DEBUG_USERS
 from worker.setting_limits import DAY_S
 from worker.settings_edges import RedisSettings
 
 
-class InspectError(Exception):
+class InspectError(RecstreamError):
     """A source named on the command line cannot be read (one line for the operator)."""
 
 

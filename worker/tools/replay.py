@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import RecstreamError
+from recstream.errors import RecstreamError
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer
 

@@ -12,14 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import load_latest, save
 from models.device import resolve_device
 from models.errors import CheckpointError
-from models.vectors import fit_dimension, load_vectors, save_vectors
+from models.vectors import fit_dimension
 from models.warm_start import export_vectors
 from worker.app import build_engine
+from worker.checkpoint_files import load_latest, save
 from worker.errors import SettingsError
 from worker.settings import Settings
+from worker.vectors_file import load_vectors, save_vectors
 
 
 @dataclass(frozen=True)

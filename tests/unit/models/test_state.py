@@ -24,75 +24,90 @@ from models.transitions import ItemTransitions, TransitionTerm
 from models.trending import Trending
 
 CPU = torch.device("cpu")
-ROWS = torch.tensor([0, 1, 2, 1])
+ROWS = [0, 1, 2, 1]
 
 
-def _table() -> EmbeddingTable:
-    return EmbeddingTable(5, CPU, init_std=0.1, generator=torch.Generator().manual_seed(0))
+def _rows(device: torch.device, rows: list[int] = ROWS) -> torch.Tensor:
+    """Integer rows on `device`."""
+    return torch.tensor(rows, dtype=torch.int64, device=device)
+
+
+def _table(device: torch.device = CPU) -> EmbeddingTable:
+    generator = torch.Generator(device=device).manual_seed(0)
+    return EmbeddingTable(5, device, init_std=0.1, generator=generator)
 
 
 def _learn_table(table: EmbeddingTable) -> None:
     table.ensure_rows(4)
-    table.apply_gradients(ROWS, torch.ones(4, 5), 0.1)
+    table.apply_gradients(_rows(table.device), torch.ones(4, 5, device=table.device), 0.1)
 
 
-def _history() -> SeenHistory:
-    return SeenHistory(3, CPU)
+def _history(device: torch.device = CPU) -> SeenHistory:
+    return SeenHistory(3, device)
 
 
 def _learn_history(history: SeenHistory) -> None:
-    history.add(ROWS, torch.tensor([4, 5, 6, 7]), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    device = history.device
+    times = torch.tensor([1.0, 2.0, 3.0, 4.0], device=device)
+    history.add(_rows(device), _rows(device, [4, 5, 6, 7]), times)
 
 
-def _prior() -> PopularityPrior:
-    return PopularityPrior(10.0, CPU)
+def _prior(device: torch.device = CPU) -> PopularityPrior:
+    return PopularityPrior(10.0, device)
 
 
 def _learn_prior(prior: PopularityPrior) -> None:
-    prior.add(ROWS, torch.ones(4), now=5.0 if prior.capacity == 0 else 50.0, rows=4)
+    now = 5.0 if prior.capacity == 0 else 50.0
+    prior.add(_rows(prior.device), torch.ones(4, device=prior.device), now=now, rows=4)
 
 
-def _transitions() -> ItemTransitions:
-    return ItemTransitions(4, 2, 0.5, CPU)
+def _transitions(device: torch.device = CPU) -> ItemTransitions:
+    return ItemTransitions(4, 2, 0.5, device)
 
 
 def _learn_transitions(table: ItemTransitions) -> None:
-    table.add(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.ones(3))
+    device = table.device
+    table.add(_rows(device, [0, 0, 1]), _rows(device, [1, 2, 2]), torch.ones(3, device=device))
 
 
-def _covisit() -> CoVisitation:
-    return CoVisitation(slots=3, half_life=50.0, device=CPU)
+def _covisit(device: torch.device = CPU) -> CoVisitation:
+    return CoVisitation(slots=3, half_life=50.0, device=device)
 
 
 def _learn_covisit(table: CoVisitation) -> None:
-    table.add(torch.tensor([0, 0, 1, 3]), torch.tensor([1, 2, 2, 0]), torch.ones(4))
+    device = table.device
+    before, after = _rows(device, [0, 0, 1, 3]), _rows(device, [1, 2, 2, 0])
+    table.add(before, after, torch.ones(4, device=device))
 
 
-def _term() -> TransitionTerm:
-    return TransitionTerm(_transitions(), _covisit())
+def _term(device: torch.device = CPU) -> TransitionTerm:
+    return TransitionTerm(_transitions(device), _covisit(device))
 
 
 def _learn_term(term: TransitionTerm) -> None:
-    term.add(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.ones(3))
+    device = term.table.device
+    term.add(_rows(device, [0, 0, 1]), _rows(device, [1, 2, 2]), torch.ones(3, device=device))
 
 
-def _trending() -> Trending:
-    return Trending((10.0, float("inf")), CPU)
+def _trending(device: torch.device = CPU) -> Trending:
+    return Trending((10.0, float("inf")), device)
 
 
 def _learn_trending(trending: Trending) -> None:
     clock = trending.clock + 5.0
-    trending.add(torch.tensor([0, 2, 2]), torch.ones(3), clock, rows=4)
+    device = trending.device
+    trending.add(_rows(device, [0, 2, 2]), torch.ones(3, device=device), clock, rows=4)
 
 
-def _ranker() -> OnlineRanker:
-    return OnlineRanker(3, RankerConfig(hidden=2), CPU)
+def _ranker(device: torch.device = CPU) -> OnlineRanker:
+    return OnlineRanker(3, RankerConfig(hidden=2), device)
 
 
 def _learn_ranker(ranker: OnlineRanker) -> None:
-    features = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3) / 10
-    valid = torch.ones(2, 4, dtype=torch.bool)
-    ranker.fit(features, valid, torch.tensor([1, 3]))
+    device = ranker.device
+    features = torch.arange(24, dtype=torch.float32, device=device).reshape(2, 4, 3) / 10
+    valid = torch.ones(2, 4, dtype=torch.bool, device=device)
+    ranker.fit(features, valid, _rows(device, [1, 3]))
 
 
 def _ids() -> IdMap:
@@ -121,18 +136,21 @@ def _learn_policy(policy: RowPolicy) -> None:
     policy.admit(["u0", "u9"], ["i1", "rare"], float(len(policy.users.pending) + 10))
 
 
-def _learner() -> OnlineLearner:
-    return OnlineLearner(LearnerConfig(dim=4, negatives=4, transition_slots=4, seed=1), CPU)
+def _learner(device: torch.device = CPU) -> OnlineLearner:
+    return OnlineLearner(LearnerConfig(dim=4, negatives=4, transition_slots=4, seed=1), device)
 
 
 def _learn_learner(learner: OnlineLearner) -> None:
-    users = torch.from_numpy(learner.users.rows_for(["u1", "u2", "u3", "u1"]))
-    items = torch.from_numpy(learner.items.rows_for(["i1", "i2", "i3", "i4"]))
-    learner.learn(users, items, torch.ones(4), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    device = learner.device
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2", "u3", "u1"])).to(device)
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i2", "i3", "i4"])).to(device)
+    times = torch.tensor([1.0, 2.0, 3.0, 4.0], device=device)
+    learner.learn(users, items, torch.ones(4, device=device), times)
 
 
-# (make an empty part, teach it something): each part's state must round-trip and be a copy.
-CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+# (make an empty part on a device, teach it something): each part's state must round-trip
+# and be a host copy, whatever device the part lives on.
+DEVICE_CASES: dict[str, tuple[Callable[[torch.device], Any], Callable[[Any], None]]] = {
     "table": (_table, _learn_table),
     "history": (_history, _learn_history),
     "prior": (_prior, _learn_prior),
@@ -141,9 +159,12 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
     "covisit": (_covisit, _learn_covisit),
     "trending": (_trending, _learn_trending),
     "ranker": (_ranker, _learn_ranker),
+    "learner": (_learner, _learn_learner),
+}
+# ... and the parts that live on the host only (numpy and Python state).
+HOST_CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
     "ids": (_ids, _learn_ids),
     "pending": (_pending, _learn_pending),
-    "learner": (_learner, _learn_learner),
 }
 
 
@@ -173,10 +194,8 @@ def _assert_unchanged(state: StateDict, copy: StateDict) -> None:
             assert repr(value) == copy[name], name
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_state_round_trips_and_is_a_copy(case: str) -> None:
+def _check_round_trip(make: Callable[[], Any], learn: Callable[[Any], None]) -> None:
     """A loaded part gives back the same state; learning after either leaves the state as it was."""
-    make, learn = CASES[case]
     part = make()
     learn(part)
     state = part.state_dict()
@@ -192,6 +211,20 @@ def test_state_round_trips_and_is_a_copy(case: str) -> None:
     learn(other)  # nor does the loaded one share memory with it
     _assert_unchanged(state, kept)
     assert repr(_copy(part.state_dict())) != repr(kept)  # it did learn: the check means something
+
+
+@pytest.mark.parametrize("case", list(DEVICE_CASES))
+def test_state_round_trips_and_is_a_copy(device: torch.device, case: str) -> None:
+    """A part on `device` hands over host copies and takes them back whole, as on the CPU."""
+    make, learn = DEVICE_CASES[case]
+    _check_round_trip(lambda: make(device), learn)
+
+
+@pytest.mark.parametrize("case", list(HOST_CASES))
+def test_host_state_round_trips_and_is_a_copy(case: str) -> None:
+    """A host-only part (id maps, pending counts) gives back the same state, as copies."""
+    make, learn = HOST_CASES[case]
+    _check_round_trip(make, learn)
 
 
 def test_row_policy_round_trips_over_restored_maps() -> None:

@@ -1,13 +1,11 @@
-"""Unit tests for the offline vectors file: round trip, validation, dimension fitting."""
+"""Offline vectors as named arrays: round trip, validation, dimension fitting (no file)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models.vectors import VectorFileError, Vectors, fit_dimension, load_vectors, save_vectors
+from models.vectors import VectorFileError, Vectors, fit_dimension, from_arrays, to_arrays
 
 
 def _vectors(n_items: int = 30, n_users: int = 5, dim: int = 8) -> Vectors:
@@ -21,11 +19,12 @@ def _vectors(n_items: int = 30, n_users: int = 5, dim: int = 8) -> Vectors:
     )
 
 
-def test_round_trip(tmp_path: Path) -> None:
-    """What `save_vectors` writes, `load_vectors` reads back unchanged."""
+def test_round_trip() -> None:
+    """What `to_arrays` gives, `from_arrays` takes back unchanged, ids as unicode, not objects."""
     vectors = _vectors()
-    save_vectors(tmp_path / "v.npz", vectors)
-    loaded = load_vectors(tmp_path / "v.npz")
+    arrays = to_arrays(vectors)
+    assert arrays["item_ids"].dtype.kind == "U"
+    loaded = from_arrays(arrays)
     assert loaded.item_ids == vectors.item_ids
     assert loaded.user_ids == vectors.user_ids
     np.testing.assert_array_equal(loaded.item_vectors, vectors.item_vectors)
@@ -51,22 +50,10 @@ def test_round_trip(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_files_say_what_is_wrong(
-    tmp_path: Path, arrays: dict[str, np.ndarray], message: str
-) -> None:
-    """Each malformed file raises `VectorFileError` naming the problem."""
-    path = tmp_path / "bad.npz"
-    np.savez(path, **arrays)
+def test_bad_arrays_say_what_is_wrong(arrays: dict[str, np.ndarray], message: str) -> None:
+    """Each malformed set of arrays raises `VectorFileError` naming the problem."""
     with pytest.raises(VectorFileError, match=message):
-        load_vectors(path)
-
-
-def test_not_an_npz(tmp_path: Path) -> None:
-    """A file that is not an archive of arrays is refused, not unpickled."""
-    path = tmp_path / "x.npz"
-    path.write_bytes(b"not an archive")
-    with pytest.raises(VectorFileError, match="not a readable"):
-        load_vectors(path)
+        from_arrays(arrays)
 
 
 def test_dimension_mismatch_refused_without_projection() -> None:

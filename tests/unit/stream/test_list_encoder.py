@@ -6,7 +6,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.payload import ListEncoder, Recommendation, encode_recommendation
+from stream.payload import (
+    ListEncoder,
+    RankedLists,
+    Recommendation,
+    encode_recommendation,
+    recommendations,
+)
 
 # Lengths crossing msgpack's fixstr (31), str8 (255) and str16 boundaries, in any script.
 _IDS = st.one_of(
@@ -92,3 +98,22 @@ def test_many_id_changes_keep_every_encoding() -> None:
         ts = rng.normal(size=20)
         got = encoder.encode(table.__getitem__, rows, scores, ts, 5.0, step)
         assert got == _reference(list(table), rows, scores, ts, 5.0, step)
+
+
+def test_encoded_lists_are_the_encoded_recommendations_per_user() -> None:
+    """`encode_lists` pairs each user with the bytes of its `recommendations` entry."""
+    ids = np.array(["x", "y", "z"], dtype=object)
+    lists = RankedLists(
+        ["a", "b"],
+        np.array([[2, 0, -1], [-1, 1, 2]]),
+        np.array([[0.5, 0.25, -np.inf], [-np.inf, 2.0, 1.0]], dtype=np.float32),
+        np.array([7.0, 9.5]),
+        lambda rows: ids[rows],
+    )
+    recs = recommendations(lists)
+    assert [(r.user, r.items, r.event_ts) for r in recs] == [
+        ("a", ["z", "x"], 7.0),
+        ("b", ["y", "z"], 9.5),
+    ]
+    pairs = ListEncoder().encode_lists(lists, 12.0, 3)
+    assert pairs == [(r.user, encode_recommendation(r, 12.0, 3)) for r in recs]

@@ -11,9 +11,10 @@ import torch
 
 import worker.checkpoints
 from index.exact import ExactIndex
-from models.checkpoint import Snapshot, load_latest, write_snapshot
+from models.checkpoint import Snapshot
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
+from worker.checkpoint_files import load_latest, write_snapshot
 from worker.checkpoints import Checkpointer
 from worker.engine import Engine
 from worker.metrics import WorkerMetrics

@@ -6,19 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-import worker.scale
+import worker.scaleout.metrics
 from index.exact import ExactIndex
-from models.handover import drop_users, export_users, import_users
 from models.history import SeenHistory
-from models.item_deltas import ItemSync
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from models.seeded import seeded_normal
 from stream.batch import DecodedBatch
 from worker.engine import Engine
 from worker.metrics import WorkerMetrics
-from worker.scale import ScaleConfig, ScaleOut
-from worker.sync_codec import (
+from worker.scaleout.codec import (
     DeltaChunk,
     decode_delta,
     decode_partition,
@@ -26,6 +23,9 @@ from worker.sync_codec import (
     encode_users,
     split_delta,
 )
+from worker.scaleout.handover import drop_users, export_users, import_users
+from worker.scaleout.item_deltas import ItemSync
+from worker.scaleout.service import ScaleConfig, ScaleOut
 
 CPU = torch.device("cpu")
 
@@ -172,7 +172,7 @@ def test_a_redelivered_delta_changes_nothing() -> None:
 
 def test_the_staleness_kept_in_memory_is_a_bounded_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Folding goes on for as long as a worker runs: only the last folds' staleness stays."""
-    monkeypatch.setattr(worker.scale, "STALENESS_WINDOW", 2)
+    monkeypatch.setattr(worker.scaleout.metrics, "STALENESS_WINDOW", 2)
     a, b = _engine(), _engine()
     scale_a, producer_a, _ = _scale(a)
     metrics = WorkerMetrics()
@@ -231,3 +231,24 @@ def test_a_state_record_of_another_dimension_is_not_restored(dim: int) -> None:
     state = export_users(old.learner, old.history, old.rows.users, old.learner.users.lookup(["u1"]))
     assert decode_partition(encode_users(state), dim + 2).users.ids == []
     assert decode_partition(encode_users(state), dim + 1).users.ids == ["u1"]
+
+
+def test_scale_out_books_grow_by_the_row_caps() -> None:
+    """The ledger of user rows and the item sync's base follow `models.growth`: never past a cap."""
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), CPU)
+    rows = RowPolicy.over(
+        learner.users, learner.items, RowLimits(max_rows=20), RowLimits(max_rows=30)
+    )
+    engine = Engine(learner, SeenHistory(8, CPU), ExactIndex(), 5, rows)
+    scale, _, _ = _scale(engine)
+    users, items = [f"u{n}" for n in range(15)], [f"i{n}" for n in range(25)]
+    clicks = [(users[n % 15], items[n]) for n in range(25)]
+    batch = DecodedBatch(users=[u for u, _ in clicks], items=[i for _, i in clicks])
+    batch.event_ts.extend([1000.0] * 25)
+    batch.weights.extend([1.0] * 25)
+    batch.partitions.extend([0] * 25)
+    learned = engine.learn(batch.users, batch.items, np.full(25, 1000.0), np.ones(25, np.float32))
+    scale.after_batch(batch, learned)
+    assert scale.unflushed == 15
+    assert scale.ownership.ledger._partition.size == 20  # not the 1,024 of a bare doubling
+    assert scale.items._dirty.shape[0] == 30

@@ -9,13 +9,13 @@ import torch
 
 from index.exact import ExactIndex
 from models.history import SeenHistory
-from models.item_deltas import TransitionPairs, split_pairs
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.batch import DecodedBatch
 from worker.engine import Engine
-from worker.scale import ScaleConfig, ScaleOut
-from worker.sync_codec import TransitionChunk, decode_feed, encode_transitions
+from worker.scaleout.codec import TransitionChunk, decode_feed, encode_transitions
+from worker.scaleout.service import ScaleConfig, ScaleOut
+from worker.scaleout.transitions import TransitionPairs, split_pairs
 
 CPU = torch.device("cpu")
 
@@ -126,10 +126,11 @@ def test_two_workers_rings_agree_after_exchanging_pairs_and_redelivery_changes_n
 
 
 def test_without_scale_out_nothing_is_kept_and_without_transitions_nothing_is_sent() -> None:
-    """The learner logs pairs only once scale-out asks; no transition term, no records."""
+    """The learner hands its pairs to no one until scale-out watches; no term, no records."""
     plain = _engine()
     plain.learn(["u", "u"], ["a", "b"], np.full(2, 1.0), np.ones(2, np.float32))
-    assert plain.learner.transition_log is None
+    assert plain.learner.transition is not None
+    assert plain.learner.transition._sinks == []
     off = _engine(transition_slots=0)
     scale, out, _ = _scale(off)
     assert scale.transitions is None
@@ -176,7 +177,7 @@ def test_feed_records_of_pairs_stay_under_half_a_megabyte_with_the_longest_ids()
 
 def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
     """Each worker sends its ranker; the other averages it into its own, exactly."""
-    from worker.sync_codec import RankerChunk
+    from worker.scaleout.codec import RankerChunk
 
     a, b = _engine(), _engine()
     scale_a, out_a, _ = _scale(a)

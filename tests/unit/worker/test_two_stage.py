@@ -12,6 +12,7 @@ from index.exact import ExactIndex
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import OnlineRanker, RankerConfig
+from stream.payload import recommendations
 from worker.engine import Engine
 from worker.two_stage import StageConfig
 
@@ -33,7 +34,7 @@ def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) 
 
 def _list(engine: Engine, user: str) -> list[str]:
     row = torch.tensor([engine.learner.users.row(user)])
-    return engine.recommendations(engine.rank(row))[0].items
+    return recommendations(engine.lists(engine.rank(row)))[0].items
 
 
 def _filler(engine: Engine, items: int = 40) -> None:
@@ -219,3 +220,15 @@ def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
     assert engine.stages.later.steps > 0
     rows = torch.arange(len(engine.learner.users), device=device)
     assert (engine.rank(rows).item_rows >= 0).all()
+
+
+def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch.device) -> None:
+    """A batch of three learn steps' clicks teaches the ranker before each of the three."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    engine.learn_chunk = 4
+    _filler(engine)
+    ranker, learner = engine.stages.ranker, engine.learner
+    before = (ranker.steps, learner.steps)
+    users = [f"bg{n % 7}" for n in range(12)]
+    _learn(engine, users, [f"f{(5 * n) % 40}" for n in range(12)])
+    assert (ranker.steps - before[0], learner.steps - before[1]) == (3, 3)

@@ -20,7 +20,10 @@ def load_streams(options: EvalOptions) -> list[Stream]:
 
 
 def limit_threads(threads: int) -> contextlib.AbstractContextManager[object]:
-    """Run torch and numpy's BLAS on `threads`: on a busy 2-core box spinning pools cost 10x."""
+    """Run torch and numpy's BLAS on `threads`: on a busy box, spinning pools cost many times over.
+
+    The figure: docs/benchmarks.md, "Figures behind the code".
+    """
     torch.set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits

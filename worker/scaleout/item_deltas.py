@@ -13,12 +13,14 @@ is folded from clicks, not from deltas: a sent delta carries the learned part
 alone (the change of `beta * L` subtracted), and the clicks travel beside it
 as masses that the receiver folds into its own prior, so the cold-start list
 counts every worker's clicks. Transition pairs travel by id beside the
-deltas (`TransitionSync`) and are added to the receiver's successor rings.
+deltas (`worker.scaleout.transitions`) and are added to the receiver's rings.
 
 `base` is each row's value at the last sync (plus the deltas folded in since):
 `weight - base` is what this worker has not sent yet. A row's base is tied to
 the id it was taken for; a row reused by another id gets that id's seeded
-start as its base. No I/O here: arrays in, arrays out.
+start as its base. No I/O here: arrays in, arrays out; the learner's tables and
+prior are read and changed through their own methods (`gather`, `add`,
+`log_mass_of`, `fold_clicks`), and the base grows by `models.growth`'s rule.
 """
 
 from __future__ import annotations
@@ -31,15 +33,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from models.growth import grown_capacity
 from models.learner import OnlineLearner
 from models.prior import FLOOR
 from models.seeded import seeded_normal
-
-
-def _add_clamped(sums: torch.Tensor, index: torch.Tensor, delta: torch.Tensor) -> None:
-    """Add to squared-gradient sums, never below 0 (a decayed bias sum can shrink)."""
-    sums.index_add_(0, index, delta)
-    sums[index] = sums[index].clamp(min=0.0)
 
 
 @dataclass(frozen=True)
@@ -60,9 +57,13 @@ class ItemDelta:
 class ItemSync:
     """Tracks unsent item changes of one learner and applies other workers' deltas to it."""
 
-    def __init__(self, learner: OnlineLearner) -> None:
-        """Start with nothing unsent: the learner's current rows are the base."""
+    def __init__(self, learner: OnlineLearner, max_rows: int | None = None) -> None:
+        """Start with nothing unsent: the learner's current rows are the base.
+
+        `max_rows` is the item row cap: the base never allocates past it.
+        """
         self.learner = learner
+        self.max_rows = max_rows
         width = learner.config.dim + 1
         device = learner.device
         self._width = width
@@ -87,7 +88,7 @@ class ItemSync:
         have = int(self._dirty.shape[0])
         if rows <= have:
             return
-        size = max(rows, 2 * have, 1024)
+        size = grown_capacity(have, rows, self.max_rows)
 
         def grown(old: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
             new = torch.full((size, *old.shape[1:]), fill, dtype=old.dtype, device=old.device)
@@ -106,13 +107,11 @@ class ItemSync:
         if rows.size == 0:
             return
         learner, index = self.learner, torch.from_numpy(rows).to(self.learner.device)
-        self._base[index] = learner.item_table.weight[index]
-        self._base_g[index] = learner.item_table.grad_sq[index]
+        self._base[index], self._base_g[index] = learner.item_table.gather(index)
         if self._context_on:
-            self._base_c[index] = learner.context_table.weight[index]
-            self._base_cg[index] = learner.context_table.grad_sq[index]
+            self._base_c[index], self._base_cg[index] = learner.context_table.gather(index)
         if learner.config.popularity_weight:
-            self._base_l[index] = learner.prior.log_mass[index]
+            self._base_l[index] = learner.prior.log_mass_of(index)
         self._base_ids[rows] = ids
 
     def _rebase_reused(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
@@ -179,7 +178,7 @@ class ItemSync:
         if beta and math.isfinite(prior.clock):
             log_mass = self._base_l[index].cpu().numpy()
             clicked = log_mass > FLOOR
-            mass = np.exp(log_mass[clicked] - (prior.clock - prior.ref) / prior.tau)
+            mass = prior.decayed(log_mass[clicked])
         return rows, ItemDelta(
             ids=[str(i) for i in ids],
             weight=weight.cpu().numpy(),
@@ -217,14 +216,14 @@ class ItemSync:
         self._dirty[:] = False
         rows = rows_t.cpu().numpy().astype(np.int64)
         ids = self._rebase_reused(rows)
-        weight = learner.item_table.weight[rows_t] - self._base[rows_t]
+        weight, grad_sq = learner.item_table.gather(rows_t)
+        weight, grad_sq = weight - self._base[rows_t], grad_sq - self._base_g[rows_t]
         if learner.config.popularity_weight:
-            mass = learner.prior.log_mass[rows_t] - self._base_l[rows_t]
+            mass = learner.prior.log_mass_of(rows_t) - self._base_l[rows_t]
             weight[:, -1] -= (learner.config.popularity_weight * mass).to(weight.dtype)
-        grad_sq = learner.item_table.grad_sq[rows_t] - self._base_g[rows_t]
         if self._context_on:
-            context = learner.context_table.weight[rows_t] - self._base_c[rows_t]
-            context_g = learner.context_table.grad_sq[rows_t] - self._base_cg[rows_t]
+            context, context_g = learner.context_table.gather(rows_t)
+            context, context_g = context - self._base_c[rows_t], context_g - self._base_cg[rows_t]
         else:
             context = weight.new_zeros(rows.size, 0)
             context_g = weight.new_zeros(rows.size, 0)
@@ -261,16 +260,14 @@ class ItemSync:
         if rows.size:
             weight = torch.from_numpy(delta.weight[keep]).to(device)
             grad_sq = torch.from_numpy(delta.grad_sq[keep]).to(device)
-            learner.item_table.weight.index_add_(0, index, weight)
+            learner.item_table.add(index, weight, grad_sq)
             self._base.index_add_(0, index, weight)
-            _add_clamped(learner.item_table.grad_sq, index, grad_sq)
             self._base_g.index_add_(0, index, grad_sq)
             if self._context_on and delta.context.shape[1]:
                 context = torch.from_numpy(delta.context[keep]).to(device)
                 context_g = torch.from_numpy(delta.context_grad_sq[keep]).to(device)
-                learner.context_table.weight.index_add_(0, index, context)
+                learner.context_table.add(index, context, context_g)
                 self._base_c.index_add_(0, index, context)
-                _add_clamped(learner.context_table.grad_sq, index, context_g)
                 self._base_cg.index_add_(0, index, context_g)
         changed.append(self._fold_clicks(delta, click_rows))
         unique: torch.Tensor = torch.unique(torch.cat(changed))
@@ -291,102 +288,4 @@ class ItemSync:
             now = base + delta.events
         else:
             now = delta.clock
-        rows, change = prior.add(items, mass, now, learner.item_table.rows)
-        bias = learner.item_table.weight[:, -1]
-        bias.index_add_(0, rows, (beta * change).to(bias.dtype))
-        folded: torch.Tensor = rows
-        return folded
-
-
-@dataclass(frozen=True)
-class TransitionPairs:
-    """Transition pairs by id: `ids[before[n]] -> ids[after[n]]` with `weight[n]`.
-
-    Ids, not rows: the same item has different rows on different workers.
-    """
-
-    ids: list[str]
-    before: npt.NDArray[np.int32]  # index into ids
-    after: npt.NDArray[np.int32]
-    weight: npt.NDArray[np.float32]
-
-
-def split_pairs(pairs: TransitionPairs, max_pairs: int) -> list[TransitionPairs]:
-    """Pairs cut into pieces of at most `max_pairs`, each with only the ids it uses."""
-    if len(pairs.before) <= max_pairs:
-        return [pairs]
-    ids = np.asarray(pairs.ids, dtype=object)
-    pieces = []
-    for start in range(0, len(pairs.before), max_pairs):
-        end = start + max_pairs
-        both = np.concatenate([pairs.before[start:end], pairs.after[start:end]])
-        used, index = np.unique(both, return_inverse=True)
-        half = len(both) // 2
-        pieces.append(
-            TransitionPairs(
-                ids=[str(i) for i in ids[used]],
-                before=index[:half].astype(np.int32),
-                after=index[half:].astype(np.int32),
-                weight=pairs.weight[start:end],
-            )
-        )
-    return pieces
-
-
-class TransitionSync:
-    """The transition pairs one learner added since the last take, by id, and others' pairs in.
-
-    Each worker's rings would otherwise hold only its own users' pairs. Pairs
-    are turned into ids right after the batch that added them (`capture`, while
-    their rows still hold those items); a received pair is added to the rings
-    as if seen here, so every worker's ring of an item holds the same
-    successors once all pairs arrived (ring order may differ).
-    """
-
-    def __init__(self, learner: OnlineLearner) -> None:
-        """Make `learner` keep the pairs each step adds."""
-        self.learner = learner
-        learner.log_transitions()
-        self._ids: list[npt.NDArray[np.object_]] = []  # (2, n) before and after ids per batch
-        self._weights: list[npt.NDArray[np.float32]] = []
-
-    @property
-    def pending(self) -> bool:
-        """Whether pairs learned here have not been taken yet."""
-        return bool(self._weights)
-
-    def capture(self) -> None:
-        """Take the learner's new pairs as ids (call after each batch, before rows move)."""
-        pairs = self.learner.take_transitions()
-        if pairs is None:
-            return
-        before, after, weight = pairs
-        ids = self.learner.items.ids_of(torch.stack([before, after]).cpu().numpy())
-        held = (ids != None).all(0)  # noqa: E711 (elementwise): a hole has no id to send
-        self._ids.append(ids[:, held])
-        self._weights.append(weight.cpu().numpy().astype(np.float32)[held])
-
-    def take(self) -> TransitionPairs:
-        """The pairs captured since the last take, with one id list; they count as sent."""
-        if not self._weights:
-            empty = np.zeros(0, np.int32)
-            return TransitionPairs([], empty, empty, np.zeros(0, np.float32))
-        ids = np.concatenate(self._ids, axis=1)
-        weight = np.concatenate(self._weights)
-        self._ids, self._weights = [], []
-        used, index = np.unique(ids.ravel(), return_inverse=True)
-        index = index.reshape(ids.shape).astype(np.int32)
-        return TransitionPairs([str(i) for i in used], index[0], index[1], weight)
-
-    def apply(self, pairs: TransitionPairs, rows: npt.NDArray[np.int64]) -> None:
-        """Add another worker's pairs (their ids already given local `rows`, `-1`: skip)."""
-        device = self.learner.device
-        before, after = rows[pairs.before], rows[pairs.after]
-        keep = (before >= 0) & (after >= 0)
-        if not keep.any():
-            return
-        self.learner.add_transitions(
-            torch.from_numpy(before[keep]).to(device),
-            torch.from_numpy(after[keep]).to(device),
-            torch.from_numpy(pairs.weight[keep]).to(device),
-        )
+        return learner.fold_clicks(items, mass, now)

@@ -8,7 +8,9 @@ worker. Rings are cut to their filled slots (they fill from slot 0 before
 they wrap), so a light user costs a few bytes, not `length` slots.
 
 No I/O: `export_users` gives arrays and lists, `import_users` takes them back;
-the caller encodes them (`stream.state_topic`).
+the worker encodes them (`worker.scaleout.codec`) and sends them on the
+partition-keyed state topic (`RECSTREAM_KAFKA_STATE_TOPIC`). Each part is read
+and written through its own methods (`gather`/`put`, `export`/`install`, `saw`).
 """
 
 from __future__ import annotations
@@ -59,23 +61,23 @@ def export_users(
 ) -> UserRows:
     """The state of the users at `rows` (live rows of `learner.users`)."""
     index = torch.from_numpy(rows).to(learner.device)
-    recent = learner.recent
-    recent_items = recent.items[index] if recent.capacity else recent.items[:0]
-    recent_written = recent.written[index] if recent.capacity else recent.written[:0]
-    if not learner.config.recent_items or recent_items.shape[0] != rows.size:
-        recent_ids: list[list[str | None]] = [[] for _ in range(rows.size)]
-        recent_written = torch.zeros(rows.size, dtype=torch.int64)
-    else:
+    if learner.config.recent_items and learner.recent.capacity:
+        recent_items, recent_written, _ = learner.recent.export(index)
         recent_ids = _ring_ids(recent_items, recent_written, learner)
+    else:
+        recent_ids = [[] for _ in range(rows.size)]
+        recent_written = torch.zeros(rows.size, dtype=torch.int64)
+    weight, grad_sq = learner.user_table.gather(index)
+    seen, seen_written, last_ts = history.export(index)
     return UserRows(
         ids=[str(u) for u in learner.users.ids_of(rows)],
-        weight=learner.user_table.weight[index].cpu().numpy(),
-        grad_sq=learner.user_table.grad_sq[index].cpu().numpy(),
+        weight=weight.cpu().numpy(),
+        grad_sq=grad_sq.cpu().numpy(),
         recent=recent_ids,
         recent_written=recent_written.cpu().numpy().astype(np.int64),
-        seen=_ring_ids(history.items[index], history.written[index], learner),
-        seen_written=history.written[index].cpu().numpy().astype(np.int64),
-        last_ts=history.last_ts[index].cpu().numpy().astype(np.float64),
+        seen=_ring_ids(seen, seen_written, learner),
+        seen_written=seen_written.cpu().numpy().astype(np.int64),
+        last_ts=last_ts.cpu().numpy().astype(np.float64),
         last_seen=keeper.last_seen[rows].copy(),
     )
 
@@ -108,26 +110,23 @@ def import_users(
     if keep.size == 0:
         return 0
     rows = user_rows[keep]
-    device = learner.device
-    index = torch.from_numpy(rows).to(device)
+    index = torch.from_numpy(rows).to(learner.device)
     wanted = sorted(
         {i for n in keep for ring in (state.recent[n], state.seen[n]) for i in ring if i}
     )
     row_of = dict(zip(wanted, item_rows(wanted).tolist(), strict=True)) if wanted else {}
     learner.sync_rows()
     history.ensure_users(learner.users.extent)
-    learner.user_table.weight[index] = torch.from_numpy(state.weight[keep]).to(device)
-    learner.user_table.grad_sq[index] = torch.from_numpy(state.grad_sq[keep]).to(device)
+    weight, grad_sq = torch.from_numpy(state.weight[keep]), torch.from_numpy(state.grad_sq[keep])
+    learner.user_table.put(index, weight, grad_sq)
     if learner.config.recent_items:
         recent = learner.recent
-        rings = [state.recent[n] for n in keep]
-        recent.items[index] = torch.from_numpy(_ring_rows(rings, recent.length, row_of)).to(device)
-        recent.written[index] = torch.from_numpy(state.recent_written[keep]).to(device)
-    rings = [state.seen[n] for n in keep]
-    history.items[index] = torch.from_numpy(_ring_rows(rings, history.length, row_of)).to(device)
-    history.written[index] = torch.from_numpy(state.seen_written[keep]).to(device)
-    history.last_ts[index] = torch.from_numpy(state.last_ts[keep]).to(device)
-    keeper.last_seen[rows] = np.maximum(keeper.last_seen[rows], state.last_seen[keep])
+        rings = torch.from_numpy(_ring_rows([state.recent[n] for n in keep], recent.length, row_of))
+        recent.install(index, rings, torch.from_numpy(state.recent_written[keep]))
+    seen = torch.from_numpy(_ring_rows([state.seen[n] for n in keep], history.length, row_of))
+    written, last_ts = state.seen_written[keep], state.last_ts[keep]
+    history.install(index, seen, torch.from_numpy(written), torch.from_numpy(last_ts))
+    keeper.saw(rows, state.last_seen[keep])
     return int(keep.size)
 
 

@@ -14,6 +14,9 @@ waits for the acknowledgements and folds the feed to its end, so every delta
 before the offset is in the snapshot (its own through its base, the others'
 folded) and none after it. The marker also carries the highest seq folded per
 origin, so a re-delivered record after the offset is still skipped.
+
+Here the model side: a snapshot taken from the item sync's base, and one
+applied to fresh rows. Writing and reading the topic is `snapshot_topic`'s.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import numpy.typing as npt
 import structlog
 import torch
 
-from models.item_deltas import ItemDelta, ItemSync, TransitionPairs, TransitionSync
 from models.learner import OnlineLearner
 from worker.engine import Engine
-from worker.sync_codec import SnapshotItem, decode_snapshot_item
+from worker.scaleout.item_deltas import ItemDelta, ItemSync
+from worker.scaleout.snapshot_codec import SnapshotItem, decode_snapshot_item
+from worker.scaleout.transitions import TransitionPairs, TransitionSync
 
 log = structlog.get_logger("recstream.worker")
 
@@ -44,8 +48,7 @@ def take(learner: OnlineLearner, items: ItemSync, snap: str) -> list[SnapshotIte
     if learner.transition is not None and rows.size:
         table = learner.transition.table
         held = rows[rows < table.capacity]
-        successors = table.successors[torch.from_numpy(held).to(table.device)].cpu().numpy()
-        weights = table.weights[torch.from_numpy(held).to(table.device)].cpu().numpy()
+        successors, weights = (ring.cpu().numpy() for ring in table.rings(torch.from_numpy(held)))
         for n in range(held.size):
             filled = successors[n] >= 0
             ids = learner.items.ids_of(successors[n][filled].astype(np.int64))

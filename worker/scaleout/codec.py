@@ -1,13 +1,14 @@
-"""The records of the scale-out topics, as msgpack: user state, partition markers, item deltas.
+"""The records of the scale-out topics, as msgpack: user state, partition markers, the feed.
 
 State topic (`{topic}.state`, key = user id): a user record holds one user's
-`models.handover.UserRows` row; the marker record (its key longer than any
-user id can be, so no user owns it) holds the input offset that the
+`worker.scaleout.handover.UserRows` row; the marker record (its key longer than
+any user id can be, so no user owns it) holds the input offset that the
 partition's state reflects. Item feed (`{topic}.items`): one delta chunk per
-record, or one chunk of transition pairs (`"kind": "transitions"`), tagged
-(origin, seq) from one counter so a re-delivered chunk is recognised and skipped.
-Floats travel as raw little-endian arrays: exact, and a fraction of msgpack's
-per-float cost.
+record, or one chunk of transition pairs (`"kind": "transitions"`), or a ranker
+(`"kind": "ranker"`), tagged (origin, seq) from one counter so a re-delivered
+record is recognised and skipped. The item snapshot's records are
+`worker.scaleout.snapshot_codec`'s. Floats travel as raw little-endian arrays:
+exact, and a fraction of msgpack's per-float cost.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from models.handover import UserRows
-from models.item_deltas import ItemDelta, TransitionPairs
 from stream.events import MAX_ID_BYTES
+from worker.scaleout.handover import UserRows
+from worker.scaleout.item_deltas import ItemDelta
+from worker.scaleout.transitions import TransitionPairs
 
 FORMAT = 1
 MARKER_KEY = b"#" * (MAX_ID_BYTES + 1)  # longer than any user id: no user can own it
@@ -278,112 +280,4 @@ def decode_feed(value: bytes) -> DeltaChunk | TransitionChunk | RankerChunk:
         raise ValueError("transition record with a negative index")
     return TransitionChunk(
         raw["origin"], int(raw["seq"]), raw["sent"], TransitionPairs(ids, before, after, weight)
-    )
-
-
-# -- the item snapshot (`{items topic}.snapshot`): partition 0 one record per item, 1 markers --
-
-
-@dataclass(frozen=True)
-class SnapshotItem:
-    """One item's agreed state in a snapshot: its delta from the seeded start, and its ring."""
-
-    snap: str  # the snapshot it belongs to
-    item: str
-    weight: np.ndarray  # (width,)
-    grad_sq: np.ndarray  # (2,)
-    context: np.ndarray  # (width,) or (0,)
-    context_grad_sq: np.ndarray  # (2,) or (0,)
-    mass: float  # its clicks' mass decayed to the snapshot's clock (0: none)
-    successors: list[str]  # its transition ring, by id
-    successor_weights: np.ndarray  # (len(successors),)
-
-
-def encode_snapshot_item(record: SnapshotItem) -> bytes:
-    """One snapshot record (key: the item id, so compaction keeps each item's newest)."""
-    packed: bytes = msgpack.packb(
-        {
-            "v": FORMAT,
-            "kind": "snapshot_item",
-            "snap": record.snap,
-            "id": record.item,
-            "w": record.weight.astype("<f4").tobytes(),
-            "g": record.grad_sq.astype("<f4").tobytes(),
-            "cw": record.context.astype("<f4").tobytes(),
-            "cg": record.context_grad_sq.astype("<f4").tobytes(),
-            "m": float(record.mass),
-            "succ": record.successors,
-            "sw": record.successor_weights.astype("<f4").tobytes(),
-        }
-    )
-    return packed
-
-
-def decode_snapshot_item(value: bytes) -> SnapshotItem:
-    """A snapshot record; `ValueError` for one this version cannot read."""
-    raw = msgpack.unpackb(value)
-    if not isinstance(raw, dict) or raw.get("kind") != "snapshot_item" or raw.get("v") != FORMAT:
-        raise ValueError("not an item snapshot record of format 1")
-
-    def floats(name: str) -> np.ndarray:
-        return np.frombuffer(raw[name], dtype="<f4").astype(np.float32)
-
-    successors = list(raw["succ"])
-    weights = floats("sw")
-    if len(weights) != len(successors):
-        raise ValueError("item snapshot record of uneven ring arrays")
-    return SnapshotItem(
-        raw["snap"],
-        raw["id"],
-        floats("w"),
-        floats("g"),
-        floats("cw"),
-        floats("cg"),
-        float(raw["m"]),
-        successors,
-        weights,
-    )
-
-
-@dataclass(frozen=True)
-class SnapshotMarker:
-    """Written after a snapshot's records: where they start, and where the feed goes on."""
-
-    snap: str
-    start: int  # partition 0 offset at or before its first record
-    items: int  # how many records it holds
-    feed: int  # the item feed's offset the snapshot reflects everything before
-    applied: dict[str, int]  # origin -> highest seq folded in (re-deliveries after are skipped)
-    clock: float  # the writer's prior clock
-
-
-def encode_snapshot_marker(marker: SnapshotMarker) -> bytes:
-    """The marker record (partition 1 of the snapshot topic)."""
-    packed: bytes = msgpack.packb(
-        {
-            "v": FORMAT,
-            "kind": "snapshot_marker",
-            "snap": marker.snap,
-            "start": marker.start,
-            "items": marker.items,
-            "feed": marker.feed,
-            "applied": marker.applied,
-            "clock": marker.clock,
-        }
-    )
-    return packed
-
-
-def decode_snapshot_marker(value: bytes) -> SnapshotMarker:
-    """A marker record; `ValueError` for one this version cannot read."""
-    raw = msgpack.unpackb(value)
-    if not isinstance(raw, dict) or raw.get("kind") != "snapshot_marker" or raw.get("v") != FORMAT:
-        raise ValueError("not an item snapshot marker of format 1")
-    return SnapshotMarker(
-        raw["snap"],
-        int(raw["start"]),
-        int(raw["items"]),
-        int(raw["feed"]),
-        {str(k): int(v) for k, v in raw["applied"].items()},
-        float(raw["clock"]),
     )

@@ -23,7 +23,7 @@ NOTE = "scale_out_off_with_peers"
 
 
 class PeerWatch:
-    """Checked after each assignment of a worker whose scale-out is off."""
+    """Warns when a worker with scale-out off shares its group (checked at each assignment)."""
 
     def __init__(self, view: GroupView, group: str, topic: str, metrics: WorkerMetrics) -> None:
         """Ask `view` about `group` and `topic`; report through `metrics`."""

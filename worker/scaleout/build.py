@@ -17,7 +17,7 @@ from stream.sync_topics import FeedReader, PartitionReader, SyncProducer, partit
 from worker.engine import Engine
 from worker.errors import StartupError
 from worker.metrics import WorkerMetrics
-from worker.scale import ScaleConfig, ScaleOut
+from worker.scaleout.service import ScaleConfig, ScaleOut
 from worker.settings import Settings
 
 log = structlog.get_logger("recstream.worker")

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import Restored, newest_valid, write_atomically
+from models.checkpoint import Restored
 from models.errors import CheckpointError
+from worker.checkpoint_files import newest_valid, write_atomically
 
 SET_ASIDE = "corrupt"  # subdirectory that checkpoints which failed to verify are moved to
 
