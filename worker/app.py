@@ -35,9 +35,9 @@ from worker.scaleout.peers import PeerWatch
 from worker.settings import Settings, with_values
 from worker.settings_edges import KafkaSettings, RedisSettings
 from worker.settings_parts import CandidateSettings, ModelSettings
+from worker.stage_config import StageConfig
 from worker.startup import check_kafka, check_local, check_redis
 from worker.sweep import CatalogueSweep
-from worker.two_stage import StageConfig
 from worker.warmup import warm_up
 
 log = structlog.get_logger("recstream.worker")

@@ -31,7 +31,8 @@ from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
 from stream.payload import RankedLists, Recommendation
-from worker.two_stage import StageConfig, TwoStage
+from worker.stage_config import StageConfig
+from worker.two_stage import TwoStage
 
 log = structlog.get_logger("recstream.worker")
 _EMPTY = np.empty(0, dtype=np.int64)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from index.base import ItemIndex
 from index.candidates.base import CandidateQuery, CandidateSource, Proposal
-from index.candidates.merge import best, distinct_slots, member, merge_rows
+from index.candidates.merge import best, distinct_slots, member
 from index.candidates.neighbours import NeighbourSource
 from index.candidates.popular import ColdStartSource, TrendingSource
+from index.candidates.successors import NoNeighbours, SuccessorRings
 from index.candidates.vector import VectorSource
 from index.exclusion import top_k_excluding
 from index.knn import row_scores
@@ -31,106 +32,11 @@ from models.covisit import CoVisitation
 from models.delayed import DelayedSets
 from models.history import SeenHistory
 from models.learner import OnlineLearner
-from models.ranker import OnlineRanker, RankerConfig, RankerStats
+from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
-from models.transitions import ItemTransitions
 from models.trending import Trending
-from worker.candidate_names import GROUPS, SOURCES
-
-
-@dataclass(frozen=True)
-class StageConfig:
-    """How wide each source is, what the ranker sees, and how it learns."""
-
-    # Widths: on 2 CPU cores, 200/100/100 and a window of 8 cost twice as much per user
-    # for ml-100k HR@10 0.1119 against 0.1098 (docs/benchmarks.md, 2026-12-04).
-    vector: int = 100
-    covisit: int = 50
-    successors: int = 50
-    trending: int = 60
-    cold: int = 50
-    cold_max_clicks: int = 5  # the cold-start list joins for users with at most this many clicks
-    window: int = 4  # recent clicks whose neighbours are proposed
-    lag_decay: float = 0.8  # a click `lag` steps back weighs `lag_decay ** lag`
-    scales: tuple[float, ...] = (0.1, 1.0, math.inf)  # trending time constants / popularity_tau
-    train_events: int = 64  # clicks per batch the ranker learns from (sampled evenly; the replay
-    # holds the last 4,096, so a small sample per batch still steps on 512)
-    # The next-click head's share of the mix with the later head; 1: that head alone (on
-    # ml-100k 0.5 gave HR@10 0.1094 / long-horizon 0.6900 against 0.1119 / 0.7029 for 1).
-    next_weight: float = 1.0
-    delayed_sets: int = 2048  # earlier candidate sets kept for the later head (DelayedSets)
-    delayed_uses: int = 20  # later clicks each kept set teaches before it is replaced
-    sources: tuple[str, ...] = SOURCES
-    drop: tuple[str, ...] = ()  # feature groups zeroed (ablations)
-    ranker: RankerConfig = field(default_factory=RankerConfig)
-
-    def __post_init__(self) -> None:
-        """Names must be known: an ablation that names nothing would measure nothing."""
-        if unknown := set(self.sources) - set(SOURCES):
-            raise ValueError(f"unknown candidate sources: {', '.join(sorted(unknown))}")
-        if "vector" not in self.sources:
-            raise ValueError("the vector source is required: it alone fills every list")
-        if unknown := set(self.drop) - set(GROUPS):
-            raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
-
-    @property
-    def width(self) -> int:
-        """Candidates per user before the union: the sum of the sources' widths."""
-        widths = {n: getattr(self, n) for n in SOURCES}
-        return sum(widths[name] for name in self.sources)
-
-
-class _Successors:
-    """The successor rings (`models.transitions`) read as a `NeighbourTable`.
-
-    A ring holds a successor once per time it followed, so a row is first summed
-    per distinct successor and cut to its `read` heaviest: on a CPU each distinct
-    clicked item is compacted once per batch (however many users clicked it; a
-    device compacts every row, so no shape depends on the data), and a user
-    merges `window x read` entries, not `window x slots` (256). On ml-100k's first
-    30,000 events that reads as the full rings did; rings cut to 64 slots instead
-    cost 2.5 % of next-click HR@10.
-    """
-
-    def __init__(self, table: ItemTransitions, static_shapes: bool, read: int = 64) -> None:
-        self.table = table
-        self.static_shapes = static_shapes
-        self.read = read
-
-    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        table = self.table
-        if table.capacity == 0:
-            shape = (*rows.shape, table.slots)
-            return torch.full(shape, -1, dtype=torch.long, device=rows.device), torch.zeros(
-                shape, device=rows.device
-            )
-        flat = rows.reshape(-1).clamp(min=-1, max=table.capacity - 1)
-        if self.static_shapes:  # every row: no shape depends on the data
-            distinct, inverse = flat, torch.arange(flat.numel(), device=flat.device)
-        else:  # each distinct row once (a shape read from the data: free on a host)
-            distinct, inverse = torch.unique(flat, return_inverse=True)
-        source = distinct.clamp(min=0)
-        successors = table.successors[source].long()
-        weights = table.weights[source]
-        total = weights.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
-        valid = (distinct >= 0).unsqueeze(-1) & (successors >= 0) & (weights > 0)
-        share = (weights / total).masked_fill(~valid, 0.0).unsqueeze(2)
-        nothing = share[..., :0]
-        merged, summed, _ = merge_rows(successors.masked_fill(~valid, -1), share, nothing)
-        top, weight = best(merged, summed[..., 0], min(self.read, table.slots))
-        weight = weight.masked_fill(top < 0, 0.0)
-        shape = (*rows.shape, top.shape[1])
-        return top[inverse].view(shape), weight[inverse].view(shape)
-
-
-class _NoNeighbours:
-    """A table without neighbours, for a learner with item-item counts off."""
-
-    def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (*rows.shape, 1)
-        return torch.full(shape, -1, dtype=torch.long, device=rows.device), torch.zeros(
-            shape, device=rows.device
-        )
+from worker.candidate_names import SOURCES
+from worker.stage_config import StageConfig
 
 
 @dataclass(frozen=True)
@@ -175,10 +81,10 @@ class TwoStage:
         self.time = 0.0  # the batch clock (seconds), for the users' idle time
         self.trending = Trending(tuple(s * tau for s in self.config.scales), self.device)
         counts = learner.transition
-        covisit: CoVisitation | _NoNeighbours = _NoNeighbours()
-        successors: _Successors | _NoNeighbours = _NoNeighbours()
+        covisit: CoVisitation | NoNeighbours = NoNeighbours()
+        successors: SuccessorRings | NoNeighbours = NoNeighbours()
         if counts is not None:
-            covisit, successors = counts.covisit, _Successors(counts.table, self.static_shapes)
+            covisit, successors = counts.covisit, SuccessorRings(counts.table, self.static_shapes)
         cfg = self.config
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),

@@ -14,7 +14,7 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import OnlineRanker, RankerConfig
 from stream.payload import recommendations
 from worker.engine import Engine
-from worker.two_stage import StageConfig
+from worker.stage_config import StageConfig
 
 SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
 

@@ -1,0 +1,51 @@
+"""How wide each candidate source is, what the ranker sees and how it learns."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from models.ranker import RankerConfig
+from worker.candidate_names import GROUPS, SOURCES
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """How wide each source is, what the ranker sees, and how it learns."""
+
+    # Widths: on 2 CPU cores, 200/100/100 and a window of 8 cost twice as much per user
+    # for ml-100k HR@10 0.1119 against 0.1098 (docs/benchmarks.md, 2026-12-04).
+    vector: int = 100
+    covisit: int = 50
+    successors: int = 50
+    trending: int = 60
+    cold: int = 50
+    cold_max_clicks: int = 5  # the cold-start list joins for users with at most this many clicks
+    window: int = 4  # recent clicks whose neighbours are proposed
+    lag_decay: float = 0.8  # a click `lag` steps back weighs `lag_decay ** lag`
+    scales: tuple[float, ...] = (0.1, 1.0, math.inf)  # trending time constants / popularity_tau
+    train_events: int = 64  # clicks per batch the ranker learns from (sampled evenly; the replay
+    # holds the last 4,096, so a small sample per batch still steps on 512)
+    # The next-click head's share of the mix with the later head; 1: that head alone (on
+    # ml-100k 0.5 gave HR@10 0.1094 / long-horizon 0.6900 against 0.1119 / 0.7029 for 1).
+    next_weight: float = 1.0
+    delayed_sets: int = 2048  # earlier candidate sets kept for the later head (DelayedSets)
+    delayed_uses: int = 20  # later clicks each kept set teaches before it is replaced
+    sources: tuple[str, ...] = SOURCES
+    drop: tuple[str, ...] = ()  # feature groups zeroed (ablations)
+    ranker: RankerConfig = field(default_factory=RankerConfig)
+
+    def __post_init__(self) -> None:
+        """Names must be known: an ablation that names nothing would measure nothing."""
+        if unknown := set(self.sources) - set(SOURCES):
+            raise ValueError(f"unknown candidate sources: {', '.join(sorted(unknown))}")
+        if "vector" not in self.sources:
+            raise ValueError("the vector source is required: it alone fills every list")
+        if unknown := set(self.drop) - set(GROUPS):
+            raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
+
+    @property
+    def width(self) -> int:
+        """Candidates per user before the union: the sum of the sources' widths."""
+        widths = {n: getattr(self, n) for n in SOURCES}
+        return sum(widths[name] for name in self.sources)
