@@ -2,8 +2,10 @@
 
 Knobs: `RECSTREAM_SOAK_S` (default 600 s), `RECSTREAM_SOAK_RATE` (default 2,000
 events/s), `RECSTREAM_SOAK_KILL_S` (default 120 s). What is checked: every
-click is committed in the end (none lost across the kills), each worker's RSS
-stays within 10 % of itself once warmed up, and the state topic's live users
+click is committed in the end (none lost across the kills), each worker's peak
+RSS after its warm-up stays within the single-worker soak's bound (25 % plus
+64 MiB over its RSS at warm-up: batch-sized tensors of varying shapes move it by
+tens of percent at a steady load, docs/reliability.md), and the state topic's live users
 (the latest record per key that is not a tombstone, what compaction keeps) stay
 within the row caps of the workers.
 """
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from fault_helpers import RunningWorker, wait_until
-from test_soak import _click, _rss
+from test_soak import MIB, _click, _rss, _rss_bound
 
 SOAK_S = float(os.environ.get("RECSTREAM_SOAK_S", "600"))
 RATE = float(os.environ.get("RECSTREAM_SOAK_RATE", "2000"))
@@ -114,13 +116,13 @@ class _Schedule:
         self.samples[id(replacement)] = []
         self.kills += 1
 
-    def growth_after_warmup(self) -> list[float]:
-        """Each worker's peak RSS after warm-up over its RSS at warm-up (those that lived on)."""
+    def after_warmup(self) -> list[tuple[int, int]]:
+        """Each worker's RSS at warm-up and its peak after it (those that lived on)."""
         out = []
         for points in self.samples.values():
             warm = [rss for age, rss in points if age >= WARM_S]
             if len(warm) >= 2:
-                out.append(max(warm) / warm[0])
+                out.append((warm[0], max(warm)))
         return sorted(out)
 
 
@@ -150,19 +152,19 @@ def test_three_workers_one_killed_every_two_minutes_lose_nothing_and_stay_flat(
         live = _live_state_keys(kafka_server.bootstrap, state)
     finally:
         codes = [w.stop(60) for w in workers]
-    growth = schedule.growth_after_warmup()
+    memory = schedule.after_warmup()
     report = {
         "sent": schedule.sent,
         "kills": schedule.kills,
         "committed": sum(committed(names.group, names.topic).values()),
-        "rss_growth_after_warmup": [round(g, 3) for g in growth],
+        "rss_mib_warm_and_peak": [(start // MIB, peak // MIB) for start, peak in memory],
         "live_state_users": live,
         "exit_codes": codes,
     }
     print(json.dumps(report))  # noqa: T201 (pytest -s shows the figures)
     assert drained, report
     assert schedule.kills >= int(SOAK_S // KILL_S) - 1, report
-    assert growth, report
-    assert max(growth) <= 1.10, report
+    assert memory, report
+    assert all(peak <= _rss_bound(start) for start, peak in memory), report
     assert live_within, report  # each owner caps its rows; evictions tombstoned
     assert codes == [0] * WORKERS, report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ranking_checks import assert_same_ranking
 
 from index.candidates.base import CandidateQuery
 from index.candidates.vector import VectorSource
@@ -232,3 +233,17 @@ def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch
     users = [f"bg{n % 7}" for n in range(12)]
     _learn(engine, users, [f"f{(5 * n) % 40}" for n in range(12)])
     assert (ranker.steps - before[0], learner.steps - before[1]) == (3, 3)
+
+
+def test_users_ranked_in_chunks_get_the_lists_of_one_pass(device: torch.device) -> None:
+    """Ranking a few users at a time (bounded memory) gives the same lists as all at once."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"), top_k=5)
+    rng = np.random.default_rng(2)
+    users = [f"u{n}" for n in rng.integers(0, 30, 600)]
+    _learn(engine, users, [f"i{n}" for n in rng.integers(0, 80, 600)])
+    rows = torch.arange(len(engine.learner.users), device=device)
+    stages = engine.stages
+    whole = stages.rank(rows, 5, None)
+    stages.rank_chunk = 7
+    chunked = stages.rank(rows, 5, None)
+    assert_same_ranking(chunked[0].cpu(), chunked[1].cpu(), whole[0].cpu(), whole[1].cpu())
