@@ -94,6 +94,14 @@ class UserLedger:
         ids = self._tombstones.pop(partition, set())
         return [user for user in sorted(ids) if self.users.lookup([user])[0] < 0]
 
+    def refused(self, partition: int, ids: list[str]) -> None:
+        """Users restored for `partition` that got no row (caps): the state topic forgets them.
+
+        Else they stay live there for good: held by no worker, so never evicted.
+        """
+        if ids:
+            self._tombstones.setdefault(partition, set()).update(ids)
+
     def note_freed(self) -> None:
         """Rows freed and not reused since they were last seen (bulk LRU, TTL): evicted."""
         extent = self._ensure()

@@ -75,12 +75,13 @@ class Ownership:
             learner, engine.history, engine.rows.users, state.users, rows, engine.admit_items
         )
         kept = rows >= 0
-        ids = np.asarray(state.users.ids, dtype=object)[kept]
-        self.ledger.hold(rows[kept], ids, partition, changed=False)
+        every = np.asarray(state.users.ids, dtype=object)
+        self.ledger.hold(rows[kept], every[kept], partition, changed=False)
         # No marker yet (a partition never handed over): the group's commit, else its start.
         offset = state.marker if state.marker is not None else (committed or 0)
         self._mark(partition, offset)
         self.ledger.owned.add(partition)
+        self.ledger.refused(partition, [str(user) for user in every[~kept]])
         rereads = max(0, (committed or 0) - offset)
         self.measures.handed_over("in", restored, time.perf_counter() - start)
         self.measures.reread(rereads)

@@ -25,6 +25,7 @@ from worker.scaleout.codec import (
 )
 from worker.scaleout.handover import drop_users, export_users, import_users
 from worker.scaleout.item_deltas import ItemSync
+from worker.scaleout.ledger import UserLedger
 from worker.scaleout.service import ScaleConfig, ScaleOut
 
 CPU = torch.device("cpu")
@@ -252,3 +253,18 @@ def test_scale_out_books_grow_by_the_row_caps() -> None:
     assert scale.unflushed == 15
     assert scale.ownership.ledger._partition.size == 20  # not the 1,024 of a bare doubling
     assert scale.items._dirty.shape[0] == 30
+
+
+def test_restored_users_left_without_a_row_are_tombstoned() -> None:
+    """A user the caps refuse at restore is queued for deletion from the state topic.
+
+    Else it stays live there for good, held by no worker (the scale soak saw 15,001
+    live users under caps of 3 x 5,000).
+    """
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), CPU)
+    ledger = UserLedger(learner.users, max_rows=4)
+    ledger.owned.add(3)
+    learner.users.rows_for(["kept"])
+    ledger.refused(3, ["refused-a", "refused-b", "kept"])
+    assert ledger.take_tombstones(3) == ["refused-a", "refused-b"]  # "kept" has a row now
+    assert ledger.take_tombstones(3) == []
