@@ -72,6 +72,25 @@ def _raise_for(error: KafkaError, action: str) -> NoReturn:
     raise TransientError(f"kafka {action}: {error.str()}")
 
 
+_TIMED_OUT = KafkaError._TIMED_OUT  # noqa: SLF001  (librdkafka's local time-out code)
+
+
+def committed_offsets(
+    consumer: Consumer, parts: list[tuple[str, int]], timeout_s: float, attempts: int
+) -> dict[tuple[str, int], int]:
+    """`consumer.committed` of `parts`, a timed-out read asked again up to `attempts` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            found = consumer.committed([TopicPartition(t, p) for t, p in parts], timeout=timeout_s)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if attempt == attempts or error.fatal() or error.code() != _TIMED_OUT:
+                _raise_for(error, "read committed offsets")
+            continue
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class KafkaSource:
     """A consumer-group member that hands out micro-batches and commits explicit offsets."""
 
@@ -157,16 +176,15 @@ class KafkaSource:
         self.assigned.difference_update(parts)
 
     def committed(
-        self, parts: list[tuple[str, int]], timeout_s: float = 10.0
+        self, parts: list[tuple[str, int]], timeout_s: float = 10.0, attempts: int = 3
     ) -> dict[tuple[str, int], int]:
-        """The group's committed offsets of `parts` (absent: none committed yet)."""
-        try:
-            found = self._consumer.committed(
-                [TopicPartition(t, p) for t, p in parts], timeout=timeout_s
-            )
-        except KafkaException as exc:
-            _raise_for(exc.args[0], "read committed offsets")
-        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+        """The group's committed offsets of `parts` (absent: none committed yet).
+
+        Read while partitions are assigned: a broker too slow to answer in time
+        (a timed-out read) is asked again, up to `attempts` times, rather than
+        failing the worker; any other error, or the last time-out, is raised.
+        """
+        return committed_offsets(self._consumer, parts, timeout_s, attempts)
 
     def poll(self, max_messages: int, timeout_s: float) -> Polled:
         """Whatever has arrived, up to `max_messages`; waits up to `timeout_s` only when none has.
