@@ -6,7 +6,7 @@ tensors and the JSON manifest a checkpoint holds, checks what comes back and
 hands it to the parts' `load_state_dict()`. `snapshot` copies all state to
 host memory at a batch boundary, so the slow write can run beside the learner.
 Files (safetensors, fsync, rename, the checksum, the rotation) are the
-worker's: `worker.checkpoint_files`. Formats 1 to 5 (a flat layout) still
+worker's: `worker.storage.checkpoint_files`. Formats 1 to 5 (a flat layout) still
 load, through `models.old_checkpoints`.
 """
 

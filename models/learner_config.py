@@ -1,6 +1,6 @@
 """The online learner's hyper-parameters, their defaults and their bounds, written once.
 
-No torch here: `worker/settings_parts.py` reads the defaults and `BOUNDS` to build the
+No torch here: `worker/config/parts.py` reads the defaults and `BOUNDS` to build the
 `RECSTREAM_*` model settings, so the variables and the config can never disagree,
 and reading the settings (`recstream healthcheck`) loads no model code.
 """

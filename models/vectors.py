@@ -3,7 +3,7 @@
 A vectors file holds `item_ids` (str, n) and `item_vectors` (float, n x d), optionally
 `item_bias` (n), and optionally `user_ids` / `user_vectors` (m x d). `from_arrays`
 checks them and `to_arrays` gives them back; the `.npz` file itself is the worker's
-(`worker.vectors_file`), read without pickle.
+(`worker.storage.vectors_file`), read without pickle.
 
 A file of another dimension than the model's is refused unless projection is asked for:
 then both sides go through the same map (the items' top principal directions when the

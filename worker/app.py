@@ -21,24 +21,24 @@ from stream.kafka import KafkaSource
 from stream.list_sweep import ListSweeper
 from stream.redis_cluster_sink import RedisClusterSink
 from stream.redis_sink import RedisSink
-from worker.batching import default_batch_max
-from worker.checkpoints import Checkpointer, restore_at_start
-from worker.control import CatalogueControl
-from worker.engine import Engine
+from worker.catalogue.control import CatalogueControl
+from worker.catalogue.sweep import CatalogueSweep
+from worker.config.edges import KafkaSettings, RedisSettings
+from worker.config.parts import CandidateSettings, ModelSettings
+from worker.config.settings import Settings, with_values
+from worker.engine.engine import Engine
+from worker.engine.stage_config import StageConfig
+from worker.engine.warmup import warm_up
 from worker.errors import StartupError
-from worker.hooks import LoopHook, Parts
-from worker.loop import Worker
-from worker.loop_config import LoopConfig
-from worker.metrics import WorkerMetrics
+from worker.loop.batch_loop import Worker
+from worker.loop.batching import default_batch_max
+from worker.loop.config import LoopConfig
+from worker.loop.hooks import LoopHook, Parts
+from worker.observability.metrics import WorkerMetrics
 from worker.scaleout.build import build_scale
 from worker.scaleout.peers import PeerWatch
-from worker.settings import Settings, with_values
-from worker.settings_edges import KafkaSettings, RedisSettings
-from worker.settings_parts import CandidateSettings, ModelSettings
-from worker.stage_config import StageConfig
 from worker.startup import check_kafka, check_local, check_redis
-from worker.sweep import CatalogueSweep
-from worker.warmup import warm_up
+from worker.storage.checkpoints import Checkpointer, restore_at_start
 
 log = structlog.get_logger("recstream.worker")
 

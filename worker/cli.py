@@ -1,7 +1,7 @@
 """The `recstream` command: a group whose commands live beside what they run.
 
-    run             the service, until SIGTERM                  worker/run_command.py
-    healthcheck     the local worker's /healthz as exit code    worker/healthcheck_command.py
+    run             the service, until SIGTERM                  worker/commands/run.py
+    healthcheck     the local worker's /healthz as exit code    worker/commands/healthcheck.py
     replay          a timestamped file to the clicks topic      worker/tools/replay_command.py
     demo            synthetic clicks on embedded servers        worker/tools/demo_command.py
     dashboard       the Grafana panels from /metrics scrapes    worker/tools/dashboard_command.py
@@ -15,7 +15,7 @@
 A command's module is imported only when click asks for that command (to run it,
 or for its line in `recstream --help`), and imports only click at its top, so
 `--help` loads none of torch, faiss, the clients or pydantic
-(tests/unit/worker/test_imports.py). What the commands share is `worker/commands.py`.
+(tests/unit/worker/test_imports.py). What the commands share is `worker/commands/common.py`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import click
 
 # Each command's name and where it is defined, as "module:attribute".
 COMMANDS: dict[str, str] = {
-    "run": "worker.run_command:run",
-    "healthcheck": "worker.healthcheck_command:healthcheck",
+    "run": "worker.commands.run:run",
+    "healthcheck": "worker.commands.healthcheck:healthcheck",
     "replay": "worker.tools.replay_command:replay",
     "demo": "worker.tools.demo_command:demo",
     "dashboard": "worker.tools.dashboard_command:dashboard",

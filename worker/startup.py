@@ -17,10 +17,10 @@ from models.errors import CheckpointError, ModelError
 from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
-from worker.checkpoint_dir import check_writable
+from worker.config.edges import KafkaSettings
+from worker.config.settings import Settings
 from worker.errors import StartupError
-from worker.settings import Settings
-from worker.settings_edges import KafkaSettings
+from worker.storage.checkpoint_dir import check_writable
 
 log = structlog.get_logger("recstream.worker")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.settings import Settings
+from worker.config.settings import Settings
 from worker.testing.embedded import (
     EmbeddedKafka,
     EmbeddedRedis,

@@ -10,11 +10,11 @@ import pytest
 import torch
 from fault_helpers import wait_until
 
-import worker.checkpoints
+import worker.storage.checkpoints
 from models.checkpoint import Snapshot
-from worker import checkpoint_files
 from worker.app import build_worker
-from worker.checkpoint_files import write_snapshot
+from worker.storage import checkpoint_files
+from worker.storage.checkpoint_files import write_snapshot
 
 _EVENTS = 3000
 
@@ -65,7 +65,7 @@ def test_a_checkpoint_written_during_batches_holds_exactly_the_events_of_its_off
         progress.append((before, first.totals.batches))
         return path
 
-    monkeypatch.setattr(worker.checkpoints, "write_snapshot", slow_write)
+    monkeypatch.setattr(worker.storage.checkpoints, "write_snapshot", slow_write)
     produce(names.topic, _one_user_per_event(0, _EVENTS), partition=0)
     try:
         assert first.run_until(lambda w: w.totals.messages >= _EVENTS, timeout_s=120)

@@ -13,7 +13,7 @@ from fault_helpers import click_messages, click_stream, wait_until
 
 from stream.kafka import Polled
 from worker.app import build_worker
-from worker.loop import Worker
+from worker.loop.batch_loop import Worker
 
 _BATCH_MS = 3000  # long, so that waiting it out would be plain to see
 # Longer still where a poll must return before it: that poll begins before the click is

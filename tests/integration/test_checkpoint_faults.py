@@ -14,8 +14,8 @@ from fault_helpers import RECSTREAM, RunningWorker, click_messages, click_stream
 
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
-from worker.checkpoint_dir import SET_ASIDE
-from worker.checkpoint_files import load_latest, save
+from worker.storage.checkpoint_dir import SET_ASIDE
+from worker.storage.checkpoint_files import load_latest, save
 from worker.testing.embedded import free_port
 
 CPU = torch.device("cpu")

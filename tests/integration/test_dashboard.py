@@ -14,7 +14,7 @@ import torch
 from fault_helpers import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.metrics import GPU_METRICS
+from worker.observability.metrics import GPU_METRICS
 from worker.testing.embedded import free_port
 from worker.tools.dashboard import queried_metrics
 

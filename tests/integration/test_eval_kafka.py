@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from worker.settings import Settings, with_values
+from worker.config.settings import Settings, with_values
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
 from worker.tools.evaluate.compare import in_process_pair, wire_settings
 from worker.tools.evaluate.data import drifting

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from worker.settings import Settings, with_values
+from worker.config.settings import Settings, with_values
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis
 from worker.tools.evaluate.compare import through_kafka, wire_settings
 from worker.tools.evaluate.data import drifting

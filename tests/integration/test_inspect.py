@@ -18,9 +18,9 @@ import msgpack
 import pytest
 
 from worker.app import build_worker
-from worker.debug import describe_user
-from worker.metrics import HealthServer
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.observability.debug import describe_user
+from worker.observability.metrics import HealthServer
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 MINE = [f"i{n}" for n in (3, 1, 4, 15, 9)]  # u1's clicks, oldest first
@@ -111,7 +111,7 @@ def test_inspect_shows_the_list_and_the_history_behind_it(
 def test_the_debug_endpoint_is_off_unless_asked() -> None:
     """By default the setting is off and the metrics port answers 404 under /debug/."""
     assert Settings().debug_endpoint is False
-    from worker.metrics import WorkerMetrics
+    from worker.observability.metrics import WorkerMetrics
 
     server = HealthServer(0, WorkerMetrics(), host="127.0.0.1")
     server.start(lambda: True, lambda: True)

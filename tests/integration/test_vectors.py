@@ -13,7 +13,7 @@ import msgpack
 import numpy as np
 
 from models.vectors import Vectors
-from worker.vectors_file import load_vectors, save_vectors
+from worker.storage.vectors_file import load_vectors, save_vectors
 
 RECSTREAM = str(Path(sys.executable).parent / "recstream")
 

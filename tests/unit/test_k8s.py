@@ -14,8 +14,8 @@ import kubernetes_validate
 import pytest
 from ruamel.yaml import YAML
 
-from worker.metrics import HealthServer, WorkerMetrics
-from worker.settings import Settings, load_settings, variables
+from worker.config.settings import Settings, load_settings, variables
+from worker.observability.metrics import HealthServer, WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -171,7 +171,7 @@ def _worker(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_configmap_and_secret_name_only_real_settings_and_they_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Each RECSTREAM_* key is a setting of worker/settings.py, and together they validate."""
+    """Each RECSTREAM_* key is a setting of worker/config/settings.py; together they validate."""
     docs = _resources(BASE)
     config = _config(docs)
     secret = _by_kind(docs)["Secret"]["stringData"]

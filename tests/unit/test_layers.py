@@ -44,7 +44,7 @@ SCALE_OUT = (
 # The only other modules that may import scale-out, and why.
 SCALE_OUT_USERS = {
     "worker.app": "wires scale-out in when RECSTREAM_SCALE_OUT is on",
-    "worker.loop": "calls its hooks (attach, tick, after_batch, close), typed as ScaleOut",
+    "worker.loop.batch_loop": "calls its hooks (attach, tick, after_batch, close): a ScaleOut",
     "worker.tools.handover_bench": "the benchmark of a hand-over drives it directly",
 }
 
@@ -269,7 +269,7 @@ def test_models_opens_no_file_in_its_source() -> None:
         for line, what in file_io(module.tree)
     ]
     assert not broken, "\n".join(broken)
-    worker_files = next(m for m in MODULES if m.name == "worker.checkpoint_files")
+    worker_files = next(m for m in MODULES if m.name == "worker.storage.checkpoint_files")
     assert file_io(worker_files.tree)  # where the files went: the check sees them there
 
 

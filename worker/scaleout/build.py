@@ -14,11 +14,11 @@ import structlog
 from stream.errors import FatalError, TransientError
 from stream.kafka import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer, partition_count
-from worker.engine import Engine
+from worker.config.settings import Settings
+from worker.engine.engine import Engine
 from worker.errors import StartupError
-from worker.metrics import WorkerMetrics
+from worker.observability.metrics import WorkerMetrics
 from worker.scaleout.service import ScaleConfig, ScaleOut
-from worker.settings import Settings
 
 log = structlog.get_logger("recstream.worker")
 

@@ -20,7 +20,7 @@ import torch
 
 from stream.batch import DecodedBatch
 from stream.sync_topics import FeedReader, SyncProducer
-from worker.engine import Engine, Learned
+from worker.engine.engine import Engine, Learned
 from worker.scaleout.codec import (
     DeltaChunk,
     RankerChunk,

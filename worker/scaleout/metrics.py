@@ -1,6 +1,6 @@
 """What scale-out measures: hand-overs, re-reads, tombstones and the item feed's staleness.
 
-The metrics themselves are the worker's (`worker.metrics.WorkerMetrics`, one
+The metrics themselves are the worker's (`worker.observability.metrics.WorkerMetrics`, one
 registry per worker); this is where scale-out records into them, so the rest
 of the package never asks whether a worker exports any.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from worker.metrics import WorkerMetrics
+from worker.observability.metrics import WorkerMetrics
 
 STALENESS_WINDOW = 1024  # folds whose staleness is kept in memory (the histogram keeps all)
 

@@ -21,7 +21,7 @@ import structlog
 
 from stream.errors import TransientError
 from stream.sync_topics import PartitionReader, SyncProducer
-from worker.engine import Engine
+from worker.engine.engine import Engine
 from worker.scaleout.codec import MARKER_KEY, decode_partition, encode_marker, encode_users
 from worker.scaleout.handover import drop_users, export_users, import_users
 from worker.scaleout.ledger import UserLedger

@@ -15,7 +15,7 @@ from __future__ import annotations
 import structlog
 
 from stream.group import GroupView
-from worker.metrics import WorkerMetrics
+from worker.observability.metrics import WorkerMetrics
 
 log = structlog.get_logger("recstream.worker")
 

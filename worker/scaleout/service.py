@@ -23,9 +23,9 @@ from stream.batch import DecodedBatch
 from stream.errors import TransientError
 from stream.kafka import KafkaSource
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
-from worker.engine import Engine, Learned
-from worker.hooks import Loop, Parts
-from worker.metrics import WorkerMetrics
+from worker.engine.engine import Engine, Learned
+from worker.loop.hooks import Loop, Parts
+from worker.observability.metrics import WorkerMetrics
 from worker.scaleout import snapshot
 from worker.scaleout.item_deltas import ItemSync
 from worker.scaleout.item_feed import ItemFeed

@@ -27,7 +27,7 @@ import structlog
 import torch
 
 from models.learner import OnlineLearner
-from worker.engine import Engine
+from worker.engine.engine import Engine
 from worker.scaleout.item_deltas import ItemDelta, ItemSync
 from worker.scaleout.snapshot_codec import SnapshotItem, decode_snapshot_item
 from worker.scaleout.transitions import TransitionPairs, TransitionSync

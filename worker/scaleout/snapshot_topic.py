@@ -15,7 +15,7 @@ import time
 import structlog
 
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
-from worker.engine import Engine
+from worker.engine.engine import Engine
 from worker.scaleout import snapshot
 from worker.scaleout.item_feed import ItemFeed
 from worker.scaleout.snapshot_codec import (

@@ -12,8 +12,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from worker.loop import Worker
-from worker.settings import Settings, with_values
+from worker.config.settings import Settings, with_values
+from worker.loop.batch_loop import Worker
 
 
 @dataclass(frozen=True)

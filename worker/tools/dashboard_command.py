@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from worker.commands import tool_logging
+from worker.commands.common import tool_logging
 
 
 @click.command("dashboard")

@@ -15,8 +15,8 @@ from index.knn import backend_for
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer, group_progress
 from worker.app import build_worker, open_sink
-from worker.loop import Worker
-from worker.metrics import HealthServer, WorkerMetrics
+from worker.loop.batch_loop import Worker
+from worker.observability.metrics import HealthServer, WorkerMetrics
 from worker.testing.embedded import EmbeddedKafka, EmbeddedRedis, start_kafka, start_redis
 from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.testing.synthetic import MALFORMED, SyntheticStream, generate

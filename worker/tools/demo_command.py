@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from worker.commands import tool_logging
+from worker.commands.common import tool_logging
 
 
 @click.command("demo")

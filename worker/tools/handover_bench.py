@@ -22,9 +22,9 @@ from stream.batch import DecodedBatch
 from stream.kafka import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
 from worker.app import build_engine
-from worker.engine import Engine
+from worker.config.settings import Settings, with_values
+from worker.engine.engine import Engine
 from worker.scaleout.service import ScaleConfig, ScaleOut
-from worker.settings import Settings, with_values
 
 
 def _scale(engine: Engine, bootstrap: str, config: ScaleConfig) -> ScaleOut:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from worker.commands import configure_logging, settings_or_exit
+from worker.commands.common import configure_logging, settings_or_exit
 
 
 @click.command("inspect")

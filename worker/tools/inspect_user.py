@@ -21,11 +21,11 @@ import torch
 
 from recstream.errors import RecstreamError
 from stream.reader import Recommendations, connect, get_recommendations
-from worker.checkpoint_files import load_latest
-from worker.debug import RECENT, describe_user
-from worker.metrics import DEBUG_USERS
-from worker.setting_limits import DAY_S
-from worker.settings_edges import RedisSettings
+from worker.config.edges import RedisSettings
+from worker.config.limits import DAY_S
+from worker.observability.debug import RECENT, describe_user
+from worker.observability.metrics import DEBUG_USERS
+from worker.storage.checkpoint_files import load_latest
 
 
 class InspectError(RecstreamError):

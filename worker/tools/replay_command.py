@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from worker.commands import configure_logging, exit_2_on_error, log, settings_or_exit
+from worker.commands.common import configure_logging, exit_2_on_error, log, settings_or_exit
 
 
 @click.command("replay")

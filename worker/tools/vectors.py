@@ -17,10 +17,10 @@ from models.errors import CheckpointError
 from models.vectors import fit_dimension
 from models.warm_start import export_vectors
 from worker.app import build_engine
-from worker.checkpoint_files import load_latest, save
+from worker.config.settings import Settings
 from worker.errors import SettingsError
-from worker.settings import Settings
-from worker.vectors_file import load_vectors, save_vectors
+from worker.storage.checkpoint_files import load_latest, save
+from worker.storage.vectors_file import load_vectors, save_vectors
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The poll size grows while a backlog waits and shrinks once caught up (`worker.batching`)."""
+"""The poll size grows while a backlog waits and shrinks once caught up (`worker.loop.batching`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.batching import CPU_BATCH_MAX, GPU_BATCH_MAX, BatchSizer, default_batch_max
+from worker.loop.batching import CPU_BATCH_MAX, GPU_BATCH_MAX, BatchSizer, default_batch_max
 
 
 def test_light_load_never_changes_the_size() -> None:

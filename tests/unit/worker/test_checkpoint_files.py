@@ -17,8 +17,8 @@ from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from models.state import StateDict
-from worker.checkpoint_dir import SET_ASIDE, open_directory
-from worker.checkpoint_files import load_latest, save, write_snapshot
+from worker.storage.checkpoint_dir import SET_ASIDE, open_directory
+from worker.storage.checkpoint_files import load_latest, save, write_snapshot
 
 CPU = torch.device("cpu")
 

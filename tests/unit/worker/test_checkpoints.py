@@ -1,4 +1,4 @@
-"""Unit tests for `worker.checkpoints.Checkpointer`: snapshots taken here, written elsewhere."""
+"""Unit tests for `worker.storage.checkpoints.Checkpointer`: snapshots taken here, written apart."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import worker.checkpoints
+import worker.storage.checkpoints
 from index.exact import ExactIndex
 from models.checkpoint import Snapshot
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
-from worker.checkpoint_files import load_latest, write_snapshot
-from worker.checkpoints import Checkpointer
-from worker.engine import Engine
-from worker.metrics import WorkerMetrics
+from worker.engine.engine import Engine
+from worker.observability.metrics import WorkerMetrics
+from worker.storage.checkpoint_files import load_latest, write_snapshot
+from worker.storage.checkpoints import Checkpointer
 
 CPU = torch.device("cpu")
 
@@ -43,7 +43,7 @@ def test_the_write_runs_in_the_background_and_holds_the_state_at_the_snapshot(
         assert release.wait(10)
         return write_snapshot(directory, snapshot)
 
-    monkeypatch.setattr(worker.checkpoints, "write_snapshot", held_write)
+    monkeypatch.setattr(worker.storage.checkpoints, "write_snapshot", held_write)
     engine = _engine()
     _learn(engine, ["a", "b"], ["x", "y"])
     at_snapshot = engine.learner.item_vectors().clone()

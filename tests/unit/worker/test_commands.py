@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from worker import cli
 from worker.cli import COMMANDS, main
-from worker.commands import CommaList
+from worker.commands.common import CommaList
 
 
 def test_every_command_loads_under_its_own_name() -> None:

@@ -1,4 +1,4 @@
-"""Unit tests for `worker.engine.Engine`: the learn-then-rank step the worker and eval share."""
+"""Unit tests for `worker.engine.engine.Engine`: the learn-then-rank step of worker and eval."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.payload import recommendations
-from worker.engine import Engine
+from worker.engine.engine import Engine
 
 
 def _engine(device: torch.device, top_k: int = 3) -> Engine:

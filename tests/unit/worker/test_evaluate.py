@@ -392,7 +392,7 @@ def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
     from index.exact import ExactIndex
     from models.history import SeenHistory
     from models.learner import LearnerConfig, OnlineLearner
-    from worker.engine import Engine
+    from worker.engine.engine import Engine
     from worker.tools.evaluate.engine_method import RecstreamMethod
 
     stream = _stream([("a", "x"), ("a", "y"), ("c", "y"), ("b", "z")])
@@ -427,7 +427,7 @@ def test_regenerating_the_page_keeps_the_hand_written_part() -> None:
 
 def test_wire_settings_gives_several_workers_scale_out_on_twelve_partitions() -> None:
     """One worker keeps one partition; three get scale-out on 12 and a short idle wait."""
-    from worker.settings import Settings
+    from worker.config.settings import Settings
     from worker.tools.evaluate.compare import wire_settings
 
     one = wire_settings(Settings(), "127.0.0.1:9092", "redis://127.0.0.1:6379/0", "t", 32)
@@ -439,7 +439,7 @@ def test_wire_settings_gives_several_workers_scale_out_on_twelve_partitions() ->
 
 def test_through_kafka_refuses_several_workers_without_scale_out() -> None:
     """Several workers without RECSTREAM_SCALE_OUT would be several models: refused up front."""
-    from worker.settings import Settings
+    from worker.config.settings import Settings
     from worker.tools.evaluate.through_kafka import ThroughKafka
 
     stream = encode("tiny", Interactions(["u1"], ["i1"], np.array([1.0])))

@@ -45,7 +45,7 @@ def test_every_commands_help_loads_no_heavy_module() -> None:
 def test_settings_load_no_model_code() -> None:
     """Reading the settings (`recstream healthcheck`) takes the learner's table, not torch."""
     loaded = _loaded_after(
-        "import contextlib\nfrom worker.settings import load_settings\n"
+        "import contextlib\nfrom worker.config.settings import load_settings\n"
         "with contextlib.suppress(Exception):\n    load_settings()"  # whatever the environment
     )
     assert "models.learner_config" in loaded  # the check itself imports what it says
@@ -54,7 +54,7 @@ def test_settings_load_no_model_code() -> None:
 
 def test_engine_imports_neither_client() -> None:
     """The Engine (no I/O) reaches Kafka and Redis through nothing it imports."""
-    loaded = _loaded_after("import worker.engine")
+    loaded = _loaded_after("import worker.engine.engine")
     assert "confluent_kafka" not in loaded
     assert "redis" not in loaded
     assert "torch" in loaded  # the check itself imports what it says

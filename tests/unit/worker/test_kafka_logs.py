@@ -7,8 +7,8 @@ import logging
 import pytest
 from structlog.testing import capture_logs
 
-from worker import logs
-from worker.logs import kafka_logger
+from worker.observability import logs
+from worker.observability.logs import kafka_logger
 
 
 def _line(text: str, level: int = logging.ERROR, facility: str = "FAIL") -> None:

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from worker.config.settings import load_settings
 from worker.errors import SettingsError
-from worker.settings import load_settings
 
 pytestmark = pytest.mark.usefixtures("clean_env")  # tests/unit/worker/conftest.py
 
@@ -17,7 +17,7 @@ def test_model_settings_are_learner_config_fields() -> None:
     import dataclasses
 
     from models.learner import LearnerConfig
-    from worker.settings_parts import ModelSettings
+    from worker.config.parts import ModelSettings
 
     assert set(ModelSettings.model_fields) <= {f.name for f in dataclasses.fields(LearnerConfig)}
 
@@ -25,7 +25,7 @@ def test_model_settings_are_learner_config_fields() -> None:
 def test_model_settings_defaults_are_the_learner_config_defaults() -> None:
     """Each unset model variable means `LearnerConfig`'s default; unset negatives, the CPU's."""
     from models.learner_config import LearnerConfig
-    from worker.settings_parts import ModelSettings, default_negatives
+    from worker.config.parts import ModelSettings, default_negatives
 
     config, settings = LearnerConfig(), ModelSettings()
     for name in ModelSettings.model_fields:
@@ -36,7 +36,7 @@ def test_model_settings_defaults_are_the_learner_config_defaults() -> None:
 
 def _model_bounds() -> list[tuple[str, str]]:
     from models.learner_config import BOUNDS
-    from worker.settings_parts import ModelSettings
+    from worker.config.parts import ModelSettings
 
     bounded = sorted(set(ModelSettings.model_fields) & set(BOUNDS))
     return [(name, side) for name in bounded for side in BOUNDS[name].limits()]
@@ -47,7 +47,7 @@ def test_every_numeric_model_setting_is_in_the_learner_table() -> None:
     from typing import get_args
 
     from models.learner_config import BOUNDS, PopularityClock
-    from worker.settings_parts import ModelSettings
+    from worker.config.parts import ModelSettings
 
     assert set(ModelSettings.model_fields) - set(BOUNDS) == {"popularity_clock"}
     clock = ModelSettings.model_fields["popularity_clock"].annotation
@@ -94,7 +94,7 @@ def test_negatives_default_by_device(device: str, negatives: int) -> None:
     import torch
 
     from worker.app import learner_config
-    from worker.settings_parts import ModelSettings
+    from worker.config.parts import ModelSettings
 
     assert learner_config(ModelSettings(), torch.device(device)).negatives == negatives
     assert learner_config(ModelSettings(negatives=7), torch.device(device)).negatives == 7

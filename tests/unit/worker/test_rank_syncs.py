@@ -17,7 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 from index.exact import ExactIndex
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
-from worker.engine import Engine
+from worker.engine.engine import Engine
 
 _SYNCS = ("aten::item", "aten::_local_scalar_dense", "aten::nonzero")
 _MOST_PER_BATCH = 2  # one scalar read (item + _local_scalar_dense): the step's loss and flag

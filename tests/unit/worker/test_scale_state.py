@@ -13,8 +13,8 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from models.seeded import seeded_normal
 from stream.batch import DecodedBatch
-from worker.engine import Engine
-from worker.metrics import WorkerMetrics
+from worker.engine.engine import Engine
+from worker.observability.metrics import WorkerMetrics
 from worker.scaleout.codec import (
     DeltaChunk,
     decode_delta,

@@ -1,12 +1,12 @@
-"""Unit tests for `worker.settings.load_settings`: defaults, errors that name variables, secrets."""
+"""Unit tests for `worker.config.settings.load_settings`: defaults, errors naming variables."""
 
 from __future__ import annotations
 
 import pytest
 
+from worker.config.settings import load_settings
 from worker.errors import SettingsError
-from worker.logs import kafka_logger
-from worker.settings import load_settings
+from worker.observability.logs import kafka_logger
 
 pytestmark = pytest.mark.usefixtures("clean_env")  # tests/unit/worker/conftest.py
 
@@ -105,7 +105,7 @@ def test_bad_value_names_the_variable(
 
 
 def _fields(kind: type) -> list[str]:
-    from worker.settings import SECTIONS, Settings, variables
+    from worker.config.settings import SECTIONS, Settings, variables
 
     names = []
     for name, (section, field) in variables().items():
@@ -255,7 +255,7 @@ def test_a_bad_section_does_not_hide_other_bad_settings(monkeypatch: pytest.Monk
 
 
 def _env_names() -> set[str]:
-    from worker.settings import variables
+    from worker.config.settings import variables
 
     return set(variables())
 
@@ -309,7 +309,7 @@ def test_sections_carry_their_own_prefixes() -> None:
     """`SECTIONS` is read off `Settings`: every part, with the prefix its class reads."""
     from pydantic_settings import BaseSettings
 
-    from worker.settings import SECTIONS, Settings
+    from worker.config.settings import SECTIONS, Settings
 
     parts = {
         name: field.annotation
@@ -326,7 +326,7 @@ def test_with_values_validates_and_names_unknown_settings() -> None:
     """`with_values` sets variables in their parts and validates them; unknown names are refused."""
     from pydantic import ValidationError
 
-    from worker.settings import Settings, with_values
+    from worker.config.settings import Settings, with_values
 
     base = Settings()
     changed = with_values(base, batch_size=7, index_kind="ivf", kafka_topic="t", top_k=3)

@@ -1,4 +1,4 @@
-"""Unit tests for `worker.stages.StageTimer`: stages timed by a context manager."""
+"""Unit tests for `worker.observability.stages.StageTimer`: stages timed by a context manager."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from worker.stages import StageTimer
+from worker.observability.stages import StageTimer
 
 
 def test_a_stage_records_its_wall_time_and_repeats_add_up() -> None:

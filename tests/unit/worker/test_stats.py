@@ -1,11 +1,11 @@
-"""Unit tests for `worker.stats.LatencyReservoir`."""
+"""Unit tests for `worker.observability.stats.LatencyReservoir`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from worker.stats import LatencyReservoir
+from worker.observability.stats import LatencyReservoir
 
 
 def test_empty_reservoir() -> None:

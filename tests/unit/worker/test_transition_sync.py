@@ -12,7 +12,7 @@ from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.rows import RowLimits, RowPolicy
 from stream.batch import DecodedBatch
-from worker.engine import Engine
+from worker.engine.engine import Engine
 from worker.scaleout.codec import TransitionChunk, decode_feed, encode_transitions
 from worker.scaleout.service import ScaleConfig, ScaleOut
 from worker.scaleout.transitions import TransitionPairs, split_pairs

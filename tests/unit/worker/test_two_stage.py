@@ -14,8 +14,8 @@ from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import OnlineRanker, RankerConfig
 from stream.payload import recommendations
-from worker.engine import Engine
-from worker.stage_config import StageConfig
+from worker.engine.engine import Engine
+from worker.engine.stage_config import StageConfig
 
 SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
 

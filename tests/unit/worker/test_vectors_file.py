@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.vectors import VectorFileError, Vectors
-from worker.vectors_file import load_vectors, save_vectors
+from worker.storage.vectors_file import load_vectors, save_vectors
 
 
 def _vectors() -> Vectors:

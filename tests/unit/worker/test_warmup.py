@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from worker.app import build_engine
-from worker.engine import Engine
-from worker.settings import Settings, with_values
-from worker.warmup import warm_up
+from worker.config.settings import Settings, with_values
+from worker.engine.engine import Engine
+from worker.engine.warmup import warm_up
 
 
 def test_warm_up_learns_and_ranks_a_scratch_engine_only() -> None:

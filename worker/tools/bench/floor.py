@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from worker.stats import LatencyReservoir
+from worker.observability.stats import LatencyReservoir
 from worker.tools.bench.load import offer
 
 # A plain consumer on the 2-core machine measures p99 about 30 ms at 1k/s (issue 20);

@@ -12,8 +12,8 @@ from stream.batch import decode_messages
 from stream.events import decode_event
 from stream.kafka import ClickProducer, KafkaSource, ensure_topics
 from worker.app import build_worker
-from worker.settings import Settings, with_values
-from worker.stats import LatencyReservoir
+from worker.config.settings import Settings, with_values
+from worker.observability.stats import LatencyReservoir
 from worker.testing.private import PrivateNames, private_settings, start_on_thread
 from worker.tools.bench.floor import pass_through_at_load
 from worker.tools.bench.load import offer

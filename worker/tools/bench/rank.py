@@ -17,7 +17,7 @@ from index.exact import ExactIndex
 from index.ivf import IVFIndex
 from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
-from worker.engine import Engine
+from worker.engine.engine import Engine
 from worker.tools.bench.stages import Row
 from worker.tools.bench.timing import median_seconds
 

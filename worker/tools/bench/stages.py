@@ -20,7 +20,7 @@ from models.learner import LearnerConfig, OnlineLearner
 from stream.batch import decode_messages
 from stream.events import decode_event
 from stream.redis_sink import RedisSink
-from worker.settings_parts import default_negatives
+from worker.config.parts import default_negatives
 from worker.tools.bench.timing import median_seconds, sync
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from worker.commands import CommaList, settings_or_exit, tool_logging
+from worker.commands.common import CommaList, settings_or_exit, tool_logging
 from worker.tools.evaluate.names import METHOD_NAMES, SYNTHETIC
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -6,7 +6,7 @@ import uuid
 
 from models.device import resolve_device
 from worker.app import build_engine
-from worker.settings import Settings
+from worker.config.settings import Settings
 from worker.tools.evaluate.data import Stream
 from worker.tools.evaluate.engine_method import RecstreamMethod
 from worker.tools.evaluate.options import EvalOptions, engine_settings

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from worker.engine import Engine, Ranked
+from worker.engine.engine import Engine, Ranked
 from worker.tools.evaluate.data import IntArray, Stream
 from worker.tools.evaluate.protocol import SeenItems
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.settings import Settings, with_values
+from worker.config.settings import Settings, with_values
 from worker.tools.evaluate.knn import KnnConfig
 from worker.tools.evaluate.names import METHOD_NAMES, SYNTHETIC
 from worker.tools.evaluate.peers import AlsConfig, IsgdConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from models.device import resolve_device
-from worker.settings import Settings
-from worker.settings_parts import default_negatives
+from worker.config.parts import default_negatives
+from worker.config.settings import Settings
 from worker.tools.evaluate.data import DRIFT_AT, SYNTHETIC_ITEMS, SYNTHETIC_USERS
 from worker.tools.evaluate.options import EvalOptions, engine_settings
 from worker.tools.evaluate.protocol import K

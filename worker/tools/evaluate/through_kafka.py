@@ -22,8 +22,8 @@ import numpy.typing as npt
 from stream.events import ClickEvent, encode_event
 from stream.kafka import ClickProducer
 from worker.app import build_worker, open_sink
-from worker.loop import Worker
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.loop.batch_loop import Worker
 from worker.testing.private import start_on_thread
 from worker.tools.evaluate.data import IntArray, Stream
 from worker.tools.evaluate.protocol import SeenItems

@@ -17,7 +17,7 @@ import numpy as np
 from models.device import resolve_device
 from models.vectors import Vectors
 from worker.app import build_engine
-from worker.settings import Settings, with_values
+from worker.config.settings import Settings, with_values
 from worker.tools.evaluate.data import Stream, load_file
 from worker.tools.evaluate.engine_method import RecstreamMethod
 from worker.tools.evaluate.peers import AlsConfig, PeriodicAls

@@ -17,7 +17,7 @@ import torch
 
 from models.checkpoint import Restored
 from models.errors import CheckpointError
-from worker.checkpoint_files import newest_valid, write_atomically
+from worker.storage.checkpoint_files import newest_valid, write_atomically
 
 SET_ASIDE = "corrupt"  # subdirectory that checkpoints which failed to verify are moved to
 

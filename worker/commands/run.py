@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from worker.commands import configure_logging, log, settings_or_exit
+from worker.commands.common import configure_logging, log, settings_or_exit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from worker.loop import Worker
-    from worker.metrics import HealthServer
+    from worker.loop.batch_loop import Worker
+    from worker.observability.metrics import HealthServer
 
 
 @click.command("run")
@@ -25,7 +25,7 @@ def run() -> None:
     from recstream.errors import RecstreamError
     from worker.app import build_worker
     from worker.errors import StartupError
-    from worker.metrics import HealthServer, WorkerMetrics
+    from worker.observability.metrics import HealthServer, WorkerMetrics
 
     metrics = WorkerMetrics()
     health = None
@@ -66,7 +66,7 @@ def run() -> None:
 
 def _user_reader(worker: Worker) -> Callable[[str], dict[str, Any] | None]:
     """`/debug/users/<id>`: the worker's live state of one user (read-only)."""
-    from worker.debug import describe_user
+    from worker.observability.debug import describe_user
 
     return lambda user: describe_user(worker.learner, worker.history, user)
 

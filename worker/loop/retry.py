@@ -10,7 +10,7 @@ import structlog
 
 from stream.errors import TransientError
 from worker.errors import StopRequestedError
-from worker.metrics import Heartbeat, WorkerMetrics
+from worker.observability.metrics import Heartbeat, WorkerMetrics
 
 T = TypeVar("T")
 log = structlog.get_logger("recstream.worker")

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from stream.batch import DecodedBatch
 from stream.redis_sink import RedisSink
-from worker.engine import Learned
-from worker.retry import Retry
-from worker.stages import StageTimer
+from worker.engine.engine import Learned
+from worker.loop.retry import Retry
+from worker.observability.stages import StageTimer
 
 
 @dataclass(frozen=True)

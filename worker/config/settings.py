@@ -1,7 +1,7 @@
 """One frozen, typed settings object read from `RECSTREAM_*` environment variables.
 
 Split by concern so each component receives only its part (the parts live in
-`worker.settings_edges` and `worker.settings_parts`). Built once, at the entry
+`worker.config.edges` and `worker.config.parts`). Built once, at the entry
 point; nothing else in recstream reads the environment.
 """
 
@@ -12,10 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.errors import SettingsError
-from worker.setting_limits import MAX_PORT
-from worker.settings_edges import KafkaSettings, RedisSettings
-from worker.settings_parts import (
+from worker.config.edges import KafkaSettings, RedisSettings
+from worker.config.limits import MAX_PORT
+from worker.config.parts import (
     CandidateSettings,
     CheckpointSettings,
     ControlSettings,
@@ -27,6 +26,7 @@ from worker.settings_parts import (
     RowSettings,
     ScaleSettings,
 )
+from worker.errors import SettingsError
 
 
 class Settings(BaseSettings):

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from models.ranker import RankerConfig
-from worker.candidate_names import GROUPS, SOURCES
+from worker.engine.candidate_names import GROUPS, SOURCES
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Running totals and a bounded latency reservoir, for in-process callers (demo, bench, tests).
 
-Only `worker.accounting` writes them; who counts what: the table there.
+Only `worker.observability.accounting` writes them; who counts what: the table there.
 """
 
 from __future__ import annotations

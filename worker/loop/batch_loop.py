@@ -13,8 +13,8 @@ before a checkpoint snapshot and before stopping. Without it, each batch is
 committed before the next poll.
 
 Optional parts (scale-out, catalogue control, the checkpointer) plug in as
-hooks (`worker.hooks.LoopHook`): the loop calls each at its fixed points and
-lends them what `worker.hooks.Loop` names.
+hooks (`worker.loop.hooks.LoopHook`): the loop calls each at its fixed points and
+lends them what `worker.loop.hooks.Loop` names.
 """
 
 from __future__ import annotations
@@ -39,23 +39,23 @@ from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
 from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
-from worker.accounting import Accounting, BatchReport
-from worker.batching import BatchSizer
-from worker.checkpoints import Checkpointer
-from worker.engine import Engine, Learned, Ranked
+from worker.engine.engine import Engine, Learned, Ranked
 from worker.errors import StopRequestedError
-from worker.hooks import LoopHook, Parts
-from worker.loop_config import LoopConfig
-from worker.metrics import Heartbeat, WorkerMetrics
-from worker.publisher import InFlight, Publisher
-from worker.retry import Retry
+from worker.loop.batching import BatchSizer
+from worker.loop.config import LoopConfig
+from worker.loop.hooks import LoopHook, Parts
+from worker.loop.publisher import InFlight, Publisher
+from worker.loop.retry import Retry
+from worker.loop.topic_watch import TopicWatch
+from worker.loop.unfetchable import dead_letter_all, read_past
+from worker.observability.accounting import Accounting, BatchReport
+from worker.observability.metrics import Heartbeat, WorkerMetrics
+from worker.observability.stages import StageTimer
+from worker.observability.stats import WorkerTotals
 from worker.scaleout.service import ScaleOut
-from worker.stages import StageTimer
-from worker.stats import WorkerTotals
-from worker.topic_watch import TopicWatch
-from worker.unfetchable import dead_letter_all, read_past
+from worker.storage.checkpoints import Checkpointer
 
-__all__ = ["BatchReport", "LoopConfig", "Worker"]  # LoopConfig lives in worker.loop_config
+__all__ = ["BatchReport", "LoopConfig", "Worker"]  # LoopConfig lives in worker.loop.config
 
 log = structlog.get_logger("recstream.worker")
 Hook = TypeVar("Hook", bound=LoopHook)
@@ -267,7 +267,7 @@ class Worker:
             self._retry("publish", lambda: self.sink.publish([], cold))
 
     def _skip_unfetchable(self) -> None:
-        """Records too large to fetch: dead-lettered and read past (`worker.unfetchable`)."""
+        """Records too large to fetch: dead-lettered and read past (`worker.loop.unfetchable`)."""
         found = self._retry("poll", lambda: self.source.unfetchable(self.learned_offsets))
         if not found:
             return

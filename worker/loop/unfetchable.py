@@ -15,7 +15,7 @@ import structlog
 from stream.dead_letters import DeadLetterProducer
 from stream.kafka import KafkaSource
 from stream.oversize import REASON, Unfetchable, dead_letter
-from worker.metrics import WorkerMetrics
+from worker.observability.metrics import WorkerMetrics
 
 log = structlog.get_logger("recstream.worker")
 

@@ -23,7 +23,7 @@ import structlog
 
 from stream.errors import StreamError
 from stream.list_sweep import ListSweeper, SweepStats
-from worker.metrics import WorkerMetrics
+from worker.observability.metrics import WorkerMetrics
 
 log = structlog.get_logger("recstream.control")
 

@@ -30,8 +30,8 @@ def healthcheck(port: int | None, ready: bool) -> None:
 
 def _port_from_settings() -> int:
     """RECSTREAM_METRICS_PORT, or one line naming what is wrong and exit 2."""
+    from worker.config.settings import load_settings
     from worker.errors import SettingsError
-    from worker.settings import load_settings
 
     try:
         port = load_settings().metrics_port

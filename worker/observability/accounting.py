@@ -2,18 +2,18 @@
 
 Who counts what (this is the one place that says it; the other modules point here):
 
-    module              holds                                    filled by / read by
-    worker.stages       StageTimer: wall seconds per named       the loop, per batch / this
-                        stage of one batch                       module, via BatchReport
-    worker.accounting   BatchReport of each finished batch,      the loop, after each commit
-                        folded into both below, logged once as
-                        `batch_published`; the model's gauges;
-                        the DLQ's cut-short and refused rejects
-    worker.stats        WorkerTotals: messages, events, dead     only this module / tests,
-                        letters, batches, lists, latencies and   demo, bench, eval (the bench
-                        stage seconds since start                resets them after warm-up)
-    worker.metrics      WorkerMetrics: every Prometheus metric,  the modules below and this
-                        defined once, served on /metrics         one / scrapes, the dashboard
+    module        holds (in worker.observability)              filled by / read by
+    stages        StageTimer: wall seconds per named stage of   the loop, per batch / this
+                  one batch                                     module, via BatchReport
+    accounting    BatchReport of each finished batch, folded    the loop, after each commit
+                  into both below, logged once as
+                  `batch_published`; the model's gauges; the
+                  DLQ's cut-short and refused rejects
+    stats         WorkerTotals: messages, events, dead          only this module / tests,
+                  letters, batches, lists, latencies and        demo, bench, eval (the bench
+                  stage seconds since start                     resets them after warm-up)
+    metrics       WorkerMetrics: every Prometheus metric,       the modules below and this
+                  defined once, served on /metrics              one / scrapes, the dashboard
 
 What belongs to no finished batch is counted into `WorkerMetrics` where it
 happens: the loop (dead letters by reason, lag, withheld lists, the snapshot's
@@ -32,10 +32,10 @@ import structlog
 
 from stream.batch import DecodedBatch
 from stream.dead_letters import DeadLetterReport
-from worker.engine import Engine, Learned
-from worker.metrics import WorkerMetrics
-from worker.stages import StageTimer
-from worker.stats import WorkerTotals
+from worker.engine.engine import Engine, Learned
+from worker.observability.metrics import WorkerMetrics
+from worker.observability.stages import StageTimer
+from worker.observability.stats import WorkerTotals
 
 log = structlog.get_logger("recstream.worker")
 

@@ -35,8 +35,8 @@ from models.learner import OnlineLearner
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
 from models.trending import Trending
-from worker.candidate_names import SOURCES
-from worker.stage_config import StageConfig
+from worker.engine.candidate_names import SOURCES
+from worker.engine.stage_config import StageConfig
 
 # Users ranked at a time: bounds the rank's temporaries (about 30 kB a user) to ~30 MB on a
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.

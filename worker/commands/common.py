@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from structlog.stdlib import BoundLogger
 
-    from worker.settings import Settings
+    from worker.config.settings import Settings
 
 T = TypeVar("T")
 
@@ -43,8 +43,8 @@ def exit_2_on_error(event: str, **fields: object) -> Iterator[None]:
 
 
 def configure_logging(fmt: str, level: str) -> None:
-    """`worker.logs.configure_logging`, imported when a command needs it, not for --help."""
-    from worker.logs import configure_logging as configure
+    """`worker.observability.logs.configure_logging`, imported when needed, not for --help."""
+    from worker.observability.logs import configure_logging as configure
 
     configure(fmt, level)
 
@@ -56,8 +56,8 @@ def tool_logging(level: str) -> None:
 
 def settings_or_exit() -> Settings:
     """The settings from the environment, or the bad variables on stderr and exit 2."""
+    from worker.config.settings import load_settings
     from worker.errors import SettingsError
-    from worker.settings import load_settings
 
     try:
         return load_settings()

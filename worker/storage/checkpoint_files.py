@@ -5,7 +5,7 @@ What a checkpoint holds, and how it is checked and restored, is
 files. A write is atomic (temporary files, fsync, rename; the manifest last
 and holding the tensor file's SHA-256 and every tensor's shape), so a crash
 mid-write leaves either the previous checkpoint or a manifest-less file that
-`load_latest` ignores and `worker.checkpoint_dir` removes at the next start. A
+`load_latest` ignores and `worker.storage.checkpoint_dir` removes at the next start. A
 write the disk refuses (full, read-only, a file where the directory was)
 raises `CheckpointError` and leaves none of its files behind, and so does a
 checkpoint that cannot be read back. No pickle anywhere: safetensors holds

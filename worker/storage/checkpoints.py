@@ -6,7 +6,7 @@ removed, and checkpoints that fail to verify are logged one by one and moved
 aside. At run time the loop only snapshots to host memory; the write runs on a
 thread of its own, and one the disk refuses is logged, counted and tried
 again at the next interval while the loop goes on. The checkpointer is one of
-the loop's hooks (`worker.hooks.LoopHook`): a batch learned, or the
+the loop's hooks (`worker.loop.hooks.LoopHook`): a batch learned, or the
 catalogue changed, leaves the model unsaved; a step's tick snapshots when due.
 """
 
@@ -23,12 +23,12 @@ import torch
 from models.checkpoint import Restored, Snapshot, snapshot
 from models.errors import CheckpointError
 from stream.batch import DecodedBatch
-from worker.checkpoint_dir import SET_ASIDE, open_directory
-from worker.checkpoint_files import write_snapshot
-from worker.engine import Engine, Learned
+from worker.engine.engine import Engine, Learned
 from worker.errors import SettingsError
-from worker.hooks import Loop, Parts
-from worker.metrics import WorkerMetrics
+from worker.loop.hooks import Loop, Parts
+from worker.observability.metrics import WorkerMetrics
+from worker.storage.checkpoint_dir import SET_ASIDE, open_directory
+from worker.storage.checkpoint_files import write_snapshot
 
 log = structlog.get_logger("recstream.worker")
 

@@ -1,6 +1,7 @@
 """Prometheus metrics, and the HTTP endpoint that serves them with /healthz and /readyz.
 
-Each metric is defined here once; who counts into which: the table in `worker.accounting`.
+Each metric is defined here once; who counts into which: the table in
+`worker.observability.accounting`.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class WorkerMetrics:
             ["op"],
             registry=r,
         )
-        # the sweep of stored lists after a removal (worker/sweep.py)
+        # the sweep of stored lists after a removal (worker/catalogue/sweep.py)
         self.sweep_seconds = Histogram(
             "recstream_catalogue_sweep_seconds",
             "Time to sweep hidden items out of every stored list (SCAN, match, rewrite)",

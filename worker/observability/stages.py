@@ -1,6 +1,6 @@
 """Stage timing as a context manager: `with timer("rank"):` instead of t0/t1/t2 by hand.
 
-Who counts what: the table in `worker.accounting`.
+Who counts what: the table in `worker.observability.accounting`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,6 @@ class LoopConfig:
     # threads already take every core, and a concurrent write slowed learning 3-6x in the
     # 2-core bench (the overlap's gain there is the write's share of the loop, about 5%).
     overlap: bool | None = None
-    # While polls come back full, the next asks for up to this many (worker/batching.py);
+    # While polls come back full, the next asks for up to this many (worker/loop/batching.py);
     # None: always `batch_size`.
     batch_max: int | None = None

@@ -2,10 +2,10 @@
 
 A message is applied before the next batch is ranked, and only after the write of the
 batch before it was acknowledged, so every list written after the worker read a removal
-leaves the item out. The lists already in Redis are the sweep's (worker/sweep.py): told of
+leaves the item out. The lists already in Redis are the sweep's (worker/catalogue/sweep.py): told of
 each newly hidden item here, it rewrites them off the loop within RECSTREAM_CONTROL_SWEEP_S.
 Bad messages go to the dead-letter topic like bad clicks, with a reason.
-It is one of the loop's hooks (`worker.hooks.LoopHook`): each step's tick polls.
+It is one of the loop's hooks (`worker.loop.hooks.LoopHook`): each step's tick polls.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import structlog
 from stream.batch import DecodedBatch
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
-from worker.engine import Engine, Learned
-from worker.hooks import Loop, Parts
-from worker.metrics import WorkerMetrics
-from worker.sweep import CatalogueSweep
+from worker.catalogue.sweep import CatalogueSweep
+from worker.engine.engine import Engine, Learned
+from worker.loop.hooks import Loop, Parts
+from worker.observability.metrics import WorkerMetrics
 
 log = structlog.get_logger("recstream.control")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from stream.payload import ListEncoder
-from worker.engine import Engine
+from worker.engine.engine import Engine
 
 _USERS = 64
 _ITEMS = 256

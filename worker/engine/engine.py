@@ -31,8 +31,8 @@ from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
 from stream.payload import RankedLists, Recommendation
-from worker.stage_config import StageConfig
-from worker.two_stage import TwoStage
+from worker.engine.stage_config import StageConfig
+from worker.engine.two_stage import TwoStage
 
 log = structlog.get_logger("recstream.worker")
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -82,7 +82,7 @@ class Engine:
 
         Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
         holds the items an operator took off the lists (none by default). `stages`
-        configures the candidate sources and the ranker (`worker.two_stage`);
+        configures the candidate sources and the ranker (`worker.engine.two_stage`);
         `learn_chunk`, the most events one gradient step takes (None: a whole batch);
         `static_shapes`, rank with no data-sized shapes (default: on a device only).
         """

@@ -1,6 +1,6 @@
 """The settings of the worker's components: model, lists, candidates, events, rows, loop, index.
 
-Parts of `worker.settings.Settings`, each read from flat `RECSTREAM_*` variables
+Parts of `worker.config.settings.Settings`, each read from flat `RECSTREAM_*` variables
 (`RECSTREAM_BATCH_SIZE` is `settings.loop.batch_size`). The model part restates
 nothing: its defaults and bounds are `models.learner_config`'s.
 """
@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.learner_config import BOUNDS, LearnerConfig, PopularityClock, defaults
 from stream.events import MAX_WEIGHT
-from worker.candidate_names import GROUPS, SOURCES
-from worker.setting_limits import DAY_S, MAX_SEARCH_K, TEN_YEARS_S
+from worker.config.limits import DAY_S, MAX_SEARCH_K, TEN_YEARS_S
+from worker.engine.candidate_names import GROUPS, SOURCES
 
 # Unset RECSTREAM_NEGATIVES: all of a small catalogue on a GPU, a cheaper batch on a CPU.
 GPU_NEGATIVES = 2048
@@ -189,7 +189,7 @@ class LoopSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSTREAM_", frozen=True, extra="ignore")
 
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
-    # Unset: `worker.batching.default_batch_max` of the device (a backlog grows batches to it).
+    # Unset: `worker.loop.batching.default_batch_max` of the device (a backlog grows batches to it).
     batch_max: int | None = Field(default=None, ge=1, le=1_000_000)
     batch_ms: int = Field(default=50, ge=1, le=60_000)
     # Write batch N while learning N+1: auto = only with the model on a GPU (on a CPU the
@@ -246,5 +246,5 @@ class ControlSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECSTREAM_CONTROL_", frozen=True, extra="ignore")
 
     # After a remove or ban, stored lists naming the item are rewritten by a sweep that
-    # starts at once and should end within this (worker/sweep.py); 0: no sweep.
+    # starts at once and should end within this (worker/catalogue/sweep.py); 0: no sweep.
     sweep_s: float = Field(default=10.0, ge=0, le=DAY_S, allow_inf_nan=False)

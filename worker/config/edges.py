@@ -1,6 +1,6 @@
 """The settings of the edges: where clicks come from (Kafka) and where lists go (Redis).
 
-Parts of `worker.settings.Settings`, read from `RECSTREAM_KAFKA_*` and `RECSTREAM_REDIS_*`.
+Parts of `worker.config.settings.Settings`, read from `RECSTREAM_KAFKA_*` and `RECSTREAM_REDIS_*`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.logs import kafka_logger
-from worker.setting_limits import MAX_PORT, TEN_YEARS_S
+from worker.config.limits import MAX_PORT, TEN_YEARS_S
+from worker.observability.logs import kafka_logger
 
 # Kafka's own rule for topic names.
 _TOPIC_NAME = r"^[A-Za-z0-9._-]{1,249}$"
