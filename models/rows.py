@@ -94,7 +94,7 @@ class RowKeeper:
         self.ids = ids
         self.limits = limits
         self.pending = PendingCounts(limits.pending_limit, pending)
-        self._last_seen = np.zeros(max(1024, ids.extent), dtype=np.float64)
+        self._last_seen = np.zeros(grown_capacity(0, ids.extent, limits.max_rows), dtype=np.float64)
         if last_seen is not None:
             if last_seen.shape != (ids.extent,):
                 raise ValueError(f"last_seen holds {last_seen.shape} rows, the map {ids.extent}")
@@ -121,12 +121,14 @@ class RowKeeper:
         extent = self.ids.extent
         last_seen = tensor(state, "last_seen", (extent,), torch.float64).numpy()
         self.pending.load_state_dict(part(state, "pending"))
-        self._last_seen = np.zeros(max(1024, extent), dtype=np.float64)
+        self._last_seen = np.zeros(grown_capacity(0, extent, self.limits.max_rows), np.float64)
         self._last_seen[:extent] = last_seen
 
     def _ensure(self, extent: int) -> None:
+        """Room for rows `0..extent-1`: doubling, never past the row cap (growth.py)."""
         if extent > len(self._last_seen):
-            grown = np.zeros(grown_capacity(len(self._last_seen), extent, None), dtype=np.float64)
+            capacity = grown_capacity(len(self._last_seen), extent, self.limits.max_rows)
+            grown = np.zeros(capacity, dtype=np.float64)
             grown[: len(self._last_seen)] = self._last_seen
             self._last_seen = grown
 

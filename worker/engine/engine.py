@@ -25,6 +25,7 @@ import torch
 from index.base import ItemIndex
 from index.exclusion import top_k_excluding
 from models.catalogue import Catalogue
+from models.growth import grown_capacity
 from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
@@ -261,12 +262,13 @@ class Engine:
         return reused_items
 
     def _sync_free_items(self, freed: torch.Tensor, reused: torch.Tensor | None = None) -> None:
-        """Keep a device mask of free item rows: O(changes), grown with the item table."""
+        """Keep a device mask of free item rows: O(changes), grown by the one rule (growth.py)."""
         extent = self.learner.items.extent
         if self._free_items.shape[0] < extent:
-            grown = torch.zeros(
-                max(extent, self.learner.item_table.capacity), dtype=torch.bool, device=self.device
+            capacity = grown_capacity(
+                self._free_items.shape[0], extent, self.rows.items.limits.max_rows
             )
+            grown = torch.zeros(capacity, dtype=torch.bool, device=self.device)
             grown[: self._free_items.shape[0]] = self._free_items
             self._free_items = grown
         if freed.numel():

@@ -178,3 +178,14 @@ def test_limits_reject_values_that_cannot_work() -> None:
         RowLimits(0)
     with pytest.raises(ValueError, match="min_occurrences"):
         RowLimits(5, min_occurrences=0)
+
+
+def test_last_sight_buffer_grows_by_doubling_but_never_past_the_cap() -> None:
+    """A cap of 1,500 rows allocates 1,500 last-sight slots, not the next doubling (2,048)."""
+    keeper = _keeper(1500)
+    for start in range(0, 1500, 250):
+        keeper.admit([f"u{n}" for n in range(start, start + 250)], float(start))
+    assert keeper.ids.extent == 1500
+    assert len(keeper._last_seen) == 1500
+    keeper.admit(["late"], 2000.0)  # past the cap: eviction, no growth
+    assert len(keeper._last_seen) == 1500

@@ -103,6 +103,15 @@ def test_free_item_rows_never_appear_in_lists(device: torch.device, dense: bool)
         assert set(rec.items) <= {"i1", "i2"}
 
 
+def test_free_item_mask_grows_by_doubling_but_never_past_the_item_cap(device: torch.device) -> None:
+    """The mask of free item rows allocates at most the item cap (1,100), not 2,048 rows."""
+    engine = _bounded(device, RowLimits(10), RowLimits(1100), top_k=3)
+    items = [f"i{n}" for n in range(1100)]
+    _learn(engine, ["u"] * len(items), items)
+    assert engine.learner.items.extent == 1100
+    assert engine._free_items.shape[0] == 1100
+
+
 def test_an_evicted_user_who_returns_gets_the_cold_start_list(device: torch.device) -> None:
     """A returning evicted user starts fresh: no old history, a list ordered by item bias."""
     engine = _bounded(
