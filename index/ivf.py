@@ -30,6 +30,8 @@ _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per c
 
 @dataclass(frozen=True)
 class _Built:
+    """One finished background build: the FAISS index, the rows it covers and how it was made."""
+
     index: faiss.Index
     rows: int
     started_at: float

@@ -53,6 +53,8 @@ class DeadLetterReport:
 
 @dataclass(frozen=True)
 class _Letter:
+    """One rejected message on its way to the DLQ, and whether its payload was cut short."""
+
     rejected: Rejected
     truncated: bool = False
 

@@ -237,6 +237,8 @@ class HealthServer:
         self._readers = readers
 
         class Handler(BaseHTTPRequestHandler):
+            """Answers GET /metrics, /healthz, /readyz and the opt-in debug path; nothing else."""
+
             def do_GET(self) -> None:
                 if self.path == "/metrics":
                     body, status, ctype = generate_latest(registry), 200, CONTENT_TYPE_LATEST
