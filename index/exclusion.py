@@ -8,7 +8,11 @@ import torch
 
 from index.base import ItemIndex
 
-DENSE_CHUNK_BUDGET = 1 << 20  # score elements per chunk (4 MiB of floats): passes stay in cache
+# Score elements per dense chunk, by device. On a CPU, 4 MiB of floats keeps each pass in
+# cache; an accelerator has no such cache to fit and pays per kernel launch instead, so
+# its chunks are as large as the index lets a dense matrix be (ExactIndex: 16M elements).
+DENSE_CHUNK_BUDGET = 1 << 20
+DEVICE_CHUNK_BUDGET = 1 << 24
 MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs less
 
 
@@ -54,6 +58,11 @@ def top_k_excluding(
     return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
 
 
+def dense_chunk_budget(device: torch.device) -> int:
+    """Score elements per dense chunk on `device`: cache-sized on a CPU, launch-bound elsewhere."""
+    return DENSE_CHUNK_BUDGET if device.type == "cpu" else DEVICE_CHUNK_BUDGET
+
+
 def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
     """How many queries to rank densely at a time (0: search instead).
 
@@ -66,7 +75,10 @@ def _dense_chunk(index: ItemIndex, queries: torch.Tensor) -> int:
     probe = index.dense_scores(queries[:1])
     if probe is None:  # an index that never hands over a dense matrix
         return 0
-    budget = min(DENSE_CHUNK_BUDGET, int(getattr(index, "dense_budget", DENSE_CHUNK_BUDGET)))
+    budget = min(
+        dense_chunk_budget(queries.device),
+        int(getattr(index, "dense_budget", DENSE_CHUNK_BUDGET)),
+    )
     chunk = budget // max(1, probe.shape[1])
     return min(chunk, users) if chunk >= MIN_DENSE_CHUNK else users
 

@@ -216,3 +216,13 @@ def test_a_batch_ranked_in_dense_chunks_equals_one_dense_pass() -> None:
     chunked_index.refresh(vectors, torch.arange(items))
     chunked = top_k_excluding(chunked_index, queries, seen, counts, k, unavailable)
     assert_same_ranking(chunked.rows, chunked.scores, whole.rows, whole.scores)
+
+
+def test_dense_chunks_are_cache_sized_on_a_cpu_and_larger_on_an_accelerator() -> None:
+    """A CPU chunk fits its cache (4 MiB of floats); an accelerator's is 16x larger or more."""
+    from index.exclusion import dense_chunk_budget
+
+    cpu = dense_chunk_budget(torch.device("cpu"))
+    assert cpu * 4 == 4 << 20
+    assert dense_chunk_budget(torch.device("cuda")) >= 16 * cpu
+    assert dense_chunk_budget(torch.device("meta")) >= 16 * cpu
