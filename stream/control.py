@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from stream.batch import Rejected
 from stream.errors import BadEvent, FatalError, TransientError
 from stream.events import _frame, _ident
-from stream.kafka import CONSUMER_DEFAULTS, KafkaConfig
+from stream.kafka_config import CONSUMER_DEFAULTS, KafkaConfig
 
 OPS = ("remove", "restore", "ban")
 _MAX_PER_POLL = 1_000

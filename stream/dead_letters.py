@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from stream.batch import Rejected
 from stream.errors import FatalError, TransientError
-from stream.kafka import PRODUCER_DEFAULTS, KafkaConfig
+from stream.kafka_config import PRODUCER_DEFAULTS, KafkaConfig
 
 PREFIX_BYTES = 64 * 1024  # what is kept of a value too large for the DLQ (the decoder's limit)
 KEY_PREFIX_BYTES = 1024  # and of its key

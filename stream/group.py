@@ -11,7 +11,7 @@ from typing import Any, cast
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from stream.kafka import KafkaConfig
+from stream.kafka_config import KafkaConfig
 
 
 class GroupView:

@@ -1,61 +1,30 @@
-"""Kafka edges: the batch consumer, a plain click producer, admin (the DLQ: `stream.dead_letters`).
+"""The consumer-group member the worker reads from: micro-batches in, explicit commits out.
 
-librdkafka errors become the three kinds the worker acts on (`stream.errors`).
+Assignment callbacks, polling, commits and the partition-position reads of
+one consumer; its settings, error mapping, committed-offset reads and the
+admin and producer clients live beside it (`stream.kafka_config`,
+`stream.kafka_errors`, `stream.committed`, `stream.kafka_admin`,
+`stream.click_producer`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from stream.errors import FatalError, TransientError
+from stream.committed import committed_offsets
+from stream.errors import FatalError
+from stream.kafka_config import CONSUMER_DEFAULTS, KafkaConfig
+from stream.kafka_errors import GENERATION_LOST, PARTITION_EOF, raise_for
 from stream.oversize import ResponseWatch, Unfetchable, probe
-
-# librdkafka properties, plus confluent-kafka's own `logger` (a `logging.Logger`) where given
-KafkaConfig = Mapping[str, object]
-
-CONSUMER_DEFAULTS: dict[str, str | int | bool] = {
-    "enable.auto.commit": False,  # offsets move only after Redis acknowledged the lists
-    "enable.auto.offset.store": False,
-    "auto.offset.reset": "earliest",
-    "session.timeout.ms": 10_000,
-    "fetch.wait.max.ms": 10,
-    "log.connection.close": False,
-    # A subscribed topic that does not exist yet is consumed within seconds of its creation:
-    # librdkafka notices it at the next metadata refresh, by default every 5 minutes.
-    "topic.metadata.refresh.interval.ms": 5_000,
-}
-PRODUCER_DEFAULTS: dict[str, str | int | bool] = {
-    "linger.ms": 5,
-    "acks": "all",
-    "enable.idempotence": True,
-    "log.connection.close": False,
-}
 
 PartitionHook = Callable[[list[tuple[str, int]]], None]
 # scale-out hook: where newly assigned partitions start (their handed-over state's offset)
 StartHook = Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int]]
-
-_GENERATION_LOST = {
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError._ASSIGNMENT_LOST,  # noqa: SLF001  (librdkafka's names)
-    KafkaError._STATE,  # noqa: SLF001
-}
 
 
 @dataclass
@@ -64,31 +33,6 @@ class Polled:
 
     messages: list[Message] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def _raise_for(error: KafkaError, action: str) -> NoReturn:
-    if error.fatal():
-        raise FatalError(f"kafka {action}: {error.str()}")
-    raise TransientError(f"kafka {action}: {error.str()}")
-
-
-_TIMED_OUT = KafkaError._TIMED_OUT  # noqa: SLF001  (librdkafka's local time-out code)
-
-
-def committed_offsets(
-    consumer: Consumer, parts: list[tuple[str, int]], timeout_s: float, attempts: int
-) -> dict[tuple[str, int], int]:
-    """`consumer.committed` of `parts`, a timed-out read asked again up to `attempts` times."""
-    for attempt in range(1, attempts + 1):
-        try:
-            found = consumer.committed([TopicPartition(t, p) for t, p in parts], timeout=timeout_s)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if attempt == attempts or error.fatal() or error.code() != _TIMED_OUT:
-                _raise_for(error, "read committed offsets")
-            continue
-        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class KafkaSource:
@@ -229,7 +173,7 @@ class KafkaSource:
                 if start is None:
                     start = self.committed([(topic, partition)]).get((topic, partition), low)
             except KafkaException as exc:
-                _raise_for(exc.args[0], "find where a partition stands")
+                raise_for(exc.args[0], "find where a partition stands")
             if start < high:
                 starts[topic, partition] = max(start, low)
         return probe(self._config, starts) if starts else []
@@ -239,13 +183,13 @@ class KafkaSource:
         try:
             self._consumer.seek(TopicPartition(topic, partition, offset))
         except KafkaException as exc:
-            _raise_for(exc.args[0], "seek past an unfetchable record")
+            raise_for(exc.args[0], "seek past an unfetchable record")
 
     def _consume(self, count: int, timeout_s: float) -> list[Message]:
         try:
             return self._consumer.consume(num_messages=count, timeout=timeout_s)
         except KafkaException as exc:
-            _raise_for(exc.args[0], "consume")
+            raise_for(exc.args[0], "consume")
 
     @staticmethod
     def _take(messages: list[Message], polled: Polled) -> None:
@@ -253,10 +197,10 @@ class KafkaSource:
             error = message.error()
             if error is None:
                 polled.messages.append(message)
-            elif error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001  (librdkafka's name)
+            elif error.code() == PARTITION_EOF:
                 continue
             elif error.fatal():
-                _raise_for(error, "consume")
+                raise_for(error, "consume")
             else:
                 polled.errors.append(error.str())
 
@@ -287,9 +231,9 @@ class KafkaSource:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            if error.code() in _GENERATION_LOST:
+            if error.code() in GENERATION_LOST:
                 return False
-            _raise_for(error, "commit")
+            raise_for(error, "commit")
         return True
 
     def topic_missing(self, timeout_s: float = 2.0) -> bool:
@@ -334,142 +278,11 @@ class KafkaSource:
                     TopicPartition(topic, partition), timeout=timeout_s, cached=False
                 )
             except KafkaException as exc:
-                _raise_for(exc.args[0], "query watermarks")
+                raise_for(exc.args[0], "query watermarks")
 
     def close(self) -> None:
         """Leave the group so partitions move to other members at once."""
         self._consumer.close()
 
 
-class ClickProducer:
-    """Plain producer for replay and the demo: key = user id, value = encoded event."""
-
-    def __init__(self, config: KafkaConfig, topic: str) -> None:
-        """Create the producer."""
-        self.topic = topic
-        self._producer = Producer({**PRODUCER_DEFAULTS, **config})
-
-    def send(self, key: bytes | None, value: bytes) -> None:
-        """Queue one message, waiting on a full local queue rather than dropping it."""
-        while True:
-            try:
-                self._producer.produce(self.topic, value=value, key=key)
-            except BufferError:
-                self._producer.poll(0.05)
-            else:
-                return
-
-    def poll(self) -> None:
-        """Serve delivery callbacks."""
-        self._producer.poll(0)
-
-    def flush(self, timeout_s: float = 60.0) -> int:
-        """Wait for delivery; returns how many messages are still queued."""
-        remaining: int = self._producer.flush(timeout_s)
-        return remaining
-
-
-def _admin(config: KafkaConfig) -> AdminClient:
-    try:
-        return AdminClient(cast("dict[str, Any]", dict(config)))
-    except KafkaException as exc:
-        raise FatalError(f"kafka client config rejected: {exc}") from exc
-
-
-_BROKER_ASK_S = 1.0  # each metadata request's wait; between them the client's logs are served
-
-
-def wait_for_broker(config: KafkaConfig, timeout_s: float) -> set[str]:
-    """The cluster's topic names, once a broker answers; `FatalError` if none does in time.
-
-    Asked again every second rather than once for the whole wait, so that the
-    admin client's poll serves librdkafka's log lines as they come (to the
-    config's `logger`, when it has one) instead of after the wait.
-    """
-    admin = _admin(config)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        asked = time.monotonic()
-        try:
-            meta = admin.list_topics(timeout=max(0.05, min(_BROKER_ASK_S, deadline - asked)))
-        except KafkaException as exc:
-            admin.poll(0)
-            if time.monotonic() >= deadline:
-                error: KafkaError = exc.args[0]
-                raise FatalError(
-                    f"no broker answered within {timeout_s:g} s ({error.str()})"
-                ) from exc
-            # refused at once (nothing listening): wait out the rest of this second
-            time.sleep(max(0.0, min(asked + _BROKER_ASK_S, deadline) - time.monotonic()))
-            continue
-        admin.poll(0)
-        return {name for name, topic in meta.topics.items() if topic.error is None}
-
-
-def ensure_topics(
-    config: KafkaConfig,
-    partitions: Mapping[str, int],
-    timeout_s: float = 30,
-    configs: Mapping[str, Mapping[str, str]] | None = None,
-) -> None:
-    """Create missing topics (with `configs[name]` topic settings); an existing one is left."""
-    admin = _admin(config)  # held until the futures resolve: its handle serves them
-    extra = configs or {}
-    futures = admin.create_topics(
-        [
-            NewTopic(
-                name, num_partitions=n, replication_factor=-1, config=dict(extra.get(name, {}))
-            )
-            for name, n in partitions.items()
-        ],
-        request_timeout=timeout_s,
-    )
-    for name, future in futures.items():
-        try:
-            future.result(timeout=timeout_s)
-        except concurrent.futures.TimeoutError as exc:
-            raise FatalError(
-                f"kafka create topic {name}: no answer within {timeout_s:g} s"
-            ) from exc
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                _raise_for(error, f"create topic {name}")
-
-
-def group_progress(
-    config: KafkaConfig, group: str, topic: str, timeout_s: float = 10
-) -> dict[int, tuple[int, int]]:
-    """`{partition: (committed offset, end offset)}` of a group on a topic (lag, drain checks).
-
-    The end offset is what the broker's ListOffsets answers; Tansu 0.6 can
-    answer the base offset of the last record batch there, so drain checks
-    against Tansu should sum committed offsets against messages sent.
-    """
-    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout_s)
-        parts = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
-        committed = consumer.committed(parts, timeout=timeout_s)
-        progress: dict[int, tuple[int, int]] = {}
-        for tp in committed:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, tp.partition), timeout=timeout_s
-            )
-            progress[tp.partition] = (max(tp.offset, 0), high)
-    except KafkaException as exc:
-        _raise_for(exc.args[0], "read group progress")
-    else:
-        return progress
-    finally:
-        consumer.close()
-
-
-__all__ = [
-    "ClickProducer",
-    "KafkaSource",
-    "Polled",
-    "ensure_topics",
-    "group_progress",
-    "wait_for_broker",
-]
+__all__ = ["KafkaSource", "PartitionHook", "Polled", "StartHook"]

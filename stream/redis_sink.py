@@ -1,4 +1,4 @@
-"""Redis edge: one pipelined write of a batch's lists."""
+"""Redis edge: one pipelined write of a batch's lists, its replies checked in bulk."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.errors import FatalError, TransientError
 from stream.payload import decode_recommendation
+from stream.redis_replies import read_oks
 
 # Refusals that pass (failover, memory pressure, loading): retry rather than exit.
 # Below this many SETs per connection, another connection costs more than it saves.
@@ -100,9 +101,10 @@ class RedisSink:
 
     def _write(self, commands: list[tuple[bytes, bytes]]) -> None:
         """One pipelined round trip of SETs on one pooled connection; errors mapped to kinds."""
-        # The batch is packed by hiredis in C and sent in one write; replies are read back
-        # in order. Same wire traffic as redis-py's pipeline, without its per-command
-        # Python bookkeeping, which costs more than the SETs themselves.
+        # The batch is packed by hiredis in C and sent in one write; its replies are read
+        # and checked in bulk (`stream.redis_replies`). Same wire traffic as redis-py's
+        # pipeline, without its per-command and per-reply Python work, which costs more
+        # than the SETs themselves.
         ttl = self._ttl
         packed = b"".join(
             [
@@ -119,15 +121,12 @@ class RedisSink:
             raise TransientError(f"redis publish: {exc}") from exc
         try:
             connection.send_packed_command([packed])  # type: ignore[no-untyped-call]
-            read = connection.read_response
-            for _ in range(len(commands)):
-                read()
+            read_oks(connection, len(commands))  # every reply read, then the first error raised
         except (RedisConnectionError, RedisTimeoutError) as exc:
             connection.disconnect()  # type: ignore[no-untyped-call]
             raise TransientError(f"redis publish: {exc}") from exc
         except ResponseError as exc:
-            # Replies were left unread: the connection is out of step, drop it.
-            connection.disconnect()  # type: ignore[no-untyped-call]
+            # Every reply was read: the connection is in step and goes back to the pool.
             if str(exc).startswith(PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
                 raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc

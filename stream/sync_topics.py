@@ -28,7 +28,7 @@ from confluent_kafka import (
 )
 
 from stream.errors import FatalError, TransientError
-from stream.kafka import PRODUCER_DEFAULTS, KafkaConfig
+from stream.kafka_config import PRODUCER_DEFAULTS, KafkaConfig
 
 _READER_DEFAULTS: dict[str, str | int | bool] = {
     "enable.auto.commit": False,

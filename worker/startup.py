@@ -15,7 +15,7 @@ import torch
 from models.device import resolve_device
 from models.errors import CheckpointError, ModelError
 from stream.errors import FatalError, TransientError
-from stream.kafka import ensure_topics, wait_for_broker
+from stream.kafka_admin import ensure_topics, wait_for_broker
 from stream.redis_sink import RedisSink
 from worker.config.edges import KafkaSettings
 from worker.config.settings import Settings

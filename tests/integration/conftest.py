@@ -319,7 +319,7 @@ def group_stable(kafka_server: EmbeddedKafka) -> object:
 @pytest.fixture
 def committed(kafka_server: EmbeddedKafka) -> object:
     """`committed(group, topic) -> {partition: offset}` as the broker stores it."""
-    from stream.kafka import group_progress
+    from stream.committed import group_progress
 
     def read(group: str, topic: str) -> dict[int, int]:
         progress = group_progress({"bootstrap.servers": kafka_server.bootstrap}, group, topic)

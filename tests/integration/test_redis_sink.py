@@ -102,3 +102,31 @@ def test_a_refusal_on_one_connection_is_raised_as_its_kind(redis_server: Any) ->
     sink._ttl = b"60"
     sink.publish([("u", payload)])  # connections dropped after the refusal; the next works
     sink.close()
+
+
+def test_a_refusal_in_the_middle_of_a_batch_is_raised_after_every_reply(
+    redis_server: Any, redis_client: Any
+) -> None:
+    """One refused SET among thousands raises FatalError; the SETs around it were all written."""
+    from stream.errors import FatalError
+
+    # An ACL user that may write only `midbatch:ok*`: the one other key is refused (NOPERM).
+    redis_client.execute_command(
+        "ACL", "SETUSER", "midbatch", "on", ">pw", "~midbatch:ok*", "+@all"
+    )
+    try:
+        url = f"redis://midbatch:pw@127.0.0.1:{redis_server.port}/0"
+        sink = RedisSink(url, prefix="midbatch:", ttl_s=60, connections=1)
+        rec = Recommendation("u", ["i"], [1.0], 0.0)
+        payload = encode_recommendation(rec, 0.0, 0)
+        users = [f"ok{n}" for n in range(2_000)]
+        users.insert(1_000, "refused")
+        with pytest.raises(FatalError, match=r"(?i)no permissions"):
+            sink.publish([(user, payload) for user in users])
+        assert len(redis_client.keys("midbatch:ok*")) == 2_000
+        assert redis_client.exists("midbatch:refused") == 0
+        sink.publish([("ok0", payload)])  # the connection stayed in step: the next batch works
+        assert sink.get("ok0") is not None
+        sink.close()
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "midbatch")

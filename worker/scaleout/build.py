@@ -12,7 +12,7 @@ from __future__ import annotations
 import structlog
 
 from stream.errors import FatalError, TransientError
-from stream.kafka import ensure_topics
+from stream.kafka_admin import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer, partition_count
 from worker.config.settings import Settings
 from worker.engine.engine import Engine

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from index.knn import backend_for
+from stream.click_producer import ClickProducer
+from stream.committed import group_progress
 from stream.events import ClickEvent, encode_event
-from stream.kafka import ClickProducer, group_progress
 from worker.app import build_worker, open_sink
 from worker.loop.batch_loop import Worker
 from worker.observability.metrics import HealthServer, WorkerMetrics

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from stream.batch import DecodedBatch
-from stream.kafka import ensure_topics
+from stream.kafka_admin import ensure_topics
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
 from worker.app import build_engine
 from worker.config.settings import Settings, with_values

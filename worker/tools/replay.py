@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from recstream.errors import RecstreamError
+from stream.click_producer import ClickProducer
 from stream.events import ClickEvent, encode_event
-from stream.kafka import ClickProducer
 
 
 class ReplayFormatError(RecstreamError):

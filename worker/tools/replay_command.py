@@ -17,7 +17,7 @@ from worker.commands.common import configure_logging, exit_2_on_error, log, sett
 @click.option("--quiet", is_flag=True, help="No progress bar (none either when not a terminal).")
 def replay(path: Path, rate: float, limit: int | None, fmt: str, quiet: bool) -> None:
     """Send a timestamped interactions file to the clicks topic, in time order."""
-    from stream.kafka import ClickProducer
+    from stream.click_producer import ClickProducer
     from worker.tools.replay import read_interactions, send_interactions
 
     settings = settings_or_exit()

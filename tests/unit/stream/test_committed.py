@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from stream.committed import committed_offsets
 from stream.errors import TransientError
-from stream.kafka import committed_offsets
 
 
 class _Consumer:

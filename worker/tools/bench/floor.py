@@ -79,7 +79,7 @@ def pass_through_at_load(
     """
     from confluent_kafka import Consumer  # noqa: TID251  (the floor is the raw client)
 
-    from stream.kafka import ensure_topics
+    from stream.kafka_admin import ensure_topics
     from stream.redis_sink import RedisSink
 
     tag = uuid.uuid4().hex[:8]

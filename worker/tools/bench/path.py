@@ -9,8 +9,10 @@ import msgpack
 import numpy as np
 
 from stream.batch import decode_messages
+from stream.click_producer import ClickProducer
 from stream.events import decode_event
-from stream.kafka import ClickProducer, KafkaSource, ensure_topics
+from stream.kafka import KafkaSource
+from stream.kafka_admin import ensure_topics
 from worker.app import build_worker
 from worker.config.settings import Settings, with_values
 from worker.observability.stats import LatencyReservoir

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import numpy.typing as npt
 
+from stream.click_producer import ClickProducer
 from stream.events import ClickEvent, encode_event
-from stream.kafka import ClickProducer
 from worker.app import build_worker, open_sink
 from worker.config.settings import Settings
 from worker.loop.batch_loop import Worker
