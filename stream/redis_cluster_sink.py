@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from redis.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
-    ReadOnlyError,
     RedisClusterException,
     ResponseError,
 )
@@ -20,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from stream.errors import FatalError, TransientError
-from stream.redis_sink import PASSING_REFUSALS, RedisSink
+from stream.redis_sink import RedisSink, passing_refusal
 
 
 class RedisClusterSink(RedisSink):
@@ -92,7 +91,7 @@ class RedisClusterSink(RedisSink):
         except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
             raise TransientError(f"redis cluster publish: {exc}") from exc
         except ResponseError as exc:
-            if str(exc).startswith(PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
+            if passing_refusal(exc):
                 raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc
 

@@ -7,7 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 from hiredis import pack_command as _pack_command
-from redis.exceptions import AuthenticationError, ReadOnlyError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -19,6 +28,22 @@ from stream.redis_replies import read_oks
 # Below this many SETs per connection, another connection costs more than it saves.
 _MIN_PER_CONNECTION = 512
 PASSING_REFUSALS = ("READONLY", "OOM", "TRYAGAIN", "MASTERDOWN", "LOADING", "BUSY", "CLUSTERDOWN")
+# redis-py strips the code off the message of the refusals it has a class for (`-OOM ...`
+# arrives as `OutOfMemoryError("command not allowed ...")`), so the class says it too.
+_PASSING_CLASSES = (
+    ReadOnlyError,
+    OutOfMemoryError,
+    TryAgainError,
+    MasterDownError,
+    BusyLoadingError,
+    ClusterDownError,
+)
+
+
+def passing_refusal(exc: ResponseError) -> bool:
+    """Whether Redis refused for now (failover, memory pressure, loading), not for good."""
+    code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+    return code in PASSING_REFUSALS or isinstance(exc, _PASSING_CLASSES)
 
 
 class RedisSink:
@@ -127,7 +152,7 @@ class RedisSink:
             raise TransientError(f"redis publish: {exc}") from exc
         except ResponseError as exc:
             # Every reply was read: the connection is in step and goes back to the pool.
-            if str(exc).startswith(PASSING_REFUSALS) or isinstance(exc, ReadOnlyError):
+            if passing_refusal(exc):
                 raise TransientError(f"redis refused a write for now: {exc}") from exc
             raise FatalError(f"redis refused a write: {exc}") from exc
         finally:

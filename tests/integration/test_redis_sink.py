@@ -130,3 +130,18 @@ def test_a_refusal_in_the_middle_of_a_batch_is_raised_after_every_reply(
         sink.close()
     finally:
         redis_client.execute_command("ACL", "DELUSER", "midbatch")
+
+
+def test_a_server_out_of_memory_is_a_passing_refusal(redis_server: Any, redis_client: Any) -> None:
+    """`-OOM` (maxmemory reached) is retried as transient, and the next batch goes through."""
+    sink = RedisSink(redis_server.url, prefix="oomtest:", ttl_s=30)
+    rec = Recommendation("u", ["i"], [1.0], 0.0)
+    redis_client.config_set("maxmemory", "1")  # every write is over the limit now
+    try:
+        with pytest.raises(TransientError, match="for now"):
+            sink.publish([(rec.user, encode_recommendation(rec, 0.0, 0))])
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    sink.publish([(rec.user, encode_recommendation(rec, 0.0, 0))])
+    assert sink.get("u") is not None
+    sink.close()
