@@ -28,6 +28,7 @@ from worker.config.parts import CandidateSettings, ModelSettings
 from worker.config.settings import Settings, with_values
 from worker.engine.engine import Engine
 from worker.engine.stage_config import StageConfig
+from worker.engine.threads import torch_threads
 from worker.engine.warmup import warm_up
 from worker.errors import StartupError
 from worker.loop.batch_loop import Worker
@@ -170,6 +171,9 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
     broker and Redis must answer within `startup_timeout_s`, or `StartupError`.
     """
     device = check_local(settings)  # the device, the checkpoint directory, files: no waiting
+    threads = torch_threads(settings.torch_threads)
+    torch.set_num_threads(threads)
+    log.info("torch_threads", threads=threads, setting=settings.torch_threads)
     metrics = metrics or WorkerMetrics()
     kafka = settings.kafka
     check_kafka(kafka, settings.startup_timeout_s)

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.config.edges import KafkaSettings, RedisSettings
-from worker.config.limits import MAX_PORT
+from worker.config.limits import MAX_PORT, MAX_THREADS
 from worker.config.parts import (
     CandidateSettings,
     CheckpointSettings,
@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # the process itself
     device: str = "auto"
+    # torch's intra-op threads; 0: the CPUs this process may use (cgroup quota included).
+    torch_threads: int = Field(default=0, ge=0, le=MAX_THREADS)
     metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
     # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
     debug_endpoint: bool = False
