@@ -15,8 +15,8 @@ from worker.engine.engine import Engine
 
 
 def _engine(device: torch.device, top_k: int = 3) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
-    return Engine(learner, SeenHistory(16, device), ExactIndex(), top_k)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device, SeenHistory(16, device))
+    return Engine(learner, ExactIndex(), top_k)
 
 
 def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) -> None:
@@ -78,10 +78,12 @@ def _bounded(
     dense: bool = True,
     **config: float,
 ) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=4, negatives=2, **config), device)  # type: ignore[arg-type]
+    learner = OnlineLearner(
+        LearnerConfig(dim=4, negatives=2, **config), device, SeenHistory(8, device)
+    )  # type: ignore[arg-type]
     rows = RowPolicy.over(learner.users, learner.items, users, items)
     index = ExactIndex() if dense else ExactIndex(dense_budget=0)
-    return Engine(learner, SeenHistory(8, device), index, top_k, rows)
+    return Engine(learner, index, top_k, rows)
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -176,9 +178,11 @@ def test_cold_start_list_ranks_items_by_bias_and_is_empty_before_any_item(
 
 
 def _transitions_engine(device: torch.device, dense: bool) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16), device, SeenHistory(16, device)
+    )
     index = ExactIndex() if dense else ExactIndex(dense_budget=0)
-    return Engine(learner, SeenHistory(16, device), index, top_k=3)
+    return Engine(learner, index, top_k=3)
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -210,8 +214,8 @@ def test_a_batch_larger_than_the_learn_chunk_is_learned_in_steps_of_it(
     device: torch.device,
 ) -> None:
     """A backlog's large batch takes one gradient step per chunk, its users all touched."""
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
-    engine = Engine(learner, SeenHistory(16, device), ExactIndex(), 3, learn_chunk=10)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device, SeenHistory(16, device))
+    engine = Engine(learner, ExactIndex(), 3, learn_chunk=10)
     users = [f"u{n % 7}" for n in range(35)]
     items = [f"i{n % 11}" for n in range(35)]
     learned = engine.learn(users, items, np.arange(35, dtype=np.float64), np.ones(35, np.float32))
