@@ -59,6 +59,19 @@ def test_lists_leave_out_seen_items_and_carry_the_newest_event_time(
     assert recs[0].scores == sorted(recs[0].scores, reverse=True)
 
 
+def test_the_engine_and_its_learner_share_one_ring_written_once_per_click(
+    device: torch.device,
+) -> None:
+    """The seen history is the learner's ring; a batch of distinct clicks counts once each."""
+    engine = _engine(device)
+    assert engine.history is engine.learner.history
+    _learn(engine, ["a", "a", "b"], ["i1", "i2", "i1"], ts=3.0)
+    _learn(engine, ["a"], ["i3"], ts=5.0)
+    rows = _user_rows(engine, ["a", "b"])
+    assert engine.history.written[rows].tolist() == [3, 1]
+    assert engine.history.last_ts[rows].tolist() == [5.0, 3.0]
+
+
 def test_touched_users_are_the_distinct_users_of_the_batch(device: torch.device) -> None:
     """Learning reports each user of the batch once, as rows on the engine's device."""
     engine = _engine(device)

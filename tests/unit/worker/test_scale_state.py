@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import numpy as np
 import pytest
 import torch
@@ -232,6 +233,19 @@ def test_a_state_record_of_another_dimension_is_not_restored(dim: int) -> None:
     state = export_users(old.learner, old.rows.users, old.learner.users.lookup(["u1"]))
     assert decode_partition(encode_users(state), dim + 2).users.ids == []
     assert decode_partition(encode_users(state), dim + 1).users.ids == ["u1"]
+
+
+def test_a_state_record_that_still_carries_a_second_ring_decodes() -> None:
+    """A record of an older worker, with the learner's own ring ("r", "rw") too, decodes as one."""
+    old = _engine()
+    _learn(old, [("u1", "a"), ("u1", "b")])
+    state = export_users(old.learner, old.rows.users, old.learner.users.lookup(["u1"]))
+    ((key, value),) = encode_users(state)
+    older = msgpack.packb({**msgpack.unpackb(value), "r": ["b", "a"], "rw": 2})
+    decoded = decode_partition([(key, older)], old.learner.config.dim + 1).users
+    assert decoded.ids == ["u1"]
+    assert decoded.seen == state.seen
+    assert decoded.seen_written.tolist() == state.seen_written.tolist()
 
 
 def test_scale_out_books_grow_by_the_row_caps() -> None:
