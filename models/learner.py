@@ -35,9 +35,9 @@ class OnlineLearner:
     start at zero, so a new user's list is the item-bias ranking: popularity.
 
     Those last items are read from `history`, the one ring of each user's
-    clicks: the worker hands in its seen history (what lists exclude, 1,024
-    wide by default) and the learner reads its newest `recent_items` slots, so
-    one ring, not two fed the same clicks, holds them. Built alone (tests,
+    clicks: the worker hands in its seen history (what lists exclude, usually
+    far wider) and the learner reads its newest `recent_items` slots, so one
+    ring, not two fed the same clicks, holds them. Built alone (tests,
     benchmarks) the learner keeps a ring of its own, `recent_items` wide.
     `learn` writes each step's clicks into it after the step has read it.
 
