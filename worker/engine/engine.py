@@ -81,6 +81,7 @@ class Engine:
         The seen history is the learner's (`learner.history`, built as wide as lists
         exclude): the learner writes each batch's clicks into it, the lists exclude what
         it holds and the candidate sources start from it.
+
         Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
         holds the items an operator took off the lists (none by default). `stages`
         configures the candidate sources and the ranker (`worker.engine.two_stage`);
