@@ -1,7 +1,8 @@
 """Model state as a checkpoint's contents: the parts' state dicts, named, checked, no file I/O.
 
 Each stateful part gives its own `state_dict()` (see `models.state`); this
-module only names them (`learner.`, `history.`, `rows.`), splits them into the
+module only names them (`learner.`, `history.`: the learner's seen history,
+stored once, `rows.`), splits them into the
 tensors and the JSON manifest a checkpoint holds, checks what comes back and
 hands it to the parts' `load_state_dict()`. `snapshot` copies all state to
 host memory at a batch boundary, so the slow write can run beside the learner.
@@ -32,7 +33,9 @@ from models.state import JSON, StateDict, integer, part, prefixed, rows_of, sequ
 # 3: + the learner's recent-item context (context table and recent-item buffers);
 # 4: + the popularity prior (per-item log mass, its reference time and clock);
 # 5: + item-to-item transitions (successor rings) and the choice of their weight;
-# 6: the parts' own state dicts under dotted names (tensors by name, the rest in "state").
+# 6: the parts' own state dicts under dotted names (tensors by name, the rest in "state");
+#    those written before the learner read the seen history also hold `learner.recent.`,
+#    a second ring fed the same clicks, which loading ignores.
 FORMAT = 6
 _READABLE = (1, 2, 3, 4, 5, 6)
 _UNBOUNDED = RowLimits(max_rows=1 << 62)  # to check a row state without any cap
@@ -43,13 +46,13 @@ class Restored:
     """A loaded checkpoint, and why newer candidates were skipped.
 
     `rows` is the row policy's state dict, for `RowPolicy.over` with the
-    caller's limits (stand-ins from the seen history when none was saved).
+    caller's limits (stand-ins from the seen history when none was saved). The
+    seen history is the learner's (`learner.history`).
     `path` names the manifest it came from and `skipped` the newer ones refused
     (file, reason): labels the reader fills in, for logs.
     """
 
     learner: OnlineLearner
-    history: SeenHistory
     offsets: dict[tuple[str, int], int]
     path: Path
     rows: StateDict
@@ -93,7 +96,6 @@ class Snapshot:
 
 def snapshot(
     learner: OnlineLearner,
-    history: SeenHistory,
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
     catalogue: Catalogue | None = None,
@@ -102,8 +104,10 @@ def snapshot(
     """Copy all state to host memory at a batch boundary: fast, no file I/O.
 
     The copies share no memory with the parts, so the learner may go on
-    learning while the worker writes them.
+    learning while the worker writes them. The learner's seen history is stored
+    once, as `history.`.
     """
+    history = learner.history
     state = prefixed("learner", learner.state_dict())
     state |= prefixed("history", history.state_dict(learner.user_table.rows))
     if rows is not None:
@@ -168,16 +172,15 @@ def _restore(
         raise CheckpointError("the manifest's config or history length is malformed")
     known = {f.name for f in dataclasses.fields(LearnerConfig)}
     config = {name: setting for name, setting in config.items() if name in known}  # retired ones
+    history = SeenHistory(length, device)
+    history.load_state_dict(part(state, "history"))
     try:
-        learner = OnlineLearner(LearnerConfig(**config), device)  # type: ignore[arg-type]
+        learner = OnlineLearner(LearnerConfig(**config), device, history)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"the manifest's learner config is refused: {exc}") from exc
     learner.load_state_dict(part(state, "learner"), strict=manifest["format"] == FORMAT)
-    history = SeenHistory(length, device)
-    history.load_state_dict(part(state, "history"))
     if rows_of(state, "history.items") > learner.users.extent:
         raise CheckpointError("the seen history holds more users than the id map")
-    history.ensure_users(learner.users.extent)
     rows = part(state, "rows") or _stand_in_rows(learner, history)
     RowPolicy.over(learner.users, learner.items, _UNBOUNDED, _UNBOUNDED, rows)  # checks it
     offsets = _offsets(sequence(manifest, "offsets"))
@@ -185,7 +188,7 @@ def _restore(
     if catalogue:
         Catalogue().load_state_dict(catalogue)  # checks it
     ranking = part(state, "ranking")
-    return Restored(learner, history, offsets, path, rows, catalogue=catalogue, ranking=ranking)
+    return Restored(learner, offsets, path, rows, catalogue=catalogue, ranking=ranking)
 
 
 def _state(manifest: dict[str, JSON], tensors: Mapping[str, torch.Tensor]) -> StateDict:

@@ -1,4 +1,9 @@
-"""Each user's most recent distinct items, kept on the device for exclusion at search time."""
+"""Each user's most recent distinct items, kept on the device: one ring, read by every part.
+
+Lists exclude what it holds, the learner's query sums the context vectors of its
+newest slots, the candidate sources start from them, and `recstream inspect`
+shows them. One ring per user, written once per batch by the learner.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +116,6 @@ class SeenHistory:
         items: torch.Tensor,
         ts: torch.Tensor,
         *,
-        keep: torch.Tensor | None = None,
         rows_ready: bool = False,
     ) -> None:
         """Fold a batch of (user, item, time) clicks in, vectorised over the batch.
@@ -121,8 +125,7 @@ class SeenHistory:
         newest. Nothing here reads the buffers, so the cost is O(batch), and no
         shape depends on the data, so a device never waits for the host.
 
-        `keep` (per click, or a 0-dim bool) leaves clicks out where False: the
-        learner passes whether its step was applied. `rows_ready`: the caller
+        `rows_ready`: the caller
         made every user row exist (`ensure_users`), so the largest is not read
         back (on a device, that read is a sync).
         """
@@ -131,20 +134,12 @@ class SeenHistory:
             return
         if not rows_ready:
             self.ensure_users(host_max(users) + 1)
-        held = torch.ones(n, dtype=torch.bool, device=users.device)
-        if keep is not None:
-            held = held & keep
-        times = torch.where(held, ts.to(torch.float64), -torch.inf)
-        self.last_ts.scatter_reduce_(0, users, times, reduce="amax")
-        # A click is live when it is its (user, item) pair's last in the batch; clicks
-        # left out get keys of their own, so they never hide a held click of their pair.
-        position = torch.arange(n, device=users.device)
-        keys = torch.where(held, users * PAIR_SPAN + items, -1 - position)
-        ordered, order = torch.sort(keys, stable=True)
+        self.last_ts.scatter_reduce_(0, users, ts.to(torch.float64), reduce="amax")
+        # A click is live when it is its (user, item) pair's last in the batch.
+        ordered, order = torch.sort(users * PAIR_SPAN + items, stable=True)
         _, last, _ = run_bounds(ordered)
-        live = torch.empty_like(held)
+        live = torch.empty(n, dtype=torch.bool, device=users.device)
         live[order] = last == torch.arange(n, device=users.device)
-        live &= held
         # Rank of each live click among its user's (a stable sort keeps time order): the
         # newest `length` of them take the next ring slots.
         by_user, order = torch.sort(users, stable=True)

@@ -34,6 +34,13 @@ class OnlineLearner:
     follows a session before the user's row has learned anything). User rows
     start at zero, so a new user's list is the item-bias ranking: popularity.
 
+    Those last items are read from `history`, the one ring of each user's
+    clicks: the worker hands in its seen history (what lists exclude, usually
+    far wider) and the learner reads its newest `recent_items` slots, so one
+    ring, not two fed the same clicks, holds them. Built alone (tests,
+    benchmarks) the learner keeps a ring of its own, `recent_items` wide.
+    `learn` writes each step's clicks into it after the step has read it.
+
     Each batch samples `negatives` uniform items shared by all its events
     (GEMMs, no per-event gathers; a catalogue no larger than that is used
     whole), scores the positive against them with the log of the sampling
@@ -42,8 +49,14 @@ class OnlineLearner:
     one row-wise Adagrad step to every touched row at once.
     """
 
-    def __init__(self, config: LearnerConfig, device: torch.device) -> None:
-        """Create an empty model on `device`."""
+    def __init__(
+        self, config: LearnerConfig, device: torch.device, history: SeenHistory | None = None
+    ) -> None:
+        """Create an empty model on `device` that reads and writes `history` (or a ring of its own).
+
+        The learner is the ring's one writer (`learn`); its other readers (exclusion,
+        candidates, `recstream inspect`) only read it.
+        """
         self.config = config
         self.device = device
         self.users = IdMap()
@@ -64,7 +77,11 @@ class OnlineLearner:
         self.context_table = EmbeddingTable(
             width, device, init_std=config.init_std, generator=self._generator, constant_last=0.0
         )
-        self.recent = SeenHistory(max(1, config.recent_items), device)
+        if history is None:
+            history = SeenHistory(max(1, config.recent_items), device)
+        self.history = history
+        # the query reads the newest `recent_items` clicks, as many as the ring holds
+        self._recent = min(config.recent_items, self.history.length)
         self.prior = PopularityPrior(config.popularity_tau, device)
         window, decay = self._transition_window, config.transition_decay
         self.transition = (
@@ -72,7 +89,7 @@ class OnlineLearner:
                 ItemTransitions(config.transition_slots, window, decay, device),
                 CoVisitation(config.covisit_slots, config.covisit_half_life, device),
             )
-            if config.transition_slots and config.recent_items
+            if config.transition_slots and self._recent
             else None
         )
         self.steps = 0
@@ -85,9 +102,9 @@ class OnlineLearner:
         self.item_table.ensure_rows(self.items.extent)
         if self.config.popularity_weight and self.item_table.rows > known:
             self.prior.ensure_rows(self.item_table.rows)
+        self.history.ensure_users(self.users.extent)
         if self.config.recent_items:
             self.context_table.ensure_rows(self.items.extent)
-            self.recent.ensure_users(self.users.extent)
         start = min(known, known_context) if self.config.recent_items else known
         if self.item_table.rows > start:
             self._seed_items(torch.arange(start, self.item_table.rows, device=self.device))
@@ -97,7 +114,7 @@ class OnlineLearner:
     def cap_rows(self, max_users: int, max_items: int) -> None:
         """Never let any per-user or per-item state allocate past these row caps."""
         self.user_table.max_rows = max_users
-        self.recent.max_users = max_users
+        self.history.max_users = max_users
         self.item_table.max_rows = max_items
         self.context_table.max_rows = max_items
         self.prior.max_rows = max_items
@@ -111,8 +128,8 @@ class OnlineLearner:
         self.item_table.reset(items)
         if self.config.popularity_weight and items.numel():
             self.prior.reset(items)
+        self.history.reset(users)
         if self.config.recent_items:
-            self.recent.reset(users)
             self.context_table.reset(items)
         if items.numel():
             self._seed_items(items.to(self.device))
@@ -140,19 +157,20 @@ class OnlineLearner:
             self.context_table.weight[rows] = context
 
     def state_dict(self) -> StateDict:
-        """Everything learned, by part: id maps, tables, recent items, prior, transitions, steps.
+        """Everything learned, by part: id maps, tables, prior, transitions, steps.
 
         The config is not state (the learner is built from it first) and the
-        random generator is not kept: a restored learner samples afresh.
+        random generator is not kept: a restored learner samples afresh. Nor is
+        `history`: it is a part of its own, stored once beside the learner
+        (a checkpoint's `history.`) and handed to the learner it restores.
         """
-        users, items = self.users.extent, self.items.extent
+        items = self.items.extent
         state: StateDict = {"steps": self.steps}
         state |= prefixed("users", self.users.state_dict())
         state |= prefixed("items", self.items.state_dict())
         state |= prefixed("user_table", self.user_table.state_dict())
         state |= prefixed("item_table", self.item_table.state_dict())
         state |= prefixed("context_table", self.context_table.state_dict())
-        state |= prefixed("recent", self.recent.state_dict(users))
         if self.config.popularity_weight:
             state |= prefixed("prior", self.prior.state_dict(items))
         if self.transition is not None:
@@ -164,7 +182,9 @@ class OnlineLearner:
 
         Row counts are checked against the id maps before anything changes.
         With `strict=False` the parts older checkpoints lack (the recent-item
-        context, transitions) start fresh, as on a new learner.
+        context, transitions) start fresh, as on a new learner. The `recent.` ring
+        older learners kept beside the seen history is ignored: the seen history,
+        fed the same clicks, holds what it held (`history`).
         """
         users = len(sequence(part(state, "users"), "ids"))
         items = len(sequence(part(state, "items"), "ids"))
@@ -173,7 +193,7 @@ class OnlineLearner:
             wanted["context_table.weight"] = items
         if self.config.popularity_weight:  # never optional: the bias column holds beta * L
             wanted["prior.log_mass"] = items
-        optional = ["context_table", "recent"] + (["transition"] if self.transition else [])
+        optional = ["context_table"] + (["transition"] if self.transition else [])
         present = {name for name in optional if any(key.startswith(f"{name}.") for key in state)}
         if strict and (missing := [name for name in optional if name not in present]):
             raise StateError(f"missing parts: {', '.join(missing)}")
@@ -190,7 +210,6 @@ class OnlineLearner:
         self.item_table.load_state_dict(part(state, "item_table"))
         if self.config.recent_items and "context_table" in present:
             self.context_table.load_state_dict(part(state, "context_table"))
-            self.recent.load_state_dict(part(state, "recent"))
         if self.config.popularity_weight:
             self.prior.load_state_dict(part(state, "prior"))
         if self.transition is not None and "transition" in present:
@@ -200,7 +219,7 @@ class OnlineLearner:
     @property
     def _transition_window(self) -> int:
         """Transitions pair a click with the recent items, so they reach back no further."""
-        return min(self.config.transition_window, self.config.recent_items)
+        return min(self.config.transition_window, self._recent)
 
     @property
     def _floor_bias(self) -> float:
@@ -220,12 +239,19 @@ class OnlineLearner:
         weights: torch.Tensor,
         event_ts: torch.Tensor | float | None = None,
         *,
+        click_ts: torch.Tensor | None = None,
         check: bool = True,
     ) -> LearnStats:
         """Take one step on a batch of positive (user row, item row, weight) events.
 
         `event_ts` (seconds; a float, or a tensor whose newest value counts) drives the
-        popularity prior's clock; without it a time clock stands still.
+        popularity prior's clock; without it a time clock stands still. `click_ts`, each
+        event's own time, is what `history` keeps as its user's newest (zeros without it).
+
+        The step reads the users' recent items from `history` first, then writes the
+        batch's clicks into it. A refused step's clicks go in all the same (also when
+        `check` then raises): the ring records what users clicked, which their lists
+        must exclude, not what was learned; the next step's query holds them.
 
         No host sync inside the step: nothing is read back, no shape depends on the
         data. A non-finite loss still refuses the step: every update is applied
@@ -245,14 +271,13 @@ class OnlineLearner:
             self.check_rows(users.numpy(), items.numpy())
         cfg = self.config
         term = self.transition
-        latest = self.recent.latest(users, self._transition_window) if term is not None else None
+        latest = self.history.latest(users, self._transition_window) if term is not None else None
         loss, applied, item_rows, context_rows = self._step(users, items, weights)
         if term is not None and latest is not None:  # latest is set iff transition
             before, after, weight = term.pairs(users, items, weights, latest)
             term.learn(before.masked_fill(~applied, -1), after, weight)
-        if cfg.recent_items:
-            zeros = torch.zeros(n, device=self.device)
-            self.recent.add(users, items, zeros, keep=applied, rows_ready=True)
+        times = torch.zeros(n, device=self.device) if click_ts is None else click_ts
+        self.history.add(users, items, times, rows_ready=True)
         if cfg.popularity_weight:
             clicks = torch.where(applied, weights, 0.0)  # a refused step folds no click in
             item_rows = torch.cat([item_rows, self._fold_prior(items, clicks, event_ts)])
@@ -363,9 +388,10 @@ class OnlineLearner:
     def _query(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Query vectors, the recent item rows behind them (`-1` padded) and their scale."""
         own = self.user_table.weight[users]
-        if not self.config.recent_items:
+        if not self._recent:
             return own, None, own.new_empty(0)
-        recent = self.recent.slots(users)  # full width: its shape never waits on the data
+        # fixed width: its shape never waits on the data
+        recent = self.history.latest(users, self._recent)
         held = recent >= 0
         scale = held.sum(1).clamp(min=1).float().pow(-self.config.recent_alpha)
         # One fused gather-and-sum (no [users, n, dim] copy); `-1` slots weigh 0.

@@ -73,7 +73,7 @@ class LearnerConfig:
     negatives: int = 128
     l2: float = 1e-4
     init_std: float = 0.1
-    recent_items: int = 16  # a user's query adds context vectors of their last N items; 0: off
+    recent_items: int = 16  # the query adds context vectors of the last N seen items; 0: off
     recent_alpha: float = 0.5  # that sum is divided by N**alpha
     popularity_weight: float = 0.5  # beta: the item bias adds beta * log(decayed clicks); 0: off
     popularity_tau: float = 3600.0  # the decay's time constant, in the popularity clock's unit

@@ -9,7 +9,8 @@ format did not have, the way its loader did, so they load like format 6:
   takes last sights from the seen history, as it does for a checkpoint saved
   without a row policy);
 - 2 (+ row policy state), 3 (+ recent-item context: before it, the context
-  and recent items start fresh), 4 (+ popularity prior: before it, every item
+  starts fresh; its recent-item ring is dropped, the seen history holds the
+  same clicks and the learner reads them there), 4 (+ popularity prior: before it, every item
   gets `L = 0`, because the saved bias column is the learned bias alone), 5 (+
   transitions and the choice of their weight: before it, they start fresh).
 """
@@ -30,8 +31,6 @@ _RENAMED = {
     "item_grad_sq": "learner.item_table.grad_sq",
     "context_weight": "learner.context_table.weight",
     "context_grad_sq": "learner.context_table.grad_sq",
-    "recent_items": "learner.recent.items",
-    "recent_written": "learner.recent.written",
     "prior_log_mass": "learner.prior.log_mass",
     "transition_successors": "learner.transition.table.successors",
     "transition_weights": "learner.transition.table.weights",
@@ -50,9 +49,6 @@ def from_flat(manifest: Mapping[str, JSON], tensors: Mapping[str, torch.Tensor])
     state["learner.steps"] = manifest.get("steps")
     state["learner.users.ids"] = manifest.get("users")
     state["learner.items.ids"] = manifest.get("items")
-    if "recent_items" in tensors:  # the learner's recent items kept no event times
-        held = int(tensors["recent_items"].shape[0])
-        state["learner.recent.last_ts"] = torch.zeros(held, dtype=torch.float64)
     if "prior_log_mass" in tensors:
         ref, clock = manifest.get("prior_ref"), manifest.get("prior_clock")
         state["learner.prior.ref"] = ref if isinstance(ref, (int, float)) else 0.0

@@ -65,11 +65,14 @@ def open_sink(redis: RedisSettings) -> RedisSink:
 def build_engine(
     settings: Settings, device: torch.device, restored: Restored | None = None
 ) -> Engine:
-    """Learner, seen history and index from `settings` (or a checkpoint): worker and eval alike."""
-    learner = OnlineLearner(learner_config(settings.model, device), device)
+    """Learner, seen history and index from `settings` (or a checkpoint): worker and eval alike.
+
+    The seen history is the learner's: one ring per user, as wide as lists exclude.
+    """
     history = SeenHistory(settings.ranking.seen_history, device)
+    learner = OnlineLearner(learner_config(settings.model, device), device, history)
     if restored is not None:
-        learner, history = restored.learner, restored.history
+        learner = restored.learner
         log.info(
             "checkpoint_restored",
             path=str(restored.path),
@@ -98,7 +101,6 @@ def build_engine(
         catalogue.load_state_dict(restored.catalogue)
     engine = Engine(
         learner,
-        history,
         index,
         settings.ranking.top_k,
         rows,

@@ -32,13 +32,11 @@ def _metric(port: int, name: str) -> float:
 
 def _a_checkpoint(directory: Path) -> Path:
     """A small real checkpoint, as a worker writes one; returns its manifest."""
-    learner = OnlineLearner(LearnerConfig(dim=16, negatives=16, seed=1), CPU)
+    learner = OnlineLearner(LearnerConfig(dim=16, negatives=16, seed=1), CPU, SeenHistory(8, CPU))
     users = torch.from_numpy(learner.users.rows_for([f"u{n}" for n in range(10)]))
     items = torch.from_numpy(learner.items.rows_for([f"i{n}" for n in range(10)]))
-    learner.learn(users, items, torch.ones(10))
-    history = SeenHistory(8, CPU)
-    history.add(users, items, torch.arange(10, dtype=torch.float64))
-    return save(directory, learner, history, {})
+    learner.learn(users, items, torch.ones(10), click_ts=torch.arange(10, dtype=torch.float64))
+    return save(directory, learner, {})
 
 
 @pytest.mark.parametrize("case", ["empty", "a file", "under a file"])

@@ -66,9 +66,7 @@ def test_inspect_shows_the_list_and_the_history_behind_it(
     try:
         assert worker.run_until(lambda w: w.totals.messages >= len(messages), timeout_s=90)
         worker.checkpoint()
-        server.start(
-            worker.live, worker.ready, lambda u: describe_user(worker.learner, worker.history, u)
-        )
+        server.start(worker.live, worker.ready, lambda u: describe_user(worker.learner, u))
         titles = tmp_path / "items.csv"
         titles.write_text(
             "id,title\n" + "".join(f'i{n},"Film {n}, the sequel"\n' for n in range(40))

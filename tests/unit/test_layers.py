@@ -312,13 +312,11 @@ def _round_trip() -> None:
     from models.warm_start import export_vectors
 
     cpu = torch.device("cpu")
-    learner = OnlineLearner(LearnerConfig(dim=4, negatives=2, seed=0), cpu)
-    history = SeenHistory(3, cpu)
+    learner = OnlineLearner(LearnerConfig(dim=4, negatives=2, seed=0), cpu, SeenHistory(3, cpu))
     users = torch.from_numpy(learner.users.rows_for(["u1", "u2"]))
     items = torch.from_numpy(learner.items.rows_for(["i1", "i2"]))
-    learner.learn(users, items, torch.ones(2))
-    history.add(users, items, torch.ones(2))
-    taken = snapshot(learner, history, {("clicks", 0): 2})
+    learner.learn(users, items, torch.ones(2), click_ts=torch.ones(2))
+    taken = snapshot(learner, {("clicks", 0): 2})
     back = restore(taken.manifest("t.safetensors", "0" * 64), taken.tensors(), cpu, Path("m"))
     assert back.learner.items.ids() == learner.items.ids()
     vectors = from_arrays(to_arrays(export_vectors(back.learner)))

@@ -68,7 +68,7 @@ def _user_reader(worker: Worker) -> Callable[[str], dict[str, Any] | None]:
     """`/debug/users/<id>`: the worker's live state of one user (read-only)."""
     from worker.observability.debug import describe_user
 
-    return lambda user: describe_user(worker.learner, worker.history, user)
+    return lambda user: describe_user(worker.learner, user)
 
 
 def _close(health: HealthServer | None) -> None:

@@ -26,7 +26,6 @@ from index.base import ItemIndex
 from index.exclusion import top_k_excluding
 from models.catalogue import Catalogue
 from models.growth import grown_capacity
-from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
@@ -70,7 +69,6 @@ class Engine:
     def __init__(
         self,
         learner: OnlineLearner,
-        history: SeenHistory,
         index: ItemIndex,
         top_k: int,
         rows: RowPolicy | None = None,
@@ -81,6 +79,10 @@ class Engine:
     ) -> None:
         """Tie the parts together; the caller owns their lifetimes.
 
+        The seen history is the learner's (`learner.history`, built as wide as lists
+        exclude): the learner writes each batch's clicks into it, the lists exclude what
+        it holds and the candidate sources start from it.
+
         Without `rows`, ids are never evicted (a policy with caps of 2**62). `catalogue`
         holds the items an operator took off the lists (none by default). `stages`
         configures the candidate sources and the ranker (`worker.engine.two_stage`);
@@ -90,20 +92,19 @@ class Engine:
         self.learn_chunk = learn_chunk
         self.learner = learner
         self.catalogue = catalogue or Catalogue()
-        self.history = history
+        self.history = learner.history
         self.index = index
         self.top_k = top_k
         unbounded = RowLimits(max_rows=1 << 62)
         self.rows = rows or RowPolicy.over(learner.users, learner.items, unbounded, unbounded)
         learner.cap_rows(self.rows.users.limits.max_rows, self.rows.items.limits.max_rows)
-        history.max_users = self.rows.users.limits.max_rows
         config = learner.config
         stages = stages or StageConfig()
         # the vector source alone must be able to fill a list
         stages = dataclasses.replace(stages, vector=max(stages.vector, top_k))
         self.stages = TwoStage(
             learner,
-            history,
+            self.history,
             index,
             stages,
             clock=config.popularity_clock,
@@ -204,12 +205,14 @@ class Engine:
         item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
         weight = torch.from_numpy(weights).to(device, torch.float32)
         # The prior's time clock reads the batch clock: never past the wall clock, so one
-        # event stamped in the future cannot age every item at once. `check=False`: the
-        # step is not read back inside; its loss and flag are read once, below.
-        stats = learner.learn(user_rows, item_rows, weight, event_ts=self.clock, check=False)
-        changed = stats.changed
+        # event stamped in the future cannot age every item at once; the seen history keeps
+        # each click's own time. `check=False`: the step is not read back inside; its loss
+        # and flag are read once, below.
         times = torch.from_numpy(event_ts).to(device)
-        self.history.add(user_rows, item_rows, times, rows_ready=True)
+        stats = learner.learn(
+            user_rows, item_rows, weight, event_ts=self.clock, click_ts=times, check=False
+        )
+        changed = stats.changed
         self.stages.observe(item_rows, weight, self.clock)
         if reused_items.numel():  # reset rows whose events were not learned changed too
             changed = torch.cat([changed, reused_items])
@@ -250,12 +253,10 @@ class Engine:
     def _apply(self, admitted: BatchRows) -> torch.Tensor:
         """Size the tables to the maps, reset reused rows and track free item rows."""
         learner, device = self.learner, self.device
-        learner.sync_rows()
-        self.history.ensure_users(learner.users.extent)
+        learner.sync_rows()  # the seen history's rows too
         reused_users = torch.from_numpy(admitted.reused_users).to(device)
         reused_items = torch.from_numpy(admitted.reused_items).to(device)
-        learner.reset_rows(reused_users, reused_items)
-        self.history.reset(reused_users)
+        learner.reset_rows(reused_users, reused_items)  # and their seen history
         self.stages.reset_items(reused_items)
         freed = torch.from_numpy(admitted.freed_items).to(device)
         self._sync_free_items(freed, reused_items)
@@ -371,7 +372,6 @@ class Engine:
         self.rows.items.admit(vectors.item_ids, seen_at)
         if vectors.user_ids:
             self.rows.users.admit(vectors.user_ids, seen_at)
-        self.history.ensure_users(learner.users.extent)
         every_row = torch.arange(learner.items.extent, device=self.device)
         self.index.refresh(learner.item_vectors(), every_row)
         return installed

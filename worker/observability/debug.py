@@ -13,27 +13,26 @@ from typing import Any
 import torch
 
 from models.errors import ModelError
-from models.history import SeenHistory
 from models.learner import OnlineLearner
 
 RECENT = 10  # recent clicks shown by default
 
 
-def describe_user(
-    learner: OnlineLearner, history: SeenHistory, user: str, recent: int = RECENT
-) -> dict[str, Any] | None:
-    """The user's recent clicks (newest first) and seen history, or None without a row."""
+def describe_user(learner: OnlineLearner, user: str, recent: int = RECENT) -> dict[str, Any] | None:
+    """The user's recent clicks (newest first) and seen history, or None without a row.
+
+    Both come from the one ring the learner reads and lists exclude (`learner.history`).
+    """
     try:
-        return _describe(learner, history, user, recent)
+        return _describe(learner, user, recent)
     except ModelError:  # the row was freed while we read it (a live worker): as if unknown
         return None
 
 
-def _describe(
-    learner: OnlineLearner, history: SeenHistory, user: str, recent: int
-) -> dict[str, Any] | None:
+def _describe(learner: OnlineLearner, user: str, recent: int) -> dict[str, Any] | None:
     if user not in learner.users:
         return None
+    history = learner.history
     row = learner.users.row(user)
     items, written, last_ts = history.items, history.written, history.last_ts  # one snapshot
     if row >= items.shape[0]:  # a row assigned but not learned yet

@@ -1,7 +1,9 @@
 """The records of the scale-out topics, as msgpack: user state, partition markers, the feed.
 
 State topic (`{topic}.state`, key = user id): a user record holds one user's
-`worker.scaleout.handover.UserRows` row; the marker record (its key longer than
+`worker.scaleout.handover.UserRows` row (records of workers that kept a second,
+recent-item ring also carry it, as "r" and "rw": it is ignored, the seen history
+"s" holds the same clicks); the marker record (its key longer than
 any user id can be, so no user owns it) holds the input offset that the
 partition's state reflects. Item feed (`{topic}.items`): one delta chunk per
 record, or one chunk of transition pairs (`"kind": "transitions"`), or a ranker
@@ -36,8 +38,6 @@ def encode_users(state: UserRows) -> list[tuple[bytes, bytes]]:
             "v": FORMAT,
             "w": state.weight[n].astype("<f4").tobytes(),
             "g": state.grad_sq[n].astype("<f4").tobytes(),
-            "r": state.recent[n],
-            "rw": int(state.recent_written[n]),
             "s": state.seen[n],
             "sw": int(state.seen_written[n]),
             "ts": float(state.last_ts[n]),
@@ -93,8 +93,6 @@ def decode_partition(
         ids=list(latest),
         weight=floats("w", width) if n else np.zeros((0, width), np.float32),
         grad_sq=floats("g", 2) if n else np.zeros((0, 2), np.float32),
-        recent=[r["r"] for r in rows],
-        recent_written=np.fromiter((r["rw"] for r in rows), np.int64, n),
         seen=[r["s"] for r in rows],
         seen_written=np.fromiter((r["sw"] for r in rows), np.int64, n),
         last_ts=np.fromiter((r["ts"] for r in rows), np.float64, n),

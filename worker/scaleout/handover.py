@@ -1,11 +1,11 @@
 """A set of users' state, out of one model and into another (a partition changing owner).
 
-A user's state is their row (vector and row-wise Adagrad sums), the
-learner's recent-item ring (the query's context), the seen history (what
-their lists exclude), its newest event time, and the row's last sight (for
-eviction). Item references travel as item *ids*: item rows are local to each
-worker. Rings are cut to their filled slots (they fill from slot 0 before
-they wrap), so a light user costs a few bytes, not `length` slots.
+A user's state is their row (vector and row-wise Adagrad sums), the seen
+history (what their lists exclude; its newest slots are the query's context),
+its newest event time, and the row's last sight (for eviction). Item
+references travel as item *ids*: item rows are local to each worker. The ring
+is cut to its filled slots (they fill from slot 0 before it wraps), so a light
+user costs a few bytes, not `length` slots.
 
 No I/O: `export_users` gives arrays and lists, `import_users` takes them back;
 the worker encodes them (`worker.scaleout.codec`) and sends them on the
@@ -22,7 +22,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import RowKeeper
 
@@ -36,8 +35,6 @@ class UserRows:
     ids: list[str]
     weight: npt.NDArray[np.float32]  # (n, dim + 1)
     grad_sq: npt.NDArray[np.float32]  # (n, 2)
-    recent: list[list[str | None]]  # the recent-item ring's filled slots, in slot order
-    recent_written: npt.NDArray[np.int64]
     seen: list[list[str | None]]  # the seen history's filled slots, in slot order
     seen_written: npt.NDArray[np.int64]
     last_ts: npt.NDArray[np.float64]  # newest event time folded in
@@ -57,24 +54,16 @@ def _ring_ids(
 
 
 def export_users(
-    learner: OnlineLearner, history: SeenHistory, keeper: RowKeeper, rows: npt.NDArray[np.int64]
+    learner: OnlineLearner, keeper: RowKeeper, rows: npt.NDArray[np.int64]
 ) -> UserRows:
     """The state of the users at `rows` (live rows of `learner.users`)."""
     index = torch.from_numpy(rows).to(learner.device)
-    if learner.config.recent_items and learner.recent.capacity:
-        recent_items, recent_written, _ = learner.recent.export(index)
-        recent_ids = _ring_ids(recent_items, recent_written, learner)
-    else:
-        recent_ids = [[] for _ in range(rows.size)]
-        recent_written = torch.zeros(rows.size, dtype=torch.int64)
     weight, grad_sq = learner.user_table.gather(index)
-    seen, seen_written, last_ts = history.export(index)
+    seen, seen_written, last_ts = learner.history.export(index)
     return UserRows(
         ids=[str(u) for u in learner.users.ids_of(rows)],
         weight=weight.cpu().numpy(),
         grad_sq=grad_sq.cpu().numpy(),
-        recent=recent_ids,
-        recent_written=recent_written.cpu().numpy().astype(np.int64),
         seen=_ring_ids(seen, seen_written, learner),
         seen_written=seen_written.cpu().numpy().astype(np.int64),
         last_ts=last_ts.cpu().numpy().astype(np.float64),
@@ -95,7 +84,6 @@ def _ring_rows(
 
 def import_users(
     learner: OnlineLearner,
-    history: SeenHistory,
     keeper: RowKeeper,
     state: UserRows,
     user_rows: npt.NDArray[np.int64],
@@ -111,18 +99,12 @@ def import_users(
         return 0
     rows = user_rows[keep]
     index = torch.from_numpy(rows).to(learner.device)
-    wanted = sorted(
-        {i for n in keep for ring in (state.recent[n], state.seen[n]) for i in ring if i}
-    )
+    wanted = sorted({i for n in keep for i in state.seen[n] if i})
     row_of = dict(zip(wanted, item_rows(wanted).tolist(), strict=True)) if wanted else {}
-    learner.sync_rows()
-    history.ensure_users(learner.users.extent)
+    learner.sync_rows()  # the seen history's rows too
+    history = learner.history
     weight, grad_sq = torch.from_numpy(state.weight[keep]), torch.from_numpy(state.grad_sq[keep])
     learner.user_table.put(index, weight, grad_sq)
-    if learner.config.recent_items:
-        recent = learner.recent
-        rings = torch.from_numpy(_ring_rows([state.recent[n] for n in keep], recent.length, row_of))
-        recent.install(index, rings, torch.from_numpy(state.recent_written[keep]))
     seen = torch.from_numpy(_ring_rows([state.seen[n] for n in keep], history.length, row_of))
     written, last_ts = state.seen_written[keep], state.last_ts[keep]
     history.install(index, seen, torch.from_numpy(written), torch.from_numpy(last_ts))

@@ -71,9 +71,7 @@ class Ownership:
         read_s = time.perf_counter() - start
         state = decode_partition(records, learner.config.dim + 1)
         rows = engine.admit_users(state.users.ids) if state.users.ids else np.empty(0, np.int64)
-        restored = import_users(
-            learner, engine.history, engine.rows.users, state.users, rows, engine.admit_items
-        )
+        restored = import_users(learner, engine.rows.users, state.users, rows, engine.admit_items)
         kept = rows >= 0
         every = np.asarray(state.users.ids, dtype=object)
         self.ledger.hold(rows[kept], every[kept], partition, changed=False)
@@ -157,7 +155,7 @@ class Ownership:
             self._send_tombstones(partition)
             rows = ledger.rows_of(partition, dirty_only=True)
             if rows.size:
-                state = export_users(engine.learner, engine.history, engine.rows.users, rows)
+                state = export_users(engine.learner, engine.rows.users, rows)
                 for key, value in encode_users(state):
                     self.producer.send(self.state_topic, key, value, partition)
                 users += int(rows.size)

@@ -27,7 +27,6 @@ from safetensors.torch import load_file, save_file
 
 from models.checkpoint import Restored, Snapshot, readable, restore, snapshot
 from models.errors import CheckpointError
-from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.rows import RowPolicy
 from models.state import JSON
@@ -77,12 +76,11 @@ def write_snapshot(directory: Path, taken: Snapshot) -> Path:
 def save(
     directory: Path,
     learner: OnlineLearner,
-    history: SeenHistory,
     offsets: dict[tuple[str, int], int],
     rows: RowPolicy | None = None,
 ) -> Path:
     """`snapshot` then `write_snapshot`, in the caller's thread; returns the manifest's path."""
-    return write_snapshot(directory, snapshot(learner, history, offsets, rows))
+    return write_snapshot(directory, snapshot(learner, offsets, rows))
 
 
 def _write(directory: Path, stamp: str, taken: Snapshot) -> Path:

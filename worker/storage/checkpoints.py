@@ -160,7 +160,6 @@ class Checkpointer:
         self.unsaved = False
         taken = snapshot(
             engine.learner,
-            engine.history,
             dict(offsets),
             engine.rows,
             engine.catalogue,

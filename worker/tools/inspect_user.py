@@ -84,7 +84,7 @@ def history_from_checkpoint(directory: Path, user: str, recent: int) -> dict[str
     restored = load_latest(directory, torch.device("cpu"))
     if restored is None:
         raise InspectError(f"no valid checkpoint in {directory}")
-    state = describe_user(restored.learner, restored.history, user, recent)
+    state = describe_user(restored.learner, user, recent)
     if state is not None:
         state["checkpoint"] = restored.path.name
     return state

@@ -52,7 +52,7 @@ def import_vectors(
     vectors = fit_dimension(load_vectors(path), engine.learner.config.dim, project=project)
     now = time.time()  # imported rows count as seen now, so an id TTL does not expire them
     installed = engine.warm_start(vectors, seen_at=now)
-    manifest = save(directory, engine.learner, engine.history, {}, engine.rows)
+    manifest = save(directory, engine.learner, {}, engine.rows)
     return Moved(manifest, installed.items, installed.users)
 
 

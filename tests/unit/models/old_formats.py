@@ -3,7 +3,9 @@
 `write_format_5` is the writer of format 5 kept as it was (it reads the
 components' fields, as that code did), so tests can check that such a
 checkpoint still loads, and derive formats 1 to 4 from it by taking out what
-those formats did not have.
+those formats did not have. The learner then kept a recent-item ring of its
+own beside the seen history; it is written here from the seen history's
+newest slots (what that ring held), and loading ignores it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def write_format_5(
     stamp = f"{time.time_ns()}"
     tensors_path = directory / f"ckpt-{stamp}.safetensors"
     users, items = learner.user_table, learner.item_table
-    recent_rows = min(learner.recent.capacity, users.rows)
+    recent_rows = min(history.capacity, users.rows)
+    width = max(1, learner.config.recent_items)
+    recent = history.latest(torch.arange(recent_rows), width)
     context = learner.context_table
     tensors = {
         "user_weight": users.weight[: users.rows].contiguous().cpu(),
@@ -43,8 +47,8 @@ def write_format_5(
         "item_grad_sq": items.grad_sq[: items.rows].contiguous().cpu(),
         "context_weight": context.weight[: context.rows].contiguous().cpu(),
         "context_grad_sq": context.grad_sq[: context.rows].contiguous().cpu(),
-        "recent_items": learner.recent.items[:recent_rows].contiguous().cpu(),
-        "recent_written": learner.recent.written[:recent_rows].contiguous().cpu(),
+        "recent_items": recent.contiguous().cpu(),
+        "recent_written": history.written[:recent_rows].clone().cpu(),
         "history_items": history.items[: users.rows].contiguous().cpu(),
         "history_written": history.written[: users.rows].contiguous().cpu(),
         "history_last_ts": history.last_ts[: users.rows].contiguous().cpu(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,12 @@ SOURCE = Path("ckpt-1.json")  # a label only: nothing is read or written
 
 
 def _taken() -> tuple[OnlineLearner, SeenHistory, Snapshot]:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=1), CPU)
     history = SeenHistory(4, CPU)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=1), CPU, history)
     users = torch.from_numpy(learner.users.rows_for(["u1", "u2", "u1"]))
     items = torch.from_numpy(learner.items.rows_for(["i1", "i2", "i3"]))
-    learner.learn(users, items, torch.ones(3))
-    history.add(users, items, torch.tensor([1.0, 2.0, 3.0]))
-    return learner, history, snapshot(learner, history, {("clicks", 1): 9})
+    learner.learn(users, items, torch.ones(3), click_ts=torch.tensor([1.0, 2.0, 3.0]))
+    return learner, history, snapshot(learner, {("clicks", 1): 9})
 
 
 def test_a_snapshot_split_and_restored_gives_the_same_parts() -> None:
@@ -37,7 +37,31 @@ def test_a_snapshot_split_and_restored_gives_the_same_parts() -> None:
     assert restored.learner.users.ids() == learner.users.ids()
     assert torch.equal(restored.learner.item_vectors(), learner.item_vectors())
     rows = torch.arange(len(learner.users))
-    assert torch.equal(restored.history.seen(rows), history.seen(rows))
+    assert torch.equal(restored.learner.history.seen(rows), history.seen(rows))
+    assert torch.equal(restored.learner.history.last_ts[rows], history.last_ts[rows])
+    assert not any(name.startswith("learner.recent.") for name in taken.state)  # stored once
+    assert torch.allclose(restored.learner.user_vectors(rows), learner.user_vectors(rows))
+
+
+def test_a_checkpoint_that_still_holds_the_learners_own_ring_loads_and_ignores_it() -> None:
+    """A format-6 checkpoint written with `learner.recent.` loads; the query reads the history."""
+    learner, history, taken = _taken()
+    garbage = torch.full((2, 16), 2, dtype=torch.int64)  # unlike the history: must go unread
+    older = dataclasses.replace(
+        taken,
+        state={
+            **taken.state,
+            "learner.recent.items": garbage,
+            "learner.recent.written": torch.full((2,), 16, dtype=torch.int64),
+            "learner.recent.last_ts": torch.zeros(2, dtype=torch.float64),
+        },
+    )
+    manifest = older.manifest("ckpt-1.safetensors", "0" * 64)
+    restored = restore(manifest, older.tensors(), CPU, SOURCE)
+    assert not hasattr(restored.learner, "recent")
+    rows = torch.arange(len(learner.users))
+    assert torch.equal(restored.learner.history.seen(rows), history.seen(rows))
+    assert torch.allclose(restored.learner.user_vectors(rows), learner.user_vectors(rows))
 
 
 def test_a_future_format_is_refused_before_its_tensors_are_needed() -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models.errors import ModelError, ModelFitError
+from models.history import SeenHistory
 from models.learner import LearnerConfig, OnlineLearner
 from models.prior import FLOOR
 
@@ -214,6 +215,33 @@ def test_query_adds_the_scaled_context_of_recent_items() -> None:
     ) / np.sqrt(2)
     torch.testing.assert_close(learner.user_vectors(row)[0], expected)
     assert float(learner.user_vectors(row)[0, -1]) == 1.0
+
+
+def test_a_given_ring_is_read_to_its_newest_recent_items_and_written_once_per_click() -> None:
+    """A learner given a wide ring reads its newest `recent_items` slots, writes each click once."""
+    history = SeenHistory(8, CPU)
+    learner = OnlineLearner(LearnerConfig(dim=4, recent_items=2, recent_alpha=0.5), CPU, history)
+    assert learner.history is history
+    for item in ("a", "b", "c"):  # one batch each: a step reads the ring before its clicks go in
+        _clicks(learner, [("u", item)])
+    row = torch.tensor([learner.users.row("u")])
+    assert history.written[row].tolist() == [3]
+    assert history.seen_counts(row).tolist() == [3]  # the ring keeps all three, wider than 2
+    recent = torch.tensor([learner.items.row("b"), learner.items.row("c")])
+    expected = learner.user_table.weight[row[0]] + learner.context_table.weight[recent].sum(
+        0
+    ) / np.sqrt(2)
+    torch.testing.assert_close(learner.user_vectors(row)[0], expected)
+
+
+def test_a_ring_narrower_than_recent_items_gives_the_query_what_it_holds() -> None:
+    """With a 1-slot ring and `recent_items=4` the query adds the one newest item, unscaled."""
+    learner = OnlineLearner(LearnerConfig(dim=4, recent_items=4), CPU, SeenHistory(1, CPU))
+    _clicks(learner, [("u", "a"), ("u", "b")])
+    row = torch.tensor([learner.users.row("u")])
+    newest = learner.items.row("b")
+    expected = learner.user_table.weight[row[0]] + learner.context_table.weight[newest]
+    torch.testing.assert_close(learner.user_vectors(row)[0], expected)
 
 
 def test_recovers_a_planted_taste_that_drifts() -> None:

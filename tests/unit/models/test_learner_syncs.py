@@ -60,7 +60,7 @@ def test_the_checked_learn_reads_its_flag_once() -> None:
 
 
 def test_a_refused_step_is_flagged_and_changes_no_row() -> None:
-    """A NaN weight refuses the step on the device: the flag says so, no table changes."""
+    """A NaN weight refuses the step: flagged, no table changes; the ring still takes the clicks."""
     learner, (users, items, weights) = _warm_learner(torch.device("cpu"))
     users_n, items_n = learner.user_table.rows, learner.item_table.rows
     before = (
@@ -68,8 +68,8 @@ def test_a_refused_step_is_flagged_and_changes_no_row() -> None:
         learner.item_table.weight[:items_n].clone(),
         learner.context_table.weight[:items_n].clone(),
         learner.item_table.grad_sq[:items_n].clone(),
-        learner.recent.items.clone(),
     )
+    written = learner.history.written.clone()
     assert learner.transition is not None
     rings = learner.transition.table.successors.clone()
     weights = weights.clone()
@@ -83,11 +83,15 @@ def test_a_refused_step_is_flagged_and_changes_no_row() -> None:
         learner.item_table.weight[:items_n],
         learner.context_table.weight[:items_n],
         learner.item_table.grad_sq[:items_n],
-        learner.recent.items,
     )
     for old, new in zip(before, after, strict=True):
         assert torch.equal(old, new)
     assert torch.equal(rings, learner.transition.table.successors)
+    # the ring records clicks, not learning: lists exclude them whether or not the step took
+    assert (learner.history.written[users] > written[users]).all()
+    newest = learner.history.latest(users, 1)[:, 0]
+    last = {int(u): int(i) for u, i in zip(users, items, strict=True)}  # each user's last click
+    assert all(int(newest[n]) == last[int(u)] for n, u in enumerate(users))
 
 
 @pytest.mark.gpu

@@ -24,15 +24,15 @@ CPU = torch.device("cpu")
 
 
 def _trained(users: int = 30, items: int = 50) -> tuple[OnlineLearner, SeenHistory]:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), CPU)
+    """A learner after 5 batches, and its seen history (the ring its query reads)."""
     history = SeenHistory(6, CPU)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), CPU, history)
     gen = torch.Generator().manual_seed(0)
     for _ in range(5):
         u = learner.users.rows_for([f"u{x}" for x in torch.randint(0, users, (64,), generator=gen)])
         i = learner.items.rows_for([f"i{x}" for x in torch.randint(0, items, (64,), generator=gen)])
-        ut, it = torch.from_numpy(u), torch.from_numpy(i)
-        learner.learn(ut, it, torch.ones(64))
-        history.add(ut, it, torch.rand(64, generator=gen) * 100)
+        ts = torch.rand(64, generator=gen) * 100
+        learner.learn(torch.from_numpy(u), torch.from_numpy(i), torch.ones(64), click_ts=ts)
     return learner, history
 
 
@@ -40,7 +40,7 @@ def test_round_trip_restores_tables_ids_history_and_offsets(tmp_path: Path) -> N
     """Every tensor, id and offset comes back equal."""
     learner, history = _trained()
     offsets = {("clicks", 0): 17, ("clicks", 3): 5}
-    save(tmp_path, learner, history, offsets)
+    save(tmp_path, learner, offsets)
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     assert restored.skipped == []
@@ -50,21 +50,20 @@ def test_round_trip_restores_tables_ids_history_and_offsets(tmp_path: Path) -> N
     assert torch.equal(restored.learner.item_vectors(), learner.item_vectors())
     rows = torch.arange(len(learner.users))
     assert torch.equal(restored.learner.user_vectors(rows), learner.user_vectors(rows))
-    assert torch.equal(restored.history.seen(rows), history.seen(rows))
+    assert torch.equal(restored.learner.history.seen(rows), history.seen(rows))
     assert torch.equal(restored.learner.context_table.view(), learner.context_table.view())
-    assert torch.equal(restored.learner.recent.seen(rows), learner.recent.seen(rows))
-    assert torch.equal(restored.history.last_ts[rows], history.last_ts[rows])
+    assert torch.equal(restored.learner.history.last_ts[rows], history.last_ts[rows])
     assert restored.learner.steps == learner.steps
 
 
 def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path: Path) -> None:
     """A truncated tensor file or a broken manifest is reported and the older good one loads."""
-    learner, history = _trained()
-    good = save(tmp_path, learner, history, {("clicks", 0): 1})
-    bad = save(tmp_path, learner, history, {("clicks", 0): 2})
+    learner, _ = _trained()
+    good = save(tmp_path, learner, {("clicks", 0): 1})
+    bad = save(tmp_path, learner, {("clicks", 0): 2})
     tensors = tmp_path / bad.name.replace(".json", ".safetensors")
     tensors.write_bytes(tensors.read_bytes()[:100])
-    worse = save(tmp_path, learner, history, {("clicks", 0): 3})
+    worse = save(tmp_path, learner, {("clicks", 0): 3})
     worse.write_text("{not json")
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
@@ -78,9 +77,9 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_the_previous_one(tmp_path: P
 def test_no_checkpoint_means_none_and_old_ones_are_pruned(tmp_path: Path) -> None:
     """An empty directory loads nothing, and only the newest three checkpoints are kept."""
     assert load_latest(tmp_path, CPU) is None
-    learner, history = _trained()
+    learner, _ = _trained()
     for n in range(5):
-        save(tmp_path, learner, history, {("clicks", 0): n})
+        save(tmp_path, learner, {("clicks", 0): n})
     assert len(list(tmp_path.glob("ckpt-*.json"))) == 3
     assert len(list(tmp_path.glob("ckpt-*.safetensors"))) == 3
     restored = load_latest(tmp_path, CPU)
@@ -102,10 +101,10 @@ def _bounded(learner: OnlineLearner) -> RowPolicy:
 
 def test_round_trip_keeps_holes_last_sights_and_pending_counts(tmp_path: Path) -> None:
     """Free rows, each row's last sight and the pending occurrence counts come back equal."""
-    learner, history = _trained()
+    learner, _ = _trained()
     policy = _bounded(learner)
     assert learner.users.free_count == 20
-    save(tmp_path, learner, history, {("clicks", 0): 9}, policy)
+    save(tmp_path, learner, {("clicks", 0): 9}, policy)
     manifest = json.loads(next(tmp_path.glob("ckpt-*.json")).read_text())
     assert manifest["format"] == 6
     assert manifest["state"]["learner.users.ids"].count(None) == 20
@@ -156,8 +155,8 @@ def test_a_format_5_checkpoint_loads_everything_it_held(tmp_path: Path) -> None:
     assert restored.offsets == {("clicks", 2): 7}
     _assert_same(restored.learner, learner, covisits=False)
     users = learner.users.extent
-    assert torch.equal(restored.history.items[:users], history.items[:users])
-    assert torch.equal(restored.history.last_ts[:users], history.last_ts[:users])
+    assert torch.equal(restored.learner.history.items[:users], history.items[:users])
+    assert torch.equal(restored.learner.history.last_ts[:users], history.last_ts[:users])
     assert np.array_equal(_tensor(restored.rows["users.last_seen"]).numpy(), policy.users.last_seen)
     assert restored.rows["items.pending.counts"] == [["rarer", 1]]
 
@@ -185,9 +184,9 @@ def _assert_same(back: OnlineLearner, learner: OnlineLearner, *, covisits: bool 
 
 def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
     """A manifest from a future format is skipped, naming the formats this version reads."""
-    learner, history = _trained()
-    good = save(tmp_path, learner, history, {})
-    future = save(tmp_path, learner, history, {})
+    learner, _ = _trained()
+    good = save(tmp_path, learner, {})
+    future = save(tmp_path, learner, {})
     manifest = json.loads(future.read_text())
     manifest["format"] = 99
     future.write_text(json.dumps(manifest))
@@ -199,8 +198,8 @@ def test_an_unknown_format_is_refused_with_a_reason(tmp_path: Path) -> None:
 
 def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
     """The prior's log masses, reference time and clock come back, and learning goes on alike."""
-    learner, history = _trained()
-    save(tmp_path, learner, history, {})
+    learner, _ = _trained()
+    save(tmp_path, learner, {})
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     rows = learner.item_table.rows
@@ -216,10 +215,10 @@ def test_round_trip_restores_the_popularity_prior(tmp_path: Path) -> None:
 
 def test_round_trip_restores_the_successor_rings_and_the_co_visits(tmp_path: Path) -> None:
     """Both item-item tables come back as they were, so their candidates agree."""
-    learner, history = _trained()
+    learner, _ = _trained()
     term = learner.transition
     assert term is not None
-    save(tmp_path, learner, history, {})
+    save(tmp_path, learner, {})
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
     back = restored.learner.transition
@@ -255,7 +254,7 @@ def test_a_format_3_checkpoint_loads_with_a_fresh_neutral_prior(tmp_path: Path) 
 
 
 def test_a_format_2_checkpoint_loads_with_a_fresh_recent_item_context(tmp_path: Path) -> None:
-    """A checkpoint without the recent-item context loads its tables, with no recent items."""
+    """A checkpoint without the context loads its tables; the query reads the seen history."""
     learner, history = _trained()
     downgrade(write_format_5(tmp_path, learner, history, {}), 2)
     restored = load_latest(tmp_path, CPU)
@@ -264,7 +263,8 @@ def test_a_format_2_checkpoint_loads_with_a_fresh_recent_item_context(tmp_path: 
     back = restored.learner
     assert torch.equal(back.user_table.view(), learner.user_table.view())
     assert back.context_table.rows == learner.context_table.rows
-    assert (back.recent.written == 0).all()
+    users = learner.users.extent
+    assert torch.equal(back.history.items[:users], history.items[:users])
 
 
 def test_a_snapshot_holds_the_state_it_was_taken_at(tmp_path: Path) -> None:
@@ -272,11 +272,10 @@ def test_a_snapshot_holds_the_state_it_was_taken_at(tmp_path: Path) -> None:
     learner, history = _trained()
     before = _cloned(learner.state_dict())
     history_before = _cloned(history.state_dict(learner.user_table.rows))
-    taken = snapshot(learner, history, {("clicks", 0): 5})
+    taken = snapshot(learner, {("clicks", 0): 5})
     users = torch.from_numpy(learner.users.rows_for(["u1", "u2", "new"]))
     items = torch.from_numpy(learner.items.rows_for(["i1", "i2", "new"]))
-    learner.learn(users, items, torch.ones(3))
-    history.add(users, items, torch.full((3,), 1e6))
+    learner.learn(users, items, torch.ones(3), click_ts=torch.full((3,), 1e6))
     path = write_snapshot(tmp_path, taken)
     restored = load_latest(tmp_path, CPU)
     assert restored is not None
@@ -289,7 +288,7 @@ def test_a_snapshot_holds_the_state_it_was_taken_at(tmp_path: Path) -> None:
             assert torch.equal(_tensor(back[name]), value), name
         else:
             assert back[name] == value, name
-    seen = restored.history.state_dict(restored.learner.user_table.rows)
+    seen = restored.learner.history.state_dict(restored.learner.user_table.rows)
     assert all(torch.equal(_tensor(seen[k]), _tensor(v)) for k, v in history_before.items())
 
 
@@ -300,9 +299,9 @@ def _cloned(state: StateDict) -> StateDict:
 
 def test_a_checkpoint_whose_state_does_not_fit_is_skipped_naming_the_part(tmp_path: Path) -> None:
     """A manifest whose id list disagrees with the tables is refused as a CheckpointError."""
-    learner, history = _trained()
-    good = save(tmp_path, learner, history, {})
-    bad = save(tmp_path, learner, history, {})
+    learner, _ = _trained()
+    good = save(tmp_path, learner, {})
+    bad = save(tmp_path, learner, {})
     manifest = json.loads(bad.read_text())
     manifest["state"]["learner.items.ids"].append("one too many")
     bad.write_text(json.dumps(manifest))
@@ -314,18 +313,18 @@ def test_a_checkpoint_whose_state_does_not_fit_is_skipped_naming_the_part(tmp_pa
 
 def test_a_refused_write_raises_checkpoint_error_and_leaves_no_file(tmp_path: Path) -> None:
     """A file in place of the directory, or a disk that fails mid-file, leaves nothing behind."""
-    learner, history = _trained()
+    learner, _ = _trained()
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="cannot write"):
-        save(blocker, learner, history, {})
+        save(blocker, learner, {})
     directory = tmp_path / "checkpoints"
     directory.mkdir()
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))  # EFBIG mid-file, as ENOSPC would
     try:
         with pytest.raises(CheckpointError, match="too large"):
-            save(directory, learner, history, {})
+            save(directory, learner, {})
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert list(directory.iterdir()) == []
@@ -335,9 +334,9 @@ def test_open_directory_clears_killed_writes_and_sets_corrupt_checkpoints_aside(
     tmp_path: Path,
 ) -> None:
     """Temporaries and orphans go, corrupt newer checkpoints move aside, the good one loads."""
-    learner, history = _trained()
-    good = save(tmp_path, learner, history, {("clicks", 0): 1})
-    bad = save(tmp_path, learner, history, {("clicks", 0): 2})
+    learner, _ = _trained()
+    good = save(tmp_path, learner, {("clicks", 0): 1})
+    bad = save(tmp_path, learner, {("clicks", 0): 2})
     bad.write_text("{not json")
     (tmp_path / "ckpt-1.safetensors.tmp").write_bytes(b"partial")
     (tmp_path / "ckpt-2.safetensors").write_bytes(b"no manifest")
@@ -362,13 +361,12 @@ def test_a_snapshot_is_in_host_memory_and_loads_back_on_the_device(
     tmp_path: Path, device: str
 ) -> None:
     """State on any device is copied to the CPU by `snapshot` and restored onto the device."""
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), torch.device(device))
-    history = SeenHistory(4, learner.device)
-    users = torch.from_numpy(learner.users.rows_for(["u1", "u2"])).to(learner.device)
-    items = torch.from_numpy(learner.items.rows_for(["i1", "i2"])).to(learner.device)
-    learner.learn(users, items, torch.ones(2, device=learner.device))
-    history.add(users, items, torch.ones(2, device=learner.device))
-    taken = snapshot(learner, history, {})
+    on = torch.device(device)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=16, seed=3), on, SeenHistory(4, on))
+    users = torch.from_numpy(learner.users.rows_for(["u1", "u2"])).to(on)
+    items = torch.from_numpy(learner.items.rows_for(["i1", "i2"])).to(on)
+    learner.learn(users, items, torch.ones(2, device=on), click_ts=torch.ones(2, device=on))
+    taken = snapshot(learner, {})
     tensors = [v for v in taken.state.values() if isinstance(v, torch.Tensor)]
     assert tensors
     assert all(t.device.type == "cpu" for t in tensors)

@@ -23,8 +23,8 @@ CPU = torch.device("cpu")
 
 
 def _engine() -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=0), CPU)
-    return Engine(learner, SeenHistory(16, CPU), ExactIndex(), 3)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=0), CPU, SeenHistory(16, CPU))
+    return Engine(learner, ExactIndex(), 3)
 
 
 def _learn(engine: Engine, users: list[str], items: list[str]) -> None:

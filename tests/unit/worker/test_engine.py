@@ -15,8 +15,8 @@ from worker.engine.engine import Engine
 
 
 def _engine(device: torch.device, top_k: int = 3) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
-    return Engine(learner, SeenHistory(16, device), ExactIndex(), top_k)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device, SeenHistory(16, device))
+    return Engine(learner, ExactIndex(), top_k)
 
 
 def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) -> None:
@@ -59,6 +59,19 @@ def test_lists_leave_out_seen_items_and_carry_the_newest_event_time(
     assert recs[0].scores == sorted(recs[0].scores, reverse=True)
 
 
+def test_the_engine_and_its_learner_share_one_ring_written_once_per_click(
+    device: torch.device,
+) -> None:
+    """The seen history is the learner's ring; a batch of distinct clicks counts once each."""
+    engine = _engine(device)
+    assert engine.history is engine.learner.history
+    _learn(engine, ["a", "a", "b"], ["i1", "i2", "i1"], ts=3.0)
+    _learn(engine, ["a"], ["i3"], ts=5.0)
+    rows = _user_rows(engine, ["a", "b"])
+    assert engine.history.written[rows].tolist() == [3, 1]
+    assert engine.history.last_ts[rows].tolist() == [5.0, 3.0]
+
+
 def test_touched_users_are_the_distinct_users_of_the_batch(device: torch.device) -> None:
     """Learning reports each user of the batch once, as rows on the engine's device."""
     engine = _engine(device)
@@ -78,10 +91,12 @@ def _bounded(
     dense: bool = True,
     **config: float,
 ) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=4, negatives=2, **config), device)  # type: ignore[arg-type]
+    learner = OnlineLearner(
+        LearnerConfig(dim=4, negatives=2, **config), device, SeenHistory(8, device)
+    )  # type: ignore[arg-type]
     rows = RowPolicy.over(learner.users, learner.items, users, items)
     index = ExactIndex() if dense else ExactIndex(dense_budget=0)
-    return Engine(learner, SeenHistory(8, device), index, top_k, rows)
+    return Engine(learner, index, top_k, rows)
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -185,9 +200,11 @@ def test_cold_start_list_ranks_items_by_bias_and_is_empty_before_any_item(
 
 
 def _transitions_engine(device: torch.device, dense: bool) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16), device, SeenHistory(16, device)
+    )
     index = ExactIndex() if dense else ExactIndex(dense_budget=0)
-    return Engine(learner, SeenHistory(16, device), index, top_k=3)
+    return Engine(learner, index, top_k=3)
 
 
 @pytest.mark.parametrize("dense", [True, False])
@@ -219,8 +236,8 @@ def test_a_batch_larger_than_the_learn_chunk_is_learned_in_steps_of_it(
     device: torch.device,
 ) -> None:
     """A backlog's large batch takes one gradient step per chunk, its users all touched."""
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device)
-    engine = Engine(learner, SeenHistory(16, device), ExactIndex(), 3, learn_chunk=10)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), device, SeenHistory(16, device))
+    engine = Engine(learner, ExactIndex(), 3, learn_chunk=10)
     users = [f"u{n % 7}" for n in range(35)]
     items = [f"i{n % 11}" for n in range(35)]
     learned = engine.learn(users, items, np.arange(35, dtype=np.float64), np.ones(35, np.float32))

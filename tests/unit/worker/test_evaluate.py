@@ -283,9 +283,8 @@ def test_users_without_a_list_get_each_methods_cold_start_list() -> None:
 
     stream = _stream([("a", "x"), ("a", "y"), ("c", "y"), ("b", "z")])
     cpu = torch.device("cpu")
-    engine = Engine(
-        OnlineLearner(LearnerConfig(dim=4, negatives=8), cpu), SeenHistory(8, cpu), ExactIndex(), 3
-    )
+    learner = OnlineLearner(LearnerConfig(dim=4, negatives=8), cpu, SeenHistory(8, cpu))
+    engine = Engine(learner, ExactIndex(), 3)
     method = RecstreamMethod(engine, stream)
     method.learn(stream.users[:3], stream.items[:3], stream.ts[:3])
     engine.learner.item_table.weight[: engine.learner.items.extent, -1] = torch.tensor([1.0, 2.0])

@@ -27,8 +27,10 @@ Batch = tuple[list[str], list[str], np.ndarray, np.ndarray]
 
 def _warm_engine(device: torch.device) -> tuple[Engine, Batch]:
     """An Engine past its first batches (every id has a row, the ranker has learned)."""
-    learner = OnlineLearner(LearnerConfig(dim=16, negatives=64, seed=0), device)
-    engine = Engine(learner, SeenHistory(64, device), ExactIndex(), 10, static_shapes=True)
+    learner = OnlineLearner(
+        LearnerConfig(dim=16, negatives=64, seed=0), device, SeenHistory(64, device)
+    )
+    engine = Engine(learner, ExactIndex(), 10, static_shapes=True)
     rng = np.random.default_rng(0)
 
     def batch(step: int, n: int = 512) -> Batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import numpy as np
 import pytest
 import torch
@@ -32,10 +33,10 @@ CPU = torch.device("cpu")
 
 
 def _engine(seed: int = 0) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=seed), CPU)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4, seed=seed), CPU, SeenHistory(32, CPU))
     limits = RowLimits(max_rows=1 << 20)
     rows = RowPolicy.over(learner.users, learner.items, limits, limits)
-    return Engine(learner, SeenHistory(32, CPU), ExactIndex(), 5, rows)
+    return Engine(learner, ExactIndex(), 5, rows)
 
 
 def _learn(engine: Engine, clicks: list[tuple[str, str]], ts: float = 1000.0) -> torch.Tensor:
@@ -191,31 +192,31 @@ def test_the_staleness_kept_in_memory_is_a_bounded_window(monkeypatch: pytest.Mo
     assert _staleness_count(metrics) == 5  # every fold is in the histogram
 
 
-def test_users_hand_over_with_rows_history_and_recent_items() -> None:
-    """A user's row, recent items and seen history move to another model by item id."""
+def test_users_hand_over_with_rows_and_their_one_ring() -> None:
+    """A user's row and seen history (its newest slots the query's) move to another model by id."""
     old, new = _engine(), _engine()
     clicks = [("u1", "a"), ("u1", "b"), ("u2", "c"), ("u1", "c")]
     _learn(old, clicks)
     _learn(new, [("z", "c"), ("z", "x")])  # different item rows on the new owner
     rows = old.learner.users.lookup(["u1", "u2"])
-    state = export_users(old.learner, old.history, old.rows.users, rows)
+    state = export_users(old.learner, old.rows.users, rows)
     decoded = decode_partition(
         [(k, v) for k, v in encode_users(state)], old.learner.config.dim + 1
     ).users
     user_rows = new.admit_users(decoded.ids)
-    assert (
-        import_users(new.learner, new.history, new.rows.users, decoded, user_rows, new.admit_items)
-        == 2
-    )
+    assert import_users(new.learner, new.rows.users, decoded, user_rows, new.admit_items) == 2
     for user in ("u1", "u2"):
         a, b = old.learner.users.row(user), new.learner.users.row(user)
         assert torch.equal(old.learner.user_table.weight[a], new.learner.user_table.weight[b])
         seen_old = old.learner.items.ids_of(old.history.seen(torch.tensor([a]))[0].numpy())
         seen_new = new.learner.items.ids_of(new.history.seen(torch.tensor([b]))[0].numpy())
         assert list(seen_old) == list(seen_new)
-        recent_old = old.learner.items.ids_of(old.learner.recent.seen(torch.tensor([a]))[0].numpy())
-        recent_new = new.learner.items.ids_of(new.learner.recent.seen(torch.tensor([b]))[0].numpy())
-        assert list(recent_old) == list(recent_new)
+        latest_old = old.history.latest(torch.tensor([a]), 16)[0]
+        latest_new = new.history.latest(torch.tensor([b]), 16)[0]
+        assert list(old.learner.items.ids_of(latest_old[latest_old >= 0].numpy())) == list(
+            new.learner.items.ids_of(latest_new[latest_new >= 0].numpy())
+        )
+        assert new.history.last_ts[b] == old.history.last_ts[a]
     # the handed-over user's list excludes what they clicked before the move
     ranked = new.rank(torch.tensor([new.learner.users.row("u1")]))
     listed = set(new.learner.items.ids_of(ranked.item_rows[0][ranked.item_rows[0] >= 0]))
@@ -229,18 +230,31 @@ def test_a_state_record_of_another_dimension_is_not_restored(dim: int) -> None:
     """Records whose row width differs (a changed RECSTREAM_DIM) are left out, not misread."""
     old = _engine()
     _learn(old, [("u1", "a")])
-    state = export_users(old.learner, old.history, old.rows.users, old.learner.users.lookup(["u1"]))
+    state = export_users(old.learner, old.rows.users, old.learner.users.lookup(["u1"]))
     assert decode_partition(encode_users(state), dim + 2).users.ids == []
     assert decode_partition(encode_users(state), dim + 1).users.ids == ["u1"]
 
 
+def test_a_state_record_that_still_carries_a_second_ring_decodes() -> None:
+    """A record of an older worker, with the learner's own ring ("r", "rw") too, decodes as one."""
+    old = _engine()
+    _learn(old, [("u1", "a"), ("u1", "b")])
+    state = export_users(old.learner, old.rows.users, old.learner.users.lookup(["u1"]))
+    ((key, value),) = encode_users(state)
+    older = msgpack.packb({**msgpack.unpackb(value), "r": ["b", "a"], "rw": 2})
+    decoded = decode_partition([(key, older)], old.learner.config.dim + 1).users
+    assert decoded.ids == ["u1"]
+    assert decoded.seen == state.seen
+    assert decoded.seen_written.tolist() == state.seen_written.tolist()
+
+
 def test_scale_out_books_grow_by_the_row_caps() -> None:
     """The ledger of user rows and the item sync's base follow `models.growth`: never past a cap."""
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), CPU)
+    learner = OnlineLearner(LearnerConfig(dim=8, negatives=4), CPU, SeenHistory(8, CPU))
     rows = RowPolicy.over(
         learner.users, learner.items, RowLimits(max_rows=20), RowLimits(max_rows=30)
     )
-    engine = Engine(learner, SeenHistory(8, CPU), ExactIndex(), 5, rows)
+    engine = Engine(learner, ExactIndex(), 5, rows)
     scale, _, _ = _scale(engine)
     users, items = [f"u{n}" for n in range(15)], [f"i{n}" for n in range(25)]
     clicks = [(users[n % 15], items[n]) for n in range(25)]

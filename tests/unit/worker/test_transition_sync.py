@@ -22,10 +22,10 @@ CPU = torch.device("cpu")
 
 def _engine(transition_slots: int = 256) -> Engine:
     config = LearnerConfig(dim=8, negatives=4, transition_slots=transition_slots)
-    learner = OnlineLearner(config, CPU)
+    learner = OnlineLearner(config, CPU, SeenHistory(32, CPU))
     limits = RowLimits(max_rows=1 << 20)
     rows = RowPolicy.over(learner.users, learner.items, limits, limits)
-    return Engine(learner, SeenHistory(32, CPU), ExactIndex(), 5, rows)
+    return Engine(learner, ExactIndex(), 5, rows)
 
 
 class _Producer:

@@ -23,9 +23,11 @@ SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
 def _engine(
     device: torch.device, sources: tuple[str, ...], top_k: int = 3, **widths: int
 ) -> Engine:
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16), device, SeenHistory(64, device)
+    )
     config = StageConfig(**{**SMALL, **widths}, sources=sources)
-    return Engine(learner, SeenHistory(64, device), ExactIndex(), top_k, stages=config)
+    return Engine(learner, ExactIndex(), top_k, stages=config)
 
 
 def _learn(engine: Engine, users: list[str], items: list[str], ts: float = 1.0) -> None:
@@ -212,9 +214,11 @@ def test_a_later_click_labels_the_candidate_set_its_user_had_before() -> None:
 
 def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
     """With a later head mixed in, lists still fill and both heads learn."""
-    learner = OnlineLearner(LearnerConfig(dim=8, negatives=8, transition_slots=16), device)
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16), device, SeenHistory(64, device)
+    )
     config = StageConfig(**SMALL, next_weight=0.5, delayed_sets=8)
-    engine = Engine(learner, SeenHistory(64, device), ExactIndex(), 3, stages=config)
+    engine = Engine(learner, ExactIndex(), 3, stages=config)
     _filler(engine)
     for n in range(10):
         _learn(engine, [f"bg{n % 7}", f"bg{(n + 3) % 7}"], [f"f{n + 20}", f"f{n + 1}"])

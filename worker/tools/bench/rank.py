@@ -28,11 +28,11 @@ EXACT_UP_TO = 10_000  # items: past this the vector source searches an IVF index
 
 def _engine(items: int, device: torch.device) -> Engine:
     """An Engine with `items` live items (random vectors) and users with 20 clicks each."""
-    learner = OnlineLearner(LearnerConfig(negatives=128), device)
+    learner = OnlineLearner(LearnerConfig(negatives=128), device, SeenHistory(1024, device))
     index = (
         ExactIndex() if items <= EXACT_UP_TO else IVFIndex(nprobe=16, use_gpu=device.type == "cuda")
     )
-    engine = Engine(learner, SeenHistory(1024, device), index, top_k=50)
+    engine = Engine(learner, index, top_k=50)
     rng = np.random.default_rng(0)
     ids = [str(n) for n in range(items)]
     learner.items.rows_for(ids)
