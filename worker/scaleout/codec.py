@@ -1,9 +1,11 @@
 """The records of the scale-out topics, as msgpack: user state, partition markers, the feed.
 
 State topic (`{topic}.state`, key = user id): a user record holds one user's
-`worker.scaleout.handover.UserRows` row (records of workers that kept a second,
-recent-item ring also carry it, as "r" and "rw": it is ignored, the seen history
-"s" holds the same clicks); the marker record (its key longer than
+`worker.scaleout.handover.UserRows` row. Workers of the two-ring format read a
+second, recent-item ring "r" (and its count "rw") and fail without it, so during a
+rolling upgrade each record still carries one, made from the seen history's newest
+clicks; records of those workers carry theirs, which is ignored (the seen history
+"s" holds the same clicks). The marker record (its key longer than
 any user id can be, so no user owns it) holds the input offset that the
 partition's state reflects. Item feed (`{topic}.items`): one delta chunk per
 record, or one chunk of transition pairs (`"kind": "transitions"`), or a ranker
@@ -27,6 +29,8 @@ from worker.scaleout.item_deltas import ItemDelta
 from worker.scaleout.transitions import TransitionPairs
 
 FORMAT = 1
+# The two-ring format's recent ring: its default width (RECSTREAM_RECENT_ITEMS).
+TWO_RING_WIDTH = 16
 MARKER_KEY = b"#" * (MAX_ID_BYTES + 1)  # longer than any user id: no user can own it
 
 
@@ -43,8 +47,23 @@ def encode_users(state: UserRows) -> list[tuple[bytes, bytes]]:
             "ts": float(state.last_ts[n]),
             "ls": float(state.last_seen[n]),
         }
+        value["r"], value["rw"] = two_ring_recent(state.seen[n], int(state.seen_written[n]))
         out.append((user.encode(), msgpack.packb(value)))
     return out
+
+
+def two_ring_recent(seen: list[str | None], written: int) -> tuple[list[str | None], int]:
+    """The recent ring a two-ring worker expects: the newest clicks, oldest first, and their count.
+
+    `seen` is the seen history's filled slots in slot order; once the ring has wrapped,
+    the oldest click sits at slot `written % len(seen)`. Written from slot 0 with a count
+    of n, the next click lands on the oldest of them, as in that worker's own ring.
+    """
+    if written > len(seen) > 0:
+        start = written % len(seen)
+        seen = seen[start:] + seen[:start]
+    recent = seen[-TWO_RING_WIDTH:]
+    return recent, len(recent)
 
 
 def encode_marker(offset: int, origin: str) -> bytes:

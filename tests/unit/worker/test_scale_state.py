@@ -282,3 +282,18 @@ def test_restored_users_left_without_a_row_are_tombstoned() -> None:
     ledger.refused(3, ["refused-a", "refused-b", "kept"])
     assert ledger.take_tombstones(3) == ["refused-a", "refused-b"]  # "kept" has a row now
     assert ledger.take_tombstones(3) == []
+
+
+def test_records_still_carry_the_recent_ring_a_two_ring_worker_reads() -> None:
+    """A wrapped seen ring gives the newest 16 clicks, oldest first, for a rolling upgrade."""
+    from worker.scaleout.codec import TWO_RING_WIDTH, two_ring_recent
+
+    length, written = 20, 23  # clicks c0..c22 in a ring of 20: slots hold c20, c21, c22, c3..c19
+    clicks = [f"c{n}" for n in range(written)]
+    seen: list[str | None] = [None] * length
+    for n, item in enumerate(clicks):
+        seen[n % length] = item
+    recent, count = two_ring_recent(seen, written)
+    assert recent == clicks[-TWO_RING_WIDTH:]
+    assert count == TWO_RING_WIDTH
+    assert two_ring_recent(["a", "b"], 2) == (["a", "b"], 2)  # not wrapped, fewer than 16
