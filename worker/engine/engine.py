@@ -32,6 +32,7 @@ from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
 from stream.payload import RankedLists, Recommendation
 from worker.engine.stage_config import StageConfig
+from worker.engine.transfer import Transfers
 from worker.engine.two_stage import TwoStage
 
 log = structlog.get_logger("recstream.worker")
@@ -57,6 +58,7 @@ class Ranked:
     user_rows: np.ndarray
     item_rows: np.ndarray
     scores: np.ndarray
+    last_ts: np.ndarray | None = None  # each user's newest event time, read back beside them
 
     def finite(self) -> bool:
         """Whether every listed score is a finite number (a broken model gives NaN or inf)."""
@@ -93,6 +95,7 @@ class Engine:
         self.learner = learner
         self.catalogue = catalogue or Catalogue()
         self.history = learner.history
+        self.transfers = Transfers(learner.device)
         self.index = index
         self.top_k = top_k
         unbounded = RowLimits(max_rows=1 << 62)
@@ -191,7 +194,7 @@ class Engine:
         late in it against candidates that miss their user's earlier clicks in the
         batch (contract-check's replay fell from 0.54 to 0.39-0.48 HR@10 so).
         """
-        learner, device = self.learner, self.device
+        learner = self.learner
         if learner.items.extent:
             self._fit_ranker(users, items)
         admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
@@ -201,14 +204,19 @@ class Engine:
         if unlearned:
             event_ts, weights = event_ts[learnable], weights[learnable]
         learner.check_rows(admitted.users[learnable], admitted.items[learnable])  # host, pre-upload
-        user_rows = torch.from_numpy(admitted.users[learnable]).to(device)
-        item_rows = torch.from_numpy(admitted.items[learnable]).to(device)
-        weight = torch.from_numpy(weights).to(device, torch.float32)
+        with_row = np.unique(admitted.users[admitted.users >= 0])  # on the host, then uploaded
+        # The step's rows, weights, times and touched users go up as one copy.
+        user_rows, item_rows, weight, times, touched = self.transfers.upload(
+            admitted.users[learnable].astype(np.int64, copy=False),
+            admitted.items[learnable].astype(np.int64, copy=False),
+            weights.astype(np.float32, copy=False),
+            event_ts.astype(np.float64, copy=False),
+            with_row.astype(np.int64, copy=False),
+        )
         # The prior's time clock reads the batch clock: never past the wall clock, so one
         # event stamped in the future cannot age every item at once; the seen history keeps
         # each click's own time. `check=False`: the step is not read back inside; its loss
         # and flag are read once, below.
-        times = torch.from_numpy(event_ts).to(device)
         stats = learner.learn(
             user_rows, item_rows, weight, event_ts=self.clock, click_ts=times, check=False
         )
@@ -217,8 +225,6 @@ class Engine:
         if reused_items.numel():  # reset rows whose events were not learned changed too
             changed = torch.cat([changed, reused_items])
         self.index.refresh(learner.item_vectors(), changed)
-        with_row = np.unique(admitted.users[admitted.users >= 0])  # on the host, then uploaded
-        touched = torch.from_numpy(with_row).to(device)
         synced = torch.cat([changed, stats.context_rows])  # what the item sync sends
         loss, applied = stats.read()  # the batch's one read-back
         if not applied:
@@ -304,7 +310,10 @@ class Engine:
         """
         user_rows = user_rows.to(self.device)
         rows, scores = self.stages.rank(user_rows, self.top_k, self.unavailable_items())
-        return Ranked(user_rows.cpu().numpy(), rows.cpu().numpy(), scores.cpu().numpy())
+        last_ts = self.history.last_ts[user_rows]
+        # rows, scores and event times come down as one copy
+        users, rows_h, scores_h, last_h = self.transfers.download(user_rows, rows, scores, last_ts)
+        return Ranked(users, rows_h, scores_h, last_h)
 
     def _fit_ranker(self, users: Sequence[str], items: Sequence[str]) -> None:
         """Teach the ranker the batch's clicks before they are learned (test, then train).
@@ -325,12 +334,15 @@ class Engine:
 
         The bytes of the contract are the wire side's (`stream.payload`).
         """
-        last_ts = self.history.last_ts[torch.from_numpy(ranked.user_rows).to(self.device)]
+        last_ts = ranked.last_ts
+        if last_ts is None:
+            rows = torch.from_numpy(ranked.user_rows).to(self.device)
+            last_ts = self.history.last_ts[rows].cpu().numpy()
         return RankedLists(
             self.learner.users.ids_of(ranked.user_rows).tolist(),
             ranked.item_rows,
             ranked.scores,
-            last_ts.cpu().numpy(),
+            last_ts,
             self.learner.items.ids_of,
         )
 
