@@ -16,6 +16,7 @@ from models.ranker import OnlineRanker, RankerConfig
 from stream.payload import recommendations
 from worker.engine.engine import Engine
 from worker.engine.stage_config import StageConfig
+from worker.engine.two_stage import Candidates
 
 SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
 
@@ -247,3 +248,17 @@ def test_users_ranked_in_chunks_get_the_lists_of_one_pass(device: torch.device) 
     stages.rank_chunk = 7
     chunked = stages.rank(rows, 5, None)
     assert_same_ranking(chunked[0].cpu(), chunked[1].cpu(), whole[0].cpu(), whole[1].cpu())
+
+
+def test_a_user_between_sessions_is_shown_what_is_popular(device: torch.device) -> None:
+    """Past `idle_after_s` a popular candidate overtakes the ranker's; mid-session it does not."""
+    stages = _engine(device, ("vector", "covisit", "successors", "trending", "cold")).stages
+    features = torch.zeros(2, 3, len(stages.names), device=device)
+    features[:, :, stages.names.index("vector_score")] = torch.tensor([5.0, 0.0, 1.0])
+    features[:, :, stages.popular_column] = torch.tensor([-20.0, 0.0, -20.0])
+    rows = torch.arange(3, device=device).expand(2, -1)
+    idle = torch.tensor([10.0, stages.config.idle_after_s], device=device)
+    scores = stages.score(Candidates(rows, features, idle))
+    assert (scores[0, 2] > scores[0, 1]).item()  # mid-session: the ranker's order
+    assert (scores[1, 1] > scores[1, 2]).item()  # between sessions: the popular one first
+    assert scores.argmax(1).tolist() == [0, 0]
