@@ -262,3 +262,21 @@ def test_a_user_between_sessions_is_shown_what_is_popular(device: torch.device) 
     assert (scores[0, 2] > scores[0, 1]).item()  # mid-session: the ranker's order
     assert (scores[1, 1] > scores[1, 2]).item()  # between sessions: the popular one first
     assert scores.argmax(1).tolist() == [0, 0]
+
+
+def test_a_user_is_ranked_again_once_when_their_pause_passes_idle_after(
+    device: torch.device,
+) -> None:
+    """The batch whose clock passes a user's last click plus `idle_after_s` names them, once."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    pause = engine.stages.config.idle_after_s
+    _learn(engine, ["a", "b"], ["x", "y"], ts=100.0)
+    _learn(engine, ["b"], ["z"], ts=100.0 + pause / 2)
+    quiet = engine.learn(["c"], ["x"], np.array([100.0 + pause]), np.ones(1, dtype=np.float32))
+    resting = quiet.resting
+    assert resting is not None
+    assert list(engine.learner.users.ids_of(resting)) == ["a"]
+    assert quiet.to_rank.tolist() == [*quiet.touched.tolist(), *resting.tolist()]
+    later = engine.learn(["c"], ["y"], np.array([101.0 + pause]), np.ones(1, dtype=np.float32))
+    assert later.resting is not None
+    assert later.resting.numel() == 0
