@@ -107,6 +107,8 @@ class CandidateSettings(BaseSettings):
     ranker_learning_rate: float = Field(default=0.01, gt=0, le=10, allow_inf_nan=False)
     ranker_train_events: int = Field(default=64, ge=1, le=65_536)
     next_weight: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    idle_after_s: float = Field(default=3600.0, ge=0, le=1e9, allow_inf_nan=False)
+    idle_popular_share: float = Field(default=0.4, ge=0, lt=1, allow_inf_nan=False)
 
     @field_validator("sources", "ranker_drop", mode="before")
     @classmethod

@@ -49,6 +49,16 @@ class Learned:
     evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
     # scale-out hook: item rows this batch changed (learned, reset), for the item sync to send
     changed_items: torch.Tensor | None = None
+    # user rows whose last click became `idle_after_s` old with this batch's clock: between
+    # sessions now, so their list is ranked (and published) again, as such a user's is
+    resting: torch.Tensor | None = None
+
+    @property
+    def to_rank(self) -> torch.Tensor:
+        """The user rows whose lists this batch changes: the touched, then the resting."""
+        if self.resting is None or not self.resting.numel():
+            return self.touched
+        return torch.cat([self.touched, self.resting])
 
 
 @dataclass(frozen=True)
@@ -153,9 +163,11 @@ class Engine:
                 kept = np.flatnonzero(keep).tolist()
                 users, items = [users[n] for n in kept], [items[n] for n in kept]
                 event_ts, weights = event_ts[keep], weights[keep]
+        before = self.clock
         chunk = self.learn_chunk
         if chunk is None or len(users) <= chunk:
-            return self._learn(users, items, event_ts, weights, banned)
+            learned = self._learn(users, items, event_ts, weights, banned)
+            return dataclasses.replace(learned, resting=self._resting(before))
         parts = [
             self._learn(
                 users[at : at + chunk],
@@ -177,7 +189,24 @@ class Engine:
             sum(p.unlearned for p in parts),
             evictions,
             torch.cat(changed) if changed else None,
+            self._resting(before),
         )
+
+    def _resting(self, before: float) -> torch.Tensor:
+        """User rows last seen `idle_after_s` before a clock between `before` and now (host-side).
+
+        Each user is due once per pause, when the batch clock passes it: their list is
+        ranked again then, between sessions (`TwoStage._between_sessions`).
+        """
+        config = self.stages.config
+        none = torch.empty(0, dtype=torch.int64, device=self.device)
+        if config.idle_after_s <= 0 or config.idle_popular_share <= 0 or self.clock <= before:
+            return none
+        keeper = self.rows.users
+        seen = keeper.last_seen
+        due = (seen > before - config.idle_after_s) & (seen <= self.clock - config.idle_after_s)
+        rows = np.flatnonzero(due & keeper.ids.live_mask()[: seen.size])
+        return torch.from_numpy(rows).to(self.device) if rows.size else none
 
     def _learn(
         self,

@@ -46,10 +46,11 @@ RANK_CHUNK_DEVICE = 16_384
 
 @dataclass(frozen=True)
 class Candidates:
-    """Each user's candidate rows `[users, n]` (`-1`: none), features `[users, n, f]`."""
+    """Candidate rows `[users, n]` (`-1`: none), features `[users, n, f]`, idle `[users]` (s)."""
 
     rows: torch.Tensor
     features: torch.Tensor
+    idle: torch.Tensor
 
     @property
     def valid(self) -> torch.Tensor:
@@ -104,6 +105,10 @@ class TwoStage:
         self.sources = [built[name] for name in SOURCES if name in cfg.sources]
         self.names = self.feature_names()
         self.ranker_start = self.names.index("vector_score")
+        scales = self.config.scales
+        self.popular_column = self.names.index(
+            f"popularity_{scales.index(1.0) if 1.0 in scales else 0}"
+        )
         self.source_start = len(self.names) - sum(
             4 if isinstance(source, NeighbourSource) else 2 for source in self.sources
         )
@@ -204,14 +209,34 @@ class TwoStage:
         """Both heads' softmax over each user's candidates, mixed: `log(a p_next + (1-a) p_later)`.
 
         A list serves whoever reads it next, soon or much later; `a` is `next_weight`.
+        An idle user's list then takes in popularity (`_between_sessions`).
         """
         weight = self.config.next_weight
         features, valid = candidates.features, candidates.valid
         nearby = torch.log_softmax(self.ranker.score(features).masked_fill(~valid, -torch.inf), 1)
-        if weight >= 1:
-            return nearby
-        later = torch.log_softmax(self.later.score(features).masked_fill(~valid, -torch.inf), 1)
-        return torch.logaddexp(nearby + math.log(weight), later + math.log1p(-weight))
+        if weight < 1:
+            later = self.later.score(features).masked_fill(~valid, -torch.inf)
+            nearby = torch.logaddexp(
+                nearby + math.log(weight), torch.log_softmax(later, 1) + math.log1p(-weight)
+            )
+        return self._between_sessions(nearby, candidates)
+
+    def _between_sessions(self, scores: torch.Tensor, candidates: Candidates) -> torch.Tensor:
+        """For users idle `idle_after_s` or more: `log((1 - s) p + s p_popular)`; others as given.
+
+        The ranker learns from next clicks, most of them mid-session, where the last
+        clicks' neighbours lead; a user between sessions reads the list when they come
+        back, and then what is popular serves them better (`idle_popular_share` is `s`).
+        """
+        cfg = self.config
+        share = cfg.idle_popular_share
+        if cfg.idle_after_s <= 0 or share <= 0:
+            return scores
+        popular = candidates.features[:, :, self.popular_column] * cfg.idle_sharpness
+        popular = torch.log_softmax(popular.masked_fill(~candidates.valid, -torch.inf), 1)
+        mixed = torch.logaddexp(scores + math.log1p(-share), popular + math.log(share))
+        idle = (candidates.idle >= cfg.idle_after_s).unsqueeze(1)
+        return torch.where(idle, mixed, scores)
 
     def candidates(
         self, user_rows: torch.Tensor, unavailable: torch.Tensor | None = None
@@ -231,11 +256,11 @@ class TwoStage:
         if unavailable is not None and unavailable.numel():
             excluded |= unavailable[rows.clamp(min=0, max=unavailable.numel() - 1)] & (rows >= 0)
         rows = rows.masked_fill(excluded, -1)
-        self._put_item_features(features, query, rows)
+        idle = self._put_item_features(features, query, rows)
         if self.dropping:
             features.masked_fill_(self.drop, 0.0)
         features.masked_fill_((rows < 0).unsqueeze(2), 0.0)
-        return Candidates(rows, features)
+        return Candidates(rows, features, idle)
 
     def _vector_scores(self, query: CandidateQuery, proposal: Proposal) -> torch.Tensor:
         """`[users, width]` inner products of the proposed rows with the users' queries.
@@ -322,14 +347,18 @@ class TwoStage:
 
     def _put_item_features(
         self, features: torch.Tensor, query: CandidateQuery, rows: torch.Tensor
-    ) -> None:
-        """Item bias, popularity per scale, item ages, then the user's activity, after column 0."""
+    ) -> torch.Tensor:
+        """Item bias, popularity per scale, item ages, then the user's activity, after column 0.
+
+        Returns each user's idle time `[users]` (seconds since their last click).
+        """
         table = self._item_table()  # bias, popularity per scale, age, idle
         width = table.shape[1]
         features[:, :, 1 : 1 + width] = table[rows.clamp(min=0)]
-        last = self.history.last_ts[query.user_rows]
+        idle = (self.time - self.history.last_ts[query.user_rows]).clamp(min=0)
         features[:, :, 1 + width] = query.clicks.float().log1p().unsqueeze(1)
-        features[:, :, 2 + width] = (self.time - last).clamp(min=0).log1p().float().unsqueeze(1)
+        features[:, :, 2 + width] = idle.log1p().float().unsqueeze(1)
+        return idle
 
     def _item_table(self) -> torch.Tensor:
         """`[item rows, 3 + scales]`: every item's own features, made once per model state.

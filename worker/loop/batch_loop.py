@@ -336,7 +336,7 @@ class Worker:
             event_ts, weights = batch.arrays()
             learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
         with timer("rank"):
-            ranked = self.engine.rank(learned.touched)
+            ranked = self.engine.rank(learned.to_rank)
         if not ranked.finite():
             self._withhold("users", users=len(ranked.user_rows))
             return None, learned

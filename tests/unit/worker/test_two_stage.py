@@ -16,6 +16,7 @@ from models.ranker import OnlineRanker, RankerConfig
 from stream.payload import recommendations
 from worker.engine.engine import Engine
 from worker.engine.stage_config import StageConfig
+from worker.engine.two_stage import Candidates
 
 SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
 
@@ -251,3 +252,35 @@ def test_users_ranked_in_chunks_get_the_lists_of_one_pass(device: torch.device) 
     stages.rank_chunk = 7
     chunked = stages.rank(rows, 5, None)
     assert_same_ranking(chunked[0].cpu(), chunked[1].cpu(), whole[0].cpu(), whole[1].cpu())
+
+
+def test_a_user_between_sessions_is_shown_what_is_popular(device: torch.device) -> None:
+    """Past `idle_after_s` a popular candidate overtakes the ranker's; mid-session it does not."""
+    stages = _engine(device, ("vector", "covisit", "successors", "trending", "cold")).stages
+    features = torch.zeros(2, 3, len(stages.names), device=device)
+    features[:, :, stages.names.index("vector_score")] = torch.tensor([5.0, 0.0, 1.0])
+    features[:, :, stages.popular_column] = torch.tensor([-20.0, 0.0, -20.0])
+    rows = torch.arange(3, device=device).expand(2, -1)
+    idle = torch.tensor([10.0, stages.config.idle_after_s], device=device)
+    scores = stages.score(Candidates(rows, features, idle))
+    assert (scores[0, 2] > scores[0, 1]).item()  # mid-session: the ranker's order
+    assert (scores[1, 1] > scores[1, 2]).item()  # between sessions: the popular one first
+    assert scores.argmax(1).tolist() == [0, 0]
+
+
+def test_a_user_is_ranked_again_once_when_their_pause_passes_idle_after(
+    device: torch.device,
+) -> None:
+    """The batch whose clock passes a user's last click plus `idle_after_s` names them, once."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    pause = engine.stages.config.idle_after_s
+    _learn(engine, ["a", "b"], ["x", "y"], ts=100.0)
+    _learn(engine, ["b"], ["z"], ts=100.0 + pause / 2)
+    quiet = engine.learn(["c"], ["x"], np.array([100.0 + pause]), np.ones(1, dtype=np.float32))
+    resting = quiet.resting
+    assert resting is not None
+    assert list(engine.learner.users.ids_of(resting)) == ["a"]
+    assert quiet.to_rank.tolist() == [*quiet.touched.tolist(), *resting.tolist()]
+    later = engine.learn(["c"], ["y"], np.array([101.0 + pause]), np.ones(1, dtype=np.float32))
+    assert later.resting is not None
+    assert later.resting.numel() == 0

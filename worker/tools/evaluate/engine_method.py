@@ -70,7 +70,7 @@ class RecstreamMethod:
             return
         cold = self._codes(engine.rank_cold_start())[0]
         self._cold_start = cold[cold >= 0]
-        ranked = engine.rank(learned.touched)
+        ranked = engine.rank(learned.to_rank)
         codes = self._codes(ranked)
         user_ids = engine.learner.users.ids_of(ranked.user_rows).tolist()
         for user, row in zip(user_ids, codes, strict=True):
