@@ -36,6 +36,8 @@ from worker.engine.transfer import Transfers
 from worker.engine.two_stage import TwoStage
 
 log = structlog.get_logger("recstream.worker")
+RESTING_SCANS = 60  # scans for users falling idle per idle time (an hour: once a minute)
+MIN_RESTING = 256  # users a batch may re-rank as resting, at least (more if it touched more)
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -126,6 +128,9 @@ class Engine:
         )
         self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
+        # users idle at the start (a restore) are not all due at once: from here on
+        self._resting_from = self.clock - self.stages.config.idle_after_s
+        self._resting_left = False
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
         holes = np.flatnonzero(~learner.items.live_mask())
         self._sync_free_items(torch.from_numpy(holes).to(self.device))
@@ -163,11 +168,10 @@ class Engine:
                 kept = np.flatnonzero(keep).tolist()
                 users, items = [users[n] for n in kept], [items[n] for n in kept]
                 event_ts, weights = event_ts[keep], weights[keep]
-        before = self.clock
         chunk = self.learn_chunk
         if chunk is None or len(users) <= chunk:
             learned = self._learn(users, items, event_ts, weights, banned)
-            return dataclasses.replace(learned, resting=self._resting(before))
+            return dataclasses.replace(learned, resting=self._resting(learned.touched.numel()))
         parts = [
             self._learn(
                 users[at : at + chunk],
@@ -183,30 +187,50 @@ class Engine:
             for key, rows in part.evictions.items():
                 evictions[key] = evictions.get(key, 0) + rows
         changed = [p.changed_items for p in parts if p.changed_items is not None]
+        touched = torch.unique(torch.cat([p.touched for p in parts]))
         return Learned(
             float(np.mean([p.loss for p in parts])),
-            torch.unique(torch.cat([p.touched for p in parts])),
+            touched,
             sum(p.unlearned for p in parts),
             evictions,
             torch.cat(changed) if changed else None,
-            self._resting(before),
+            self._resting(touched.numel()),
         )
 
-    def _resting(self, before: float) -> torch.Tensor:
-        """User rows last seen `idle_after_s` before a clock between `before` and now (host-side).
+    def _resting(self, touched: int) -> torch.Tensor:
+        """User rows whose last sight became `idle_after_s` old: due for a between-sessions list.
 
         Each user is due once per pause, when the batch clock passes it: their list is
-        ranked again then, between sessions (`TwoStage._between_sessions`).
+        ranked again then (`TwoStage._between_sessions`). The users are scanned (on the
+        host) once per `1/RESTING_SCANS` of the idle time, not every batch, and a batch
+        takes at most as many as it touched (at least `MIN_RESTING`), the oldest first:
+        after a quiet night a million users fall due at once, and are spread over batches
+        rather than ranked in one.
         """
         config = self.stages.config
         none = torch.empty(0, dtype=torch.int64, device=self.device)
-        if config.idle_after_s <= 0 or config.idle_popular_share <= 0 or self.clock <= before:
+        if config.idle_after_s <= 0 or config.idle_popular_share <= 0:
+            return none
+        upto = self.clock - config.idle_after_s
+        if (
+            upto < self._resting_from + config.idle_after_s / RESTING_SCANS
+            and not self._resting_left
+        ):
             return none
         keeper = self.rows.users
         seen = keeper.last_seen
-        due = (seen > before - config.idle_after_s) & (seen <= self.clock - config.idle_after_s)
-        rows = np.flatnonzero(due & keeper.ids.live_mask()[: seen.size])
-        return torch.from_numpy(rows).to(self.device) if rows.size else none
+        live = keeper.ids.live_mask()[: seen.size]
+        due = np.flatnonzero((seen > self._resting_from) & (seen <= upto) & live)
+        most = max(MIN_RESTING, touched)
+        self._resting_left = due.size > most
+        if self._resting_left:
+            # the `most` oldest sights, and every row sharing the last of them (one batch's)
+            oldest = np.partition(seen[due], most - 1)[most - 1]
+            due = due[seen[due] <= oldest]
+            self._resting_from = float(oldest)
+        else:
+            self._resting_from = upto
+        return torch.from_numpy(due).to(self.device) if due.size else none
 
     def _learn(
         self,

@@ -284,3 +284,24 @@ def test_a_user_is_ranked_again_once_when_their_pause_passes_idle_after(
     later = engine.learn(["c"], ["y"], np.array([101.0 + pause]), np.ones(1, dtype=np.float32))
     assert later.resting is not None
     assert later.resting.numel() == 0
+
+
+def test_many_users_falling_idle_at_once_are_spread_over_batches_each_once() -> None:
+    """500 users idle together: a one-click batch re-ranks a bounded share, and each user once."""
+    from worker.engine.engine import MIN_RESTING
+
+    engine = _engine(torch.device("cpu"), ("vector", "trending"))
+    pause = engine.stages.config.idle_after_s
+    for second in range(5):  # five sights of 100 users each
+        users = [f"u{second}-{n}" for n in range(100)]
+        _learn(engine, users, [f"i{n % 7}" for n in range(100)], ts=100.0 + second)
+    taken: list[str] = []
+    for step in range(8):
+        learned = engine.learn(
+            ["late"], ["i0"], np.array([105.0 + pause + step]), np.ones(1, dtype=np.float32)
+        )
+        assert learned.resting is not None
+        ids = engine.learner.users.ids_of(learned.resting.cpu().numpy()).tolist()
+        assert len(ids) <= MIN_RESTING + 100  # the bound, and the rest of the sight it ends on
+        taken += ids
+    assert len(taken) == len(set(taken)) == 500
