@@ -8,14 +8,15 @@ import numpy as np
 import torch
 
 from models.covisit import CoVisitation
-from models.errors import ModelError, ModelFitError, StateError
+from models.errors import ModelError, ModelFitError
 from models.history import SeenHistory
 from models.idmap import IdMap
 from models.learn_stats import LearnStats
 from models.learner_config import LearnerConfig
+from models.learner_state import checked_parts
 from models.prior import FLOOR, PopularityPrior
 from models.seeded import seeded_normal
-from models.state import StateDict, integer, part, prefixed, rows_of, sequence
+from models.state import StateDict, integer, part, prefixed
 from models.table import EmbeddingTable
 from models.transitions import ItemTransitions, TransitionTerm
 
@@ -186,23 +187,7 @@ class OnlineLearner:
         older learners kept beside the seen history is ignored: the seen history,
         fed the same clicks, holds what it held (`history`).
         """
-        users = len(sequence(part(state, "users"), "ids"))
-        items = len(sequence(part(state, "items"), "ids"))
-        wanted = {"user_table.weight": users, "item_table.weight": items}
-        if self.config.recent_items:
-            wanted["context_table.weight"] = items
-        if self.config.popularity_weight:  # never optional: the bias column holds beta * L
-            wanted["prior.log_mass"] = items
-        optional = ["context_table"] + (["transition"] if self.transition else [])
-        present = {name for name in optional if any(key.startswith(f"{name}.") for key in state)}
-        if strict and (missing := [name for name in optional if name not in present]):
-            raise StateError(f"missing parts: {', '.join(missing)}")
-        for name, rows in wanted.items():
-            owner = name.split(".")[0]
-            if owner in optional and owner not in present:
-                continue
-            if (held := rows_of(state, name)) != rows:
-                raise StateError(f"{name} holds {held} rows, the id map {rows}")
+        present = checked_parts(state, self.config, self.transition is not None, strict=strict)
         self.steps = integer(state, "steps")
         self.users.load_state_dict(part(state, "users"))
         self.items.load_state_dict(part(state, "items"))
@@ -341,15 +326,7 @@ class OnlineLearner:
         self, items: torch.Tensor, weights: torch.Tensor, event_ts: torch.Tensor | float | None
     ) -> torch.Tensor:
         """Fold the batch's clicks in (`fold_clicks`) at its time, or its count of events."""
-        base = self.prior.clock if math.isfinite(self.prior.clock) else 0.0
-        if self.config.popularity_clock == "events":
-            now = base + items.numel()
-        elif isinstance(event_ts, float | int):
-            now = float(event_ts)
-        elif event_ts is not None and event_ts.numel():
-            now = _newest(event_ts)
-        else:
-            now = base
+        now = self.prior.time_of(self.config.popularity_clock, items.numel(), event_ts)
         return self.fold_clicks(items, weights, now)
 
     def fold_clicks(self, items: torch.Tensor, weights: torch.Tensor, now: float) -> torch.Tensor:
@@ -416,10 +393,3 @@ class OnlineLearner:
     def item_vectors(self) -> torch.Tensor:
         """The live item matrix, one row per known item, as the index searches it."""
         return self.item_table.view()
-
-
-def _newest(times: torch.Tensor) -> float:
-    """The newest of the times, read on the host (free on the CPU, one sync on a device)."""
-    if times.device.type == "cpu":
-        return float(times.numpy().max())
-    return float(times.max())

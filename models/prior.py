@@ -77,6 +77,23 @@ class PopularityPrior:
         self.log_mass[:rows] = log_mass.to(self.device)
         self.ref, self.clock = ref, clock
 
+    def time_of(self, clock_kind: str, events: int, event_ts: torch.Tensor | float | None) -> float:
+        """The prior's time for a batch of `events`: counted in events, or its newest time.
+
+        With no time given (or an empty one) the clock stands still. Reading a device
+        tensor's newest time is one sync; a float (the worker's batch clock) is none.
+        """
+        base = self.clock if math.isfinite(self.clock) else 0.0
+        if clock_kind == "events":
+            return base + events
+        if isinstance(event_ts, float | int):
+            return float(event_ts)
+        if event_ts is not None and event_ts.numel():
+            if event_ts.device.type == "cpu":
+                return float(event_ts.numpy().max())
+            return float(event_ts.max())
+        return base
+
     def log_mass_of(self, rows: torch.Tensor) -> torch.Tensor:
         """A copy of `rows`' log masses (`L`)."""
         return self.log_mass[rows.to(self.device)]

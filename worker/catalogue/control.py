@@ -18,7 +18,8 @@ from stream.batch import DecodedBatch
 from stream.control import ControlSource
 from stream.dead_letters import DeadLetterProducer
 from worker.catalogue.sweep import CatalogueSweep
-from worker.engine.engine import Engine, Learned
+from worker.engine.engine import Engine
+from worker.engine.results import Learned
 from worker.loop.hooks import Loop, Parts
 from worker.observability.metrics import WorkerMetrics
 

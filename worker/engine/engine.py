@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
@@ -31,50 +30,14 @@ from models.rows import BatchRows, RowLimits, RowPolicy
 from models.vectors import Vectors
 from models.warm_start import Installed, install_vectors
 from stream.payload import RankedLists, Recommendation
+from worker.engine.between_sessions import RestingUsers
+from worker.engine.results import Learned, Ranked
 from worker.engine.stage_config import StageConfig
 from worker.engine.transfer import Transfers
 from worker.engine.two_stage import TwoStage
 
 log = structlog.get_logger("recstream.worker")
-RESTING_SCANS = 60  # scans for users falling idle per idle time (an hour: once a minute)
-MIN_RESTING = 256  # users a batch may re-rank as resting, at least (more if it touched more)
 _EMPTY = np.empty(0, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Learned:
-    """What learning one batch did."""
-
-    loss: float  # NaN when the step was refused (non-finite), the lists still go out
-    touched: torch.Tensor  # distinct user rows of the batch, on the learner's device
-    unlearned: int = 0  # events left out: no user or item row, or a banned item
-    evictions: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, cause) -> rows
-    # scale-out hook: item rows this batch changed (learned, reset), for the item sync to send
-    changed_items: torch.Tensor | None = None
-    # user rows whose last click became `idle_after_s` old with this batch's clock: between
-    # sessions now, so their list is ranked (and published) again, as such a user's is
-    resting: torch.Tensor | None = None
-
-    @property
-    def to_rank(self) -> torch.Tensor:
-        """The user rows whose lists this batch changes: the touched, then the resting."""
-        if self.resting is None or not self.resting.numel():
-            return self.touched
-        return torch.cat([self.touched, self.resting])
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """Top-k item rows per user row, on the CPU; `-1` pads lists shorter than k."""
-
-    user_rows: np.ndarray
-    item_rows: np.ndarray
-    scores: np.ndarray
-    last_ts: np.ndarray | None = None  # each user's newest event time, read back beside them
-
-    def finite(self) -> bool:
-        """Whether every listed score is a finite number (a broken model gives NaN or inf)."""
-        return bool(np.isfinite(self.scores[self.item_rows >= 0]).all())
 
 
 class Engine:
@@ -128,9 +91,7 @@ class Engine:
         )
         self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
-        # users idle at the start (a restore) are not all due at once: from here on
-        self._resting_from = self.clock - self.stages.config.idle_after_s
-        self._resting_left = False
+        self.resting = RestingUsers(self.stages.config, self.clock)
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
         holes = np.flatnonzero(~learner.items.live_mask())
         self._sync_free_items(torch.from_numpy(holes).to(self.device))
@@ -198,39 +159,10 @@ class Engine:
         )
 
     def _resting(self, touched: int) -> torch.Tensor:
-        """User rows whose last sight became `idle_after_s` old: due for a between-sessions list.
-
-        Each user is due once per pause, when the batch clock passes it: their list is
-        ranked again then (`TwoStage._between_sessions`). The users are scanned (on the
-        host) once per `1/RESTING_SCANS` of the idle time, not every batch, and a batch
-        takes at most as many as it touched (at least `MIN_RESTING`), the oldest first:
-        after a quiet night a million users fall due at once, and are spread over batches
-        rather than ranked in one.
-        """
-        config = self.stages.config
-        none = torch.empty(0, dtype=torch.int64, device=self.device)
-        if config.idle_after_s <= 0 or config.idle_popular_share <= 0:
-            return none
-        upto = self.clock - config.idle_after_s
-        if (
-            upto < self._resting_from + config.idle_after_s / RESTING_SCANS
-            and not self._resting_left
-        ):
-            return none
+        """User rows that have just fallen idle: their lists are ranked again, between sessions."""
         keeper = self.rows.users
-        seen = keeper.last_seen
-        live = keeper.ids.live_mask()[: seen.size]
-        due = np.flatnonzero((seen > self._resting_from) & (seen <= upto) & live)
-        most = max(MIN_RESTING, touched)
-        self._resting_left = due.size > most
-        if self._resting_left:
-            # the `most` oldest sights, and every row sharing the last of them (one batch's)
-            oldest = np.partition(seen[due], most - 1)[most - 1]
-            due = due[seen[due] <= oldest]
-            self._resting_from = float(oldest)
-        else:
-            self._resting_from = upto
-        return torch.from_numpy(due).to(self.device) if due.size else none
+        due = self.resting.due(self.clock, keeper.last_seen, keeper.ids, touched)
+        return torch.from_numpy(due).to(self.device)
 
     def _learn(
         self,

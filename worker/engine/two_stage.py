@@ -35,6 +35,7 @@ from models.learner import OnlineLearner
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
 from models.trending import Trending
+from worker.engine.between_sessions import mix_popular
 from worker.engine.candidate_names import SOURCES
 from worker.engine.stage_config import StageConfig
 
@@ -209,7 +210,7 @@ class TwoStage:
         """Both heads' softmax over each user's candidates, mixed: `log(a p_next + (1-a) p_later)`.
 
         A list serves whoever reads it next, soon or much later; `a` is `next_weight`.
-        An idle user's list then takes in popularity (`_between_sessions`).
+        An idle user's list then takes in popularity (`between_sessions.mix_popular`).
         """
         weight = self.config.next_weight
         features, valid = candidates.features, candidates.valid
@@ -219,24 +220,8 @@ class TwoStage:
             nearby = torch.logaddexp(
                 nearby + math.log(weight), torch.log_softmax(later, 1) + math.log1p(-weight)
             )
-        return self._between_sessions(nearby, candidates)
-
-    def _between_sessions(self, scores: torch.Tensor, candidates: Candidates) -> torch.Tensor:
-        """For users idle `idle_after_s` or more: `log((1 - s) p + s p_popular)`; others as given.
-
-        The ranker learns from next clicks, most of them mid-session, where the last
-        clicks' neighbours lead; a user between sessions reads the list when they come
-        back, and then what is popular serves them better (`idle_popular_share` is `s`).
-        """
-        cfg = self.config
-        share = cfg.idle_popular_share
-        if cfg.idle_after_s <= 0 or share <= 0:
-            return scores
-        popular = candidates.features[:, :, self.popular_column] * cfg.idle_sharpness
-        popular = torch.log_softmax(popular.masked_fill(~candidates.valid, -torch.inf), 1)
-        mixed = torch.logaddexp(scores + math.log1p(-share), popular + math.log(share))
-        idle = (candidates.idle >= cfg.idle_after_s).unsqueeze(1)
-        return torch.where(idle, mixed, scores)
+        popular = features[:, :, self.popular_column]
+        return mix_popular(nearby, popular, valid, candidates.idle, self.config)
 
     def candidates(
         self, user_rows: torch.Tensor, unavailable: torch.Tensor | None = None

@@ -39,7 +39,8 @@ from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
 from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
-from worker.engine.engine import Engine, Learned, Ranked
+from worker.engine.engine import Engine
+from worker.engine.results import Learned, Ranked
 from worker.errors import StopRequestedError
 from worker.loop.batching import BatchSizer
 from worker.loop.config import LoopConfig

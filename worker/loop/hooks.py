@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from stream.batch import DecodedBatch
     from stream.kafka import KafkaSource
-    from worker.engine.engine import Engine, Learned
+    from worker.engine.engine import Engine
+    from worker.engine.results import Learned
 
 Parts = list[tuple[str, int]]  # (topic, partition) pairs
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from stream.batch import DecodedBatch
 from stream.redis_sink import RedisSink
-from worker.engine.engine import Learned
+from worker.engine.results import Learned
 from worker.loop.retry import Retry
 from worker.observability.stages import StageTimer
 

@@ -32,7 +32,8 @@ import structlog
 
 from stream.batch import DecodedBatch
 from stream.dead_letters import DeadLetterReport
-from worker.engine.engine import Engine, Learned
+from worker.engine.engine import Engine
+from worker.engine.results import Learned
 from worker.observability.metrics import WorkerMetrics
 from worker.observability.stages import StageTimer
 from worker.observability.stats import WorkerTotals

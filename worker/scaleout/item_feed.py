@@ -20,7 +20,8 @@ import torch
 
 from stream.batch import DecodedBatch
 from stream.sync_topics import FeedReader, SyncProducer
-from worker.engine.engine import Engine, Learned
+from worker.engine.engine import Engine
+from worker.engine.results import Learned
 from worker.scaleout.codec import (
     DeltaChunk,
     RankerChunk,

@@ -23,7 +23,8 @@ from stream.batch import DecodedBatch
 from stream.errors import TransientError
 from stream.kafka import KafkaSource
 from stream.sync_topics import FeedReader, PartitionReader, SyncProducer
-from worker.engine.engine import Engine, Learned
+from worker.engine.engine import Engine
+from worker.engine.results import Learned
 from worker.loop.hooks import Loop, Parts
 from worker.observability.metrics import WorkerMetrics
 from worker.scaleout import snapshot

@@ -23,7 +23,8 @@ import torch
 from models.checkpoint import Restored, Snapshot, snapshot
 from models.errors import CheckpointError
 from stream.batch import DecodedBatch
-from worker.engine.engine import Engine, Learned
+from worker.engine.engine import Engine
+from worker.engine.results import Learned
 from worker.errors import SettingsError
 from worker.loop.hooks import Loop, Parts
 from worker.observability.metrics import WorkerMetrics

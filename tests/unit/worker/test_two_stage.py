@@ -288,7 +288,7 @@ def test_a_user_is_ranked_again_once_when_their_pause_passes_idle_after(
 
 def test_many_users_falling_idle_at_once_are_spread_over_batches_each_once() -> None:
     """500 users idle together: a one-click batch re-ranks a bounded share, and each user once."""
-    from worker.engine.engine import MIN_RESTING
+    from worker.engine.between_sessions import MIN_RESTING
 
     engine = _engine(torch.device("cpu"), ("vector", "trending"))
     pause = engine.stages.config.idle_after_s

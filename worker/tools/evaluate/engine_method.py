@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from worker.engine.engine import Engine, Ranked
+from worker.engine.engine import Engine
+from worker.engine.results import Ranked
 from worker.tools.evaluate.data import IntArray, Stream
 from worker.tools.evaluate.protocol import SeenItems
 

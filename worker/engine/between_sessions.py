@@ -1,0 +1,82 @@
+"""Lists for users between sessions: who has just fallen idle, and what their list mixes in.
+
+The ranker learns from next clicks, most of them mid-session, where the last clicks'
+neighbours lead; a list read after a pause is better served by what is popular
+(docs/accuracy.md, "Between sessions"). So a user idle `idle_after_s` or more is
+scored `log((1 - s) p_ranker + s p_popular)`, and is ranked once more when the batch
+clock passes their pause, so the list stored between sessions is that one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from models.idmap import IdMap
+from worker.engine.stage_config import StageConfig
+
+SCANS = 60  # scans for users falling idle per idle time (an hour: once a minute)
+MIN_RESTING = 256  # users a batch may re-rank as resting, at least (more if it touched more)
+
+
+def mix_popular(
+    scores: torch.Tensor,
+    popular: torch.Tensor,
+    valid: torch.Tensor,
+    idle: torch.Tensor,
+    config: StageConfig,
+) -> torch.Tensor:
+    """Idle users' log-scores mixed with a softmax of candidate popularity; others as given.
+
+    `scores` are log-probabilities over each user's candidates, `popular` the
+    candidates' log popularity, `idle` each user's seconds since their last click.
+    """
+    share = config.idle_popular_share
+    if config.idle_after_s <= 0 or share <= 0:
+        return scores
+    popular = torch.log_softmax((popular * config.idle_sharpness).masked_fill(~valid, -math.inf), 1)
+    mixed = torch.logaddexp(scores + math.log1p(-share), popular + math.log(share))
+    return torch.where((idle >= config.idle_after_s).unsqueeze(1), mixed, scores)
+
+
+class RestingUsers:
+    """Finds the user rows whose last sight has just become `idle_after_s` old, each once."""
+
+    def __init__(self, config: StageConfig, clock: float) -> None:
+        """Start at `clock`: users idle already (a restore) are not all due at once."""
+        self.config = config
+        self._from = clock - config.idle_after_s
+        self._left = False  # the last scan found more than one batch may take
+
+    def due(
+        self, clock: float, last_seen: npt.NDArray[np.float64], ids: IdMap, touched: int
+    ) -> npt.NDArray[np.int64]:
+        """Rows last seen in `(previous scan, clock - idle_after_s]`, oldest first, bounded.
+
+        Scanned (on the host) once per `1/SCANS` of the idle time, not every batch, and a
+        batch takes at most as many as it touched (at least `MIN_RESTING`): after a quiet
+        night a million users fall due at once, and are spread over batches rather than
+        ranked in one.
+        """
+        config = self.config
+        none = np.empty(0, dtype=np.int64)
+        if config.idle_after_s <= 0 or config.idle_popular_share <= 0:
+            return none
+        upto = clock - config.idle_after_s
+        if upto < self._from + config.idle_after_s / SCANS and not self._left:
+            return none
+        live = ids.live_mask()[: last_seen.size]
+        due = np.flatnonzero((last_seen > self._from) & (last_seen <= upto) & live)
+        most = max(MIN_RESTING, touched)
+        self._left = due.size > most
+        if self._left:
+            # the `most` oldest sights, and every row sharing the last of them (one batch's)
+            oldest = np.partition(last_seen[due], most - 1)[most - 1]
+            due = due[last_seen[due] <= oldest]
+            self._from = float(oldest)
+        else:
+            self._from = upto
+        return due
