@@ -7,18 +7,30 @@ replies are read off the connection's socket and compared with n copies of `OK`
 at once. Anything else (an error reply anywhere in the batch) is parsed reply by
 reply with hiredis, as redis-py would, so the first error is raised as the same
 exception class redis-py gives it.
+
+Reading the socket directly leans on two parts of redis-py that are not public
+(`connection._sock`, `redis._parsers.BaseParser`); where either is missing, the
+replies are read one at a time through redis-py's own `read_response`, with the
+same contract (every reply read, then the first error raised).
 """
 
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import hiredis
-from redis._parsers import BaseParser
 from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+try:
+    from redis._parsers import BaseParser
+
+    _PARSE_ERROR: Any = BaseParser.parse_error
+except ImportError:  # a redis-py without it: `read_response`, one reply at a time
+    _PARSE_ERROR = None
 
 OK = b"+OK\r\n"
 _CHUNK = 1 << 16
@@ -31,6 +43,9 @@ def read_oks(connection: AbstractConnection, count: int) -> None:
     whatever they said. A dead or silent server raises redis-py's
     `ConnectionError` or `TimeoutError`, as its own reads do.
     """
+    if _PARSE_ERROR is None or not hasattr(connection, "_sock"):
+        _read_one_at_a_time(connection, count)
+        return
     sock: socket.socket | None = connection._sock  # noqa: SLF001  (the connected socket)
     if sock is None:
         raise RedisConnectionError("redis connection closed before its replies")
@@ -48,6 +63,18 @@ def read_oks(connection: AbstractConnection, count: int) -> None:
     _parse_replies(sock, received, count)
 
 
+def _read_one_at_a_time(connection: AbstractConnection, count: int) -> None:
+    """redis-py's own reads, each reply parsed alone; every one read before an error is raised."""
+    first: ResponseError | None = None
+    for _ in range(count):
+        try:
+            connection.read_response()
+        except ResponseError as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def _receive(sock: socket.socket) -> bytes:
     try:
         chunk = sock.recv(_CHUNK)
@@ -62,7 +89,7 @@ def _receive(sock: socket.socket) -> bytes:
 
 def _parse_replies(sock: socket.socket, received: bytearray, count: int) -> None:
     """Parse `count` replies (what `received` holds, then the socket), raising the first error."""
-    reader = hiredis.Reader(replyError=BaseParser.parse_error)
+    reader = hiredis.Reader(replyError=_PARSE_ERROR)
     reader.feed(bytes(received))
     first: ResponseError | None = None
     for _ in range(count):

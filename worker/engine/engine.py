@@ -82,7 +82,6 @@ class Engine:
         stages = dataclasses.replace(stages, vector=max(stages.vector, top_k))
         self.stages = TwoStage(
             learner,
-            self.history,
             index,
             stages,
             clock=config.popularity_clock,

@@ -30,7 +30,6 @@ from index.exclusion import top_k_excluding
 from index.knn import row_scores
 from models.covisit import CoVisitation
 from models.delayed import DelayedSets
-from models.history import SeenHistory
 from models.learner import OnlineLearner
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
@@ -65,7 +64,6 @@ class TwoStage:
     def __init__(
         self,
         learner: OnlineLearner,
-        history: SeenHistory,
         index: ItemIndex,
         config: StageConfig | None = None,
         *,
@@ -73,14 +71,14 @@ class TwoStage:
         tau: float = 3600.0,
         static_shapes: bool | None = None,
     ) -> None:
-        """Sources over the learner's tables; trending at `config.scales` times `tau`.
+        """Sources over the learner's tables and seen history; trending at `config.scales` x `tau`.
 
         `static_shapes` (default: on a device, not on a CPU): no shape depends on the
         data, so a batch's rank never waits for the host; a CPU instead cuts work to
         what the data holds (the seen width, distinct clicked items).
         """
         self.config = config or StageConfig()
-        self.learner, self.history, self.index = learner, history, index
+        self.learner, self.history, self.index = learner, learner.history, index
         self.device = learner.device
         self.static_shapes = self.device.type != "cpu" if static_shapes is None else static_shapes
         self.rank_chunk = RANK_CHUNK_CPU if self.device.type == "cpu" else RANK_CHUNK_DEVICE

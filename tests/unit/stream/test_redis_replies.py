@@ -91,3 +91,34 @@ def test_a_server_that_hangs_up_mid_batch_is_a_connection_error(
     server.shutdown(socket.SHUT_WR)
     with pytest.raises(RedisConnectionError):
         read_oks(_Connection(client), 11)  # type: ignore[arg-type]
+
+
+class _OneAtATime:
+    """A connection as redis-py gives it, read a reply at a time (no socket to read)."""
+
+    def __init__(self, replies: list[object]) -> None:
+        self.replies = replies
+        self.read = 0
+
+    def read_response(self) -> object:
+        reply = self.replies[self.read]
+        self.read += 1
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def test_without_redis_py_internals_every_reply_is_still_read_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where redis-py lacks the parts read_oks leans on, one-at-a-time reads keep the contract."""
+    from redis.exceptions import ResponseError
+
+    from stream import redis_replies
+
+    monkeypatch.setattr(redis_replies, "_PARSE_ERROR", None)
+    connection = _OneAtATime([b"OK", ResponseError("NOPERM no"), b"OK", ResponseError("ERR x")])
+    with pytest.raises(ResponseError, match="NOPERM"):
+        redis_replies.read_oks(connection, 4)  # type: ignore[arg-type]
+    assert connection.read == 4  # the connection stays in step
+    redis_replies.read_oks(_OneAtATime([b"OK", b"OK"]), 2)  # type: ignore[arg-type]

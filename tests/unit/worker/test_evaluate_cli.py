@@ -120,3 +120,14 @@ def test_cli_knn_defaults_are_the_peers_defaults() -> None:
         config.recent,
         config.alpha,
     )
+
+
+def test_plots_go_beside_the_page_unless_told_otherwise(tmp_path: Path) -> None:
+    """Without --img-dir the plots go to img/ beside --out, never into the current docs/."""
+    from worker.config.settings import Settings
+    from worker.tools.evaluate.options import EvalOptions
+
+    page = tmp_path / "elsewhere" / "accuracy.md"
+    beside = EvalOptions([], Settings(), out=page)
+    assert beside.plots == tmp_path / "elsewhere" / "img"
+    assert EvalOptions([], Settings(), out=page, img_dir=tmp_path / "p").plots == tmp_path / "p"

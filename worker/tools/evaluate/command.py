@@ -129,7 +129,12 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     default=None,
     help="Write the markdown page here (plots go to --img-dir).",
 )
-@click.option("--img-dir", type=click.Path(path_type=Path), default=Path("docs/img"))
+@click.option(
+    "--img-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the plots go (default: img/ beside --out).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars (none either when not a terminal).")
 def evaluate(
     paths: tuple[Path, ...],
@@ -156,7 +161,7 @@ def evaluate(
     workers: int,
     kafka_check: int,
     out: Path | None,
-    img_dir: Path,
+    img_dir: Path | None,
     quiet: bool,
 ) -> None:
     """Prequential HR/NDCG/MRR@10 of the Engine and its peers on timestamped files."""

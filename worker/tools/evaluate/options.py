@@ -33,7 +33,15 @@ class EvalOptions:
     kafka_check: int = 0
     workers: int = 1  # through Kafka: also this many scale-out workers, beside one
     out: Path | None = None
-    img_dir: Path = Path("docs/img")
+    img_dir: Path | None = None  # None: img/ beside `out`
+
+    @property
+    def plots(self) -> Path:
+        """Where the plots go: `img_dir`, or an img folder beside the page."""
+        if self.img_dir is not None:
+            return self.img_dir
+        return (self.out.parent if self.out is not None else Path()) / "img"
+
     command: str = ""
     quiet: bool = False  # no progress bars (they are off anyway when stderr is not a terminal)
 

@@ -80,7 +80,7 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
         print(f"{stream.name}: {len(stream):,} events", flush=True)
         result = run_stream(stream, options)
         if options.out is not None:
-            plot = options.img_dir / f"accuracy-{slug(stream.name)}.png"
+            plot = options.plots / f"accuracy-{slug(stream.name)}.png"
             drift = DRIFT_AT if stream.name.startswith("synthetic") else None
             plot_windows(result, plot, drift)
             result = DatasetResult(**{**result.__dict__, "plot": plot})
