@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from stream.columns import common_columns
 from stream.errors import BadEvent
-from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES, NO_LIMITS, EventLimits, decode_event
+from stream.events import MAX_EVENT_BYTES, NO_LIMITS, SHORT_ID, EventLimits, decode_event
 
 _JSON_START = ord("{")
 # Messages decoded as one columnar run: a message the run cannot vouch for sends only its run
@@ -183,9 +183,6 @@ def _decode_one_by_one(
     return uncommon
 
 
-_SHORT_ID = MAX_ID_BYTES // 4  # a str this short is within the byte limit in any UTF-8
-
-
 def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fast path's point)
     value: bytes | None, produced: float, max_ts: float = _INF
 ) -> tuple[str, str, float] | None:
@@ -212,7 +209,7 @@ def _fast_msgpack(  # noqa: C901, PLR0911  (a flat run of early exits is the fas
         item = str(item)
     if type(user) is not str or type(item) is not str:
         return None
-    if not (0 < len(user) <= _SHORT_ID and 0 < len(item) <= _SHORT_ID):
+    if not (0 < len(user) <= SHORT_ID and 0 < len(item) <= SHORT_ID):
         return None
     ts = event.get("ts")
     if ts is None:

@@ -19,10 +19,8 @@ from typing import cast
 
 import msgpack
 
-from stream.events import MAX_EVENT_BYTES, MAX_ID_BYTES
+from stream.events import MAX_EVENT_BYTES, SHORT_ID
 
-# A str this short is within the byte limit in any UTF-8 (the full decoder counts bytes).
-_SHORT_ID = MAX_ID_BYTES // 4
 _TS_TYPES = frozenset({float, int, type(None)})
 _ID_TYPES = frozenset({str, int})
 _DICT_ONLY = frozenset({dict})
@@ -77,7 +75,7 @@ def _ids(events: list[dict[object, object]], field: str) -> list[str] | None:
         return None
     ids = list(map(str, column)) if int in kinds else cast("list[str]", column)
     lengths = list(map(len, ids))
-    if min(lengths) < 1 or max(lengths) > _SHORT_ID:
+    if min(lengths) < 1 or max(lengths) > SHORT_ID:
         return None
     return ids
 

@@ -17,6 +17,7 @@ from stream.errors import BadEvent
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_ID_BYTES = 128
+SHORT_ID = MAX_ID_BYTES // 4  # a str this short is within the byte limit in any UTF-8
 MAX_TYPE_BYTES = 64
 # Weights travel as float32 on the device: keep them far from its overflow.
 MAX_WEIGHT = 1e6
