@@ -36,6 +36,8 @@ def top_k_excluding(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None = None,
+    *,
+    most_widen: int | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
@@ -45,6 +47,9 @@ def top_k_excluding(
     candidates for the whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
     loop. `unavailable` (a bool per item row) masks items no one may be shown.
+    `most_widen` caps that widening: a caller that is content with fewer than
+    `k` rows (a candidate source beside others) keeps an approximate index's
+    search as cheap as `k` makes it, whatever the users' histories.
     """
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
@@ -54,7 +59,9 @@ def top_k_excluding(
         top = _dense_top_k(index, queries, seen, k, unavailable, chunk)
         if top is not None:
             return top
-    scores, rows, excluded = _candidates(index, queries, seen, seen_counts, k, unavailable)
+    scores, rows, excluded = _candidates(
+        index, queries, seen, seen_counts, k, unavailable, most_widen
+    )
     return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
 
 
@@ -137,6 +144,7 @@ def _candidates(
     seen_counts: torch.Tensor,
     k: int,
     unavailable: torch.Tensor | None,
+    most_widen: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(inner products, rows, excluded)` over each query's candidates.
 
@@ -151,6 +159,8 @@ def _candidates(
     widen = int(seen_counts.max()) if seen_counts.numel() else 0
     if unavailable is not None:
         widen += int(unavailable.sum())
+    if most_widen is not None:
+        widen = min(widen, most_widen)
     scores, rows = index.search(queries, k + widen)
     sorted_seen = seen.sort(dim=1).values.to(rows.device)
     slot = torch.searchsorted(sorted_seen, rows.contiguous()).clamp(max=sorted_seen.shape[1] - 1)

@@ -6,6 +6,14 @@ IVF from a copy of the item matrix, and the loop thread swaps it in between
 searches. Rows changed since the snapshot (or added after it) are searched
 exactly beside the IVF and merged; IVF candidates are re-scored with the live
 vectors, so no stale score ever reaches a list.
+
+A build is paced by its own cost: the next starts no sooner than `BUILD_PACE`
+times the last one's duration, so on a small machine a catalogue whose build
+outlasts `refresh_s` takes at most ~1/(1 + BUILD_PACE) of a core instead of
+rebuilding back to back beside the loop. Most builds reuse the last trained
+centroids and only reassign the vectors (k-means is ~25 such passes); the
+centroids are trained again every `retrain_every` builds, or once the catalogue
+has doubled since, so they follow the vectors' drift.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from index.knn import GPU_MAX_K, HAS_FAISS_GPU, knn, row_scores
 from models.growth import grown_capacity
 
 _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
+BUILD_PACE = 4.0  # the next build waits at least this many times the last one's duration
+RETRAIN_EVERY = 8  # builds: train new centroids at every this many, reuse them in between
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,16 @@ class _Built:
     started_at: float
     on_gpu: bool
     build: str = "ivf-cpu"  # `index.gpu_ann.choose_build`: cagra, ivf-gpu or ivf-cpu
+    seconds: float = 0.0  # how long the build took
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """Trained centroids with no vectors (a FAISS CPU IVF), for builds that only reassign."""
+
+    empty: faiss.Index
+    rows: int  # catalogue size they were trained on
+    uses: int = 0  # builds that reused them
 
 
 class IVFIndex:
@@ -52,9 +72,13 @@ class IVFIndex:
         refresh_s: float = 30.0,
         refresh_updates: int = 100_000,
         use_gpu: bool = True,
+        retrain_every: int = RETRAIN_EVERY,
     ) -> None:
-        """Configure; `nlist=0` picks about 4·√n lists at each build."""
+        """Configure; `nlist=0` picks about 4·√n lists at each training."""
         self.nlist = nlist
+        self.retrain_every = max(1, retrain_every)
+        self.trainings = 0
+        self._trained: _Trained | None = None
         self.nprobe = nprobe
         self.refresh_s = refresh_s
         self.refresh_updates = refresh_updates
@@ -123,6 +147,8 @@ class IVFIndex:
         if self._built is None:
             return True
         elapsed = time.monotonic() - self._last_start
+        if elapsed < BUILD_PACE * self._built.seconds:
+            return False
         return elapsed >= self.refresh_s or self._updates_since_build >= self.refresh_updates
 
     def _lists_for(self, rows: int) -> int:
@@ -140,6 +166,7 @@ class IVFIndex:
         plan = choose_build(faiss, gpu=gpu, rows=snapshot.shape[0])
 
         def build() -> None:
+            clock = time.monotonic()
             try:
                 if plan == "cagra":
                     built = cast("faiss.Index", build_cagra(faiss, snapshot, gpu_id))
@@ -148,25 +175,17 @@ class IVFIndex:
             except Exception as exc:  # noqa: BLE001  (surfaced on the loop thread at refresh)
                 self._build_error = exc
                 return
+            seconds = time.monotonic() - clock
             with self._lock:
                 self._finished = _Built(
-                    built, snapshot.shape[0], started_at, plan != "ivf-cpu", plan
+                    built, snapshot.shape[0], started_at, plan != "ivf-cpu", plan, seconds
                 )
 
         self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
         self._builder.start()
 
     def _build(self, snapshot: np.ndarray, gpu: bool, gpu_id: int = 0) -> faiss.Index:
-        dim = snapshot.shape[1]
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(snapshot.shape[0]))
-        # Set after construction on purpose: the constructor's METRIC_INNER_PRODUCT also turns
-        # on spherical k-means (unit centroids), which crowds the lists together when vectors
-        # point one way from the origin and costs recall, while no form gains on centred ones
-        # (tests/unit/index/test_ivf_recall; docs/benchmarks.md, "Figures behind the code").
-        # Plain k-means centroids, assigned and searched by inner product, keep it.
-        index.metric_type = faiss.METRIC_INNER_PRODUCT
-        index.train(snapshot)
+        index = cast("faiss.IndexIVFFlat", faiss.clone_index(self._centroids(snapshot)))
         index.add(snapshot)
         index.nprobe = self.nprobe
         if gpu:
@@ -175,6 +194,34 @@ class IVFIndex:
             # The GPU index must not outlive its resources: tie them together.
             on_gpu.referenced_resources = res  # type: ignore[attr-defined]
             return on_gpu
+        return index
+
+    def _centroids(self, snapshot: np.ndarray) -> faiss.Index:
+        """An empty IVF with trained centroids: the last ones, or new ones when they are due.
+
+        Runs on the build thread, the only writer of `_trained`.
+        """
+        rows, dim = snapshot.shape
+        trained = self._trained
+        if (
+            trained is not None
+            and trained.empty.d == dim
+            and trained.uses + 1 < self.retrain_every
+            and rows <= 2 * trained.rows
+        ):
+            self._trained = _Trained(trained.empty, trained.rows, trained.uses + 1)
+            return trained.empty
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(rows))
+        # Set after construction on purpose: the constructor's METRIC_INNER_PRODUCT also turns
+        # on spherical k-means (unit centroids), which crowds the lists together when vectors
+        # point one way from the origin and costs recall, while no form gains on centred ones
+        # (tests/unit/index/test_ivf_recall; docs/benchmarks.md, "Figures behind the code").
+        # Plain k-means centroids, assigned and searched by inner product, keep it.
+        index.metric_type = faiss.METRIC_INNER_PRODUCT
+        index.train(snapshot)
+        self._trained = _Trained(index, rows)
+        self.trainings += 1
         return index
 
     def wait_for_build(self, timeout: float = 60.0) -> None:

@@ -5,6 +5,12 @@ hours later wants what stays popular. One decayed count cannot be both, so
 this keeps one `PopularityPrior` per time scale (the longest may be infinite:
 all-time counts), and the ranker learns how much each scale is worth. Item age
 and time since the last click tell a new item from a stale one.
+
+Each scale's leaders (its top rows and top mass) are kept up to date from the
+clicks folded in, not found again over the whole catalogue per batch: between
+rebases a click only raises its item's `L`, so the new leaders are among the
+old ones and the rows clicked since. A reset, a rebase or a restore makes a
+scale find them again in full.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from models.state import StateDict, host_copy, part, prefixed, rows_of, tensor
 ALL_TIME = 1e15  # a time constant no stream reaches: the decay never bites (all-time counts)
 _NEVER = -math.inf  # the first and last click time of an item never clicked
 RELATIVE_FLOOR = -30.0  # log share of an item never clicked, relative to the top item
+_PENDING_CAP = 1 << 16  # clicked rows held for the leaders; past this they are found in full
 
 
 class Trending:
@@ -37,7 +44,9 @@ class Trending:
         self.max_rows: int | None = None
         self.clock = 0.0
         self.version = 0  # bumped by every change: callers cache what they derive per version
-        self._tops: tuple[int, int, torch.Tensor] | None = None  # (version, rows, top masses)
+        self._peaks: list[torch.Tensor | None] = [None] * len(self.scales)  # top L per scale
+        self._leaders: list[torch.Tensor | None] = [None] * len(self.scales)  # top rows
+        self._pending: list[torch.Tensor] = []  # rows clicked since the leaders were found
 
     @property
     def capacity(self) -> int:
@@ -66,6 +75,7 @@ class Trending:
         self.version += 1
         for prior in self.priors:
             prior.reset(rows)
+        self._forget_leaders()
         self.first_seen[rows] = _NEVER
         self.last_seen[rows] = _NEVER
 
@@ -74,8 +84,17 @@ class Trending:
         self.ensure_rows(rows)
         self.version += 1
         self.clock = max(self.clock, now)
-        for prior in self.priors:
+        for n, prior in enumerate(self.priors):
+            ref = prior.ref
             prior.add(items, weights, self.clock, rows)
+            peak = self._peaks[n]
+            if prior.ref != ref:  # a rebase moved every L (and the floor clamps some)
+                self._peaks[n] = self._leaders[n] = None
+            elif peak is not None and items.numel():
+                self._peaks[n] = torch.maximum(peak, prior.log_mass[items].max())
+        self._pending.append(items.reshape(-1))
+        if sum(p.numel() for p in self._pending) > _PENDING_CAP:
+            self._forget_leaders()
         if items.numel():
             stamp = torch.full(items.shape, self.clock, dtype=torch.float64, device=self.device)
             self.last_seen.index_put_((items,), stamp)
@@ -85,16 +104,15 @@ class Trending:
     def relative_log_mass(self, items: torch.Tensor, rows: int) -> torch.Tensor:
         """`[*items.shape, scales]`: item rows' log click mass minus the top item's (0 at the top).
 
-        The top of the first `rows` rows is read once per version, so a batch pays
-        O(catalogue) once, not once per call.
+        The top is kept up to date by `add`; it is found over the first `rows`
+        rows only after a reset, a rebase or a restore.
         """
         self.ensure_rows(rows)
-        if self._tops is None or self._tops[:2] != (self.version, rows):
-            tops = [
-                p.log_mass[:rows].max() if rows else p.log_mass.new_zeros(()) for p in self.priors
-            ]
-            self._tops = (self.version, rows, torch.stack(tops))
-        top = self._tops[2]
+        for n, prior in enumerate(self.priors):
+            if self._peaks[n] is None:
+                mass = prior.log_mass[:rows]
+                self._peaks[n] = mass.max() if rows else prior.log_mass.new_zeros(())
+        top = torch.stack([peak for peak in self._peaks if peak is not None]).to(self.device)
         mass = torch.stack([p.log_mass[items] for p in self.priors], -1)
         relative = (mass - top).clamp(min=RELATIVE_FLOOR).float()
         return relative.masked_fill(mass <= FLOOR, RELATIVE_FLOOR)
@@ -104,11 +122,33 @@ class Trending:
         self.ensure_rows(rows)
         k_here = min(k, rows)
         out = torch.full((len(self.priors), k), -1, dtype=torch.int64, device=self.device)
+        pending = torch.cat(self._pending).to(self.device) if self._pending else None
         for n, prior in enumerate(self.priors):
-            mass = prior.log_mass[:rows]
-            values, picked = mass.topk(k_here)
+            leaders = self._leaders[n]
+            if leaders is None or leaders.numel() != k_here:
+                values, picked = prior.log_mass[:rows].topk(k_here)
+            elif pending is None:  # nothing clicked since: the same leaders
+                picked = leaders
+                values = prior.log_mass[picked]
+            else:
+                # The old leaders and the rows clicked since, each once (sorted, repeats
+                # masked: no `unique`, so no shape that waits on a device).
+                pool = torch.cat([leaders, pending]).sort().values
+                repeat = torch.zeros_like(pool, dtype=torch.bool)
+                repeat[1:] = pool[1:] == pool[:-1]
+                mass = prior.log_mass[pool].masked_fill(repeat, -torch.inf)
+                values, at = mass.topk(k_here)
+                picked = pool[at]
+            self._leaders[n] = picked
             out[n, :k_here] = picked.masked_fill(values <= FLOOR, -1)
+        self._pending = []
         return out
+
+    def _forget_leaders(self) -> None:
+        """Have every scale find its leaders and top mass in full next time."""
+        self._peaks = [None] * len(self.priors)
+        self._leaders = [None] * len(self.priors)
+        self._pending = []
 
     def ages(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(log1p age, log1p time since last click)` of item rows, in the clock's unit."""
@@ -144,3 +184,5 @@ class Trending:
         self.first_seen[:rows] = first.to(self.device)
         self.last_seen[:rows] = last.to(self.device)
         self.clock = float(clock) if isinstance(clock, int | float) else 0.0
+        self.version += 1
+        self._forget_leaders()

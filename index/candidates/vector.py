@@ -2,7 +2,10 @@
 
 Exact search on a small live matrix, IVF (built in the background and swapped
 in) on a large one: whatever `ItemIndex` the worker was given. Seen and
-unavailable items are left out here, so this source alone can fill a list.
+unavailable items are left out here, so this source alone can fill a list. An
+approximate search fetches at most twice the width to make up for them: a user
+with a long history may get fewer vector rows than `width`, not a search that
+grows with their history (the other sources fill in).
 """
 
 from __future__ import annotations
@@ -29,5 +32,6 @@ class VectorSource:
             query.seen_counts,
             self.width,
             unavailable=query.unavailable,
+            most_widen=self.width,
         )
         return Proposal(top.rows, top.scores, scored=True)

@@ -335,35 +335,38 @@ class TwoStage:
 
         Returns each user's idle time `[users]` (seconds since their last click).
         """
-        table = self._item_table()  # bias, popularity per scale, age, idle
-        width = table.shape[1]
-        features[:, :, 1 : 1 + width] = table[rows.clamp(min=0)]
+        clamped = rows.clamp(min=0)
+        if self.learner.items.extent <= clamped.numel():
+            columns = self._item_table()[clamped]
+        else:  # a catalogue larger than the candidates: read only theirs
+            columns = self._item_columns(clamped)
+        width = columns.shape[-1]
+        features[:, :, 1 : 1 + width] = columns
         idle = (self.time - self.history.last_ts[query.user_rows]).clamp(min=0)
         features[:, :, 1 + width] = query.clicks.float().log1p().unsqueeze(1)
         features[:, :, 2 + width] = idle.log1p().float().unsqueeze(1)
         return idle
 
-    def _item_table(self) -> torch.Tensor:
-        """`[item rows, 3 + scales]`: every item's own features, made once per model state.
+    def _item_columns(self, rows: torch.Tensor) -> torch.Tensor:
+        """`[*rows.shape, 3 + scales]`: item rows' bias, popularity per scale, age, idle time."""
+        bias = self.learner.item_table.weight[rows, -1:].float()
+        popular = self.trending.relative_log_mass(rows, self.learner.items.extent)
+        age, idle = self.trending.ages(rows)
+        return torch.cat([bias, popular, age.unsqueeze(-1), idle.unsqueeze(-1)], -1)
 
-        One gather per candidate then reads them all, rather than one per feature.
+    def _item_table(self) -> torch.Tensor:
+        """`_item_columns` of every item row, made once per model state.
+
+        Where the catalogue is no larger than a batch's candidates, one gather per
+        candidate then reads them all, rather than one per feature; a larger one
+        is read per candidate instead, so the rank's cost follows the candidates.
         """
         learner = self.learner
         extent = learner.items.extent
         key = (learner.steps, extent, self.index.version, self.trending.version)
         if self._items is not None and self._items[0] == key:
             return self._items[1]
-        every = torch.arange(extent, device=self.device)
-        age, idle = self.trending.ages(every)
-        table = torch.cat(
-            [
-                learner.item_table.weight[:extent, -1:].float(),
-                self.trending.relative_log_mass(every, extent),
-                age.unsqueeze(1),
-                idle.unsqueeze(1),
-            ],
-            1,
-        )
+        table = self._item_columns(torch.arange(extent, device=self.device))
         self._items = (key, table)
         return table
 

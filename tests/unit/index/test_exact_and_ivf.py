@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -155,3 +157,54 @@ def test_unknown_index_kind_raises() -> None:
     """`make_index` names the kinds it knows when given another."""
     with pytest.raises(ItemIndexError, match="unknown index kind 'nope'"):
         make_index("nope")
+
+
+def _rebuild(index: IVFIndex, items: torch.Tensor) -> None:
+    """Start a build now (past any pace) and swap it in."""
+    index._last_start = -1e9  # as if the last build started long ago
+    index.refresh(items, torch.arange(items.shape[0]))
+    index.wait_for_build()
+    index.refresh(items, torch.empty(0, dtype=torch.int64))
+
+
+def test_builds_reuse_the_centroids_until_retraining_is_due() -> None:
+    """Builds between trainings only reassign: searches stay exact on the live vectors."""
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False, retrain_every=3)
+    items, queries = _data(torch.device("cpu"))
+    _ready(index, items)
+    assert index.trainings == 1
+    moved = items + 0.01 * torch.randn_like(items)
+    _rebuild(index, moved)
+    _rebuild(index, moved)
+    assert (index.builds, index.trainings) == (3, 1)  # two builds only reassigned
+    scores, rows = index.search(queries, K)
+    _assert_exact(scores, rows, queries, moved, K)  # reused centroids, live vectors, exact
+    _rebuild(index, moved)
+    assert (index.builds, index.trainings) == (4, 2)  # the third reuse trains again
+
+
+def test_a_catalogue_that_doubled_trains_new_centroids() -> None:
+    """Centroids trained on a third of today's catalogue are not reused."""
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False)
+    items, _ = _data(torch.device("cpu"))
+    _ready(index, items)
+    _rebuild(index, torch.cat([items, items + 0.5, items - 0.5]))
+    assert index.trainings == 2
+
+
+def test_the_next_build_waits_for_a_multiple_of_the_last_ones_duration() -> None:
+    """A build that took an hour holds the next back past `refresh_s`; a quick one does not."""
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False)
+    items, _ = _data(torch.device("cpu"))
+    _ready(index, items)
+    built = index._built
+    assert built is not None
+    index._built = dataclasses.replace(built, seconds=3600.0)  # as if it had taken an hour
+    index.refresh(items, torch.arange(10))
+    index.wait_for_build()
+    assert index._finished is None  # due by refresh_s=0, held back by the pace
+    index._built = dataclasses.replace(built, seconds=0.0)
+    index.refresh(items, torch.arange(10))
+    index.wait_for_build()
+    index.refresh(items, torch.empty(0, dtype=torch.int64))
+    assert index.builds == 2

@@ -226,3 +226,26 @@ def test_dense_chunks_are_cache_sized_on_a_cpu_and_larger_on_an_accelerator() ->
     assert cpu * 4 == 4 << 20
     assert dense_chunk_budget(torch.device("cuda")) >= 16 * cpu
     assert dense_chunk_budget(torch.device("meta")) >= 16 * cpu
+
+
+def test_a_capped_widening_fetches_at_most_k_plus_the_cap() -> None:
+    """A long history no longer widens the search past `k + most_widen`; seen rows stay out."""
+    items = torch.randn(200, 8, generator=torch.Generator().manual_seed(3))
+    index = _index(items, dense=False)
+    asked: list[int] = []
+    search = index.search
+
+    def counting(queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        asked.append(k)
+        return search(queries, k)
+
+    index.search = counting  # type: ignore[method-assign]
+    queries = torch.randn(3, 8, generator=torch.Generator().manual_seed(4))
+    seen, counts = _seen([list(range(0, 150, 2)), [1], []])
+    top = top_k_excluding(index, queries, seen, counts, k=10, most_widen=5)
+    assert asked == [15]
+    _assert_well_formed(top, 10)
+    for rows, held in zip(top.rows.tolist(), seen.tolist(), strict=True):
+        assert not set(rows) & (set(held) - {-1})
+    top_k_excluding(index, queries, seen, counts, k=10)
+    assert asked[-1] == 10 + 75  # uncapped: the longest history's count

@@ -305,3 +305,19 @@ def test_many_users_falling_idle_at_once_are_spread_over_batches_each_once() -> 
         assert len(ids) <= MIN_RESTING + 100  # the bound, and the rest of the sight it ends on
         taken += ids
     assert len(taken) == len(set(taken)) == 500
+
+
+def test_item_features_read_per_candidate_equal_the_whole_catalogue_table() -> None:
+    """A catalogue larger than the candidates reads their features directly: the same values."""
+    engine = _engine(torch.device("cpu"), ("vector", "covisit", "trending"))
+    _filler(engine)
+    _learn(engine, [f"fan{n}" for n in range(9)], ["hot"] * 9, ts=5.0)
+    stages = engine.stages
+    users = torch.arange(len(engine.learner.users))
+    small = stages.candidates(users)  # the batch's candidates outnumber the 41 items: table
+    assert engine.learner.items.extent <= small.rows.numel()
+    rows = small.rows.clamp(min=0)
+    torch.testing.assert_close(stages._item_columns(rows), stages._item_table()[rows])
+    one = stages.candidates(users[:1])  # a single user's few candidates: read per candidate
+    assert engine.learner.items.extent > one.rows.numel()
+    torch.testing.assert_close(one.features, small.features[:1, : one.rows.shape[1]])
