@@ -85,8 +85,21 @@ def read_interactions(path: Path, fmt: str = "auto") -> Interactions:
     return Interactions([users[i] for i in order], [items[i] for i in order], ts[order])
 
 
-def paced(total: int, rate: float, chunk: int = 500) -> Iterator[tuple[int, int]]:
-    """Yield `[start, stop)` chunks, sleeping to hold `rate` events/s on average (0: flat out)."""
+FLAT_OUT_CHUNK = 500  # events sent between polls of the producer when not paced
+PACE_TICK_S = 0.005  # a paced replay sends what this long holds, then waits for its due time
+
+
+def paced(total: int, rate: float, chunk: int | None = None) -> Iterator[tuple[int, int]]:
+    """Yield `[start, stop)` chunks, sleeping to hold `rate` events/s on average (0: flat out).
+
+    By default a chunk is what `rate` sends in `PACE_TICK_S` (at most `FLAT_OUT_CHUNK`):
+    a steady stream, as real clicks arrive, not one burst every half second at 1k/s,
+    which a consumer would measure as a burst's latency, not the rate's.
+    """
+    if chunk is None:
+        chunk = (
+            FLAT_OUT_CHUNK if rate <= 0 else max(1, min(FLAT_OUT_CHUNK, round(rate * PACE_TICK_S)))
+        )
     started = time.perf_counter()
     for start in range(0, total, chunk):
         if rate > 0:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.tools.replay import ReplayFormatError, detect_format, read_interactions
+from worker.tools.replay import ReplayFormatError, detect_format, paced, read_interactions
 
 
 def _write(path: Path, text: str) -> Path:
@@ -97,3 +97,11 @@ def test_empty_file_raises(tmp_path: Path) -> None:
     path = _write(tmp_path / "h.csv", "user,item,ts\n")
     with pytest.raises(ReplayFormatError, match="no interactions"):
         read_interactions(path)
+
+
+def test_a_paced_replay_sends_a_steady_stream_not_half_second_bursts() -> None:
+    """At 1k/s a chunk is 5 ms of events; flat out, chunks are large; the chunks cover all."""
+    assert [stop - start for start, stop in paced(40, 1_000_000.0)] == [40]
+    assert [stop - start for start, stop in paced(12, 1_000.0)] == [5, 5, 2]
+    assert [stop - start for start, stop in paced(1200, 0.0)] == [500, 500, 200]
+    assert [stop - start for start, stop in paced(3, 100.0)] == [1, 1, 1]
