@@ -47,6 +47,7 @@ class ItemTransitions:
         self.successors = torch.full((0, slots), -1, dtype=torch.int32, device=device)
         self.weights = torch.zeros(0, slots, device=device)
         self.written = torch.zeros(0, dtype=torch.int64, device=device)
+        self.resets = 0  # resets and restores: rings changed without their `written` moving
 
     @property
     def capacity(self) -> int:
@@ -75,6 +76,7 @@ class ItemTransitions:
         self.successors[rows] = -1
         self.weights[rows] = 0.0
         self.written[rows] = 0
+        self.resets += 1
         stale = torch.isin(self.successors, rows)
         self.successors.masked_fill_(stale, -1)
         self.weights.masked_fill_(stale, 0.0)
@@ -102,6 +104,7 @@ class ItemTransitions:
         self.successors[:rows] = successors.to(device)
         self.weights[:rows] = weights.to(device)
         self.written[:rows] = written.to(device)
+        self.resets += 1
 
     def rings(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Copies of the rings of `rows` (held rows): successor rows (`-1`: empty) and weights."""
