@@ -44,6 +44,7 @@ class DemoOptions:
 def _produce(stream: SyntheticStream, bootstrap: str, topic: str, rate: float) -> int:
     """Send the stream (malformed messages spread through it); returns messages sent."""
     producer = ClickProducer({"bootstrap.servers": bootstrap}, topic)
+    producer.connect()  # the first events are not held while the client starts
     spots = set(np.linspace(0, len(stream.users) - 1, len(MALFORMED)).astype(int).tolist())
     bad = iter(MALFORMED)
     sent = 0

@@ -124,6 +124,8 @@ def send_interactions(
     from worker.tools.progress import bar
 
     total = len(data) if limit is None else min(limit, len(data))
+    if rate > 0:  # a paced stream starts on time, not behind the client's own start-up
+        producer.connect()
     with bar(total, "replay", quiet=quiet, unit="ev") as progress:
         for start, stop in paced(total, rate):
             for n in range(start, stop):

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from worker.tools.replay import ReplayFormatError, detect_format, paced, read_interactions
+from worker.tools.replay import (
+    Interactions,
+    ReplayFormatError,
+    detect_format,
+    paced,
+    read_interactions,
+    send_interactions,
+)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -105,3 +113,33 @@ def test_a_paced_replay_sends_a_steady_stream_not_half_second_bursts() -> None:
     assert [stop - start for start, stop in paced(12, 1_000.0)] == [5, 5, 2]
     assert [stop - start for start, stop in paced(1200, 0.0)] == [500, 500, 200]
     assert [stop - start for start, stop in paced(3, 100.0)] == [1, 1, 1]
+
+
+class _Recorder:
+    """A producer that records what it is asked to do, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def connect(self) -> None:
+        self.calls.append("connect")
+
+    def send(self, key: bytes | None, value: bytes) -> None:  # noqa: ARG002
+        self.calls.append("send")
+
+    def poll(self) -> None:
+        self.calls.append("poll")
+
+    def flush(self) -> int:
+        self.calls.append("flush")
+        return 0
+
+
+def test_a_paced_replay_reaches_the_broker_before_its_first_send() -> None:
+    """Else its first second waits in the client's queue and lands as one late burst."""
+    data = Interactions(["u1", "u2"], ["i1", "i2"], np.array([1.0, 2.0]))
+    paced_producer, flat_producer = _Recorder(), _Recorder()
+    send_interactions(paced_producer, data, rate=1_000.0)  # type: ignore[arg-type]
+    send_interactions(flat_producer, data)  # type: ignore[arg-type]
+    assert paced_producer.calls[:2] == ["connect", "send"]
+    assert "connect" not in flat_producer.calls
