@@ -124,6 +124,7 @@ def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
         cold=c.cold,
         cold_max_clicks=c.cold_max_clicks,
         window=c.window,
+        covisit_window=c.covisit_window,
         train_events=c.ranker_train_events,
         next_weight=c.next_weight,
         idle_after_s=c.idle_after_s,

@@ -101,6 +101,7 @@ class CandidateSettings(BaseSettings):
     cold: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     cold_max_clicks: int = Field(default=5, ge=0, le=1 << 40)
     window: int = Field(default=4, ge=1, le=1024)
+    covisit_window: int = Field(default=10, ge=1, le=1024)
     sources: Annotated[tuple[str, ...], NoDecode] = SOURCES
     ranker_drop: Annotated[tuple[str, ...], NoDecode] = ()
     ranker_hidden: int = Field(default=16, ge=0, le=1024)

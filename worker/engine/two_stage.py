@@ -94,7 +94,9 @@ class TwoStage:
         cfg = self.config
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),
-            "covisit": NeighbourSource("covisit", covisit, cfg.covisit, cfg.window, cfg.lag_decay),
+            "covisit": NeighbourSource(
+                "covisit", covisit, cfg.covisit, cfg.covisit_window, cfg.lag_decay
+            ),
             "successors": NeighbourSource(
                 "successors", successors, cfg.successors, cfg.window, cfg.lag_decay
             ),
@@ -272,7 +274,7 @@ class TwoStage:
             queries=learner.user_vectors(user_rows),
             seen=history.slots(user_rows) if self.static_shapes else history.seen(user_rows),
             seen_counts=history.seen_counts(user_rows),
-            recent=history.latest(user_rows, self.config.window),
+            recent=history.latest(user_rows, self.config.recent_window),
             clicks=history.written[user_rows],
             trending=trending,
             cold=cold,

@@ -321,3 +321,19 @@ def test_item_features_read_per_candidate_equal_the_whole_catalogue_table() -> N
     one = stages.candidates(users[:1])  # a single user's few candidates: read per candidate
     assert engine.learner.items.extent > one.rows.numel()
     torch.testing.assert_close(one.features, small.features[:1, : one.rows.shape[1]])
+
+
+@pytest.mark.parametrize(("covisit_window", "reaches"), [(10, True), (4, False)])
+def test_co_visits_reach_back_over_the_covisit_window(covisit_window: int, reaches: bool) -> None:
+    """A click six back still proposes its co-visits within a window of 10, not within 4."""
+    engine = _engine(torch.device("cpu"), ("vector", "covisit"), covisit_window=covisit_window)
+    _filler(engine)
+    for n in range(20):
+        _learn(engine, [f"u{n}", f"u{n}"], ["b", "a"])
+    _learn(engine, ["new"] * 7, ["a"] + [f"f{n}" for n in range(6)])
+    stages = engine.stages
+    row = torch.tensor([engine.learner.users.row("new")])
+    [covisit] = [source for source in stages.sources if source.name == "covisit"]
+    proposed = covisit.propose(stages._query(row, None)).rows[0]
+    b = engine.learner.items.row("b")
+    assert (b in proposed.tolist()) is reaches
