@@ -47,9 +47,9 @@ def top_k_excluding(
     candidates for the whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
     loop. `unavailable` (a bool per item row) masks items no one may be shown.
-    `most_widen` caps that widening: a caller that is content with fewer than
-    `k` rows (a candidate source beside others) keeps an approximate index's
-    search as cheap as `k` makes it, whatever the users' histories.
+    `most_widen` caps that widening for the batch's search, so an approximate
+    index's search costs what `k` makes it, whatever the users' histories; the
+    users it leaves with fewer than `k` rows are searched again in full.
     """
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
@@ -62,7 +62,17 @@ def top_k_excluding(
     scores, rows, excluded = _candidates(
         index, queries, seen, seen_counts, k, unavailable, most_widen
     )
-    return _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
+    top = _best(scores.masked_fill_(excluded, float("-inf")), rows, k)
+    if most_widen is not None:
+        # Users the capped search left short (a history longer than the cap, most of it
+        # near their query) are searched again, widened in full: a few, not the batch.
+        short = (top.valid.sum(1) < k).nonzero().squeeze(1)
+        if short.numel():
+            again = top_k_excluding(
+                index, queries[short], seen[short], seen_counts[short], k, unavailable
+            )
+            top.scores[short], top.rows[short] = again.scores, again.rows
+    return top
 
 
 def dense_chunk_budget(device: torch.device) -> int:

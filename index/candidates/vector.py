@@ -3,9 +3,9 @@
 Exact search on a small live matrix, IVF (built in the background and swapped
 in) on a large one: whatever `ItemIndex` the worker was given. Seen and
 unavailable items are left out here, so this source alone can fill a list. An
-approximate search fetches at most twice the width to make up for them: a user
-with a long history may get fewer vector rows than `width`, not a search that
-grows with their history (the other sources fill in).
+approximate search fetches at most twice the width to make up for them; only
+the users that leaves short (a long history near their query) are searched
+again with room for all of it.
 """
 
 from __future__ import annotations

@@ -243,9 +243,21 @@ def test_a_capped_widening_fetches_at_most_k_plus_the_cap() -> None:
     queries = torch.randn(3, 8, generator=torch.Generator().manual_seed(4))
     seen, counts = _seen([list(range(0, 150, 2)), [1], []])
     top = top_k_excluding(index, queries, seen, counts, k=10, most_widen=5)
-    assert asked == [15]
+    assert asked[0] == 15
     _assert_well_formed(top, 10)
+    assert top.valid.all()  # a user the capped search left short was searched again
+    assert asked[1:] in ([], [10 + 75])  # ...in full, and only if one was short
     for rows, held in zip(top.rows.tolist(), seen.tolist(), strict=True):
         assert not set(rows) & (set(held) - {-1})
     top_k_excluding(index, queries, seen, counts, k=10)
     assert asked[-1] == 10 + 75  # uncapped: the longest history's count
+
+
+def test_a_user_the_capped_search_left_short_is_searched_again_in_full() -> None:
+    """Every item near the query seen: the capped search finds too few; the second fills k."""
+    items = torch.eye(8).repeat(5, 1) * torch.arange(40, 0, -1).float().unsqueeze(1)
+    index = _index(items, dense=False)
+    query = torch.ones(1, 8)
+    seen, counts = _seen([list(range(20))])  # the 20 best rows
+    top = top_k_excluding(index, query, seen, counts, k=6, most_widen=2)
+    assert top.rows.tolist() == [[20, 21, 22, 23, 24, 25]]
