@@ -246,9 +246,12 @@ class IVFIndex:
         stale = self._dirty[:rows].clone()
         stale[built.rows :] = True
         stale_rows = stale.nonzero().squeeze(1)
-        # Stale rows among the snapshot's candidates are dropped, so ask for that many more.
+        # Stale rows among the snapshot's candidates are dropped (the exact search over the
+        # stale rows finds them where they are now), so ask for that many more, up to k
+        # more: between builds every clicked item goes stale, and a fetch that grew with
+        # them would fall back to an exact scan of the catalogue within a minute.
         stale_in_snapshot = int(stale[: built.rows].sum())
-        fetch = min(k + stale_in_snapshot, built.rows)
+        fetch = min(k + min(stale_in_snapshot, k), built.rows)
         if stale_rows.numel() * 2 > rows or fetch > GPU_MAX_K:
             return knn(queries, items, k)
         probe = queries.float().contiguous()

@@ -208,3 +208,30 @@ def test_the_next_build_waits_for_a_multiple_of_the_last_ones_duration() -> None
     index.wait_for_build()
     index.refresh(items, torch.empty(0, dtype=torch.int64))
     assert index.builds == 2
+
+
+def test_many_rows_changed_since_the_build_still_search_the_ivf() -> None:
+    """Between builds every clicked item goes stale: the IVF is still searched, not a full scan.
+
+    The fetch grew with the stale rows and passed `GPU_MAX_K`, so a busy catalogue
+    fell back to an exact scan of every item within a minute of each build.
+    """
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False)
+    items, queries = _data(torch.device("cpu"))
+    _ready(index, items)
+    built = index._built
+    assert built is not None
+    asked: list[int] = []
+    search = built.index.search
+
+    def counting(probe: object, k: int) -> object:
+        asked.append(k)
+        return search(probe, k)
+
+    built.index.search = counting
+    changed = torch.arange(0, N_ITEMS, 3)  # a third of the catalogue: the old fetch was k + 134
+    items[changed] = torch.randn(changed.numel(), DIM, generator=torch.Generator().manual_seed(9))
+    index.refresh(items, changed)
+    scores, rows = index.search(queries, K)
+    assert asked == [2 * K]
+    _assert_exact(scores, rows, queries, items, K)
