@@ -13,6 +13,10 @@ from models.growth import grown_capacity
 from models.segments import PAIR_SPAN, host_max, masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
 
+# Item rows stay far below 2**31: int32 slots halve what a user row costs (the history is
+# nearly all of it), and every read hands out int64, which torch's gathers and scatters take.
+SLOT = torch.int32
+
 
 class SeenHistory:
     """A ring buffer of each user row's last `length` clicks, plus event times.
@@ -20,7 +24,8 @@ class SeenHistory:
     Bounded on purpose: exclusion needs the items a user would notice seeing
     again, and a fixed width keeps the search-time mask one dense gather.
     A re-click takes a fresh slot (so a just-clicked item is always held);
-    repeats within one batch take one. `-1` marks an empty slot.
+    repeats within one batch take one. `-1` marks an empty slot. Slots are
+    stored as int32 and read as int64.
     """
 
     def __init__(self, length: int, device: torch.device) -> None:
@@ -30,7 +35,7 @@ class SeenHistory:
         self.length = length
         self.device = device
         self.max_users: int | None = None  # growth never allocates past this (a row cap)
-        self.items = torch.full((0, length), -1, dtype=torch.int64, device=device)
+        self.items = torch.full((0, length), -1, dtype=SLOT, device=device)
         self.written = torch.zeros(0, dtype=torch.int64, device=device)
         self.last_ts = torch.zeros(0, dtype=torch.float64, device=device)
 
@@ -44,7 +49,7 @@ class SeenHistory:
         if users <= self.capacity:
             return
         capacity = grown_capacity(self.capacity, users, self.max_users)
-        items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
+        items = torch.full((capacity, self.length), -1, dtype=SLOT, device=self.device)
         items[: self.capacity] = self.items
         written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
         written[: self.capacity] = self.written
@@ -67,11 +72,11 @@ class SeenHistory:
     def load_state_dict(self, state: StateDict) -> None:
         """Hold the rows of `state_dict()` output (copied in) of a history as long as this one."""
         rows = rows_of(state, "items")
-        items = tensor(state, "items", (rows, self.length), torch.int64)
+        items = tensor(state, "items", (rows, self.length), SLOT)  # int64 in older checkpoints
         written = tensor(state, "written", (rows,), torch.int64)
         last_ts = tensor(state, "last_ts", (rows,), torch.float64)
         capacity = grown_capacity(0, rows, self.max_users)
-        self.items = torch.full((capacity, self.length), -1, dtype=torch.int64, device=self.device)
+        self.items = torch.full((capacity, self.length), -1, dtype=SLOT, device=self.device)
         self.written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
         self.last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
         self.items[:rows] = items.to(self.device)
@@ -81,7 +86,7 @@ class SeenHistory:
     def export(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Copies of `users`' slots, click counts and newest event times (a hand-over's state)."""
         users = users.to(self.device)
-        return self.items[users], self.written[users], self.last_ts[users]
+        return self.items[users].long(), self.written[users], self.last_ts[users]
 
     def install(
         self,
@@ -95,7 +100,7 @@ class SeenHistory:
         `items` is `length` wide, `-1` where a slot is empty (or its item has no row here).
         """
         users = users.to(self.device)
-        self.items[users] = items.to(self.device, torch.int64)
+        self.items[users] = items.to(self.device, SLOT)
         self.written[users] = written.to(self.device, torch.int64)
         if last_ts is not None:
             self.last_ts[users] = last_ts.to(self.device, torch.float64)
@@ -152,7 +157,7 @@ class SeenHistory:
 
     def slots(self, users: torch.Tensor) -> torch.Tensor:
         """Every slot of each user's buffer (`-1` where empty): `seen` at full width, no sync."""
-        return self.items[users]
+        return self.items[users].long()
 
     def seen(self, users: torch.Tensor) -> torch.Tensor:
         """Item rows each user has seen, `-1` padded, as wide as the fullest buffer among them.
@@ -161,16 +166,16 @@ class SeenHistory:
         count hold nothing: leaving them out keeps light users' batches cheap.
         """
         if users.numel() == 0:
-            return self.items[:0]
+            return self.items[:0].long()
         width = max(1, int(self.seen_counts(users).max()))
-        return self.items[users, :width]
+        return self.items[users, :width].long()
 
     def latest(self, users: torch.Tensor, n: int) -> torch.Tensor:
         """Each user's last `n` clicks, newest first, `-1` where fewer were kept."""
         back = torch.arange(n, device=self.device)
         written = self.written[users].unsqueeze(1)
         slots = (written - 1 - back) % self.length
-        rows = self.items[users.unsqueeze(1), slots]
+        rows = self.items[users.unsqueeze(1), slots].long()
         return rows.masked_fill(back >= written.clamp(max=self.length), -1)
 
     def seen_counts(self, users: torch.Tensor) -> torch.Tensor:

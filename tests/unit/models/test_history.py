@@ -200,3 +200,19 @@ def test_an_exported_user_installs_into_another_history_and_carries_on_alike(
     _add(old, [(0, 9)])
     _add(new, [(2, 9)])
     assert torch.equal(new.items[2].cpu(), old.items[0].cpu())  # the same slot was overwritten
+
+
+def test_slots_are_stored_as_int32_and_read_as_int64() -> None:
+    """Half the bytes per user row; every read still hands out what gathers index with."""
+    history = SeenHistory(8, torch.device("cpu"))
+    users = torch.tensor([0, 0, 1])
+    history.add(users, torch.tensor([2**31 - 2, 5, 7]), torch.tensor([1.0, 2.0, 3.0]))
+    assert history.items.dtype == torch.int32
+    rows = torch.tensor([0, 1])
+    for read in (history.slots(rows), history.seen(rows), history.latest(rows, 2)):
+        assert read.dtype == torch.int64
+    assert history.latest(rows, 2).tolist() == [[5, 2**31 - 2], [7, -1]]
+    old = history.state_dict() | {"items": history.items.long()}  # an int64 checkpoint
+    back = SeenHistory(8, torch.device("cpu"))
+    back.load_state_dict(old)
+    assert torch.equal(back.slots(rows), history.slots(rows))
