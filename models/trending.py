@@ -9,8 +9,8 @@ and time since the last click tell a new item from a stale one.
 Each scale's leaders (its top rows and top mass) are kept up to date from the
 clicks folded in, not found again over the whole catalogue per batch: between
 rebases a click only raises its item's `L`, so the new leaders are among the
-old ones and the rows clicked since. A reset, a rebase or a restore makes a
-scale find them again in full.
+old ones and the rows clicked since. A rebase, a restore, or a reset of a row
+that was a leader makes a scale find them again in full.
 """
 
 from __future__ import annotations
@@ -73,9 +73,16 @@ class Trending:
             return
         self.ensure_rows(int(rows.max()) + 1)
         self.version += 1
-        for prior in self.priors:
+        for n, prior in enumerate(self.priors):
+            before = prior.log_mass[rows]
             prior.reset(rows)
-        self._forget_leaders()
+            # Rows at an item cap are reset every batch: a scale finds its leaders (or top
+            # count) again in full only when a reset row was one of them.
+            peak, leaders = self._peaks[n], self._leaders[n]
+            if peak is not None and bool((before >= peak).any()):
+                self._peaks[n] = None
+            if leaders is not None and bool(torch.isin(leaders, rows).any()):
+                self._leaders[n] = None
         self.first_seen[rows] = _NEVER
         self.last_seen[rows] = _NEVER
 

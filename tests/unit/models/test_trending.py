@@ -31,11 +31,11 @@ def _kth_masses(trending: Trending, rows: int, k: int) -> list[float]:
     return [float(p.log_mass[:rows].topk(k).values[-1]) for p in trending.priors]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["add", "add", "add", "reset", "top", "jump"]),
+            st.sampled_from(["add", "add", "add", "reset", "reset", "top", "jump"]),
             st.lists(st.integers(0, ROWS - 1), min_size=1, max_size=12),
         ),
         min_size=1,
