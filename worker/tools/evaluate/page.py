@@ -157,4 +157,5 @@ def _candidates(settings: Settings) -> str:
     c = settings.candidates
     widths = ", ".join(f"{name} {getattr(c, name)}" for name in c.sources)
     dropped = f"; ranker without {', '.join(c.ranker_drop)}" if c.ranker_drop else ""
-    return f"({widths}; ranker hidden {c.ranker_hidden}{dropped})"
+    windows = f"last {c.covisit_window} clicks' co-visits, {c.window} clicks' successors"
+    return f"({widths}; {windows}; ranker hidden {c.ranker_hidden}{dropped})"
