@@ -35,6 +35,10 @@ def make_index(
         return ExactIndex()
     if kind == "ivf":
         return IVFIndex(
-            nlist=nlist, nprobe=nprobe, refresh_s=refresh_s, refresh_updates=refresh_updates
+            nlist=nlist,
+            nprobe=nprobe,
+            refresh_s=refresh_s,
+            refresh_updates=refresh_updates,
+            bias_column=True,  # the learner's item vectors end in their bias
         )
     raise ItemIndexError(f"unknown index kind {kind!r}: use exact or ivf")
