@@ -35,10 +35,6 @@ def make_index(
         return ExactIndex()
     if kind == "ivf":
         return IVFIndex(
-            nlist=nlist,
-            nprobe=nprobe,
-            refresh_s=refresh_s,
-            refresh_updates=refresh_updates,
-            bias_column=True,  # the learner's item vectors end in their bias
+            nlist=nlist, nprobe=nprobe, refresh_s=refresh_s, refresh_updates=refresh_updates
         )
     raise ItemIndexError(f"unknown index kind {kind!r}: use exact or ivf")

@@ -73,19 +73,9 @@ class IVFIndex:
         refresh_updates: int = 100_000,
         use_gpu: bool = True,
         retrain_every: int = RETRAIN_EVERY,
-        bias_column: bool = False,
     ) -> None:
-        """Configure; `nlist=0` picks about 4·√n lists at each training.
-
-        `bias_column`: the items' last column is an additive bias (the learner's
-        popularity-laden item bias, met by a query's constant 1). It is left out
-        of the lists' centroids, so lists group items by taste: with it in, the
-        bias spread (never-clicked items sit hundreds below the rest) decides the
-        clusters and a few lists hold most items. Scores within the lists still
-        count it, and what is popular is the trending source's to propose.
-        """
+        """Configure; `nlist=0` picks about 4·√n lists at each training."""
         self.nlist = nlist
-        self.bias_column = bias_column
         self.retrain_every = max(1, retrain_every)
         self.trainings = 0
         self._trained: _Trained | None = None
@@ -229,9 +219,6 @@ class IVFIndex:
         # (tests/unit/index/test_ivf_recall; docs/benchmarks.md, "Figures behind the code").
         # Plain k-means centroids, assigned and searched by inner product, keep it.
         index.metric_type = faiss.METRIC_INNER_PRODUCT
-        if self.bias_column:
-            snapshot = snapshot.copy()
-            snapshot[:, -1] = 0.0  # centroids with no bias: items assigned by taste alone
         index.train(snapshot)
         self._trained = _Trained(index, rows)
         self.trainings += 1

@@ -109,33 +109,3 @@ def test_metric_after_construction_keeps_recall_on_off_centre_vectors() -> None:
     assert ours >= 1.4 * theirs, uniform
     ours, theirs = np.mean(gaussian, axis=0)
     assert 0.8 * theirs <= ours <= 1.25 * theirs, gaussian
-
-
-def _with_bias(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`_clustered` items with a bias column as the learner keeps it: a third never clicked."""
-    items, queries = _clustered(seed)
-    rng = np.random.default_rng(seed + 100)
-    bias = rng.standard_normal(items.shape[0]) * 0.5
-    bias[rng.random(items.shape[0]) < 1 / 3] = -500.0  # beta x the prior's floor
-    items = torch.cat([items, torch.tensor(bias, dtype=torch.float32).unsqueeze(1)], 1)
-    queries = torch.cat([queries, torch.ones(queries.shape[0], 1)], 1)
-    return items, queries
-
-
-def test_a_bias_column_left_out_of_the_centroids_keeps_lists_even_and_recall() -> None:
-    """With the bias in, its spread decides the lists; left out, the lists follow taste."""
-    items, queries = _with_bias(5)
-    results = {}
-    for bias_column in (False, True):
-        index = IVFIndex(nlist=40, nprobe=4, use_gpu=False, bias_column=bias_column)
-        index.refresh(items, torch.arange(items.shape[0]))
-        index.wait_for_build()
-        index.refresh(items, torch.empty(0, dtype=torch.int64))
-        built = index._built
-        assert built is not None
-        found = index.search(queries, K)[1].numpy()
-        imbalance = built.index.invlists.imbalance_factor()
-        results[bias_column] = (imbalance, _recall(found, queries, items))
-    (uneven, recall_with), (even, recall_without) = results[False], results[True]
-    assert even < uneven / 2  # seed 5: 1.66 against 10.05
-    assert recall_without > recall_with + 0.05  # 0.98 against 0.82 at 4 of 40 lists

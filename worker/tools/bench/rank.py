@@ -54,7 +54,7 @@ def _engine(items: int, device: torch.device) -> Engine:
             np.ones(stop - start, dtype=np.float32),
         )
     if items > EXACT_UP_TO:  # built on the learned matrix, as a periodic rebuild would be
-        index = IVFIndex(nprobe=16, use_gpu=device.type == "cuda", bias_column=True)
+        index = IVFIndex(nprobe=16, use_gpu=device.type == "cuda")
         index.refresh(learner.item_vectors(), torch.arange(items, device=device))
         index.wait_for_build(timeout=600.0)  # a 2-core machine trains 10^6 items slowly
         index.refresh(learner.item_vectors(), torch.empty(0, dtype=torch.long, device=device))
