@@ -48,13 +48,17 @@ class SeenHistory:
         """Make user rows `0..users-1` exist."""
         if users <= self.capacity:
             return
-        capacity = grown_capacity(self.capacity, users, self.max_users)
-        items = torch.full((capacity, self.length), -1, dtype=SLOT, device=self.device)
-        items[: self.capacity] = self.items
+        held = self.capacity
+        capacity = grown_capacity(held, users, self.max_users)
+        # Each byte written once (the held rows copied, only the new ones filled): this
+        # copy is the one slow batch a growing user table costs.
+        items = torch.empty((capacity, self.length), dtype=SLOT, device=self.device)
+        items[:held] = self.items
+        items[held:] = -1
         written = torch.zeros(capacity, dtype=torch.int64, device=self.device)
-        written[: self.capacity] = self.written
+        written[:held] = self.written
         last_ts = torch.zeros(capacity, dtype=torch.float64, device=self.device)
-        last_ts[: self.capacity] = self.last_ts
+        last_ts[:held] = self.last_ts
         self.items, self.written, self.last_ts = items, written, last_ts
 
     def state_dict(self, rows: int | None = None) -> StateDict:
