@@ -61,9 +61,7 @@ class SuccessorRings:
         source = rows.clamp(min=0)
         stale = source[(self._stamp[source] != table.written[source]) & (rows >= 0)]
         if stale.numel():
-            top, weight = self._compact(stale)
-            self._top[stale, : top.shape[1]] = top
-            self._weight[stale, : top.shape[1]] = weight
+            self._top[stale], self._weight[stale] = self._compact(stale)  # `width` wide
             self._stamp[stale] = table.written[stale]
         held = (rows >= 0).unsqueeze(1)
         return self._top[source].masked_fill(~held, -1), self._weight[source].masked_fill(~held, 0)
