@@ -160,7 +160,7 @@ def test_unknown_index_kind_raises() -> None:
 
 
 def _rebuild(index: IVFIndex, items: torch.Tensor) -> None:
-    """Start a build now (past any pace) and swap it in."""
+    """Start a build now (past `refresh_s` and any pace) and swap it in."""
     index._last_start = -1e9  # as if the last build started long ago
     index.refresh(items, torch.arange(items.shape[0]))
     index.wait_for_build()
@@ -169,7 +169,7 @@ def _rebuild(index: IVFIndex, items: torch.Tensor) -> None:
 
 def test_builds_reuse_the_centroids_until_retraining_is_due() -> None:
     """Builds between trainings only reassign: searches stay exact on the live vectors."""
-    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False, retrain_every=3)
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False, retrain_every=3)
     items, queries = _data(torch.device("cpu"))
     _ready(index, items)
     assert index.trainings == 1
@@ -185,7 +185,7 @@ def test_builds_reuse_the_centroids_until_retraining_is_due() -> None:
 
 def test_a_catalogue_that_doubled_trains_new_centroids() -> None:
     """Centroids trained on a third of today's catalogue are not reused."""
-    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False)
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False)
     items, _ = _data(torch.device("cpu"))
     _ready(index, items)
     _rebuild(index, torch.cat([items, items + 0.5, items - 0.5]))
@@ -194,9 +194,10 @@ def test_a_catalogue_that_doubled_trains_new_centroids() -> None:
 
 def test_the_next_build_waits_for_a_multiple_of_the_last_ones_duration() -> None:
     """A build that took an hour holds the next back past `refresh_s`; a quick one does not."""
-    index = IVFIndex(nlist=8, nprobe=8, refresh_s=0.0, use_gpu=False)
+    index = IVFIndex(nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False)
     items, _ = _data(torch.device("cpu"))
-    _ready(index, items)
+    _ready(index, items)  # no second build yet, however slow the machine
+    index.refresh_s = 0.0  # from now on every refresh finds a build due by the clock
     built = index._built
     assert built is not None
     index._built = dataclasses.replace(built, seconds=3600.0)  # as if it had taken an hour
