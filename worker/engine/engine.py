@@ -303,7 +303,8 @@ class Engine:
         """Teach the ranker the batch's clicks before they are learned (test, then train).
 
         Each click's candidates come from the model as it stands, its item unseen:
-        exactly the list its user would have been shown.
+        exactly the list its user would have been shown. They are built now and taught
+        by `train_ranker`.
         """
         user_rows = self.known_user_rows(users)
         item_rows = self.learner.items.lookup(items)
@@ -311,7 +312,15 @@ class Engine:
         if not known.any():
             return
         clicked = torch.from_numpy(item_rows[known]).to(self.device)
-        self.stages.fit(user_rows[known], clicked)
+        self.stages.study(user_rows[known], clicked)
+
+    def train_ranker(self) -> None:
+        """Teach the ranker the clicks `learn` studied (else the next `learn` does).
+
+        The worker calls it once a batch's lists are on their way to Redis: the step
+        then runs beside the write instead of before the rank.
+        """
+        self.stages.train()
 
     def lists(self, ranked: Ranked) -> RankedLists:
         """The ranked rows named for publishing: user ids, their newest event time, item ids.

@@ -124,6 +124,7 @@ class TwoStage:
         self.later = OnlineRanker(len(self.names), later, self.device, start=self.ranker_start)
         self.delayed = DelayedSets(cfg.delayed_sets, cfg.delayed_uses, self.device)
         self.last_fit: RankerStats | None = None
+        self._lesson: tuple[np.ndarray, torch.Tensor, Candidates] | None = None
         self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
         self._items: tuple[tuple[object, ...], torch.Tensor] | None = None
 
@@ -164,18 +165,38 @@ class TwoStage:
         self.trending.reset(rows)
 
     def fit(self, user_rows: np.ndarray, clicked: torch.Tensor) -> RankerStats:
-        """Teach both heads a sample of clicks, on candidates built before they are learned.
+        """`study` the clicks, then `train` on them at once."""
+        self.study(user_rows, clicked)
+        stats = self.train()
+        assert stats is not None  # noqa: S101 - study just left a lesson
+        return stats
 
-        The next-click head learns each click against the candidates its user has
-        now; the later head against the set that user had some batches ago (`DelayedSets`).
+    def study(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:
+        """Build a sample of clicks' candidates before they are learned; taught by `train`.
+
+        The candidates must come from the model as it stands (test, then train), but the
+        step that teaches them need not: the worker runs it once the batch's lists are on
+        their way to Redis, beside the write. A lesson still pending is taught first.
         """
+        self.train()
         take = self.config.train_events
         if user_rows.size > take:
             pick = np.linspace(0, user_rows.size - 1, take).astype(np.int64)
             user_rows = user_rows[pick]
             clicked = clicked[torch.from_numpy(pick).to(clicked.device)]
         rows = torch.from_numpy(user_rows).to(self.device)
-        candidates = self.candidates(rows)
+        self._lesson = (user_rows, clicked, self.candidates(rows))
+
+    def train(self) -> RankerStats | None:
+        """Teach both heads the pending lesson, if any (None: nothing was pending).
+
+        The next-click head learns each click against the candidates its user had
+        when it was studied; the later head against the set that user had some
+        batches ago (`DelayedSets`).
+        """
+        if self._lesson is None:
+            return None
+        (user_rows, clicked, candidates), self._lesson = self._lesson, None
         hit = candidates.rows == clicked.unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
         stats = self.ranker.fit(candidates.features, candidates.valid, positive)
@@ -375,7 +396,8 @@ class TwoStage:
     # -- state -----------------------------------------------------------------------------
 
     def state_dict(self) -> StateDict:
-        """The trending counts and the ranker, by prefix."""
+        """The trending counts and the ranker (a pending lesson taught first), by prefix."""
+        self.train()
         state: StateDict = {"events": self.events, "time": self.time}
         state |= prefixed("trending", self.trending.state_dict(self.learner.items.extent))
         state |= prefixed("later", self.later.state_dict())

@@ -44,6 +44,7 @@ def warm_up(make_engine: Callable[[], Engine], batch_size: int) -> float:
             learned = engine.learn(users, items, event_ts, weights)
             ranked = engine.rank(learned.touched)
             encoder.encode_lists(engine.lists(ranked), time.time(), engine.index.version)
+            engine.train_ranker()
         engine.rank_cold_start()
     finally:
         engine.index.close()

@@ -1,7 +1,7 @@
 """The batch loop: the one place that knows the order of things.
 
 poll → decode (bad ⇒ DLQ) → learn → refresh index → top-K for touched users →
-encode → pipelined Redis write → DLQ flush → commit.
+encode → pipelined Redis write (the ranker's step runs beside it) → DLQ flush → commit.
 
 With `overlap` (the default on a GPU), batch N's Redis write runs on the
 publish thread while batch N+1 is decoded, learned and ranked here; N's
@@ -317,6 +317,8 @@ class Worker:
         self._in_flight = InFlight(
             batch, learned, len(payloads), version, timer, started, published
         )
+        with timer("train"):  # the ranker's step on the clicks it studied, beside the write
+            self.engine.train_ranker()
         if not self.overlap:
             self.drain()  # serial: published and committed before the next poll
 

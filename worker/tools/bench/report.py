@@ -109,7 +109,7 @@ def markdown(
             lines += ["", f"**Self-check: {broken}.**"]
     stages = [
         name
-        for name in ("decode", "learn", "rank", "encode", "publish", "wait", "commit")
+        for name in ("decode", "learn", "rank", "encode", "train", "publish", "wait", "commit")
         if any(f"stage_{name}_s" in p for p in latency)
     ]
     if stages:
