@@ -67,6 +67,7 @@ def _feed(engine: Engine, scale: ScaleOut, clicks: list[tuple[str, str]]) -> Non
     n = len(clicks)
     learned = engine.learn(batch.users, batch.items, np.full(n, 1000.0), np.ones(n, np.float32))
     scale.after_batch(batch, learned)
+    engine.train_ranker()  # as the loop does, beside the batch's write
 
 
 def _successors(engine: Engine, item: str) -> Counter[tuple[str, float]]:

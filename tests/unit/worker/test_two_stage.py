@@ -122,22 +122,44 @@ def test_the_ranker_learns_to_prefer_the_source_that_predicts_the_stream() -> No
 
 
 def test_the_ranker_learns_each_click_before_the_model_does(device: torch.device) -> None:
-    """No label leak: when the ranker is taught a click, nothing has learned that click yet."""
+    """No label leak: when a click's candidates are built, nothing has learned that click yet."""
     engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
     _filler(engine)
-    seen_at_fit: list[tuple[int, bool]] = []
-    fit = engine.stages.fit
+    seen_at_study: list[tuple[int, bool]] = []
+    study = engine.stages.study
 
-    def spy(user_rows: np.ndarray, clicked: torch.Tensor) -> object:
+    def spy(user_rows: np.ndarray, clicked: torch.Tensor) -> None:
         seen = engine.history.seen(torch.from_numpy(user_rows).to(device))
-        seen_at_fit.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
-        return fit(user_rows, clicked)
+        seen_at_study.append((engine.learner.steps, bool((seen == clicked.unsqueeze(1)).any())))
+        study(user_rows, clicked)
 
-    engine.stages.fit = spy  # type: ignore[method-assign]
+    engine.stages.study = spy  # type: ignore[method-assign]
     steps = engine.learner.steps
     _learn(engine, ["bg1", "bg2"], ["f3", "f4"])  # known users, items new to them: both taught
-    assert seen_at_fit == [(steps, False)]
+    assert seen_at_study == [(steps, False)]
     assert engine.learner.steps == steps + 1
+
+
+def test_a_studied_lesson_is_taught_once_beside_the_write_or_at_the_next_study(
+    device: torch.device,
+) -> None:
+    """`learn` builds the lesson; `train_ranker` (or the next `learn`) teaches it, once."""
+    engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
+    _filler(engine)
+    steps = engine.stages.ranker.steps
+    _learn(engine, ["bg1", "bg2"], ["f3", "f4"])
+    assert engine.stages.ranker.steps == steps  # studied, not yet taught
+    engine.train_ranker()
+    engine.train_ranker()  # nothing pending: no second step
+    assert engine.stages.ranker.steps == steps + 1
+    fit = engine.stages.last_fit
+    assert fit is not None
+    assert fit.events == 2
+    _learn(engine, ["bg1", "bg2"], ["f5", "f6"])
+    _learn(engine, ["bg1", "bg2"], ["f7", "f8"])  # teaches the lesson the last one left
+    assert engine.stages.ranker.steps == steps + 2
+    engine.stages.state_dict()  # a snapshot holds every lesson studied
+    assert engine.stages.ranker.steps == steps + 3
 
 
 def test_candidates_stay_bounded_as_the_catalogue_grows(device: torch.device) -> None:
@@ -229,7 +251,7 @@ def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
 
 
 def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch.device) -> None:
-    """A batch of three learn steps' clicks teaches the ranker before each of the three."""
+    """A batch of three learn steps' clicks is studied before each step, each taught once."""
     engine = _engine(device, ("vector", "covisit", "successors", "trending", "cold"))
     engine.learn_chunk = 4
     _filler(engine)
@@ -237,7 +259,9 @@ def test_a_backlogged_batch_teaches_the_ranker_once_per_learn_step(device: torch
     before = (ranker.steps, learner.steps)
     users = [f"bg{n % 7}" for n in range(12)]
     _learn(engine, users, [f"f{(5 * n) % 40}" for n in range(12)])
-    assert (ranker.steps - before[0], learner.steps - before[1]) == (3, 3)
+    assert (ranker.steps - before[0], learner.steps - before[1]) == (2, 3)  # the last: pending
+    engine.train_ranker()
+    assert ranker.steps - before[0] == 3
 
 
 def test_users_ranked_in_chunks_get_the_lists_of_one_pass(device: torch.device) -> None:
