@@ -14,13 +14,26 @@ _ROW_BITS = 32  # item rows stay below 2**31; the user's position takes the bits
 
 
 def sort_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`rows.sort(dim=1)` (`[users, n]`, values >= -1), by one flat sort of `(user, row)` keys."""
+    """`rows.sort(dim=1)` (`[users, n]`, values >= -1), by one flat sort of `(user, row)` keys.
+
+    On a CPU the keys are 32-bit when the users and the largest row fit (a chunk of
+    1,024 users over up to 2M items): a CPU sorts them in about half the time of
+    64-bit keys. A device keeps 64-bit keys, as reading the largest row would wait on it.
+    """
     users, n = rows.shape
     if users == 0 or n == 0:
         return rows.clone(), torch.zeros_like(rows)
-    user = torch.arange(users, device=rows.device).unsqueeze(1) << _ROW_BITS
-    keys, order = (user + (rows + 1)).view(-1).sort()
-    ordered = (keys & ((1 << _ROW_BITS) - 1)).view(users, n) - 1
+    bits = _ROW_BITS
+    if rows.device.type == "cpu":
+        needed = (int(rows.max()) + 1).bit_length()  # rows + 1 lie in [0, max + 1]
+        if (users - 1) << needed < 1 << 31:
+            bits = needed
+    user = torch.arange(users, device=rows.device).unsqueeze(1) << bits
+    keys = user + (rows + 1)
+    if bits < _ROW_BITS:
+        keys = keys.int()
+    keys, order = keys.view(-1).sort()
+    ordered = (keys & ((1 << bits) - 1)).view(users, n).long() - 1
     starts = torch.arange(0, users * n, n, device=rows.device).unsqueeze(1)
     return ordered, order.view(users, n) - starts
 
