@@ -9,10 +9,12 @@ from typing import Any
 
 import msgpack
 import pytest
+import torch
 from fault_helpers import click_messages, click_stream, wait_until
 
 from stream.kafka import Polled
 from worker.app import build_worker
+from worker.engine.threads import SMALL_BATCH_EVENTS
 from worker.loop.batch_loop import Worker
 
 _BATCH_MS = 3000  # long, so that waiting it out would be plain to see
@@ -148,3 +150,36 @@ def test_partitions_revoked_with_a_write_in_flight_commit_it_first(
     finally:
         worker.close()
     assert committed(names.group, names.topic) == {0: sent.ends[0], 1: 0, 2: 0}
+
+
+def test_a_small_batch_is_learned_on_one_thread_a_large_one_on_all(
+    make_settings: Any, names: Any, produce: Any
+) -> None:
+    """Torch's intra-op threads follow the batch: one below SMALL_BATCH_EVENTS, then restored."""
+    settings = make_settings(batch_size=1024, batch_ms=_BATCH_MS, torch_threads=2)
+    worker = build_worker(settings)
+    configured = torch.get_num_threads()
+    seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
+    learn = worker.engine.learn
+
+    def spy(users: Any, *args: Any) -> Any:
+        seen.append((len(users), torch.get_num_threads()))
+        return learn(users, *args)
+
+    worker.engine.learn = spy  # type: ignore[method-assign]
+    small, large = SMALL_BATCH_EVENTS // 4, 2 * SMALL_BATCH_EVENTS
+    try:
+        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
+        for start, count in ((0, small), (small, large)):
+            produce(names.topic, click_messages(click_stream(start, count)), partition=0)
+            done = start + count
+            assert worker.run_until(lambda w, done=done: w.totals.messages >= done, 60)
+    finally:
+        worker.close()
+    assert configured == 2
+    assert seen
+    for events, threads in seen:
+        assert threads == (1 if events < SMALL_BATCH_EVENTS else configured), seen
+    assert any(events >= SMALL_BATCH_EVENTS for events, _ in seen), seen  # both kinds ran
+    assert any(events < SMALL_BATCH_EVENTS for events, _ in seen), seen
+    assert torch.get_num_threads() == configured

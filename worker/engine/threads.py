@@ -1,19 +1,31 @@
-"""How many threads torch may use: the CPUs this process may really run on.
+"""How many threads torch may use: the CPUs this process may really run on, and when.
 
 torch sizes its intra-op pool by the host's cores, not the container's share: a pod
 limited to 2 CPUs on a 64-core node starts 64 threads, which the CFS quota then
 throttles in turn, and every parallel region waits for its slowest, descheduled
 thread. The share is the smallest of the affinity mask and the cgroup CPU quota
 (v2 `cpu.max`, or v1 `cpu.cfs_quota_us` over `cpu.cfs_period_us`), rounded up.
+
+A small batch runs on one thread (`threads_for_batch`): its ops are tiny, so a
+second thread's fork and join cost more than it takes over, and beside a broker,
+Redis and producers on the same cores a parallel region waits for whichever of
+its threads was descheduled. On 2 shared cores at 1k events/s (batches of 30-60
+events) that took click→Redis p99 from 123 to 69 ms; a batch of 1,000 events
+still ranks 1.6x faster on two threads (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
 CGROUP = Path("/sys/fs/cgroup")
+SMALL_BATCH_EVENTS = 128  # a CPU batch of fewer events than this runs on one thread
 
 
 def available_cpus(cgroup: Path = CGROUP) -> int:
@@ -48,3 +60,22 @@ def _whole(quota: int, period: int) -> int | None:
 def torch_threads(setting: int) -> int:
     """The intra-op threads for `RECSTREAM_TORCH_THREADS` (0: the CPUs this process may use)."""
     return setting or available_cpus()
+
+
+def threads_for_batch(events: int, threads: int) -> int:
+    """Intra-op threads for a batch of `events` on a CPU: one below `SMALL_BATCH_EVENTS`."""
+    return 1 if events < SMALL_BATCH_EVENTS else threads
+
+
+@contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """Run the block on `threads` torch intra-op threads, then restore the count before it."""
+    before = torch.get_num_threads()
+    if threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+import torch
 
 from index.base import ItemIndex
 from models.history import SeenHistory
@@ -41,6 +42,7 @@ from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
 from worker.engine.engine import Engine
 from worker.engine.results import Learned, Ranked
+from worker.engine.threads import intra_op_threads, threads_for_batch
 from worker.errors import StopRequestedError
 from worker.loop.batching import BatchSizer
 from worker.loop.config import LoopConfig
@@ -300,27 +302,35 @@ class Worker:
         timer, started = StageTimer(), time.perf_counter()
         with timer("decode"):
             batch = self._decode(polled)
-        ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
-        with timer("encode"):
-            now, version = time.time(), self.index.version
-            payloads = (
-                self._encoder.encode_lists(self.engine.lists(ranked), now, version)
-                if ranked is not None
-                else []
+        with intra_op_threads(self._threads_for(len(batch))):
+            ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
+            with timer("encode"):
+                now, version = time.time(), self.index.version
+                payloads = (
+                    self._encoder.encode_lists(self.engine.lists(ranked), now, version)
+                    if ranked is not None
+                    else []
+                )
+                cold = self._cold_start(now, version) if payloads else None
+            self.drain()  # the previous batch's write: one in flight at most
+            self.learned_offsets.update(batch.next_offsets)
+            for hook in self.hooks:
+                hook.after_batch(batch, learned)
+            published = self._publisher.submit(self.sink, payloads, cold)
+            self._in_flight = InFlight(
+                batch, learned, len(payloads), version, timer, started, published
             )
-            cold = self._cold_start(now, version) if payloads else None
-        self.drain()  # the previous batch's write: one in flight at most
-        self.learned_offsets.update(batch.next_offsets)
-        for hook in self.hooks:
-            hook.after_batch(batch, learned)
-        published = self._publisher.submit(self.sink, payloads, cold)
-        self._in_flight = InFlight(
-            batch, learned, len(payloads), version, timer, started, published
-        )
-        with timer("train"):  # the ranker's step on the clicks it studied, beside the write
-            self.engine.train_ranker()
+            with timer("train"):  # the ranker's step on the clicks it studied, beside the write
+                self.engine.train_ranker()
         if not self.overlap:
             self.drain()  # serial: published and committed before the next poll
+
+    def _threads_for(self, events: int) -> int:
+        """Torch's intra-op threads for a batch: one for a small batch on a CPU (`threads`)."""
+        threads = torch.get_num_threads()
+        if self.engine.device.type != "cpu":
+            return threads
+        return threads_for_batch(events, threads)
 
     def _decode(self, polled: Polled) -> DecodedBatch:
         limits = EventLimits(

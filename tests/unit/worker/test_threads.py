@@ -1,4 +1,4 @@
-"""Unit tests for `worker.engine.threads`: torch's threads follow the container's CPU share."""
+"""Unit tests for `worker.engine.threads`: torch's threads follow the CPU share and the batch."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from worker.engine.threads import available_cpus, cgroup_quota, torch_threads
+from worker.engine.threads import (
+    SMALL_BATCH_EVENTS,
+    available_cpus,
+    cgroup_quota,
+    intra_op_threads,
+    threads_for_batch,
+    torch_threads,
+)
 
 
 def _cgroup(tmp_path: Path, v2: str | None = None, v1: tuple[int, int] | None = None) -> Path:
@@ -53,3 +61,23 @@ def test_an_explicit_setting_wins_over_the_detected_share() -> None:
     """RECSTREAM_TORCH_THREADS=3 gives three threads; 0 asks for the detected share."""
     assert torch_threads(3) == 3
     assert torch_threads(0) == available_cpus()
+
+
+def test_a_small_batch_runs_on_one_thread_a_large_one_on_all() -> None:
+    """Below `SMALL_BATCH_EVENTS` one thread; at it and above, the configured count."""
+    assert threads_for_batch(1, 8) == 1
+    assert threads_for_batch(SMALL_BATCH_EVENTS - 1, 8) == 1
+    assert threads_for_batch(SMALL_BATCH_EVENTS, 8) == 8
+    assert threads_for_batch(10 * SMALL_BATCH_EVENTS, 1) == 1
+
+
+def test_intra_op_threads_are_restored_after_the_block_even_when_it_raises() -> None:
+    """The block runs on the given count; the count before it comes back, on error too."""
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with intra_op_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), intra_op_threads(other):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
