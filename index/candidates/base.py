@@ -55,6 +55,7 @@ class CandidateQuery:
     trending: torch.Tensor  # [scales, m] each time scale's most clicked item rows
     cold: torch.Tensor  # [m] the cold-start list's item rows
     unavailable: torch.Tensor | None  # [item rows] bool: no list may name these
+    extent: int  # every item row is below this (known on the host: no read-back)
 
 
 class CandidateSource(Protocol):

@@ -13,19 +13,20 @@ import torch
 _ROW_BITS = 32  # item rows stay below 2**31; the user's position takes the bits above
 
 
-def sort_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sort_rows(rows: torch.Tensor, below: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`rows.sort(dim=1)` (`[users, n]`, values >= -1), by one flat sort of `(user, row)` keys.
 
-    On a CPU the keys are 32-bit when the users and the largest row fit (a chunk of
-    1,024 users over up to 2M items): a CPU sorts them in about half the time of
-    64-bit keys. A device keeps 64-bit keys, as reading the largest row would wait on it.
+    `below`, a bound on the rows known on the host (the item rows' extent): where
+    the users and it fit, the keys are 32-bit (a chunk of 1,024 users over up to 2M
+    items), which a CPU sorts in about half the time of 64-bit keys. The bound is
+    given, not read from `rows`, so nothing waits on a device.
     """
     users, n = rows.shape
     if users == 0 or n == 0:
         return rows.clone(), torch.zeros_like(rows)
     bits = _ROW_BITS
-    if rows.device.type == "cpu":
-        needed = (int(rows.max()) + 1).bit_length()  # rows + 1 lie in [0, max + 1]
+    if below is not None:
+        needed = max(1, below).bit_length()  # rows + 1 lie in [0, below]
         if (users - 1) << needed < 1 << 31:
             bits = needed
     user = torch.arange(users, device=rows.device).unsqueeze(1) << bits
@@ -38,14 +39,16 @@ def sort_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ordered, order.view(users, n) - starts
 
 
-def distinct_slots(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def distinct_slots(
+    rows: torch.Tensor, below: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each user's distinct rows `[users, n]` and the slot each input position went to.
 
     Rows come out ascending with `-1` in unused slots; the slots let values be
     scattered where they lie (no gather). A `-1` input lands in a slot that holds
     `-1`, so what is written there is padding.
     """
-    ordered, order = sort_rows(rows)
+    ordered, order = sort_rows(rows, below)
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     slot = first.cumsum(1) - 1
@@ -54,7 +57,7 @@ def distinct_slots(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def merge_rows(
-    rows: torch.Tensor, sums: torch.Tensor, maxes: torch.Tensor
+    rows: torch.Tensor, sums: torch.Tensor, maxes: torch.Tensor, below: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Distinct rows per user, `sums` summed and `maxes` maximised over repeats.
 
@@ -62,7 +65,7 @@ def merge_rows(
     Returns rows `[users, n]` (`-1` in unused slots) and the two reduced value
     tensors (0 in unused slots), from one sort.
     """
-    out_rows, where = distinct_slots(rows)
+    out_rows, where = distinct_slots(rows, below)
     unused = (out_rows < 0).unsqueeze(2)
     index = where.unsqueeze(2)
     summed = torch.zeros_like(sums).scatter_add_(1, index.expand(-1, -1, sums.shape[2]), sums)
@@ -94,10 +97,10 @@ def best_at(
     return chosen, top, picked
 
 
-def member(rows: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
+def member(rows: torch.Tensor, sets: torch.Tensor, below: int | None = None) -> torch.Tensor:
     """`[users, n]` bool: whether each row is in its user's `sets` row (`-1` pads never match)."""
     if sets.shape[1] == 0:
         return torch.zeros_like(rows, dtype=torch.bool)
-    ordered = sort_rows(sets)[0].contiguous()
+    ordered = sort_rows(sets, below)[0].contiguous()
     at = torch.searchsorted(ordered, rows.contiguous()).clamp(max=ordered.shape[1] - 1)
     return (ordered.gather(1, at) == rows) & (rows >= 0)

@@ -41,7 +41,7 @@ class NeighbourSource:
         near = (1.0 / (1.0 + lag)).unsqueeze(0).unsqueeze(2).expand_as(weight)
         summed = (weight * lag_weight).reshape(users, -1, 1)
         rows = neighbours.reshape(users, -1).masked_fill(summed[..., 0] <= 0, -1)
-        merged, summed, nearest = merge_rows(rows, summed, near.reshape(users, -1, 1))
+        merged, summed, nearest = merge_rows(rows, summed, near.reshape(users, -1, 1), query.extent)
         rows_out, scores, at = best_at(merged, summed[..., 0], self.width)
         nearness = nearest[..., 0].gather(1, at).masked_fill(rows_out < 0, 0.0)
         return Proposal(rows_out, scores, nearness)

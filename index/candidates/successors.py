@@ -76,7 +76,9 @@ class SuccessorRings:
         valid = (rows >= 0).unsqueeze(-1) & (successors >= 0) & (weights > 0)
         share = (weights / total).masked_fill(~valid, 0.0).unsqueeze(2)
         nothing = share[..., :0]
-        merged, summed, _ = merge_rows(successors.masked_fill(~valid, -1), share, nothing)
+        merged, summed, _ = merge_rows(
+            successors.masked_fill(~valid, -1), share, nothing, table.capacity
+        )
         top, weight = best(merged, summed[..., 0], min(self.read, table.slots))
         return top, weight.masked_fill(top < 0, 0.0)
 

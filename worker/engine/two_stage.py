@@ -250,7 +250,7 @@ class TwoStage:
         """Stage 1 and the features: the union of every source's rows, seen and hidden left out."""
         query = self._query(user_rows, unavailable)
         proposals = [source.propose(query) for source in self.sources]
-        rows, where = distinct_slots(torch.cat([p.rows for p in proposals], 1))
+        rows, where = distinct_slots(torch.cat([p.rows for p in proposals], 1), query.extent)
         # every column but the sources' is written for every slot below (or masked)
         features = torch.empty(*rows.shape, len(self.names), device=self.device)
         features[:, :, self.source_start :] = 0.0
@@ -258,7 +258,7 @@ class TwoStage:
         # a row's inner product is the same whichever source proposed it: any write wins
         features[:, :, 0].scatter_(1, where, vector)
         self._put_source_columns(features, proposals, where)
-        excluded = member(rows, query.seen)
+        excluded = member(rows, query.seen, query.extent)
         if unavailable is not None and unavailable.numel():
             excluded |= unavailable[rows.clamp(min=0, max=unavailable.numel() - 1)] & (rows >= 0)
         rows = rows.masked_fill(excluded, -1)
@@ -300,6 +300,7 @@ class TwoStage:
             trending=trending,
             cold=cold,
             unavailable=unavailable,
+            extent=learner.items.extent,
         )
 
     def _shared_lists(self, unavailable: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -68,7 +68,7 @@ def test_member_ignores_padding() -> None:
 
 
 def test_sorting_rows_matches_a_per_row_sort_whatever_the_key_width() -> None:
-    """32-bit keys where users and rows fit, 64-bit past that: the same order either way."""
+    """32-bit keys where the users and the rows' bound fit, 64-bit past that: the same order."""
     gen = torch.Generator().manual_seed(4)
     cases = [(5, 7, 3), (1000, 31, 10_000), (2048, 5, (1 << 21) - 2), (4, 6, 1 << 30), (3, 4, -1)]
     for users, n, top in cases:
@@ -76,8 +76,9 @@ def test_sorting_rows_matches_a_per_row_sort_whatever_the_key_width() -> None:
             rows = torch.full((users, n), -1)
         else:
             rows = torch.randint(-1, top + 1, (users, n), generator=gen)
-            rows[0, 0] = top  # the largest row present, so the key width is what it sets
-        ordered, order = sort_rows(rows)
-        assert ordered.dtype == torch.int64
-        assert torch.equal(ordered, rows.sort(dim=1).values)
-        assert torch.equal(rows.gather(1, order), ordered)
+            rows[0, 0] = top  # the largest row the bound allows
+        for below in (None, top + 1):
+            ordered, order = sort_rows(rows, below)
+            assert ordered.dtype == torch.int64
+            assert torch.equal(ordered, rows.sort(dim=1).values)
+            assert torch.equal(rows.gather(1, order), ordered)

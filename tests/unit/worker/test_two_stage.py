@@ -93,6 +93,7 @@ def test_a_planted_vector_neighbour_is_proposed_first() -> None:
         trending=torch.full((1, 1), -1),
         cold=torch.full((1,), -1),
         unavailable=None,
+        extent=6,
     )
     proposal = VectorSource(width=3).propose(query)
     assert int(proposal.rows[0, 0]) == 4
