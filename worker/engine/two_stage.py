@@ -164,13 +164,6 @@ class TwoStage:
         self.trending.ensure_rows(self.learner.items.extent)
         self.trending.reset(rows)
 
-    def fit(self, user_rows: np.ndarray, clicked: torch.Tensor) -> RankerStats:
-        """`study` the clicks, then `train` on them at once."""
-        self.study(user_rows, clicked)
-        stats = self.train()
-        assert stats is not None  # noqa: S101 - study just left a lesson
-        return stats
-
     def study(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:
         """Build a sample of clicks' candidates before they are learned; taught by `train`.
 
