@@ -10,8 +10,8 @@ A small batch runs on one thread (`threads_for_batch`): its ops are tiny, so a
 second thread's fork and join cost more than it takes over, and beside a broker,
 Redis and producers on the same cores a parallel region waits for whichever of
 its threads was descheduled. On 2 shared cores at 1k events/s (batches of 30-60
-events) that took click→Redis p99 from 123 to 69 ms; a batch of 1,000 events
-still ranks 1.6x faster on two threads (docs/benchmarks.md).
+events) click→Redis p99 was 76 and 93 ms against 132 and 126 ms on two threads
+always; a batch of 1,000 events still runs 1.6x faster on two (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -298,35 +298,39 @@ class Worker:
         return polled
 
     def _process(self, polled: Polled) -> None:
-        """Decode, learn, rank and encode a batch, then hand its lists to the publish thread."""
+        """Decode a batch, then learn, rank, publish and train on the threads its size asks for."""
         timer, started = StageTimer(), time.perf_counter()
         with timer("decode"):
             batch = self._decode(polled)
         with intra_op_threads(self._threads_for(len(batch))):
-            ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
-            with timer("encode"):
-                now, version = time.time(), self.index.version
-                payloads = (
-                    self._encoder.encode_lists(self.engine.lists(ranked), now, version)
-                    if ranked is not None
-                    else []
-                )
-                cold = self._cold_start(now, version) if payloads else None
-            self.drain()  # the previous batch's write: one in flight at most
-            self.learned_offsets.update(batch.next_offsets)
-            for hook in self.hooks:
-                hook.after_batch(batch, learned)
-            published = self._publisher.submit(self.sink, payloads, cold)
-            self._in_flight = InFlight(
-                batch, learned, len(payloads), version, timer, started, published
-            )
-            with timer("train"):  # the ranker's step on the clicks it studied, beside the write
-                self.engine.train_ranker()
+            self._learn_and_publish(batch, timer, started)
         if not self.overlap:
             self.drain()  # serial: published and committed before the next poll
 
+    def _learn_and_publish(self, batch: DecodedBatch, timer: StageTimer, started: float) -> None:
+        """Learn, rank and encode a batch, hand its lists to the publish thread, then train."""
+        ranked, learned = self._learn_and_rank(batch, timer) if len(batch) else (None, None)
+        with timer("encode"):
+            now, version = time.time(), self.index.version
+            payloads = (
+                self._encoder.encode_lists(self.engine.lists(ranked), now, version)
+                if ranked is not None
+                else []
+            )
+            cold = self._cold_start(now, version) if payloads else None
+        self.drain()  # the previous batch's write: one in flight at most
+        self.learned_offsets.update(batch.next_offsets)
+        for hook in self.hooks:
+            hook.after_batch(batch, learned)
+        published = self._publisher.submit(self.sink, payloads, cold)
+        self._in_flight = InFlight(
+            batch, learned, len(payloads), version, timer, started, published
+        )
+        with timer("train"):  # the ranker's step on the clicks it studied, beside the write
+            self.engine.train_ranker()
+
     def _threads_for(self, events: int) -> int:
-        """Torch's intra-op threads for a batch: one for a small batch on a CPU (`threads`)."""
+        """Torch's intra-op threads for a batch: one for a small batch on a CPU, else as set."""
         threads = torch.get_num_threads()
         if self.engine.device.type != "cpu":
             return threads
