@@ -61,6 +61,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 def main() -> None:
     """recstream: clicks from Kafka, online learning, FAISS, fresh top-K lists in Redis."""
+    from worker import heap
+
+    heap.STATE = heap.keep_freed_memory()  # before any command allocates (worker/heap.py)
 
 
 if __name__ == "__main__":

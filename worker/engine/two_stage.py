@@ -244,10 +244,11 @@ class TwoStage:
         query = self._query(user_rows, unavailable)
         proposals = [source.propose(query) for source in self.sources]
         rows, where = distinct_slots(torch.cat([p.rows for p in proposals], 1), query.extent)
-        # every column but the sources' is written for every slot below (or masked)
-        features = torch.empty(*rows.shape, len(self.names), device=self.device)
-        features[:, :, self.source_start :] = 0.0
+        # zeros: one contiguous fill, where zeroing the sources' columns of an empty tensor
+        # was a strided pass; every value written below is finite (see the multiply)
+        features = torch.zeros(*rows.shape, len(self.names), device=self.device)
         vector = torch.cat([self._vector_scores(query, p) for p in proposals], 1)
+        vector = vector.masked_fill_(torch.isneginf(vector), 0.0)  # padding: lands on -1 slots
         # a row's inner product is the same whichever source proposed it: any write wins
         features[:, :, 0].scatter_(1, where, vector)
         self._put_source_columns(features, proposals, where)
@@ -258,7 +259,9 @@ class TwoStage:
         idle = self._put_item_features(features, query, rows)
         if self.dropping:
             features.masked_fill_(self.drop, 0.0)
-        features.masked_fill_((rows < 0).unsqueeze(2), 0.0)
+        # a multiply, not `masked_fill_`, which is 4x slower over a broadcast mask on a CPU
+        # (ranks of 512 users over 10^4 items: 1-5 % faster in alternated runs)
+        features.mul_((rows >= 0).unsqueeze(2).to(features.dtype))
         return Candidates(rows, features, idle)
 
     def _vector_scores(self, query: CandidateQuery, proposal: Proposal) -> torch.Tensor:

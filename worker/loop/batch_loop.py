@@ -40,6 +40,7 @@ from stream.events import EventLimits
 from stream.kafka import KafkaSource, Polled
 from stream.payload import ListEncoder, encode_recommendation
 from stream.redis_sink import RedisSink
+from worker import heap
 from worker.engine.engine import Engine
 from worker.engine.results import Learned, Ranked
 from worker.engine.threads import intra_op_threads, threads_for_batch
@@ -160,7 +161,12 @@ class Worker:
         if handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda signum, _frame: self._on_signal(signum))
-        log.info("worker_started", device=str(self.learner.device), index=self.index.kind)
+        log.info(
+            "worker_started",
+            device=str(self.learner.device),
+            index=self.index.kind,
+            heap=heap.STATE,
+        )
         code = 0
         try:
             while not self._stop.is_set():

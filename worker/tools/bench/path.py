@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -15,14 +16,16 @@ from stream.kafka import KafkaSource
 from stream.kafka_admin import ensure_topics
 from worker.app import build_worker
 from worker.config.settings import Settings, with_values
+from worker.loop.batch_loop import Worker
 from worker.observability.stats import LatencyReservoir
-from worker.testing.private import PrivateNames, private_settings, start_on_thread
+from worker.testing.private import PrivateNames, private_settings
 from worker.tools.bench.floor import pass_through_at_load
 from worker.tools.bench.load import offer
 from worker.tools.bench.stages import Row
 from worker.tools.replay import Interactions, send_interactions
 
 _LIMIT_S = 600
+_JOIN_S = 60  # the consumer group's join, at most, before the load is offered
 _FLAT_OUT_EVENTS = 100_000  # offered at once: the saturation run on the uniform-user load
 _CONSUMER: dict[str, str | int] = {
     "session.timeout.ms": 6000,
@@ -184,37 +187,69 @@ def river_learn_only(data: Interactions, limit: int) -> float:
 def latency_at_load(
     bootstrap: str, redis_url: str, device: str, rate: float, seconds: float
 ) -> dict[str, float]:
-    """Offer `rate` events/s of the outside load (`load.offer`); click→Redis p50/p99, events/s."""
+    """Offer `rate` events/s of the outside load (`load.offer`); click→Redis p50/p99, events/s.
+
+    The worker runs on this thread, as `recstream run` runs it on the main one (glibc
+    gives the main thread's heap back to the kernel by other rules than a thread's:
+    `worker/heap.py`); a watcher thread resets the figures after warm-up and stops it.
+    """
     tag = uuid.uuid4().hex[:8]
     settings = _settings(bootstrap, redis_url, device, tag)
     worker = build_worker(settings)
-    loop = start_on_thread(worker)
     events = int(rate * seconds) if rate else _FLAT_OUT_EVENTS
-    producer, path = offer(bootstrap, settings.kafka.topic, rate, events)
-    deadline = time.monotonic() + _LIMIT_S
-    first = None  # from the first processed event, so process start-up stays out
-    warm = False
-    while worker.totals.messages < events and time.monotonic() < deadline:
-        if first is None and worker.totals.messages:
-            first = time.perf_counter()
-        if not warm and worker.totals.messages >= events // 5:
-            # The first fifth warms caches, tables and kernels; latency counts the rest.
-            worker.totals.latency = LatencyReservoir()
-            worker.totals.stage_s.clear()
-            warm = True
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - (first or time.perf_counter())
-    producer.wait(60)
-    worker.request_stop()
-    loop.join(60)
-    path.unlink()
+    run = _Run(worker, bootstrap, settings.kafka.topic, rate, events)
+    watcher = threading.Thread(target=run.watch, daemon=True)
+    watcher.start()
+    worker.run(handle_signals=False)
+    watcher.join(60)
     return {
         "offered": rate,
-        "events_per_s": worker.totals.events / max(elapsed, 1e-9),
+        "events_per_s": worker.totals.events / max(run.elapsed, 1e-9),
         "p50_ms": worker.totals.latency.quantile_ms(0.5),
         "p99_ms": worker.totals.latency.quantile_ms(0.99),
         **{f"stage_{name}_s": seconds for name, seconds in worker.totals.stage_s.items()},
     }
+
+
+class _Run:
+    """The watcher of one latency run, on a thread beside the worker's loop."""
+
+    def __init__(
+        self, worker: Worker, bootstrap: str, topic: str, rate: float, events: int
+    ) -> None:
+        """A run offering `events` clicks at `rate` (0: flat out) to `topic`."""
+        self.worker, self.bootstrap, self.topic = worker, bootstrap, topic
+        self.rate, self.events = rate, events
+        self.elapsed = 0.0
+
+    def watch(self) -> None:
+        """Offer the load once the worker holds partitions; reset after warm-up; stop it.
+
+        The first fifth warms caches, tables and kernels; latency counts the rest. The
+        rate counts from the first processed event, so start-up stays out.
+        """
+        worker, events = self.worker, self.events
+        deadline = time.monotonic() + _JOIN_S
+        while not worker.source.assigned and time.monotonic() < deadline:
+            time.sleep(0.05)
+        producer, path = offer(self.bootstrap, self.topic, self.rate, events)
+        deadline = time.monotonic() + _LIMIT_S
+        first = None
+        warm = False
+        try:
+            while worker.totals.messages < events and time.monotonic() < deadline:
+                if first is None and worker.totals.messages:
+                    first = time.perf_counter()
+                if not warm and worker.totals.messages >= events // 5:
+                    worker.totals.latency = LatencyReservoir()
+                    worker.totals.stage_s.clear()
+                    warm = True
+                time.sleep(0.005)
+            self.elapsed = time.perf_counter() - (first or time.perf_counter())
+        finally:
+            worker.request_stop()
+            producer.wait(60)
+            path.unlink()
 
 
 __all__ = [
