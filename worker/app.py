@@ -129,6 +129,7 @@ def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
         next_weight=c.next_weight,
         idle_after_s=c.idle_after_s,
         idle_popular_share=c.idle_popular_share,
+        taste_share=c.taste_share,
         sources=c.sources,
         drop=c.ranker_drop,
         ranker=RankerConfig(

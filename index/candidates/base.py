@@ -24,6 +24,8 @@ class Proposal:
     `scored`: the scores are the rows' inner products with the user's query (the vector
     source), so no one computes them again. `shared`: the one list `[width]` every user's
     rows are taken from (column `j` is `shared[j]` or `-1`), so it is scored once for all.
+    `reach` (neighbour sources): every row the source found, not only the `width` it
+    proposes, so a candidate any source proposed can be given this source's score.
     """
 
     rows: torch.Tensor
@@ -31,6 +33,30 @@ class Proposal:
     nearness: torch.Tensor | None = None
     scored: bool = False
     shared: torch.Tensor | None = None
+    reach: Reach | None = None
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A neighbour source's whole find per user: ascending rows and their score and nearness.
+
+    `rows` is `[users, n]`, ascending, with `-1` only in column 0 and `below` (an
+    upper bound on every row) past the last row found, so it can be searched.
+    """
+
+    rows: torch.Tensor
+    scores: torch.Tensor
+    nearness: torch.Tensor
+
+    def lookup(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(score, nearness)` of each of `rows` `[users, m]`: 0 where the source found none."""
+        if self.rows.shape[1] == 0:
+            zero = torch.zeros(rows.shape, device=rows.device)
+            return zero, zero
+        at = torch.searchsorted(self.rows, rows.contiguous()).clamp_(max=self.rows.shape[1] - 1)
+        found = (self.rows.gather(1, at) == rows) & (rows >= 0)
+        score = self.scores.gather(1, at).masked_fill_(~found, 0.0)
+        return score, self.nearness.gather(1, at).masked_fill_(~found, 0.0)
 
 
 class NeighbourTable(Protocol):

@@ -26,7 +26,14 @@ class StageConfig:
     # (synthetic streams, 2026-12-06: next-click and long-horizon HR@10 up 1-2 % at 10
     # against 4; docs/accuracy.md, "Round 5").
     covisit_window: int = 10
-    lag_decay: float = 0.8  # a click `lag` steps back weighs `lag_decay ** lag`
+    lag_decay: float = 0.8  # a click `lag` steps back weighs `lag_decay ** lag` (successors)
+    # The co-visit source's, and the normalisation of each click's co-visits by their
+    # total ** this (item-kNN's): a taste is read from many clicks, each of them counting.
+    covisit_lag_decay: float = 0.9
+    covisit_normalise: float = 0.5
+    # The share of each list's mixture given to the user's taste: the candidates' co-visit
+    # scores, as `log((1 - t) p_ranker + t p_taste)` (`worker/engine/taste.py`); 0: none.
+    taste_share: float = 0.3
     scales: tuple[float, ...] = (0.1, 1.0, math.inf)  # trending time constants / popularity_tau
     train_events: int = 64  # clicks per batch the ranker learns from (sampled evenly; the replay
     # holds the last 4,096, so a small sample per batch still steps on 512)
@@ -55,6 +62,8 @@ class StageConfig:
             raise ValueError("the vector source is required: it alone fills every list")
         if unknown := set(self.drop) - set(GROUPS):
             raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
+        if not 0 <= self.taste_share < 1:
+            raise ValueError(f"taste_share must be in [0, 1), got {self.taste_share}")
         if self.idle_after_s < 0 or not 0 <= self.idle_popular_share < 1:
             raise ValueError("idle_after_s must be >= 0 and idle_popular_share in [0, 1)")
 

@@ -37,6 +37,7 @@ from models.trending import Trending
 from worker.engine.between_sessions import mix_popular
 from worker.engine.candidate_names import SOURCES
 from worker.engine.stage_config import StageConfig
+from worker.engine.taste import mix_taste
 
 # Users ranked at a time: bounds the rank's temporaries (about 30 kB a user) to ~30 MB on a
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
@@ -95,7 +96,12 @@ class TwoStage:
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),
             "covisit": NeighbourSource(
-                "covisit", covisit, cfg.covisit, cfg.covisit_window, cfg.lag_decay
+                "covisit",
+                covisit,
+                cfg.covisit,
+                cfg.covisit_window,
+                cfg.covisit_lag_decay,
+                cfg.covisit_normalise,
             ),
             "successors": NeighbourSource(
                 "successors", successors, cfg.successors, cfg.window, cfg.lag_decay
@@ -110,6 +116,9 @@ class TwoStage:
         self.popular_column = self.names.index(
             f"popularity_{scales.index(1.0) if 1.0 in scales else 0}"
         )
+        # the user's taste: the co-visit score, looked up for every candidate
+        taste = "covisit_score" in self.names and cfg.taste_share > 0
+        self.taste_column = self.names.index("covisit_score") if taste else None
         self.source_start = len(self.names) - sum(
             4 if isinstance(source, NeighbourSource) else 2 for source in self.sources
         )
@@ -224,7 +233,8 @@ class TwoStage:
         """Both heads' softmax over each user's candidates, mixed: `log(a p_next + (1-a) p_later)`.
 
         A list serves whoever reads it next, soon or much later; `a` is `next_weight`.
-        An idle user's list then takes in popularity (`between_sessions.mix_popular`).
+        The user's taste is mixed in (`taste.mix_taste`), and an idle user's list then
+        takes in popularity (`between_sessions.mix_popular`).
         """
         weight = self.config.next_weight
         features, valid = candidates.features, candidates.valid
@@ -234,6 +244,9 @@ class TwoStage:
             nearby = torch.logaddexp(
                 nearby + math.log(weight), torch.log_softmax(later, 1) + math.log1p(-weight)
             )
+        if self.taste_column is not None:
+            taste = features[:, :, self.taste_column]
+            nearby = mix_taste(nearby, taste, valid, self.config.taste_share)
         popular = features[:, :, self.popular_column]
         return mix_popular(nearby, popular, valid, candidates.idle, self.config)
 
@@ -251,7 +264,7 @@ class TwoStage:
         vector = vector.masked_fill_(torch.isneginf(vector), 0.0)  # padding: lands on -1 slots
         # a row's inner product is the same whichever source proposed it: any write wins
         features[:, :, 0].scatter_(1, where, vector)
-        self._put_source_columns(features, proposals, where)
+        self._put_source_columns(features, proposals, where, rows)
         excluded = member(rows, query.seen, query.extent)
         if unavailable is not None and unavailable.numel():
             excluded |= unavailable[rows.clamp(min=0, max=unavailable.numel() - 1)] & (rows >= 0)
@@ -329,24 +342,32 @@ class TwoStage:
         return trending, cold
 
     def _put_source_columns(
-        self, features: torch.Tensor, proposals: list[Proposal], where: torch.Tensor
+        self,
+        features: torch.Tensor,
+        proposals: list[Proposal],
+        where: torch.Tensor,
+        rows: torch.Tensor,
     ) -> None:
         """Per source 1/(1 + rank) and a 1; a neighbour's score and nearness, in its columns.
 
-        A source proposes each row once, so its values are put (not summed) at the
-        slots its rows merged into: only its own columns are written.
+        A source proposes each row once, so its rank is put (not summed) at the slots
+        its rows merged into. A neighbour source's score and nearness are looked up for
+        every candidate (`rows`), whichever source proposed it: an item the vector
+        source found that several past clicks co-visit is a taste item, and says so.
         """
         col, at = self.source_start, 0
         for proposal in proposals:
             m = proposal.rows.shape[1]
             held = (proposal.rows >= 0).float()
-            values = [held / (1.0 + torch.arange(m, device=self.device)), held]
-            if proposal.nearness is not None:
-                values += [proposal.scores.masked_fill(proposal.rows < 0, 0.0), proposal.nearness]
-            block = torch.stack(values, 2)
-            slots = where[:, at : at + m].unsqueeze(2).expand(-1, -1, block.shape[2])
-            features[:, :, col : col + block.shape[2]].scatter_(1, slots, block)
-            col, at = col + block.shape[2], at + m
+            block = torch.stack([held / (1.0 + torch.arange(m, device=self.device)), held], 2)
+            slots = where[:, at : at + m].unsqueeze(2).expand(-1, -1, 2)
+            features[:, :, col : col + 2].scatter_(1, slots, block)
+            if proposal.reach is not None:
+                score, near = proposal.reach.lookup(rows)
+                features[:, :, col + 2] = score
+                features[:, :, col + 3] = near
+                col += 2
+            col, at = col + 2, at + m
 
     def _put_item_features(
         self, features: torch.Tensor, query: CandidateQuery, rows: torch.Tensor

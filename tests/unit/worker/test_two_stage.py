@@ -362,3 +362,73 @@ def test_co_visits_reach_back_over_the_covisit_window(covisit_window: int, reach
     proposed = covisit.propose(stages._query(row, None)).rows[0]
     b = engine.learner.items.row("b")
     assert (b in proposed.tolist()) is reaches
+
+
+def test_every_candidate_carries_the_co_visit_score_whichever_source_proposed_it() -> None:
+    """A co-visited item cut from the co-visit source's width still gets its score as a feature.
+
+    With a co-visit width of 1, "c" (co-visited less than "b") is proposed by the vector
+    source only; its co-visit score column is still the one the source found for it.
+    """
+    engine = _engine(torch.device("cpu"), ("vector", "covisit"), covisit=1, vector=60)
+    _filler(engine)
+    for n in range(20):
+        _learn(engine, [f"u{n}", f"u{n}"], ["b", "a"])
+    for n in range(8):
+        _learn(engine, [f"v{n}", f"v{n}"], ["c", "a"])
+    _learn(engine, ["new"], ["a"])
+    stages = engine.stages
+    row = torch.tensor([engine.learner.users.row("new")])
+    [covisit] = [source for source in stages.sources if source.name == "covisit"]
+    proposal = covisit.propose(stages._query(row, None))
+    b, c = engine.learner.items.row("b"), engine.learner.items.row("c")
+    assert proposal.rows[0].tolist() == [b]
+    candidates = stages.candidates(row)
+    column = stages.names.index("covisit_score")
+    slot = candidates.rows[0].tolist().index(c)
+    assert proposal.reach is not None
+    found = proposal.reach.lookup(torch.tensor([[c, b, 10_000]]))[0][0]
+    assert float(found[0]) > 0
+    assert float(found[2]) == 0  # a row it never found
+    torch.testing.assert_close(candidates.features[0, slot, column], found[0])
+
+
+def test_the_taste_mix_lifts_what_the_recent_clicks_agree_on() -> None:
+    """Ranked alone, the ranker's favourite leads; mixed, the item every recent click co-visits."""
+    from worker.engine.taste import mix_taste
+
+    scores = torch.log_softmax(torch.tensor([[4.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]]), 1)
+    covisit = torch.tensor([[0.0, 9.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    mixed = mix_taste(scores, covisit, valid, 0.6)
+    assert int(mixed[0].argmax()) == 1
+    assert float(mixed[0, 3]) < float(mixed[0, 2])  # co-visited by nothing: the ranker's share only
+    torch.testing.assert_close(mixed[1], scores[1])  # no co-visits: the ranker's order as it was
+    torch.testing.assert_close(mix_taste(scores, covisit, valid, 0.0), scores)
+
+
+def test_a_clicks_co_visits_are_normalised_by_their_total() -> None:
+    """With normalisation, a popular click's many co-visits weigh no more than a rare one's."""
+    engine = _engine(torch.device("cpu"), ("vector", "covisit"))
+    _filler(engine)
+    for n in range(30):  # "pop" co-visits "x" 30 times; "rare" co-visits "y" 3 times
+        _learn(engine, [f"p{n}", f"p{n}"], ["x", "pop"])
+    for n in range(3):
+        _learn(engine, [f"r{n}", f"r{n}"], ["y", "rare"])
+    _learn(engine, ["new", "new"], ["pop", "rare"])
+    stages = engine.stages
+    row = torch.tensor([engine.learner.users.row("new")])
+    [covisit] = [source for source in stages.sources if source.name == "covisit"]
+    x, y = engine.learner.items.row("x"), engine.learner.items.row("y")
+
+    def scores(normalise: float) -> tuple[float, float]:
+        covisit.normalise = normalise
+        proposal = covisit.propose(stages._query(row, None))
+        assert proposal.reach is not None
+        found = proposal.reach.lookup(torch.tensor([[x, y]]))[0][0]
+        return float(found[0]), float(found[1])
+
+    raw_x, raw_y = scores(0.0)
+    fair_x, fair_y = scores(1.0)
+    assert raw_x > 3 * raw_y  # counts: the popular click dominates
+    assert fair_x < 1.5 * fair_y  # shares of each click's total: comparable
