@@ -2,8 +2,9 @@
 
 The ranker learns from next clicks, where what follows the last click leads; a
 list read later is better served by the items the user's recent clicks agree on
-(docs/accuracy.md, "Round 6": on the genres stream the long-horizon HR@10 rose
-from 0.7832 to 0.8027, item-kNN's being 0.8004, for 1.6 % of the next click's).
+(docs/accuracy.md, "The user's taste in every list": on the genres stream the
+long-horizon HR@10 rose from 0.7832 to 0.8027, item-kNN's being 0.8004, for
+1.6 % of the next click's).
 So every list is scored `log((1 - t) p_ranker + t p_taste)`, `p_taste` each
 candidate's share of the user's co-visit score. A mixture, not slots: the list
 is still the top-K of one score, and a user whose clicks co-visit nothing keeps
