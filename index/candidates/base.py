@@ -40,8 +40,8 @@ class Proposal:
 class Reach:
     """A neighbour source's whole find per user: ascending rows and their score and nearness.
 
-    `rows` is `[users, n]`, ascending, with `-1` only in column 0 and `below` (an
-    upper bound on every row) past the last row found, so it can be searched.
+    `rows` is `[users, n]`, ascending, with `-1` only in column 0 and the item extent
+    (above every row) past the last row found, so it can be searched.
     """
 
     rows: torch.Tensor
