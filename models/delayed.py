@@ -10,8 +10,27 @@ it has taught `uses` clicks, or when its slot comes round again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Later clicks on kept sets: each set's features and valid slots, the clicked column.
+
+    `positive` is the clicked item's column in its set (`-1`: not one of its
+    candidates); `events` indexes the clicks used; `ages` counts, per click, the
+    clicks its set has been labelled by so far, this one included (1: the first
+    click after the set was kept).
+    """
+
+    features: torch.Tensor
+    valid: torch.Tensor
+    positive: torch.Tensor
+    events: torch.Tensor
+    ages: torch.Tensor
 
 
 class DelayedSets:
@@ -40,14 +59,8 @@ class DelayedSets:
         """Sets held."""
         return len(self._slot_of)
 
-    def labelled(
-        self, user_rows: np.ndarray, clicked: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """`(features, valid, positive, events)` of clicks whose user has an earlier set.
-
-        `positive` is the clicked item's column in that set (`-1` where it is not one
-        of its candidates); `events` indexes the clicks used. None when no click has one.
-        """
+    def labelled(self, user_rows: np.ndarray, clicked: torch.Tensor) -> Labels | None:
+        """The `Labels` of clicks whose user has an earlier set; None when no click has one."""
         if self.rows is None or self.features is None:
             return None
         slots = np.array([self._slot_of.get(int(u), -1) for u in user_rows], dtype=np.int64)
@@ -55,6 +68,7 @@ class DelayedSets:
         if events.size == 0:
             return None
         used = slots[events]
+        ages = self.uses - self._left[used] + 1 + _earlier_repeats(used)
         np.subtract.at(self._left, used, 1)
         for slot in np.unique(used[self._left[used] <= 0]):  # spent: free for a fresh set
             self._free(int(slot))
@@ -63,7 +77,8 @@ class DelayedSets:
         picked = torch.from_numpy(events).to(clicked.device)
         hit = rows == clicked[picked].unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
-        return self.features[index].float(), rows >= 0, positive, picked
+        found = torch.from_numpy(ages).to(self.device)
+        return Labels(self.features[index].float(), rows >= 0, positive, picked, found)
 
     def store(self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor) -> None:
         """Keep the candidate sets of users who hold none yet, in the next slots of the ring."""
@@ -99,3 +114,14 @@ class DelayedSets:
         if owner >= 0 and self._slot_of.get(owner) == slot:
             del self._slot_of[owner]
         self._owner[slot] = -1
+
+
+def _earlier_repeats(values: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions hold the same value."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, values.size])
+    repeats = np.empty_like(values)
+    repeats[order] = np.arange(values.size) - np.repeat(starts, sizes)
+    return repeats

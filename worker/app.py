@@ -130,6 +130,7 @@ def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
         idle_after_s=c.idle_after_s,
         idle_popular_share=c.idle_popular_share,
         taste_share=c.taste_share,
+        taste_learned=c.taste_learned,
         sources=c.sources,
         drop=c.ranker_drop,
         ranker=RankerConfig(

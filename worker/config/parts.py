@@ -111,6 +111,7 @@ class CandidateSettings(BaseSettings):
     idle_after_s: float = Field(default=3600.0, ge=0, le=1e9, allow_inf_nan=False)
     idle_popular_share: float = Field(default=0.4, ge=0, lt=1, allow_inf_nan=False)
     taste_share: float = Field(default=0.3, ge=0, lt=1, allow_inf_nan=False)
+    taste_learned: bool = True
 
     @field_validator("sources", "ranker_drop", mode="before")
     @classmethod

@@ -34,6 +34,12 @@ class StageConfig:
     # The share of each list's mixture given to the user's taste: the candidates' co-visit
     # scores, as `log((1 - t) p_ranker + t p_taste)` (`worker/engine/taste.py`); 0: none.
     taste_share: float = 0.3
+    # Learn the share from later clicks on earlier candidate sets (online EM, `models.mixture`),
+    # starting at `taste_share`; False: the share stays as set. Only clicks at least
+    # `taste_lag` clicks after their set was kept teach it: the next few are the ranker's
+    # (synthetic streams: long-horizon HR@10 up 0.1-0.4 % against every later click).
+    taste_learned: bool = True
+    taste_lag: int = 5
     scales: tuple[float, ...] = (0.1, 1.0, math.inf)  # trending time constants / popularity_tau
     train_events: int = 64  # clicks per batch the ranker learns from (sampled evenly; the replay
     # holds the last 4,096, so a small sample per batch still steps on 512)
@@ -64,6 +70,8 @@ class StageConfig:
             raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
         if not 0 <= self.taste_share < 1:
             raise ValueError(f"taste_share must be in [0, 1), got {self.taste_share}")
+        if self.taste_lag < 0:
+            raise ValueError(f"taste_lag must be >= 0, got {self.taste_lag}")
         if self.idle_after_s < 0 or not 0 <= self.idle_popular_share < 1:
             raise ValueError("idle_after_s must be >= 0 and idle_popular_share in [0, 1)")
 

@@ -18,18 +18,25 @@ import math
 import torch
 
 
-def mix_taste(
-    scores: torch.Tensor, covisit: torch.Tensor, valid: torch.Tensor, share: float
-) -> torch.Tensor:
-    """`[users, n]` log-scores mixed with `log(covisit / row total)` at `share`.
+def taste_log_p(covisit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """`[users, n]` log of each candidate's share of its user's co-visit score (-inf: none).
 
-    `scores` are log-probabilities over each user's candidates, `covisit` their
-    co-visit scores (>= 0; 0 where no recent click co-visits the item).
+    `covisit` are the candidates' co-visit scores (>= 0; 0 where no recent click
+    co-visits the item). A user whose clicks co-visit nothing has a row of -inf.
     """
-    if share <= 0:
-        return scores
     held = (covisit > 0) & valid
     taste = covisit.clamp(min=1e-30).log().masked_fill(~held, -math.inf)
-    taste = torch.log_softmax(taste, 1)
-    mixed = torch.logaddexp(scores + math.log1p(-share), taste + math.log(share))
-    return torch.where(held.any(1, keepdim=True), mixed, scores)
+    return torch.log_softmax(taste, 1).nan_to_num(nan=-math.inf)
+
+
+def mix_taste(
+    scores: torch.Tensor, taste: torch.Tensor, share: float | torch.Tensor
+) -> torch.Tensor:
+    """`[users, n]` log-scores mixed with `taste` (`taste_log_p`) at `share`.
+
+    `scores` are log-probabilities over each user's candidates; a user without a
+    taste keeps them as they are.
+    """
+    share = torch.as_tensor(share, dtype=scores.dtype, device=scores.device)
+    mixed = torch.logaddexp(scores + torch.log1p(-share), taste + torch.log(share))
+    return torch.where(torch.isfinite(taste).any(1, keepdim=True), mixed, scores)

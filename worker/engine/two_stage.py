@@ -29,15 +29,16 @@ from index.candidates.vector import VectorSource
 from index.exclusion import top_k_excluding
 from index.knn import row_scores
 from models.covisit import CoVisitation
-from models.delayed import DelayedSets
+from models.delayed import DelayedSets, Labels
 from models.learner import OnlineLearner
+from models.mixture import MixtureWeight
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
 from models.trending import Trending
 from worker.engine.between_sessions import mix_popular
 from worker.engine.candidate_names import SOURCES
 from worker.engine.stage_config import StageConfig
-from worker.engine.taste import mix_taste
+from worker.engine.taste import mix_taste, taste_log_p
 
 # Users ranked at a time: bounds the rank's temporaries (about 30 kB a user) to ~30 MB on a
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
@@ -119,6 +120,9 @@ class TwoStage:
         # the user's taste: the co-visit score, looked up for every candidate
         taste = "covisit_score" in self.names and cfg.taste_share > 0
         self.taste_column = self.names.index("covisit_score") if taste else None
+        # its share, learned from later clicks on earlier candidate sets (`DelayedSets`)
+        self.taste = MixtureWeight(cfg.taste_share, self.device)
+        self.learns_taste = self.taste_column is not None and cfg.taste_learned
         self.source_start = len(self.names) - sum(
             4 if isinstance(source, NeighbourSource) else 2 for source in self.sources
         )
@@ -202,10 +206,12 @@ class TwoStage:
         hit = candidates.rows == clicked.unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
         stats = self.ranker.fit(candidates.features, candidates.valid, positive)
-        if self.config.next_weight < 1:
-            if (earlier := self.delayed.labelled(user_rows, clicked)) is not None:
-                features, valid, later, _ = earlier
-                self.later.fit(features, valid, later)
+        if self.config.next_weight < 1 or self.learns_taste:
+            if (later := self.delayed.labelled(user_rows, clicked)) is not None:
+                if self.learns_taste:
+                    self._learn_taste(later)
+                if self.config.next_weight < 1:
+                    self.later.fit(later.features, later.valid, later.positive)
             self.delayed.store(user_rows, candidates.rows, candidates.features)
         self.last_fit = stats
         return stats
@@ -229,24 +235,44 @@ class TwoStage:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def score(self, candidates: Candidates) -> torch.Tensor:
-        """Both heads' softmax over each user's candidates, mixed: `log(a p_next + (1-a) p_later)`.
+    def _learn_taste(self, later: Labels) -> None:
+        """Fold later clicks on earlier candidate sets into the taste's share (online EM).
+
+        The share serves lists read later, so it learns from clicks that came at least
+        `taste_lag` clicks after their set was built (the next few are the ranker's),
+        scored by the heads as they stand.
+        """
+        assert self.taste_column is not None  # noqa: S101 (learns_taste implies it)
+        features, valid = later.features, later.valid
+        taste = taste_log_p(features[:, :, self.taste_column], valid)
+        positive = later.positive.masked_fill(later.ages <= self.config.taste_lag, -1)
+        self.taste.learn(self._heads(features, valid), taste, positive)
+
+    def _heads(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Both heads' log-softmax over each user's candidates: `log(a p_next + (1-a) p_later)`.
 
         A list serves whoever reads it next, soon or much later; `a` is `next_weight`.
-        The user's taste is mixed in (`taste.mix_taste`), and an idle user's list then
-        takes in popularity (`between_sessions.mix_popular`).
         """
         weight = self.config.next_weight
-        features, valid = candidates.features, candidates.valid
         nearby = torch.log_softmax(self.ranker.score(features).masked_fill(~valid, -torch.inf), 1)
         if weight < 1:
             later = self.later.score(features).masked_fill(~valid, -torch.inf)
             nearby = torch.logaddexp(
                 nearby + math.log(weight), torch.log_softmax(later, 1) + math.log1p(-weight)
             )
+        return nearby
+
+    def score(self, candidates: Candidates) -> torch.Tensor:
+        """The heads' log-probabilities (`_heads`), the user's taste mixed in, then popularity.
+
+        The taste enters at its learned share (`taste.mix_taste`), and an idle user's
+        list then takes in popularity (`between_sessions.mix_popular`).
+        """
+        features, valid = candidates.features, candidates.valid
+        nearby = self._heads(features, valid)
         if self.taste_column is not None:
-            taste = features[:, :, self.taste_column]
-            nearby = mix_taste(nearby, taste, valid, self.config.taste_share)
+            taste = taste_log_p(features[:, :, self.taste_column], valid)
+            nearby = mix_taste(nearby, taste, self.taste.value)
         popular = features[:, :, self.popular_column]
         return mix_popular(nearby, popular, valid, candidates.idle, self.config)
 
@@ -419,6 +445,7 @@ class TwoStage:
         state: StateDict = {"events": self.events, "time": self.time}
         state |= prefixed("trending", self.trending.state_dict(self.learner.items.extent))
         state |= prefixed("later", self.later.state_dict())
+        state |= prefixed("taste", self.taste.state_dict())
         return state | prefixed("ranker", self.ranker.state_dict())
 
     def load_state_dict(self, state: StateDict) -> None:
@@ -430,6 +457,8 @@ class TwoStage:
             self.ranker.load_state_dict(ranker)
         if later := part(state, "later"):
             self.later.load_state_dict(later)
+        if taste := part(state, "taste"):
+            self.taste.load_state_dict(taste)
         events = state.get("events")
         self.events = float(events) if isinstance(events, int | float) else 0.0
         stamp = state.get("time")

@@ -132,11 +132,12 @@ class Accounting:
         )
 
     def model(self, engine: Engine) -> None:
-        """The model's gauges: rows, the index's age, the ranker's candidate recall."""
+        """The model's gauges: rows, the index's age, the ranker's recall, the taste share."""
         metrics, learner = self.metrics, engine.learner
         fit = engine.stages.last_fit
         if fit is not None and fit.events:
             metrics.candidate_recall.set(float(fit.covered) / fit.events)
+        metrics.taste_share.set(float(engine.stages.taste.value))
         metrics.index_built_at.set(engine.index.built_at)
         metrics.users.set(len(learner.users))
         metrics.items.set(len(learner.items))

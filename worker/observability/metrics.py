@@ -82,6 +82,11 @@ class WorkerMetrics:
             "Share of the last batch's sampled clicks whose item was among its user's candidates",
             registry=r,
         )
+        self.taste_share = Gauge(
+            "recstream_taste_share",
+            "The user's taste's share of every list score, as learned from later clicks",
+            registry=r,
+        )
         self.index_built_at = Gauge(
             "recstream_index_built_timestamp_seconds",
             "When the index was made current",

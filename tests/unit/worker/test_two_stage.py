@@ -227,13 +227,27 @@ def test_a_later_click_labels_the_candidate_set_its_user_had_before() -> None:
     assert len(store) == 2
     found = store.labelled(np.array([11, 12, 10]), torch.tensor([4, 9, 9]))
     assert found is not None
-    kept, valid, positive, events = found
-    assert events.tolist() == [0, 2]  # user 12 had no set
-    assert positive.tolist() == [3, -1]  # 4 is user 11's fourth candidate; 9 was not user 10's
-    torch.testing.assert_close(kept[0], features[1])
-    assert valid[1].tolist() == [True, True, True, False]
-    store.labelled(np.array([11]), torch.tensor([1]))  # user 11's second use: spent
+    assert found.events.tolist() == [0, 2]  # user 12 had no set
+    # 4 is user 11's fourth candidate; 9 was not user 10's
+    assert found.positive.tolist() == [3, -1]
+    torch.testing.assert_close(found.features[0], features[1])
+    assert found.valid[1].tolist() == [True, True, True, False]
+    assert found.ages.tolist() == [1, 1]  # each set's first later click
+    again = store.labelled(np.array([11]), torch.tensor([1]))  # user 11's second use: spent
+    assert again is not None
+    assert again.ages.tolist() == [2]
     assert len(store) == 1
+
+
+def test_two_later_clicks_in_one_batch_are_told_apart_by_age() -> None:
+    """A user's three clicks in one batch are the set's first, second and third later clicks."""
+    from models.delayed import DelayedSets
+
+    store = DelayedSets(slots=4, uses=5, device=torch.device("cpu"), per_batch=4)
+    store.store(np.array([10, 11]), torch.tensor([[5, 6], [1, 2]]), torch.zeros(2, 2, 3))
+    found = store.labelled(np.array([10, 11, 10, 10]), torch.tensor([5, 1, 6, 7]))
+    assert found is not None
+    assert found.ages.tolist() == [1, 1, 2, 3]
 
 
 def test_the_mixed_heads_rank_and_learn(device: torch.device) -> None:
@@ -395,16 +409,16 @@ def test_every_candidate_carries_the_co_visit_score_whichever_source_proposed_it
 
 def test_the_taste_mix_lifts_what_the_recent_clicks_agree_on() -> None:
     """Ranked alone, the ranker's favourite leads; mixed, the item every recent click co-visits."""
-    from worker.engine.taste import mix_taste
+    from worker.engine.taste import mix_taste, taste_log_p
 
     scores = torch.log_softmax(torch.tensor([[4.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]]), 1)
     covisit = torch.tensor([[0.0, 9.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    valid = torch.ones(2, 4, dtype=torch.bool)
-    mixed = mix_taste(scores, covisit, valid, 0.6)
+    taste = taste_log_p(covisit, torch.ones(2, 4, dtype=torch.bool))
+    mixed = mix_taste(scores, taste, 0.6)
     assert int(mixed[0].argmax()) == 1
     assert float(mixed[0, 3]) < float(mixed[0, 2])  # co-visited by nothing: the ranker's share only
     torch.testing.assert_close(mixed[1], scores[1])  # no co-visits: the ranker's order as it was
-    torch.testing.assert_close(mix_taste(scores, covisit, valid, 0.0), scores)
+    torch.testing.assert_close(mix_taste(scores, taste, 0.0), scores)
 
 
 def test_a_clicks_co_visits_are_normalised_by_their_total() -> None:
@@ -432,3 +446,43 @@ def test_a_clicks_co_visits_are_normalised_by_their_total() -> None:
     fair_x, fair_y = scores(1.0)
     assert raw_x > 3 * raw_y  # counts: the popular click dominates
     assert fair_x < 1.5 * fair_y  # shares of each click's total: comparable
+
+
+def _taste_engine(learned: bool) -> Engine:
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16),
+        torch.device("cpu"),
+        SeenHistory(64, torch.device("cpu")),
+    )
+    config = StageConfig(**SMALL, sources=("vector", "covisit"), taste_learned=learned)
+    return Engine(learner, ExactIndex(), 3, stages=config)
+
+
+def _two_groups(engine: Engine, batches: int) -> None:
+    """Two groups of users, each clicking its own items in turn: later clicks co-visit earlier."""
+    for step in range(batches):
+        users = [f"u{n}" for n in range(12)]
+        items = [f"g{n % 2}-{(step + n) % 9}" for n in range(12)]
+        _learn(engine, users, items, ts=float(step))
+        engine.train_ranker()
+
+
+def test_the_taste_share_learns_from_later_clicks_and_round_trips() -> None:
+    """Later clicks on earlier candidate sets move the share; a new worker restores it."""
+    engine = _taste_engine(learned=True)
+    _two_groups(engine, 30)
+    taste = engine.stages.taste
+    assert float(taste.labels) > 0
+    assert abs(float(taste.value) - 0.3) > 1e-3
+    restored = _taste_engine(learned=True)
+    restored.stages.load_state_dict(engine.stages.state_dict())
+    torch.testing.assert_close(restored.stages.taste.value, taste.value)
+
+
+def test_a_fixed_taste_share_stays_as_set() -> None:
+    """`taste_learned=False`: the share and the delayed store stay as they started."""
+    engine = _taste_engine(learned=False)
+    _two_groups(engine, 30)
+    assert float(engine.stages.taste.labels) == 0
+    assert float(engine.stages.taste.value) == pytest.approx(0.3)
+    assert len(engine.stages.delayed) == 0  # nothing kept for it (the later head is off)
