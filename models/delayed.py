@@ -72,13 +72,24 @@ class DelayedSets:
         np.subtract.at(self._left, used, 1)
         for slot in np.unique(used[self._left[used] <= 0]):  # spent: free for a fresh set
             self._free(int(slot))
-        index = torch.from_numpy(used).to(self.device)
+        # slots, ages and click positions go up as one copy
+        index, found, picked = torch.from_numpy(np.stack([used, ages, events])).to(self.device)
         rows = self.rows[index]
-        picked = torch.from_numpy(events).to(clicked.device)
-        hit = rows == clicked[picked].unsqueeze(1)
+        hit = rows == clicked[picked.to(clicked.device)].unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
-        found = torch.from_numpy(ages).to(self.device)
         return Labels(self.features[index].float(), rows >= 0, positive, picked, found)
+
+    def forget_users(self, user_rows: np.ndarray) -> None:
+        """Rows handed to new users: their earlier owners' sets are not theirs."""
+        for user in user_rows.tolist():
+            if (slot := self._slot_of.get(int(user))) is not None:
+                self._free(slot)
+
+    def forget_items(self, item_rows: torch.Tensor) -> None:
+        """Rows handed to new items: a kept set's old item there is no longer a candidate."""
+        if self.rows is not None and item_rows.numel():
+            gone = torch.isin(self.rows, item_rows.to(self.device))
+            self.rows.masked_fill_(gone, -1)
 
     def store(self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor) -> None:
         """Keep the candidate sets of users who hold none yet, in the next slots of the ring."""

@@ -12,8 +12,6 @@ device: no step reads a value back.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from models.state import StateDict, number
@@ -37,12 +35,12 @@ class MixtureWeight:
         """
         if not 0 <= start < 1:
             raise ValueError(f"a mixture weight must be in [0, 1), got {start}")
-        self.start, self.most, self.prior = start, most, prior
-        self.decay = math.exp(-1.0 / memory)
+        self.start, self.most, self.prior = min(start, most), most, prior
+        self.log_decay = -1.0 / memory  # per label
         self.device = device
         self.responsible = torch.zeros((), device=device)  # decayed sum of responsibilities
         self.labels = torch.zeros((), device=device)  # decayed count of labels
-        self.value = torch.tensor(start, device=device)
+        self.value = torch.tensor(self.start, device=device)
 
     def learn(self, first: torch.Tensor, second: torch.Tensor, positive: torch.Tensor) -> None:
         """Fold in labelled clicks: each row's log-probabilities over its candidates.
@@ -60,7 +58,7 @@ class MixtureWeight:
             mixed = torch.logaddexp(a + torch.log1p(-t), mine)
             responsibility = torch.exp(mine - mixed).nan_to_num(0.0) * counted
             n = counted.sum()
-            keep = torch.pow(torch.tensor(self.decay, device=self.device), n)
+            keep = torch.exp(n * self.log_decay)  # a host scalar copied up would wait on a device
             self.responsible.mul_(keep).add_(responsibility.sum())
             self.labels.mul_(keep).add_(n)
             self._update()
@@ -77,4 +75,14 @@ class MixtureWeight:
         """Restore `state_dict()` output."""
         self.responsible.fill_(number(state, "responsible"))
         self.labels.fill_(number(state, "labels"))
+        self._update()
+
+    def shared(self) -> dict[str, torch.Tensor]:
+        """The decayed sums as 0-dim host tensors, for other workers (`blend`)."""
+        return {"responsible": self.responsible.cpu(), "labels": self.labels.cpu()}
+
+    def blend(self, other: dict[str, torch.Tensor]) -> None:
+        """Average another worker's sums into this one's: the share pools both workers' labels."""
+        self.responsible.add_(other["responsible"].to(self.device)).mul_(0.5)
+        self.labels.add_(other["labels"].to(self.device)).mul_(0.5)
         self._update()

@@ -247,6 +247,7 @@ class Engine:
         reused_users = torch.from_numpy(admitted.reused_users).to(device)
         reused_items = torch.from_numpy(admitted.reused_items).to(device)
         learner.reset_rows(reused_users, reused_items)  # and their seen history
+        self.stages.reset_users(admitted.reused_users)
         self.stages.reset_items(reused_items)
         freed = torch.from_numpy(admitted.freed_items).to(device)
         self._sync_free_items(freed, reused_items)

@@ -35,8 +35,8 @@ class StageConfig:
     # scores, as `log((1 - t) p_ranker + t p_taste)` (`worker/engine/taste.py`); 0: none.
     taste_share: float = 0.3
     # Learn the share from later clicks on earlier candidate sets (online EM, `models.mixture`),
-    # starting at `taste_share`; False: the share stays as set. Only clicks at least
-    # `taste_lag` clicks after their set was kept teach it: the next few are the ranker's
+    # starting at `taste_share`; False: the share stays as set. Only a user's studied clicks
+    # more than `taste_lag` after their set was kept teach it: the next few are the ranker's
     # (synthetic streams: long-horizon HR@10 up 0.1-0.4 % against every later click).
     taste_learned: bool = True
     taste_lag: int = 5
@@ -54,7 +54,7 @@ class StageConfig:
     idle_after_s: float = 3600.0
     idle_popular_share: float = 0.4
     idle_sharpness: float = 2.0
-    delayed_sets: int = 2048  # earlier candidate sets kept for the later head (DelayedSets)
+    delayed_sets: int = 2048  # earlier candidate sets kept for the later head and the taste share
     delayed_uses: int = 20  # later clicks each kept set teaches before it is replaced
     sources: tuple[str, ...] = SOURCES
     drop: tuple[str, ...] = ()  # feature groups zeroed (ablations)
@@ -70,8 +70,10 @@ class StageConfig:
             raise ValueError(f"unknown feature groups: {', '.join(sorted(unknown))}")
         if not 0 <= self.taste_share < 1:
             raise ValueError(f"taste_share must be in [0, 1), got {self.taste_share}")
-        if self.taste_lag < 0:
-            raise ValueError(f"taste_lag must be >= 0, got {self.taste_lag}")
+        if not 0 <= self.taste_lag < self.delayed_uses:
+            raise ValueError(
+                f"taste_lag must be in [0, delayed_uses={self.delayed_uses}), got {self.taste_lag}"
+            )
         if self.idle_after_s < 0 or not 0 <= self.idle_popular_share < 1:
             raise ValueError("idle_after_s must be >= 0 and idle_popular_share in [0, 1)")
 

@@ -26,7 +26,7 @@ def taste_log_p(covisit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """
     held = (covisit > 0) & valid
     taste = covisit.clamp(min=1e-30).log().masked_fill(~held, -math.inf)
-    return torch.log_softmax(taste, 1).nan_to_num(nan=-math.inf)
+    return torch.log_softmax(taste, 1).nan_to_num(nan=-math.inf, neginf=-math.inf)
 
 
 def mix_taste(

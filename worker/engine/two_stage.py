@@ -173,9 +173,14 @@ class TwoStage:
         self.trending.add(items, weights, now, self.learner.items.extent)
 
     def reset_items(self, rows: torch.Tensor) -> None:
-        """Rows handed to new items start with no clicks."""
+        """Rows handed to new items start with no clicks, in no kept candidate set."""
         self.trending.ensure_rows(self.learner.items.extent)
         self.trending.reset(rows)
+        self.delayed.forget_items(rows)
+
+    def reset_users(self, rows: np.ndarray) -> None:
+        """Rows handed to new users hold none of their earlier owners' kept candidate sets."""
+        self.delayed.forget_users(rows)
 
     def study(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:
         """Build a sample of clicks' candidates before they are learned; taught by `train`.
@@ -238,9 +243,9 @@ class TwoStage:
     def _learn_taste(self, later: Labels) -> None:
         """Fold later clicks on earlier candidate sets into the taste's share (online EM).
 
-        The share serves lists read later, so it learns from clicks that came at least
-        `taste_lag` clicks after their set was built (the next few are the ranker's),
-        scored by the heads as they stand.
+        The share serves lists read later, so it learns from clicks that came more than
+        `taste_lag` of the user's studied clicks after their set was kept (the next few
+        are the ranker's), scored by the heads as they stand.
         """
         assert self.taste_column is not None  # noqa: S101 (learns_taste implies it)
         features, valid = later.features, later.valid
@@ -440,7 +445,7 @@ class TwoStage:
     # -- state -----------------------------------------------------------------------------
 
     def state_dict(self) -> StateDict:
-        """The trending counts and the ranker (a pending lesson taught first), by prefix."""
+        """Trending counts, both heads and the taste's sums (a pending lesson taught first)."""
         self.train()
         state: StateDict = {"events": self.events, "time": self.time}
         state |= prefixed("trending", self.trending.state_dict(self.learner.items.extent))
@@ -457,7 +462,7 @@ class TwoStage:
             self.ranker.load_state_dict(ranker)
         if later := part(state, "later"):
             self.later.load_state_dict(later)
-        if taste := part(state, "taste"):
+        if (taste := part(state, "taste")) and self.learns_taste:  # else it stays as set
             self.taste.load_state_dict(taste)
         events = state.get("events")
         self.events = float(events) if isinstance(events, int | float) else 0.0

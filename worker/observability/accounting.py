@@ -137,7 +137,8 @@ class Accounting:
         fit = engine.stages.last_fit
         if fit is not None and fit.events:
             metrics.candidate_recall.set(float(fit.covered) / fit.events)
-        metrics.taste_share.set(float(engine.stages.taste.value))
+        stages = engine.stages
+        metrics.taste_share.set(float(stages.taste.value) if stages.taste_column is not None else 0)
         metrics.index_built_at.set(engine.index.built_at)
         metrics.users.set(len(learner.users))
         metrics.items.set(len(learner.items))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 
 from index.exact import ExactIndex
@@ -177,7 +178,7 @@ def test_feed_records_of_pairs_stay_under_half_a_megabyte_with_the_longest_ids()
 
 
 def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
-    """Each worker sends its ranker; the other averages it into its own, exactly."""
+    """Each worker sends its ranker and taste share's sums; the other averages them in, exactly."""
     from worker.scaleout.codec import RankerChunk
 
     a, b = _engine(), _engine()
@@ -186,6 +187,10 @@ def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
     scale_b = _scale_of(b, feed_b)
     _feed(a, scale_a, [("u1", "a"), ("u2", "b")])
     _feed(a, scale_a, [("u1", "c"), ("u2", "a"), ("u3", "b")])  # a's ranker learns
+    a.stages.taste.responsible.fill_(30.0)
+    a.stages.taste.labels.fill_(100.0)
+    b.stages.taste.responsible.fill_(10.0)
+    b.stages.taste.labels.fill_(300.0)
     scale_a.tick()
     chunks = [decode_feed(v) for v in out_a.sent]
     sent = [c for c in chunks if isinstance(c, RankerChunk)]
@@ -196,6 +201,8 @@ def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
     feed_b.values = list(out_a.sent)
     scale_b.tick()
     torch.testing.assert_close(b.stages.ranker.linear.detach(), (theirs + mine) / 2)
+    assert float(b.stages.taste.responsible) == pytest.approx(20.0)
+    assert float(b.stages.taste.labels) == pytest.approx(200.0)
 
 
 def _scale_of(engine: Engine, feed: _Feed) -> ScaleOut:

@@ -480,9 +480,28 @@ def test_the_taste_share_learns_from_later_clicks_and_round_trips() -> None:
 
 
 def test_a_fixed_taste_share_stays_as_set() -> None:
-    """`taste_learned=False`: the share and the delayed store stay as they started."""
+    """`taste_learned=False`: the share stays as set, even restored from a learned state."""
     engine = _taste_engine(learned=False)
     _two_groups(engine, 30)
     assert float(engine.stages.taste.labels) == 0
     assert float(engine.stages.taste.value) == pytest.approx(0.3)
     assert len(engine.stages.delayed) == 0  # nothing kept for it (the later head is off)
+    learned = _taste_engine(learned=True)
+    _two_groups(learned, 30)
+    engine.stages.load_state_dict(learned.stages.state_dict())
+    assert float(engine.stages.taste.value) == pytest.approx(0.3)
+
+
+def test_kept_sets_forget_rows_handed_to_new_users_and_items() -> None:
+    """A reused user row holds no earlier owner's set; a reused item row is no candidate."""
+    from models.delayed import DelayedSets
+
+    store = DelayedSets(slots=4, uses=5, device=torch.device("cpu"), per_batch=4)
+    store.store(np.array([10, 11]), torch.tensor([[5, 6], [1, 2]]), torch.zeros(2, 2, 3))
+    store.forget_users(np.array([10]))
+    store.forget_items(torch.tensor([2]))
+    found = store.labelled(np.array([10, 11]), torch.tensor([5, 2]))
+    assert found is not None
+    assert found.events.tolist() == [1]  # user row 10's set was its earlier owner's
+    assert found.positive.tolist() == [-1]  # item row 2 now names another item
+    assert found.valid[0].tolist() == [True, False]
