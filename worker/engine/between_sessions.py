@@ -16,6 +16,7 @@ import numpy.typing as npt
 import torch
 
 from models.idmap import IdMap
+from worker.engine.mix import mix
 from worker.engine.stage_config import StageConfig
 
 SCANS = 60  # scans for users falling idle per idle time (an hour: once a minute)
@@ -38,8 +39,9 @@ def mix_popular(
     if config.idle_after_s <= 0 or share <= 0:
         return scores
     popular = torch.log_softmax((popular * config.idle_sharpness).masked_fill(~valid, -math.inf), 1)
-    mixed = torch.logaddexp(scores + math.log1p(-share), popular + math.log(share))
-    return torch.where((idle >= config.idle_after_s).unsqueeze(1), mixed, scores)
+    return torch.where(
+        (idle >= config.idle_after_s).unsqueeze(1), mix(scores, popular, share), scores
+    )
 
 
 class RestingUsers:

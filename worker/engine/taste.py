@@ -5,10 +5,10 @@ list read later is better served by the items the user's recent clicks agree on
 (docs/accuracy.md, "The user's taste in every list": on the genres stream the
 long-horizon HR@10 rose from 0.7832 to 0.8027, item-kNN's being 0.8004, for
 1.6 % of the next click's).
-So every list is scored `log((1 - t) p_ranker + t p_taste)`, `p_taste` each
-candidate's share of the user's co-visit score. A mixture, not slots: the list
-is still the top-K of one score, and a user whose clicks co-visit nothing keeps
-the ranker's order.
+So every list is scored `log((1 - t) p_ranker + t p_taste)` (`mix.mix`), `p_taste`
+each candidate's share of the user's co-visit score, and `t` learned from the
+stream (`models.mixture`). A user whose clicks co-visit nothing keeps the
+ranker's order.
 """
 
 from __future__ import annotations
@@ -27,16 +27,3 @@ def taste_log_p(covisit: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     held = (covisit > 0) & valid
     taste = covisit.clamp(min=1e-30).log().masked_fill(~held, -math.inf)
     return torch.log_softmax(taste, 1).nan_to_num(nan=-math.inf, neginf=-math.inf)
-
-
-def mix_taste(
-    scores: torch.Tensor, taste: torch.Tensor, share: float | torch.Tensor
-) -> torch.Tensor:
-    """`[users, n]` log-scores mixed with `taste` (`taste_log_p`) at `share`.
-
-    `scores` are log-probabilities over each user's candidates; a user without a
-    taste keeps them as they are.
-    """
-    share = torch.as_tensor(share, dtype=scores.dtype, device=scores.device)
-    mixed = torch.logaddexp(scores + torch.log1p(-share), taste + torch.log(share))
-    return torch.where(torch.isfinite(taste).any(1, keepdim=True), mixed, scores)

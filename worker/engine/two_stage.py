@@ -37,8 +37,9 @@ from models.state import StateDict, part, prefixed
 from models.trending import Trending
 from worker.engine.between_sessions import mix_popular
 from worker.engine.candidate_names import SOURCES
+from worker.engine.mix import mix
 from worker.engine.stage_config import StageConfig
-from worker.engine.taste import mix_taste, taste_log_p
+from worker.engine.taste import taste_log_p
 
 # Users ranked at a time: bounds the rank's temporaries (about 30 kB a user) to ~30 MB on a
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
@@ -270,14 +271,14 @@ class TwoStage:
     def score(self, candidates: Candidates) -> torch.Tensor:
         """The heads' log-probabilities (`_heads`), the user's taste mixed in, then popularity.
 
-        The taste enters at its learned share (`taste.mix_taste`), and an idle user's
-        list then takes in popularity (`between_sessions.mix_popular`).
+        The taste enters at its learned share (`mix.mix`), and an idle user's list
+        then takes in popularity (`between_sessions.mix_popular`).
         """
         features, valid = candidates.features, candidates.valid
         nearby = self._heads(features, valid)
         if self.taste_column is not None:
             taste = taste_log_p(features[:, :, self.taste_column], valid)
-            nearby = mix_taste(nearby, taste, self.taste.value)
+            nearby = mix(nearby, taste, self.taste.value)
         popular = features[:, :, self.popular_column]
         return mix_popular(nearby, popular, valid, candidates.idle, self.config)
 

@@ -409,16 +409,17 @@ def test_every_candidate_carries_the_co_visit_score_whichever_source_proposed_it
 
 def test_the_taste_mix_lifts_what_the_recent_clicks_agree_on() -> None:
     """Ranked alone, the ranker's favourite leads; mixed, the item every recent click co-visits."""
-    from worker.engine.taste import mix_taste, taste_log_p
+    from worker.engine.mix import mix
+    from worker.engine.taste import taste_log_p
 
     scores = torch.log_softmax(torch.tensor([[4.0, 0.0, 0.0, 0.0], [1.0, 2.0, 3.0, 4.0]]), 1)
     covisit = torch.tensor([[0.0, 9.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
     taste = taste_log_p(covisit, torch.ones(2, 4, dtype=torch.bool))
-    mixed = mix_taste(scores, taste, 0.6)
+    mixed = mix(scores, taste, 0.6)
     assert int(mixed[0].argmax()) == 1
     assert float(mixed[0, 3]) < float(mixed[0, 2])  # co-visited by nothing: the ranker's share only
     torch.testing.assert_close(mixed[1], scores[1])  # no co-visits: the ranker's order as it was
-    torch.testing.assert_close(mix_taste(scores, taste, 0.0), scores)
+    torch.testing.assert_close(mix(scores, taste, 0.0), scores)
 
 
 def test_a_clicks_co_visits_are_normalised_by_their_total() -> None:
