@@ -59,8 +59,14 @@ class DelayedSets:
         """Sets held."""
         return len(self._slot_of)
 
-    def labelled(self, user_rows: np.ndarray, clicked: torch.Tensor) -> Labels | None:
-        """The `Labels` of clicks whose user has an earlier set; None when no click has one."""
+    def labelled(
+        self, user_rows: np.ndarray, clicked: torch.Tensor, min_age: int = 0
+    ) -> Labels | None:
+        """The `Labels` of clicks whose user has an earlier set; None when no click has one.
+
+        Clicks younger than `min_age` (their set's first clicks) still use the set up,
+        but are not returned: what only later clicks teach need not gather the rest.
+        """
         if self.rows is None or self.features is None:
             return None
         slots = np.array([self._slot_of.get(int(u), -1) for u in user_rows], dtype=np.int64)
@@ -72,6 +78,11 @@ class DelayedSets:
         np.subtract.at(self._left, used, 1)
         for slot in np.unique(used[self._left[used] <= 0]):  # spent: free for a fresh set
             self._free(int(slot))
+        if min_age > 1:
+            old = ages >= min_age
+            if not old.any():
+                return None
+            used, ages, events = used[old], ages[old], events[old]
         # slots, ages and click positions go up as one copy
         index, found, picked = torch.from_numpy(np.stack([used, ages, events])).to(self.device)
         rows = self.rows[index]

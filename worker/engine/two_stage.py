@@ -213,7 +213,9 @@ class TwoStage:
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
         stats = self.ranker.fit(candidates.features, candidates.valid, positive)
         if self.config.next_weight < 1 or self.learns_taste:
-            if (later := self.delayed.labelled(user_rows, clicked)) is not None:
+            # only the later head learns from a set's first clicks
+            young = 0 if self.config.next_weight < 1 else self.config.taste_lag + 1
+            if (later := self.delayed.labelled(user_rows, clicked, young)) is not None:
                 if self.learns_taste:
                     self._learn_taste(later)
                 if self.config.next_weight < 1:

@@ -506,3 +506,17 @@ def test_kept_sets_forget_rows_handed_to_new_users_and_items() -> None:
     assert found.events.tolist() == [1]  # user row 10's set was its earlier owner's
     assert found.positive.tolist() == [-1]  # item row 2 now names another item
     assert found.valid[0].tolist() == [True, False]
+
+
+def test_labels_younger_than_asked_use_their_set_up_but_are_not_returned() -> None:
+    """`min_age`: a set's first clicks count against its uses, and only older ones come back."""
+    from models.delayed import DelayedSets
+
+    store = DelayedSets(slots=4, uses=3, device=torch.device("cpu"), per_batch=4)
+    store.store(np.array([10]), torch.tensor([[5, 6]]), torch.zeros(1, 2, 3))
+    assert store.labelled(np.array([10, 10]), torch.tensor([5, 6]), min_age=3) is None
+    found = store.labelled(np.array([10]), torch.tensor([6]), min_age=3)
+    assert found is not None
+    assert found.ages.tolist() == [3]
+    assert found.positive.tolist() == [1]
+    assert len(store) == 0  # its third use spent it
