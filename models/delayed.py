@@ -5,7 +5,10 @@ the next click but any later one. To learn that, a bounded store keeps, for a
 sample of users, the candidate set (rows and features) they had at some batch;
 each later click of theirs on one of those candidates is a positive for that
 old set. The store is a fixed ring of `slots` sets: an entry is replaced once
-it has taught `uses` clicks, or when its slot comes round again.
+it has taught `uses` clicks, or when its slot comes round again and it is at
+least `min_age_s` old. Without that floor a ring refilled every batch turns
+over in about a second at 1k events/s, before most users click again, and
+then teaches almost nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +39,19 @@ class Labels:
 class DelayedSets:
     """A ring of `slots` users' earlier candidate sets, looked up by user row."""
 
-    def __init__(self, slots: int, uses: int, device: torch.device, per_batch: int = 0) -> None:
+    def __init__(
+        self,
+        slots: int,
+        uses: int,
+        device: torch.device,
+        per_batch: int = 0,
+        min_age_s: float = 0.0,
+    ) -> None:
         """Room for `slots` sets; each teaches at most `uses` later clicks.
 
         At most `per_batch` new sets are kept per batch (default `slots // 32`), so the
-        ring holds sets of many ages.
+        ring holds sets of many ages; a set is replaced before it is spent only once
+        it is `min_age_s` old (by the clock `store` is given).
         """
         if slots < 1 or uses < 1:
             raise ValueError(f"slots and uses must be >= 1, got {slots}, {uses}")
@@ -51,6 +62,8 @@ class DelayedSets:
         self.features: torch.Tensor | None = None  # [slots, width, features] (float16)
         self._owner = np.full(slots, -1, dtype=np.int64)
         self._left = np.zeros(slots, dtype=np.int64)
+        self._kept_at = np.zeros(slots, dtype=np.float64)
+        self.min_age_s = min_age_s
         self._slot_of: dict[int, int] = {}
         self._next = 0
         self.per_batch = per_batch or max(1, slots // 32)
@@ -102,8 +115,10 @@ class DelayedSets:
             gone = torch.isin(self.rows, item_rows.to(self.device))
             self.rows.masked_fill_(gone, -1)
 
-    def store(self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor) -> None:
-        """Keep the candidate sets of users who hold none yet, in the next slots of the ring."""
+    def store(
+        self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor, now: float = 0.0
+    ) -> None:
+        """Keep the sets of users who hold none yet, in the next slots free or old enough."""
         if self.rows is None or self.rows.shape[1] != rows.shape[1]:
             self.rows = torch.full((self.slots, rows.shape[1]), -1, device=self.device)
             self.features = torch.zeros(
@@ -116,15 +131,18 @@ class DelayedSets:
         for n, user in enumerate(user_rows.tolist()):
             if user not in self._slot_of:
                 first.setdefault(user, n)
-        fresh = list(first.values())[: self.per_batch]
+        ring = (np.arange(self.slots) + self._next) % self.slots
+        open_ = (self._owner[ring] < 0) | (self._kept_at[ring] <= now - self.min_age_s)
+        slots = ring[open_][: min(self.per_batch, len(first))].tolist()
+        fresh = list(first.values())[: len(slots)]
         if not fresh:
             return
-        slots = [(self._next + n) % self.slots for n in range(len(fresh))]
-        self._next = (self._next + len(fresh)) % self.slots
+        self._next = (slots[-1] + 1) % self.slots
         for slot, n in zip(slots, fresh, strict=True):
             self._free(slot)
             user = int(user_rows[n])
             self._owner[slot], self._left[slot] = user, self.uses
+            self._kept_at[slot] = now
             self._slot_of[user] = slot
         at = torch.tensor(slots, device=self.device)
         take = torch.tensor(fresh, device=rows.device)

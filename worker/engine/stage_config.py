@@ -56,6 +56,8 @@ class StageConfig:
     idle_sharpness: float = 2.0
     delayed_sets: int = 2048  # earlier candidate sets kept for the later head and the taste share
     delayed_uses: int = 20  # later clicks each kept set teaches before it is replaced
+    # ... or, unspent, once it is this old (s, batch clock): a session's later clicks reach it
+    delayed_min_s: float = 900.0
     sources: tuple[str, ...] = SOURCES
     drop: tuple[str, ...] = ()  # feature groups zeroed (ablations)
     ranker: RankerConfig = field(default_factory=RankerConfig)

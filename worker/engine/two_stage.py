@@ -136,7 +136,9 @@ class TwoStage:
         self.dropping = bool(cfg.drop)
         later = dataclasses.replace(cfg.ranker, seed=cfg.ranker.seed + 1)
         self.later = OnlineRanker(len(self.names), later, self.device, start=self.ranker_start)
-        self.delayed = DelayedSets(cfg.delayed_sets, cfg.delayed_uses, self.device)
+        self.delayed = DelayedSets(
+            cfg.delayed_sets, cfg.delayed_uses, self.device, min_age_s=cfg.delayed_min_s
+        )
         self.last_fit: RankerStats | None = None
         self._lesson: tuple[np.ndarray, torch.Tensor, Candidates] | None = None
         self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
@@ -220,7 +222,7 @@ class TwoStage:
                     self._learn_taste(later)
                 if self.config.next_weight < 1:
                     self.later.fit(later.features, later.valid, later.positive)
-            self.delayed.store(user_rows, candidates.rows, candidates.features)
+            self.delayed.store(user_rows, candidates.rows, candidates.features, self.time)
         self.last_fit = stats
         return stats
 

@@ -520,3 +520,19 @@ def test_labels_younger_than_asked_use_their_set_up_but_are_not_returned() -> No
     assert found.ages.tolist() == [3]
     assert found.positive.tolist() == [1]
     assert len(store) == 0  # its third use spent it
+
+
+def test_a_kept_set_is_replaced_only_once_spent_or_old() -> None:
+    """A full ring of young sets keeps them; once they are `min_age_s` old, newcomers take over."""
+    from models.delayed import DelayedSets
+
+    store = DelayedSets(slots=2, uses=5, device=torch.device("cpu"), per_batch=2, min_age_s=60)
+    store.store(np.array([1, 2]), torch.tensor([[5], [6]]), torch.zeros(2, 1, 3), now=0.0)
+    store.store(np.array([3, 4]), torch.tensor([[7], [8]]), torch.zeros(2, 1, 3), now=30.0)
+    kept = store.labelled(np.array([1, 2, 3]), torch.tensor([5, 6, 7]))
+    assert kept is not None
+    assert kept.events.tolist() == [0, 1]  # users 1 and 2 kept theirs; 3 found no room
+    store.store(np.array([3, 4]), torch.tensor([[7], [8]]), torch.zeros(2, 1, 3), now=61.0)
+    taken = store.labelled(np.array([1, 3, 4]), torch.tensor([5, 7, 8]))
+    assert taken is not None
+    assert taken.events.tolist() == [1, 2]
