@@ -13,7 +13,6 @@ built from the model as it stood, and the clicked item is the positive.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -267,9 +266,7 @@ class TwoStage:
         nearby = torch.log_softmax(self.ranker.score(features).masked_fill(~valid, -torch.inf), 1)
         if weight < 1:
             later = self.later.score(features).masked_fill(~valid, -torch.inf)
-            nearby = torch.logaddexp(
-                nearby + math.log(weight), torch.log_softmax(later, 1) + math.log1p(-weight)
-            )
+            nearby = mix(nearby, torch.log_softmax(later, 1), 1.0 - weight)
         return nearby
 
     def score(self, candidates: Candidates) -> torch.Tensor:
