@@ -26,7 +26,8 @@ class Labels:
     `positive` is the clicked item's column in its set (`-1`: not one of its
     candidates); `events` indexes the clicks used; `ages` counts, per click, the
     clicks its set has been labelled by so far, this one included (1: the first
-    click after the set was kept).
+    click after the set was kept); `slots` names each click's set (its slot in
+    the ring) until `DelayedSets.ended` says the set is gone.
     """
 
     features: torch.Tensor
@@ -34,6 +35,7 @@ class Labels:
     positive: torch.Tensor
     events: torch.Tensor
     ages: torch.Tensor
+    slots: torch.Tensor
 
 
 class DelayedSets:
@@ -46,12 +48,14 @@ class DelayedSets:
         device: torch.device,
         per_batch: int = 0,
         min_age_s: float = 0.0,
+        track_ended: bool = False,
     ) -> None:
         """Room for `slots` sets; each teaches at most `uses` later clicks.
 
         At most `per_batch` new sets are kept per batch (default `slots // 32`), so the
         ring holds sets of many ages; a set is replaced before it is spent only once
-        it is `min_age_s` old (by the clock `store` is given).
+        it is `min_age_s` old (by the clock `store` is given). `track_ended`: remember
+        which sets ended, for `ended()` (whoever asks must ask after every batch).
         """
         if slots < 1 or uses < 1:
             raise ValueError(f"slots and uses must be >= 1, got {slots}, {uses}")
@@ -65,6 +69,8 @@ class DelayedSets:
         self._kept_at = np.zeros(slots, dtype=np.float64)
         self.min_age_s = min_age_s
         self._slot_of: dict[int, int] = {}
+        self._ended: list[int] = []  # slots whose set ended since the last `ended()`
+        self.track_ended = track_ended
         self._next = 0
         self.per_batch = per_batch or max(1, slots // 32)
 
@@ -101,7 +107,12 @@ class DelayedSets:
         rows = self.rows[index]
         hit = rows == clicked[picked.to(clicked.device)].unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
-        return Labels(self.features[index].float(), rows >= 0, positive, picked, found)
+        return Labels(self.features[index].float(), rows >= 0, positive, picked, found, index)
+
+    def ended(self) -> np.ndarray:
+        """Slots whose set was spent, forgotten or replaced since the last call."""
+        ended, self._ended = np.array(self._ended, dtype=np.int64), []
+        return ended
 
     def forget_users(self, user_rows: np.ndarray) -> None:
         """Rows handed to new users: their earlier owners' sets are not theirs."""
@@ -124,8 +135,8 @@ class DelayedSets:
             self.features = torch.zeros(
                 self.slots, *features.shape[1:], dtype=torch.float16, device=self.device
             )
-            self._slot_of.clear()
-            self._owner[:] = -1
+            for slot in np.flatnonzero(self._owner >= 0).tolist():
+                self._free(slot)
         assert self.features is not None  # noqa: S101 (set together with rows)
         first: dict[int, int] = {}
         for n, user in enumerate(user_rows.tolist()):
@@ -153,6 +164,8 @@ class DelayedSets:
         owner = int(self._owner[slot])
         if owner >= 0 and self._slot_of.get(owner) == slot:
             del self._slot_of[owner]
+        if owner >= 0 and self.track_ended:
+            self._ended.append(slot)
         self._owner[slot] = -1
 
 

@@ -131,6 +131,7 @@ def stage_config(candidates: CandidateSettings, seed: int = 0) -> StageConfig:
         idle_popular_share=c.idle_popular_share,
         taste_share=c.taste_share,
         taste_learned=c.taste_learned,
+        idle_learned=c.idle_learned,
         sources=c.sources,
         drop=c.ranker_drop,
         ranker=RankerConfig(

@@ -112,6 +112,7 @@ class CandidateSettings(BaseSettings):
     idle_popular_share: float = Field(default=0.4, ge=0, lt=1, allow_inf_nan=False)
     taste_share: float = Field(default=0.3, ge=0, lt=1, allow_inf_nan=False)
     taste_learned: bool = True
+    idle_learned: bool = True
 
     @field_validator("sources", "ranker_drop", mode="before")
     @classmethod

@@ -4,7 +4,10 @@ The ranker learns from next clicks, most of them mid-session, where the last cli
 neighbours lead; a list read after a pause is better served by what is popular
 (docs/accuracy.md, "Between sessions"). So a user idle `idle_after_s` or more is
 scored `log((1 - s) p_ranker + s p_popular)`, and is ranked once more when the batch
-clock passes their pause, so the list stored between sessions is that one.
+clock passes their pause, so the list stored between sessions is that one. Which `s`
+serves depends on the stream (ml-100k wants much more popularity than ml-latest-small),
+so by default it is learned from the clicks of users who come back
+(`worker.engine.two_stage`, `models.mixture`).
 """
 
 from __future__ import annotations
@@ -23,22 +26,29 @@ SCANS = 60  # scans for users falling idle per idle time (an hour: once a minute
 MIN_RESTING = 256  # users a batch may re-rank as resting, at least (more if it touched more)
 
 
+def popular_log_p(popular: torch.Tensor, valid: torch.Tensor, config: StageConfig) -> torch.Tensor:
+    """`p_popular` over each user's candidates: a softmax of `idle_sharpness` x log popularity."""
+    return torch.log_softmax((popular * config.idle_sharpness).masked_fill(~valid, -math.inf), 1)
+
+
 def mix_popular(
     scores: torch.Tensor,
     popular: torch.Tensor,
     valid: torch.Tensor,
     idle: torch.Tensor,
     config: StageConfig,
+    share: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Idle users' log-scores mixed with a softmax of candidate popularity; others as given.
+    """Idle users' log-scores mixed with `popular_log_p` at `share`; others as given.
 
     `scores` are log-probabilities over each user's candidates, `popular` the
     candidates' log popularity, `idle` each user's seconds since their last click.
+    `share` defaults to `config.idle_popular_share` (the start of a learned one).
     """
-    share = config.idle_popular_share
-    if config.idle_after_s <= 0 or share <= 0:
+    if config.idle_after_s <= 0 or config.idle_popular_share <= 0:
         return scores
-    popular = torch.log_softmax((popular * config.idle_sharpness).masked_fill(~valid, -math.inf), 1)
+    share = config.idle_popular_share if share is None else share
+    popular = popular_log_p(popular, valid, config)
     return torch.where(
         (idle >= config.idle_after_s).unsqueeze(1), mix(scores, popular, share), scores
     )

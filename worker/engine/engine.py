@@ -87,6 +87,7 @@ class Engine:
             clock=config.popularity_clock,
             tau=config.popularity_tau,
             static_shapes=static_shapes,
+            top_k=top_k,
         )
         self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
@@ -296,8 +297,13 @@ class Engine:
         user_rows = user_rows.to(self.device)
         rows, scores = self.stages.rank(user_rows, self.top_k, self.unavailable_items())
         last_ts = self.history.last_ts[user_rows]
-        # rows, scores and event times come down as one copy
-        users, rows_h, scores_h, last_h = self.transfers.download(user_rows, rows, scores, last_ts)
+        # rows, scores, event times and the sets held for users at rest come down as one copy
+        held = self.stages.held()
+        users, rows_h, scores_h, last_h, *held_h = self.transfers.download(
+            user_rows, rows, scores, last_ts, *held
+        )
+        if held:
+            self.stages.keep_resting(held_h)
         return Ranked(users, rows_h, scores_h, last_h)
 
     def _fit_ranker(self, users: Sequence[str], items: Sequence[str]) -> None:

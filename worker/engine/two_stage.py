@@ -29,12 +29,13 @@ from index.exclusion import top_k_excluding
 from index.knn import row_scores
 from models.covisit import CoVisitation
 from models.delayed import DelayedSets, Labels
+from models.hit_share import HitShare
 from models.learner import OnlineLearner
 from models.mixture import MixtureWeight
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
 from models.trending import Trending
-from worker.engine.between_sessions import mix_popular
+from worker.engine.between_sessions import mix_popular, popular_log_p
 from worker.engine.candidate_names import SOURCES
 from worker.engine.mix import mix
 from worker.engine.stage_config import StageConfig
@@ -44,6 +45,21 @@ from worker.engine.taste import taste_log_p
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
 RANK_CHUNK_CPU = 1024
 RANK_CHUNK_DEVICE = 16_384
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A batch's clicks studied before they are learned, and their sample's candidates.
+
+    Every click (`user_rows`, `clicked`) labels the sets kept at rest; the sample
+    (`taught`, `taught_clicked`, `candidates`) teaches the heads.
+    """
+
+    user_rows: np.ndarray
+    clicked: torch.Tensor
+    taught: np.ndarray
+    taught_clicked: torch.Tensor
+    candidates: Candidates
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,12 @@ class TwoStage:
         clock: str = "time",
         tau: float = 3600.0,
         static_shapes: bool | None = None,
+        top_k: int = 10,
     ) -> None:
         """Sources over the learner's tables and seen history; trending at `config.scales` x `tau`.
+
+        `top_k` is the lists' length, which popularity's learned share between sessions
+        is chosen for.
 
         `static_shapes` (default: on a device, not on a CPU): no shape depends on the
         data, so a batch's rank never waits for the host; a CPU instead cuts work to
@@ -123,6 +143,18 @@ class TwoStage:
         # its share, learned from later clicks on earlier candidate sets (`DelayedSets`)
         self.taste = MixtureWeight(cfg.taste_share, self.device)
         self.learns_taste = self.taste_column is not None and cfg.taste_learned
+        # popularity's share in an idle user's list, learned from the clicks of users who
+        # come back to the set they had at rest (kept at least as long as a pause)
+        self.idle_share = HitShare(cfg.idle_popular_share, self.device, top_k, cfg.resting_sets)
+        between = cfg.idle_after_s > 0 and cfg.idle_popular_share > 0
+        self.learns_idle = between and cfg.idle_learned
+        self.resting = DelayedSets(
+            cfg.resting_sets,
+            cfg.delayed_uses,
+            self.device,
+            min_age_s=cfg.idle_after_s,
+            track_ended=self.learns_idle,
+        )
         self.source_start = len(self.names) - sum(
             4 if isinstance(source, NeighbourSource) else 2 for source in self.sources
         )
@@ -139,7 +171,9 @@ class TwoStage:
             cfg.delayed_sets, cfg.delayed_uses, self.device, min_age_s=cfg.delayed_min_s
         )
         self.last_fit: RankerStats | None = None
-        self._lesson: tuple[np.ndarray, torch.Tensor, Candidates] | None = None
+        self._lesson: Lesson | None = None
+        # per ranked chunk: its most idle users' rows, idle times, candidate rows, features
+        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
         self._items: tuple[tuple[object, ...], torch.Tensor] | None = None
 
@@ -179,10 +213,12 @@ class TwoStage:
         self.trending.ensure_rows(self.learner.items.extent)
         self.trending.reset(rows)
         self.delayed.forget_items(rows)
+        self.resting.forget_items(rows)
 
     def reset_users(self, rows: np.ndarray) -> None:
         """Rows handed to new users hold none of their earlier owners' kept candidate sets."""
         self.delayed.forget_users(rows)
+        self.resting.forget_users(rows)
 
     def study(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:
         """Build a sample of clicks' candidates before they are learned; taught by `train`.
@@ -193,12 +229,13 @@ class TwoStage:
         """
         self.train()
         take = self.config.train_events
+        taught, taught_clicked = user_rows, clicked
         if user_rows.size > take:
             pick = np.linspace(0, user_rows.size - 1, take).astype(np.int64)
-            user_rows = user_rows[pick]
-            clicked = clicked[torch.from_numpy(pick).to(clicked.device)]
-        rows = torch.from_numpy(user_rows).to(self.device)
-        self._lesson = (user_rows, clicked, self.candidates(rows))
+            taught = user_rows[pick]
+            taught_clicked = clicked[torch.from_numpy(pick).to(clicked.device)]
+        rows = torch.from_numpy(taught).to(self.device)
+        self._lesson = Lesson(user_rows, clicked, taught, taught_clicked, self.candidates(rows))
 
     def train(self) -> RankerStats | None:
         """Teach both heads the pending lesson, if any (None: nothing was pending).
@@ -209,7 +246,10 @@ class TwoStage:
         """
         if self._lesson is None:
             return None
-        (user_rows, clicked, candidates), self._lesson = self._lesson, None
+        lesson, self._lesson = self._lesson, None
+        user_rows, clicked, candidates = lesson.taught, lesson.taught_clicked, lesson.candidates
+        if self.learns_idle:
+            self._learn_idle(lesson.user_rows, lesson.clicked)
         hit = candidates.rows == clicked.unsqueeze(1)
         positive = torch.where(hit.any(1), hit.int().argmax(1), -1)
         stats = self.ranker.fit(candidates.features, candidates.valid, positive)
@@ -237,8 +277,11 @@ class TwoStage:
         half a gigabyte of temporaries (and the process would keep the pages).
         """
         parts = []
+        self._held = []  # a caller that never read back the last rank's: dropped
         for rows in torch.split(user_rows, self.rank_chunk):
             candidates = self.candidates(rows, unavailable)
+            if self.learns_idle:
+                self._hold_resting(rows, candidates)
             parts.append(best(candidates.rows, self.score(candidates), top_k))
         if len(parts) == 1:
             return parts[0]
@@ -257,6 +300,55 @@ class TwoStage:
         positive = later.positive.masked_fill(later.ages <= self.config.taste_lag, -1)
         self.taste.learn(self._heads(features, valid), taste, positive)
 
+    def _hold_resting(self, user_rows: torch.Tensor, candidates: Candidates) -> None:
+        """Hold the sets of a chunk's most idle users until the host knows who is at rest.
+
+        No shape here depends on the data, so nothing waits on a device: the rows and
+        idle times go down with the rank's own download (`held`), and `keep_resting`
+        then keeps the sets of those at rest.
+        """
+        most = min(self.resting.per_batch, user_rows.numel())
+        idle, at = torch.topk(candidates.idle, most)
+        self._held.append((user_rows[at], idle, candidates.rows[at], candidates.features[at]))
+
+    def held(self) -> list[torch.Tensor]:
+        """The held sets' user rows and idle times, chunk by chunk, for the rank's download."""
+        return [tensor for rows, idle, _, _ in self._held for tensor in (rows, idle)]
+
+    def keep_resting(self, host: list[np.ndarray]) -> None:
+        """Keep the held sets of users at rest (`host`: `held()` as read back).
+
+        Their users' later clicks label them for popularity's share between sessions.
+        """
+        held, self._held = self._held, []
+        for (_, _, rows, features), users, idle in zip(held, host[::2], host[1::2], strict=True):
+            at = np.flatnonzero(idle >= self.config.idle_after_s)
+            if at.size:
+                take = torch.from_numpy(at).to(self.device)
+                self.resting.store(users[at], rows[take], features[take], self.time)
+        self._settle_idle()  # sets the new ones replaced
+
+    def _learn_idle(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:
+        """Fold clicks on sets kept at rest into popularity's share between sessions.
+
+        The share serves a list read after a pause, so it learns from the clicks of
+        users who came back to such a list: under each share on a grid, would the set
+        ranked by the heads (and taste) as they stand, mixed with popularity, have
+        named the click in its top K (`models.hit_share`)?
+        """
+        later = self.resting.labelled(user_rows, clicked)
+        if later is not None:
+            features, valid = later.features, later.valid
+            popular = popular_log_p(features[:, :, self.popular_column], valid, self.config)
+            nearby = self._nearby(features, valid)
+            self.idle_share.learn(nearby, popular, later.positive, later.slots)
+        self._settle_idle()
+
+    def _settle_idle(self) -> None:
+        """Lists kept at rest that ended (spent, replaced, forgotten) count for the share."""
+        if ended := self.resting.ended().tolist():
+            self.idle_share.settle(torch.tensor(ended, device=self.device))
+
     def _heads(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Both heads' log-softmax over each user's candidates: `log(a p_next + (1-a) p_later)`.
 
@@ -273,15 +365,22 @@ class TwoStage:
         """The heads' log-probabilities (`_heads`), the user's taste mixed in, then popularity.
 
         The taste enters at its learned share (`mix.mix`), and an idle user's list
-        then takes in popularity (`between_sessions.mix_popular`).
+        then takes in popularity at its own learned share (`between_sessions.mix_popular`).
         """
         features, valid = candidates.features, candidates.valid
+        nearby = self._nearby(features, valid)
+        popular = features[:, :, self.popular_column]
+        return mix_popular(
+            nearby, popular, valid, candidates.idle, self.config, self.idle_share.value
+        )
+
+    def _nearby(self, features: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The heads' log-probabilities with the user's taste mixed in at its share."""
         nearby = self._heads(features, valid)
         if self.taste_column is not None:
             taste = taste_log_p(features[:, :, self.taste_column], valid)
             nearby = mix(nearby, taste, self.taste.value)
-        popular = features[:, :, self.popular_column]
-        return mix_popular(nearby, popular, valid, candidates.idle, self.config)
+        return nearby
 
     def candidates(
         self, user_rows: torch.Tensor, unavailable: torch.Tensor | None = None
@@ -444,15 +543,23 @@ class TwoStage:
         self._items = (key, table)
         return table
 
+    def learned_shares(self) -> dict[str, MixtureWeight | HitShare]:
+        """The mixture shares learned from the stream, by name: what workers share."""
+        shares: dict[str, MixtureWeight | HitShare] = (
+            {"taste": self.taste} if self.learns_taste else {}
+        )
+        return shares | ({"idle": self.idle_share} if self.learns_idle else {})
+
     # -- state -----------------------------------------------------------------------------
 
     def state_dict(self) -> StateDict:
-        """Trending counts, both heads and the taste's sums (a pending lesson taught first)."""
+        """Trending counts, both heads and the two shares' sums (a pending lesson taught first)."""
         self.train()
         state: StateDict = {"events": self.events, "time": self.time}
         state |= prefixed("trending", self.trending.state_dict(self.learner.items.extent))
         state |= prefixed("later", self.later.state_dict())
         state |= prefixed("taste", self.taste.state_dict())
+        state |= prefixed("idle", self.idle_share.state_dict())
         return state | prefixed("ranker", self.ranker.state_dict())
 
     def load_state_dict(self, state: StateDict) -> None:
@@ -466,6 +573,8 @@ class TwoStage:
             self.later.load_state_dict(later)
         if (taste := part(state, "taste")) and self.learns_taste:  # else it stays as set
             self.taste.load_state_dict(taste)
+        if (idle := part(state, "idle")) and self.learns_idle:
+            self.idle_share.load_state_dict(idle)
         events = state.get("events")
         self.events = float(events) if isinstance(events, int | float) else 0.0
         stamp = state.get("time")

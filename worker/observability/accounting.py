@@ -132,13 +132,15 @@ class Accounting:
         )
 
     def model(self, engine: Engine) -> None:
-        """The model's gauges: rows, the index's age, the ranker's recall, the taste share."""
+        """The model's gauges: rows, the index's age, the ranker's recall, the two shares."""
         metrics, learner = self.metrics, engine.learner
         fit = engine.stages.last_fit
         if fit is not None and fit.events:
             metrics.candidate_recall.set(float(fit.covered) / fit.events)
         stages = engine.stages
         metrics.taste_share.set(float(stages.taste.value) if stages.taste_column is not None else 0)
+        between = stages.config.idle_after_s > 0 and stages.config.idle_popular_share > 0
+        metrics.idle_popular_share.set(float(stages.idle_share.value) if between else 0)
         metrics.index_built_at.set(engine.index.built_at)
         metrics.users.set(len(learner.users))
         metrics.items.set(len(learner.items))

@@ -87,6 +87,11 @@ class WorkerMetrics:
             "The user's taste's share of every list score, as learned from later clicks",
             registry=r,
         )
+        self.idle_popular_share = Gauge(
+            "recstream_idle_popular_share",
+            "Popularity's share of the list score of a user between sessions (0: off)",
+            registry=r,
+        )
         self.index_built_at = Gauge(
             "recstream_index_built_timestamp_seconds",
             "When the index was made current",

@@ -69,7 +69,7 @@ class ItemFeed:
         # transition pairs go out too (only with the transition term on: else nothing is kept)
         self.transitions = TransitionSync(learner) if learner.transition is not None else None
         stages = engine.stages
-        self.ranker = RankerShare(stages.ranker, stages.taste if stages.learns_taste else None)
+        self.ranker = RankerShare(stages.ranker, stages.learned_shares())
         self.seq = 0  # the last record sent
         self.applied: dict[str, int] = {}  # origin -> highest seq folded in
         self._since = 0.0  # wall time of the oldest unsent item change (0: none)

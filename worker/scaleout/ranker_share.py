@@ -2,10 +2,10 @@
 
 Each worker's ranker learns from its own users' clicks. At each item sync a
 worker that learned since its last send sends its parameters and feature
-statistics, and the sums behind its taste share (`models.mixture`); a worker
-that receives them averages them into its own (gossip towards one ranker and one
-share), through their own `blend`. A record without the taste's arrays (an older
-worker's) leaves the share alone.
+statistics, and the sums behind its learned shares (`models.mixture`: the taste's,
+popularity's between sessions); a worker that receives them averages them into its
+own (gossip towards one ranker and one of each share), through their own `blend`. A
+record without a share's arrays (an older worker's) leaves that share alone.
 """
 
 from __future__ import annotations
@@ -13,20 +13,24 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.hit_share import HitShare
 from models.mixture import MixtureWeight
 from models.ranker import OnlineRanker
 from models.state import StateDict
-
-_TASTE = "taste."  # the prefix of the taste share's arrays in a ranker record
 
 
 class RankerShare:
     """Says when this worker's ranker is worth sending, and blends the others' into it."""
 
-    def __init__(self, ranker: OnlineRanker, taste: MixtureWeight | None = None) -> None:
-        """Share `ranker` (and `taste`): sent at the first take once it has taken a step."""
+    def __init__(
+        self, ranker: OnlineRanker, shares: dict[str, MixtureWeight | HitShare] | None = None
+    ) -> None:
+        """Share `ranker` and the learned `shares` by name (their arrays go as `name.sum`).
+
+        Sent at the first take once the ranker has taken a step.
+        """
         self.ranker = ranker
-        self.taste = taste
+        self.shares = shares or {}
         self._sent_at = 0  # its step count when it was last sent
 
     def take(self) -> dict[str, np.ndarray] | None:
@@ -37,16 +41,20 @@ class RankerShare:
         self._sent_at = steps
         state = self.ranker.state_dict()
         arrays = {name: v.numpy() for name, v in state.items() if isinstance(v, torch.Tensor)}
-        if self.taste is not None:
-            arrays |= {_TASTE + name: v.numpy() for name, v in self.taste.shared().items()}
+        for share, weight in self.shares.items():
+            arrays |= {f"{share}.{name}": v.numpy() for name, v in weight.shared().items()}
         return arrays
 
     def fold(self, arrays: dict[str, np.ndarray]) -> None:
-        """Average another worker's ranker (its arrays by name), and taste share, into ours."""
+        """Average another worker's ranker (its arrays by name), and its shares, into ours."""
         state: StateDict = {name: torch.from_numpy(a) for name, a in arrays.items()}
         self.ranker.blend([state])
-        taste = {
-            n[len(_TASTE) :]: torch.from_numpy(a) for n, a in arrays.items() if n.startswith(_TASTE)
-        }
-        if self.taste is not None and {"responsible", "labels"} <= taste.keys():
-            self.taste.blend(taste)
+        for share, weight in self.shares.items():
+            prefix = f"{share}."
+            sums = {
+                n[len(prefix) :]: torch.from_numpy(a)
+                for n, a in arrays.items()
+                if n.startswith(prefix)
+            }
+            if weight.shared().keys() <= sums.keys():
+                weight.blend(sums)

@@ -178,7 +178,7 @@ def test_feed_records_of_pairs_stay_under_half_a_megabyte_with_the_longest_ids()
 
 
 def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
-    """Each worker sends its ranker and taste share's sums; the other averages them in, exactly."""
+    """Each worker sends its ranker and both shares' sums; the other averages them in, exactly."""
     from worker.scaleout.codec import RankerChunk
 
     a, b = _engine(), _engine()
@@ -191,6 +191,8 @@ def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
     a.stages.taste.labels.fill_(100.0)
     b.stages.taste.responsible.fill_(10.0)
     b.stages.taste.labels.fill_(300.0)
+    a.stages.idle_share.hits.fill_(8.0)
+    a.stages.idle_share.labels.fill_(40.0)
     scale_a.tick()
     chunks = [decode_feed(v) for v in out_a.sent]
     sent = [c for c in chunks if isinstance(c, RankerChunk)]
@@ -203,6 +205,8 @@ def test_rankers_ride_the_item_feed_and_are_averaged() -> None:
     torch.testing.assert_close(b.stages.ranker.linear.detach(), (theirs + mine) / 2)
     assert float(b.stages.taste.responsible) == pytest.approx(20.0)
     assert float(b.stages.taste.labels) == pytest.approx(200.0)
+    assert b.stages.idle_share.hits.tolist() == pytest.approx([4.0] * 10)
+    assert float(b.stages.idle_share.labels) == pytest.approx(20.0)
 
 
 def _scale_of(engine: Engine, feed: _Feed) -> ScaleOut:

@@ -536,3 +536,82 @@ def test_a_kept_set_is_replaced_only_once_spent_or_old() -> None:
     taken = store.labelled(np.array([1, 3, 4]), torch.tensor([5, 7, 8]))
     assert taken is not None
     assert taken.events.tolist() == [1, 2]
+
+
+def _idle_engine(learned: bool) -> Engine:
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16),
+        torch.device("cpu"),
+        SeenHistory(64, torch.device("cpu")),
+    )
+    config = StageConfig(
+        **{**SMALL, "vector": 40},
+        idle_after_s=100.0,
+        idle_popular_share=0.4,
+        idle_learned=learned,
+        resting_sets=384,  # 12 kept per batch: every user of these tests
+        delayed_uses=2,  # a list kept at rest ends after two clicks: its hits then count
+        taste_lag=1,
+    )
+    return Engine(learner, ExactIndex(), 3, stages=config)
+
+
+def _returns(engine: Engine, popular: bool, rounds: int = 4) -> None:
+    """Users click in sessions; ranked at rest, they come back to a popular or a rare item."""
+    users = [f"u{n}" for n in range(12)]
+    t = 1.0
+    for n in range(30):  # p0-p2 popular, r0-r29 clicked once each
+        _learn(engine, [f"bg{n % 7}", f"bg{(n + 1) % 7}"], [f"p{n % 3}", f"r{n}"], ts=t)
+    for step in range(rounds):
+        _learn(engine, users, [f"r{(n + 5 * step) % 30}" for n in range(12)], ts=t)
+        engine.train_ranker()
+        t += 500.0  # a pause: the background's clicks move the clock on
+        _learn(engine, ["bg0", "bg1"], [f"p{step % 3}", f"p{(step + 1) % 3}"], ts=t)
+        engine.rank(torch.tensor([engine.learner.users.row(u) for u in users]))  # at rest
+        back = [
+            f"p{(n + step) % 3}" if popular else f"r{(n + 7 * step + 3) % 30}" for n in range(12)
+        ]
+        _learn(engine, users, back, ts=t + 1.0)
+        engine.train_ranker()
+
+
+@pytest.mark.parametrize("popular", [True, False])
+def test_the_idle_share_learns_from_users_who_come_back(popular: bool) -> None:
+    """Returns to what is popular favour a large popularity share between sessions; rare ones none.
+
+    The counts then round trip through the state (a new worker restores them).
+    """
+    engine = _idle_engine(learned=True)
+    _returns(engine, popular)
+    share = engine.stages.idle_share
+    assert float(share.labels) > 0
+    none, most = float(share.hits[0]), float(share.hits[-1])  # shares 0 and 0.8
+    assert most > none if popular else none > most
+    restored = _idle_engine(learned=True)
+    restored.stages.load_state_dict(engine.stages.state_dict())
+    torch.testing.assert_close(restored.stages.idle_share.hits, share.hits)
+
+
+def test_a_fixed_idle_share_stays_as_set() -> None:
+    """`idle_learned=False`: nothing is kept at rest and the share stays, even when restored."""
+    engine = _idle_engine(learned=False)
+    _returns(engine, popular=True)
+    assert len(engine.stages.resting) == 0
+    assert float(engine.stages.idle_share.value) == pytest.approx(0.4)
+    learned = _idle_engine(learned=True)
+    _returns(learned, popular=True)
+    engine.stages.load_state_dict(learned.stages.state_dict())
+    assert float(engine.stages.idle_share.value) == pytest.approx(0.4)
+
+
+def test_only_users_at_rest_keep_their_sets() -> None:
+    """A user ranked mid-session keeps no set at rest; one ranked after a pause does."""
+    engine = _idle_engine(learned=True)
+    _learn(engine, ["a", "b"], ["x", "y"], ts=1.0)
+    _learn(engine, ["b"], ["z"], ts=300.0)  # b is active, a has paused
+    rows = torch.tensor([engine.learner.users.row("a"), engine.learner.users.row("b")])
+    engine.rank(rows)
+    assert len(engine.stages.resting) == 1
+    found = engine.stages.resting.labelled(rows.numpy(), torch.tensor([0, 0]))
+    assert found is not None
+    assert found.events.tolist() == [0]  # a's
