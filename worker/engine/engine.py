@@ -14,6 +14,7 @@ popularity). Free item rows are masked out of every list until reused.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 
@@ -110,8 +111,15 @@ class Engine:
         items: Sequence[str],
         event_ts: np.ndarray,
         weights: np.ndarray,
+        watermark: float = math.inf,
     ) -> Learned:
         """Fold a batch of clicks in, in steps of at most `learn_chunk` events, in order.
+
+        `watermark`: the event time every input partition of the batch has reached
+        (`DecodedBatch.watermark`). The batch clock goes no further: when one
+        partition runs ahead of the others (a backlog read unevenly), its newest
+        event would otherwise move the clock on for all of them, and every user of
+        the partitions behind would look idle and every click on them old.
 
         A batch grown under a backlog is still learned as batches of the configured
         size would be (one gradient step each): a batch of 6,000 taken as one step
@@ -131,7 +139,7 @@ class Engine:
                 event_ts, weights = event_ts[keep], weights[keep]
         chunk = self.learn_chunk
         if chunk is None or len(users) <= chunk:
-            learned = self._learn(users, items, event_ts, weights, banned)
+            learned = self._learn(users, items, event_ts, weights, banned, watermark)
             return dataclasses.replace(learned, resting=self._resting(learned.touched.numel()))
         parts = [
             self._learn(
@@ -140,6 +148,7 @@ class Engine:
                 event_ts[at : at + chunk],
                 weights[at : at + chunk],
                 banned if at == 0 else 0,
+                watermark,
             )
             for at in range(0, len(users), chunk)
         ]
@@ -171,6 +180,7 @@ class Engine:
         event_ts: np.ndarray,
         weights: np.ndarray,
         banned: int = 0,
+        watermark: float = math.inf,
     ) -> Learned:
         """Teach the ranker one step's clicks, then fold them into the model, history and index.
 
@@ -182,7 +192,7 @@ class Engine:
         learner = self.learner
         if learner.items.extent:
             self._fit_ranker(users, items)
-        admitted = self.rows.admit(users, items, self._advance_clock(event_ts))
+        admitted = self.rows.admit(users, items, self._advance_clock(event_ts, watermark))
         reused_items = self._apply(admitted)
         learnable = admitted.learnable
         unlearned = len(users) - int(learnable.sum())
@@ -234,10 +244,13 @@ class Engine:
         self._apply(BatchRows(_EMPTY, _EMPTY, admitted.reused, _EMPTY, _EMPTY, {}))
         return admitted.rows
 
-    def _advance_clock(self, event_ts: np.ndarray) -> float:
-        """The batch clock: the newest event time, never past the wall clock, never backwards."""
+    def _advance_clock(self, event_ts: np.ndarray, watermark: float = math.inf) -> float:
+        """The batch clock: the newest event time, never backwards.
+
+        Never past the wall clock, nor past `watermark`.
+        """
         if event_ts.size:
-            newest = min(float(event_ts.max()), time.time())
+            newest = min(float(event_ts.max()), time.time(), watermark)
             self.clock = max(self.clock, newest)
         return self.clock
 

@@ -357,7 +357,9 @@ class Worker:
     ) -> tuple[Ranked | None, Learned]:
         with timer("learn"):
             event_ts, weights = batch.arrays()
-            learned = self.engine.learn(batch.users, batch.items, event_ts, weights)
+            learned = self.engine.learn(
+                batch.users, batch.items, event_ts, weights, batch.watermark()
+            )
         with timer("rank"):
             ranked = self.engine.rank(learned.to_rank)
         if not ranked.finite():
