@@ -55,7 +55,8 @@ class HitShare:
         self.labels = torch.zeros((), device=device)  # decayed count of ended, labelled lists
         self.open_hits = torch.zeros(lists, len(shares), device=device)  # per open list
         self.open_clicks = torch.zeros(lists, device=device)
-        self.value = torch.tensor(start, device=device)
+        self._start = torch.tensor(start, device=device)  # made once: no copy per update
+        self.value = self._start
 
     def learn(
         self,
@@ -101,7 +102,7 @@ class HitShare:
 
     def _update(self) -> None:
         best = self.grid[torch.argmax(self.hits + self.tie)]
-        self.value = torch.where(self.labels >= self.least, best, self.grid.new_tensor(self.start))
+        self.value = torch.where(self.labels >= self.least, best, self._start)
 
     def state_dict(self) -> StateDict:
         """The decayed counts and the grid they were counted on."""
