@@ -92,6 +92,9 @@ class Engine:
         )
         self.stages.trending.max_rows = self.rows.items.limits.max_rows
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
+        # the newest event time folded in (the cold-start list's `event_ts`): the clock
+        # stops at each batch's watermark, this does not
+        self.newest_ts = self.clock
         self.resting = RestingUsers(self.stages.config, self.clock)
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
         holes = np.flatnonzero(~learner.items.live_mask())
@@ -250,8 +253,9 @@ class Engine:
         Never past the wall clock, nor past `watermark`.
         """
         if event_ts.size:
-            newest = min(float(event_ts.max()), time.time(), watermark)
-            self.clock = max(self.clock, newest)
+            newest = min(float(event_ts.max()), time.time())
+            self.newest_ts = max(self.newest_ts, newest)
+            self.clock = max(self.clock, min(newest, watermark))
         return self.clock
 
     def _apply(self, admitted: BatchRows) -> torch.Tensor:
@@ -384,7 +388,7 @@ class Engine:
         ranked = self.rank_cold_start()
         keep = ranked.item_rows[0] >= 0
         items = self.learner.items.ids_of(ranked.item_rows[0][keep]).tolist()
-        return Recommendation("", items, ranked.scores[0][keep].tolist(), self.clock)
+        return Recommendation("", items, ranked.scores[0][keep].tolist(), self.newest_ts)
 
     def warm_start(self, vectors: Vectors, seen_at: float) -> Installed:
         """Install an offline model's vectors (`models.warm_start`) into every part that holds ids.

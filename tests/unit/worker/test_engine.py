@@ -247,7 +247,10 @@ def test_a_batch_larger_than_the_learn_chunk_is_learned_in_steps_of_it(
 
 
 def test_a_partition_running_ahead_does_not_move_the_clock_for_the_others() -> None:
-    """The batch clock stops at the watermark; without one it is the newest event's time."""
+    """The batch clock stops at the watermark; without one it is the newest event's time.
+
+    The cold-start list still carries the newest event folded in (the contract's `event_ts`).
+    """
     held, plain = _engine(torch.device("cpu")), _engine(torch.device("cpu"))
     for engine, watermark in ((held, 10.0), (plain, float("inf"))):
         _learn(engine, ["a"], ["x"], ts=0.0)
@@ -255,6 +258,7 @@ def test_a_partition_running_ahead_does_not_move_the_clock_for_the_others() -> N
         engine.learn(["b", "a"], ["y", "z"], ts, np.ones(2, dtype=np.float32), watermark)
     assert held.clock == 10.0
     assert plain.clock == 1e6
+    assert held.cold_start().event_ts == 1e6  # still stamped with the newest event folded in
     a = torch.tensor([held.learner.users.row("a")])
     assert held.stages.candidates(a).idle.tolist() == [0.0]  # a is mid-session, not idle
     assert plain.stages.candidates(a).idle.tolist() == [1e6 - 10.0]  # a looks long gone
