@@ -111,7 +111,7 @@ class DelayedSets:
 
     def ended(self) -> np.ndarray:
         """Slots whose set was spent, forgotten or replaced since the last call."""
-        ended, self._ended = np.array(self._ended, dtype=np.int64), []
+        ended, self._ended = np.unique(np.array(self._ended, dtype=np.int64)), []
         return ended
 
     def forget_users(self, user_rows: np.ndarray) -> None:

@@ -25,6 +25,8 @@ GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 class HitShare:
     """The weight `s` of a mixture's second component, as a 0-dim device tensor."""
 
+    SHARED = ("hits", "labels")  # what `shared` sends
+
     def __init__(
         self,
         start: float,

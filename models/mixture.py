@@ -20,6 +20,8 @@ from models.state import StateDict, number
 class MixtureWeight:
     """The weight `t` of a mixture's second component, as a 0-dim device tensor."""
 
+    SHARED = ("responsible", "labels")  # what `shared` sends
+
     def __init__(
         self,
         start: float,

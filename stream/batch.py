@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
@@ -61,21 +60,6 @@ class DecodedBatch:
     def messages(self) -> int:
         """Valid plus rejected messages."""
         return len(self.users) + len(self.rejected)
-
-    def watermark(self) -> float:
-        """The event time every partition in the batch has reached: the least of their newest.
-
-        Partitions are read unevenly (a backlog may bring one partition's month and
-        another's first hour in one batch), so the newest event says how far one
-        partition got, not the stream. `inf` for a batch without partitions noted.
-        """
-        if not self.partitions or len(self.partitions) != len(self.event_ts):
-            return math.inf
-        newest: dict[int, float] = {}
-        for partition, ts in zip(self.partitions, self.event_ts, strict=True):
-            if ts > newest.get(partition, -math.inf):
-                newest[partition] = ts
-        return min(newest.values())
 
     def arrays(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
         """Event times and weights as arrays."""

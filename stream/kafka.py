@@ -253,15 +253,27 @@ class KafkaSource:
         Cached watermarks cost no round trip (and, unlike ListOffsets, Tansu
         reports them exactly). `positions` are the next offsets to process.
         """
-        behind = 0
+        return sum(self._left(positions).values())
+
+    def behind(self, positions: Mapping[tuple[str, int], int]) -> set[int]:
+        """Assigned partitions of the topic with messages past `positions` (cached watermarks).
+
+        A partition not read from yet (no position) is left out: a quiet one after a
+        restart may have nothing to read ever, and must not hold anything back.
+        """
+        return {p for (t, p), left in self._left(positions).items() if left and t == self.topic}
+
+    def _left(self, positions: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Messages left past `positions` per assigned partition that has a position."""
+        left = {}
         for topic, partition in self.assigned:
             _, high = self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )
             position = positions.get((topic, partition))
             if high >= 0 and position is not None:
-                behind += max(0, high - position)
-        return behind
+                left[(topic, partition)] = max(0, high - position)
+        return left
 
     def fetch_barrier(self, timeout_s: float = 10.0) -> None:
         """Return once every fetch response received so far is in the local queue.

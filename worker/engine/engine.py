@@ -94,7 +94,8 @@ class Engine:
         self.clock = float(self.rows.users.last_seen.max(initial=0.0))
         # the newest event time folded in (the cold-start list's `event_ts`): the clock
         # stops at each batch's watermark, this does not
-        self.newest_ts = self.clock
+        newest = learner.history.last_ts[: learner.users.extent]
+        self.newest_ts = max(self.clock, float(newest.max()) if newest.numel() else 0.0)
         self.resting = RestingUsers(self.stages.config, self.clock)
         self._free_items = torch.zeros(0, dtype=torch.bool, device=self.device)
         holes = np.flatnonzero(~learner.items.live_mask())

@@ -321,11 +321,17 @@ class TwoStage:
         Their users' later clicks label them for popularity's share between sessions.
         """
         held, self._held = self._held, []
-        for (_, _, rows, features), users, idle in zip(held, host[::2], host[1::2], strict=True):
-            at = np.flatnonzero(idle >= self.config.idle_after_s)
+        idle = np.concatenate(host[1::2]) if held else np.empty(0)
+        chunk = np.repeat(np.arange(len(held)), [len(h) for h in host[1::2]])
+        # the most idle of the whole rank, at most `per_batch` of them, as one store would
+        chosen = np.argsort(-idle, kind="stable")[: self.resting.per_batch]
+        chosen = chosen[idle[chosen] >= self.config.idle_after_s]
+        starts = np.r_[0, np.cumsum([len(h) for h in host[1::2]])]
+        for n, (_, _, rows, features) in enumerate(held):
+            at = chosen[chunk[chosen] == n] - starts[n]
             if at.size:
                 take = torch.from_numpy(at).to(self.device)
-                self.resting.store(users[at], rows[take], features[take], self.time)
+                self.resting.store(host[2 * n][at], rows[take], features[take], self.time)
         self._settle_idle()  # sets the new ones replaced
 
     def _learn_idle(self, user_rows: np.ndarray, clicked: torch.Tensor) -> None:

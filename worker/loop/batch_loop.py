@@ -47,6 +47,7 @@ from worker.engine.threads import intra_op_threads, threads_for_batch
 from worker.errors import StopRequestedError
 from worker.loop.batching import BatchSizer
 from worker.loop.config import LoopConfig
+from worker.loop.event_clock import PartitionTimes
 from worker.loop.hooks import LoopHook, Parts
 from worker.loop.publisher import InFlight, Publisher
 from worker.loop.retry import Retry
@@ -111,7 +112,9 @@ class Worker:
         # Offsets the model has learned up to: the restored checkpoint's, then each batch's.
         self.learned_offsets: dict[tuple[str, int], int] = dict(restored_offsets or {})
         self._topic = TopicWatch(source)
-        source.before_revoke(lambda _parts: self.drain())
+        source.before_revoke(self._revoked)
+        # each partition's newest event time: the batch clock's bound (`event_clock`)
+        self._times = PartitionTimes()
         self.hooks = list(hooks)
         for hook in self.hooks:
             hook.attach(self)
@@ -287,6 +290,11 @@ class Worker:
         self.learned_offsets.update(offsets)
         self._retry("commit", lambda: self.source.commit(offsets))
 
+    def _revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """Partitions going: commit the batch in flight, forget their event times."""
+        self.drain()
+        self._times.forget(p for _, p in partitions)
+
     def flush_dead_letters(self) -> None:
         """Deliver what was sent to the DLQ; what it cut short or lost is counted, not retried."""
         self.accounting.dead_letters(
@@ -357,8 +365,10 @@ class Worker:
     ) -> tuple[Ranked | None, Learned]:
         with timer("learn"):
             event_ts, weights = batch.arrays()
+            self._times.fold(batch)
+            behind = self.source.behind(self.learned_offsets | batch.next_offsets)
             learned = self.engine.learn(
-                batch.users, batch.items, event_ts, weights, batch.watermark()
+                batch.users, batch.items, event_ts, weights, self._times.watermark(behind)
             )
         with timer("rank"):
             ranked = self.engine.rank(learned.to_rank)

@@ -56,5 +56,5 @@ class RankerShare:
                 for n, a in arrays.items()
                 if n.startswith(prefix)
             }
-            if weight.shared().keys() <= sums.keys():
+            if set(weight.SHARED) <= sums.keys():
                 weight.blend(sums)

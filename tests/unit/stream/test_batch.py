@@ -187,16 +187,3 @@ def test_fast_path_agrees_with_the_full_decoder_under_a_time_limit(
         assert fast is None
     else:
         assert fast == ("u", "i", ts)
-
-
-def test_the_watermark_is_the_least_of_each_partitions_newest_event() -> None:
-    """Partition 0 ran ahead to t=900; partition 1 has reached t=20: the batch is at 20."""
-    messages = [
-        FakeMessage(_event(ts=100.0), 0, 0),
-        FakeMessage(_event(ts=900.0), 1, 0),
-        FakeMessage(_event(ts=20.0), 0, 1),
-        FakeMessage(_event(ts=5.0), 1, 1),  # late inside its partition: 20 still stands
-        FakeMessage(b"\xc1", 2, 2),  # a rejected message says nothing of partition 2's time
-    ]
-    assert decode_messages(messages).watermark() == 20.0
-    assert decode_messages([]).watermark() == float("inf")

@@ -615,3 +615,25 @@ def test_only_users_at_rest_keep_their_sets() -> None:
     found = engine.stages.resting.labelled(rows.numpy(), torch.tensor([0, 0]))
     assert found is not None
     assert found.events.tolist() == [0]  # a's
+
+
+def test_a_rank_in_chunks_keeps_its_most_idle_users_sets_as_one_batch_would() -> None:
+    """At most `per_batch` sets a rank, the most idle first, however many chunks it takes."""
+    learner = OnlineLearner(
+        LearnerConfig(dim=8, negatives=8, transition_slots=16),
+        torch.device("cpu"),
+        SeenHistory(64, torch.device("cpu")),
+    )
+    config = StageConfig(**SMALL, idle_after_s=100.0, resting_sets=64)  # 2 a batch
+    engine = Engine(learner, ExactIndex(), 3, stages=config)
+    users = [f"u{n}" for n in range(9)]
+    for n, user in enumerate(users):  # u0 is the most idle, u8 the least
+        _learn(engine, [user], [f"i{n}"], ts=float(n))
+    _learn(engine, ["bg"], ["i0"], ts=1000.0)
+    engine.stages.rank_chunk = 3
+    rows = np.array([engine.learner.users.row(u) for u in users])
+    engine.rank(torch.from_numpy(rows))
+    assert engine.stages.resting.per_batch == 2
+    kept = engine.stages.resting.labelled(rows, torch.zeros(9, dtype=torch.long))
+    assert kept is not None
+    assert sorted(kept.events.tolist()) == [0, 1]  # u0 and u1
