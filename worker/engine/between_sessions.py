@@ -7,7 +7,7 @@ scored `log((1 - s) p_ranker + s p_popular)`, and is ranked once more when the b
 clock passes their pause, so the list stored between sessions is that one. Which `s`
 serves depends on the stream (ml-100k wants much more popularity than ml-latest-small),
 so by default it is learned from the clicks of users who come back
-(`worker.engine.two_stage`, `models.mixture`).
+(`worker.engine.two_stage`, `models.hit_share`).
 """
 
 from __future__ import annotations

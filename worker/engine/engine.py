@@ -119,8 +119,8 @@ class Engine:
     ) -> Learned:
         """Fold a batch of clicks in, in steps of at most `learn_chunk` events, in order.
 
-        `watermark`: the event time every input partition of the batch has reached
-        (`DecodedBatch.watermark`). The batch clock goes no further: when one
+        `watermark`: the event time every input partition still behind has reached
+        (`worker.loop.event_clock`). The batch clock goes no further: when one
         partition runs ahead of the others (a backlog read unevenly), its newest
         event would otherwise move the clock on for all of them, and every user of
         the partitions behind would look idle and every click on them old.

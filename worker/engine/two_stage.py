@@ -321,12 +321,14 @@ class TwoStage:
         Their users' later clicks label them for popularity's share between sessions.
         """
         held, self._held = self._held, []
-        idle = np.concatenate(host[1::2]) if held else np.empty(0)
-        chunk = np.repeat(np.arange(len(held)), [len(h) for h in host[1::2]])
+        if not held:
+            return
+        sizes = [idle.size for idle in host[1::2]]
+        idle, chunk = np.concatenate(host[1::2]), np.repeat(np.arange(len(held)), sizes)
+        starts = np.cumsum([0, *sizes])
         # the most idle of the whole rank, at most `per_batch` of them, as one store would
         chosen = np.argsort(-idle, kind="stable")[: self.resting.per_batch]
         chosen = chosen[idle[chosen] >= self.config.idle_after_s]
-        starts = np.r_[0, np.cumsum([len(h) for h in host[1::2]])]
         for n, (_, _, rows, features) in enumerate(held):
             at = chosen[chunk[chosen] == n] - starts[n]
             if at.size:
