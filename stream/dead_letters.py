@@ -158,6 +158,8 @@ class DeadLetterProducer:
                 break
         for letter, _ in curable:
             self._produce(letter)
+        # a prefix queued just as the time ran out is not delivered yet either
+        remaining = max(remaining, len(self._producer))
         if remaining or curable:
             reasons = sorted({error.str() for _, error in curable})[:3]
             raise TransientError(
