@@ -129,15 +129,13 @@ class DelayedSets:
     def store(
         self, user_rows: np.ndarray, rows: torch.Tensor, features: torch.Tensor, now: float = 0.0
     ) -> None:
-        """Keep the sets of users who hold none yet, in the next slots free or old enough."""
-        if self.rows is None or self.rows.shape[1] != rows.shape[1]:
-            self.rows = torch.full((self.slots, rows.shape[1]), -1, device=self.device)
-            self.features = torch.zeros(
-                self.slots, *features.shape[1:], dtype=torch.float16, device=self.device
-            )
-            for slot in np.flatnonzero(self._owner >= 0).tolist():
-                self._free(slot)
-        assert self.features is not None  # noqa: S101 (set together with rows)
+        """Keep the sets of users who hold none yet, in the next slots free or old enough.
+
+        Sets may come narrower or wider than those held (a CPU ranks only as many
+        candidate slots as a batch's fullest user fills): the narrower are padded, and
+        a wider one widens the ring, its sets kept.
+        """
+        held_rows, held_features, rows, features = self._widened(rows, features)
         first: dict[int, int] = {}
         for n, user in enumerate(user_rows.tolist()):
             if user not in self._slot_of:
@@ -157,8 +155,28 @@ class DelayedSets:
             self._slot_of[user] = slot
         at = torch.tensor(slots, device=self.device)
         take = torch.tensor(fresh, device=rows.device)
-        self.rows[at] = rows[take].to(self.device)
-        self.features[at] = features[take].to(self.device, torch.float16)
+        held_rows[at] = rows[take].to(self.device)
+        held_features[at] = features[take].to(self.device, torch.float16)
+
+    def _widened(
+        self, rows: torch.Tensor, features: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ring's rows and features, widened to `rows`' width, and `rows`, `features` padded."""
+        width = max(rows.shape[1], 0 if self.rows is None else self.rows.shape[1])
+        if self.rows is None or self.features is None or self.rows.shape[1] < width:
+            held_rows = torch.full((self.slots, width), -1, device=self.device)
+            held = torch.zeros(
+                self.slots, width, *features.shape[2:], dtype=torch.float16, device=self.device
+            )
+            if self.rows is not None and self.features is not None:
+                held_rows[:, : self.rows.shape[1]] = self.rows
+                held[:, : self.features.shape[1]] = self.features
+            self.rows, self.features = held_rows, held
+        pad = width - rows.shape[1]
+        if pad:
+            rows = torch.nn.functional.pad(rows, (0, pad), value=-1)
+            features = torch.nn.functional.pad(features, (0, 0, 0, pad))
+        return self.rows, self.features, rows, features
 
     def _free(self, slot: int) -> None:
         owner = int(self._owner[slot])

@@ -116,6 +116,7 @@ class Engine:
         event_ts: np.ndarray,
         weights: np.ndarray,
         watermark: float = math.inf,
+        backlog: bool = False,
     ) -> Learned:
         """Fold a batch of clicks in, in steps of at most `learn_chunk` events, in order.
 
@@ -124,6 +125,9 @@ class Engine:
         partition runs ahead of the others (a backlog read unevenly), its newest
         event would otherwise move the clock on for all of them, and every user of
         the partitions behind would look idle and every click on them old.
+
+        `backlog`: more is waiting to be read. Users falling idle then wait, within a
+        bound, for a batch with room (`RestingUsers.due`).
 
         A batch grown under a backlog is still learned as batches of the configured
         size would be (one gradient step each): a batch of 6,000 taken as one step
@@ -144,7 +148,8 @@ class Engine:
         chunk = self.learn_chunk
         if chunk is None or len(users) <= chunk:
             learned = self._learn(users, items, event_ts, weights, banned, watermark)
-            return dataclasses.replace(learned, resting=self._resting(learned.touched.numel()))
+            resting = self._resting(learned.touched.numel(), backlog)
+            return dataclasses.replace(learned, resting=resting)
         parts = [
             self._learn(
                 users[at : at + chunk],
@@ -168,13 +173,13 @@ class Engine:
             sum(p.unlearned for p in parts),
             evictions,
             torch.cat(changed) if changed else None,
-            self._resting(touched.numel()),
+            self._resting(touched.numel(), backlog),
         )
 
-    def _resting(self, touched: int) -> torch.Tensor:
+    def _resting(self, touched: int, backlog: bool) -> torch.Tensor:
         """User rows that have just fallen idle: their lists are ranked again, between sessions."""
         keeper = self.rows.users
-        due = self.resting.due(self.clock, keeper.last_seen, keeper.ids, touched)
+        due = self.resting.due(self.clock, keeper.last_seen, keeper.ids, touched, backlog)
         return torch.from_numpy(due).to(self.device)
 
     def _learn(

@@ -397,6 +397,11 @@ class TwoStage:
         query = self._query(user_rows, unavailable)
         proposals = [source.propose(query) for source in self.sources]
         rows, where = distinct_slots(torch.cat([p.rows for p in proposals], 1), query.extent)
+        if not self.static_shapes and where.numel():
+            # the union fills the first slots of each row: keep only as many as the fullest
+            # (ml-style loads: about 140 distinct of 310 proposed, so every feature, the
+            # ranker and the top-k read under half the slots)
+            rows = rows[:, : int(where.max()) + 1]
         # zeros: one contiguous fill, where zeroing the sources' columns of an empty tensor
         # was a strided pass; every value written below is finite (see the multiply)
         features = torch.zeros(*rows.shape, len(self.names), device=self.device)

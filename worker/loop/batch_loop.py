@@ -368,7 +368,12 @@ class Worker:
             self._times.fold(batch)
             behind = self.source.behind(self.learned_offsets | batch.next_offsets)
             learned = self.engine.learn(
-                batch.users, batch.items, event_ts, weights, self._times.watermark(behind)
+                batch.users,
+                batch.items,
+                event_ts,
+                weights,
+                self._times.watermark(behind),
+                backlog=self._sizer.backlog,
             )
         with timer("rank"):
             ranked = self.engine.rank(learned.to_rank)

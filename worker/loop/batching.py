@@ -33,6 +33,7 @@ class BatchSizer:
         self.base = base
         self.cap = max(base, cap or base)
         self.size = base
+        self.backlog = False  # the last poll came back full: more is waiting
 
     def observe(self, got: int) -> int:
         """Take what the last poll returned; return the size of the next one.
@@ -40,7 +41,8 @@ class BatchSizer:
         Full (`got >= size`): a backlog waits, double towards the cap. Short: caught
         up, halve towards the base. Anything below the base leaves the base alone.
         """
-        if got >= self.size:
+        self.backlog = got >= self.size
+        if self.backlog:
             self.size = min(self.cap, self.size * 2)
         elif self.size > self.base:
             self.size = max(self.base, self.size // 2)

@@ -132,7 +132,10 @@ class Accounting:
         )
 
     def model(self, engine: Engine) -> None:
-        """The model's gauges: rows, the index's age, the ranker's recall, the two shares."""
+        """The model's gauges: rows, the index's age, the ranker's recall, the two shares.
+
+        And how long users fallen idle wait for their list between sessions.
+        """
         metrics, learner = self.metrics, engine.learner
         fit = engine.stages.last_fit
         if fit is not None and fit.events:
@@ -141,6 +144,7 @@ class Accounting:
         metrics.taste_share.set(float(stages.taste.value) if stages.taste_column is not None else 0)
         between = stages.config.idle_after_s > 0 and stages.config.idle_popular_share > 0
         metrics.idle_popular_share.set(float(stages.idle_share.value) if between else 0)
+        metrics.resting_lag.set(engine.resting.lag_s(engine.clock))
         metrics.index_built_at.set(engine.index.built_at)
         metrics.users.set(len(learner.users))
         metrics.items.set(len(learner.items))

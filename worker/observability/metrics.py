@@ -92,6 +92,12 @@ class WorkerMetrics:
             "Popularity's share of the list score of a user between sessions (0: off)",
             registry=r,
         )
+        self.resting_lag = Gauge(
+            "recstream_resting_lag_seconds",
+            "How long users fallen idle have waited past their pause for a list between sessions "
+            "(they wait under a backlog; 0: none waits)",
+            registry=r,
+        )
         self.index_built_at = Gauge(
             "recstream_index_built_timestamp_seconds",
             "When the index was made current",

@@ -165,3 +165,23 @@ def test_co_visit_reset_forgets_a_row_and_every_pair_into_it(device: torch.devic
     assert _neighbours(table, 1) == {}
     assert _neighbours(table, 0) == pytest.approx({2: 1.0})
     assert _neighbours(table, 2) == pytest.approx({0: 1.0})
+
+
+def test_folding_only_distinct_pairs_keeps_the_table_the_padded_fold_keeps() -> None:
+    """The CPU's compacted fold (distinct pairs, free slots found per row) matches the padded one.
+
+    Many pairs compete for few slots, with padding, repeats and self-pairs, over many batches.
+    """
+    cpu = torch.device("cpu")
+    compact, padded = CoVisitation(4, 300.0, cpu), CoVisitation(4, 300.0, cpu)
+    padded.compact = False
+    assert compact.compact
+    draw = torch.Generator().manual_seed(7)
+    for _ in range(25):
+        before = torch.randint(-1, 60, (800,), generator=draw)
+        after = torch.randint(0, 60, (800,), generator=draw)
+        weight = torch.rand(800, generator=draw)
+        compact.add(before, after, weight)
+        padded.add(before, after, weight)
+    assert torch.equal(compact.neighbours, padded.neighbours)
+    torch.testing.assert_close(compact.counts, padded.counts)

@@ -45,3 +45,13 @@ def test_a_base_below_one_is_refused() -> None:
     """A zero base size would never poll anything."""
     with pytest.raises(ValueError, match="base"):
         BatchSizer(0)
+
+
+def test_a_full_poll_reports_a_backlog_and_a_short_one_clears_it() -> None:
+    """The loop reads `backlog` after each poll: whether more was waiting when it came back."""
+    sizer = BatchSizer(100, 400)
+    assert not sizer.backlog
+    sizer.observe(100)
+    assert sizer.backlog
+    sizer.observe(150)  # short of the 200 asked for: caught up
+    assert not sizer.backlog

@@ -637,3 +637,59 @@ def test_a_rank_in_chunks_keeps_its_most_idle_users_sets_as_one_batch_would() ->
     kept = engine.stages.resting.labelled(rows, torch.zeros(9, dtype=torch.long))
     assert kept is not None
     assert sorted(kept.events.tolist()) == [0, 1]  # u0 and u1
+
+
+def test_a_cpu_ranks_only_the_candidate_slots_its_fullest_user_fills() -> None:
+    """Slots past the union's fullest row hold only padding: dropping them changes no list."""
+    engine = _engine(torch.device("cpu"), ("vector", "covisit", "successors", "trending", "cold"))
+    _filler(engine)
+    for n in range(12):
+        _learn(engine, [f"u{n % 4}"] * 3, [f"f{n}", f"f{n + 1}", f"f{(3 * n) % 40}"], ts=2.0 + n)
+    stages = engine.stages
+    users = torch.arange(len(engine.learner.users))
+    narrow = stages.candidates(users)
+    assert narrow.rows.shape[1] < stages.config.width
+    rows, scores = stages.rank(users, 3, None)
+    stages.static_shapes = True  # every slot of the union, padding and all
+    assert stages.candidates(users).rows.shape[1] == stages.config.width
+    want_rows, want_scores = stages.rank(users, 3, None)
+    assert_same_ranking(rows, scores, want_rows, want_scores)
+
+
+def test_kept_sets_survive_narrower_and_wider_candidate_sets() -> None:
+    """A CPU's candidate width follows the batch: the ring pads or widens, and loses no set."""
+    from models.delayed import DelayedSets
+
+    sets = DelayedSets(4, 5, torch.device("cpu"), per_batch=4)
+    sets.store(np.array([0]), torch.tensor([[7, 8, -1]]), torch.ones(1, 3, 2))
+    sets.store(np.array([1]), torch.tensor([[9, -1]]), torch.ones(1, 2, 2))  # narrower
+    sets.store(np.array([2]), torch.tensor([[5, 6, 4, 3, 2]]), torch.ones(1, 5, 2))  # wider
+    assert len(sets) == 3
+    labels = sets.labelled(np.array([0, 1, 2]), torch.tensor([8, 9, 2]))
+    assert labels is not None
+    assert labels.positive.tolist() == [1, 0, 4]
+    assert labels.valid.sum(1).tolist() == [2, 1, 5]
+    assert labels.features.shape == (3, 5, 2)
+
+
+def test_under_a_backlog_users_falling_idle_wait_for_a_batch_with_room() -> None:
+    """A backlogged batch re-ranks at most its share of them; later batches take the rest, once."""
+    from worker.engine.between_sessions import BACKLOG_RESTING_SHARE
+
+    engine = _engine(torch.device("cpu"), ("vector", "trending"))
+    pause = engine.stages.config.idle_after_s
+    for second in range(5):  # five sights of 200 users each: 1,000 fall due together
+        users = [f"u{second}-{n}" for n in range(200)]
+        _learn(engine, users, [f"i{n % 7}" for n in range(200)], ts=100.0 + second)
+    busy = [f"busy{n}" for n in range(1200)]
+    ones = np.ones(1200, dtype=np.float32)
+    first = engine.learn(busy, ["i0"] * 1200, np.full(1200, 105.0 + pause), ones, backlog=True)
+    assert first.resting is not None
+    assert first.resting.numel() <= 1200 * BACKLOG_RESTING_SHARE + 200  # and the sight it ends on
+    assert engine.resting.lag_s(engine.clock) > 0
+    taken = engine.learner.users.ids_of(first.resting.numpy()).tolist()
+    later = engine.learn(busy, ["i1"] * 1200, np.full(1200, 106.0 + pause), ones)
+    assert later.resting is not None
+    taken += engine.learner.users.ids_of(later.resting.numpy()).tolist()
+    assert len(taken) == len(set(taken)) == 1000
+    assert engine.resting.lag_s(engine.clock) == 0
