@@ -162,9 +162,9 @@ def test_a_small_batch_is_learned_on_one_thread_a_large_one_on_all(
     seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
     learn = worker.engine.learn
 
-    def spy(users: Any, *args: Any) -> Any:
+    def spy(users: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append((len(users), torch.get_num_threads()))
-        return learn(users, *args)
+        return learn(users, *args, **kwargs)
 
     worker.engine.learn = spy  # type: ignore[method-assign]
     small, large = SMALL_BATCH_EVENTS // 4, 2 * SMALL_BATCH_EVENTS

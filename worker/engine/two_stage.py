@@ -113,6 +113,7 @@ class TwoStage:
         successors: SuccessorRings | NoNeighbours = NoNeighbours()
         if counts is not None:
             covisit, successors = counts.covisit, SuccessorRings(counts.table, self.static_shapes)
+            counts.covisit.compact = not self.static_shapes  # its fold's shapes, as the rank's
         cfg = self.config
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),
