@@ -40,37 +40,44 @@ def sort_rows(rows: torch.Tensor, below: int | None = None) -> tuple[torch.Tenso
 
 
 def distinct_slots(
-    rows: torch.Tensor, below: int | None = None
+    rows: torch.Tensor, below: int | None = None, trim: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each user's distinct rows `[users, n]` and the slot each input position went to.
 
     Rows come out ascending with `-1` in unused slots; the slots let values be
     scattered where they lie (no gather). A `-1` input lands in a slot that holds
-    `-1`, so what is written there is padding.
+    `-1`, so what is written there is padding. `trim`: only as many slots as the
+    fullest user fills (a shape read from the data: free on a CPU, a wait on a device).
     """
     ordered, order = sort_rows(rows, below)
     first = torch.ones_like(ordered, dtype=torch.bool)
     first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     slot = first.cumsum(1) - 1
-    out_rows = torch.full_like(rows, -1).scatter_(1, slot, ordered)
+    width = int(slot[:, -1].max()) + 1 if trim and slot.numel() else rows.shape[1]
+    out_rows = rows.new_full((rows.shape[0], width), -1).scatter_(1, slot, ordered)
     return out_rows, torch.empty_like(slot).scatter_(1, order, slot)
 
 
 def merge_rows(
-    rows: torch.Tensor, sums: torch.Tensor, maxes: torch.Tensor, below: int | None = None
+    rows: torch.Tensor,
+    sums: torch.Tensor,
+    maxes: torch.Tensor,
+    below: int | None = None,
+    trim: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Distinct rows per user, `sums` summed and `maxes` maximised over repeats.
 
     `rows` is `[users, n]` (`-1` ignored), `sums` and `maxes` `[users, n, c]`.
-    Returns rows `[users, n]` (`-1` in unused slots) and the two reduced value
-    tensors (0 in unused slots), from one sort.
+    Returns rows `[users, n]` (`-1` in unused slots; `trim`: as many as the fullest
+    user fills) and the two reduced value tensors (0 in unused slots), from one sort.
     """
-    out_rows, where = distinct_slots(rows, below)
+    out_rows, where = distinct_slots(rows, below, trim)
+    shape = (*out_rows.shape, sums.shape[2])
     unused = (out_rows < 0).unsqueeze(2)
     index = where.unsqueeze(2)
-    summed = torch.zeros_like(sums).scatter_add_(1, index.expand(-1, -1, sums.shape[2]), sums)
+    summed = sums.new_zeros(shape).scatter_add_(1, index.expand(-1, -1, sums.shape[2]), sums)
     summed = summed.masked_fill_(unused, 0.0)
-    low = torch.full_like(maxes, -torch.inf)
+    low = maxes.new_full((*out_rows.shape, maxes.shape[2]), -torch.inf)
     maxed = low.scatter_reduce_(1, index.expand(-1, -1, maxes.shape[2]), maxes, reduce="amax")
     return out_rows, summed, maxed.masked_fill_(unused, 0.0)
 

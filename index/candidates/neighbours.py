@@ -26,12 +26,14 @@ class NeighbourSource:
         window: int,
         decay: float,
         normalise: float = 0.0,
+        trim: bool = False,
     ) -> None:
         """`decay ** lag` weighs the click `lag` steps back (0 = the newest).
 
         `normalise`: each recent click's neighbour weights are divided by their total
         to this power (item-kNN's query normalisation), so a popular click, whose
-        counts are large, does not drown the user's other clicks.
+        counts are large, does not drown the user's other clicks. `trim` (a CPU): merge
+        into only as many slots as the user with most distinct neighbours fills.
         """
         self.name = name
         self.table = table
@@ -39,6 +41,7 @@ class NeighbourSource:
         self.window = window
         self.decay = decay
         self.normalise = normalise
+        self.trim = trim
 
     def propose(self, query: CandidateQuery) -> Proposal:
         """Neighbours of the recent clicks, summed per item, best `width` kept."""
@@ -58,7 +61,9 @@ class NeighbourSource:
         near = (1.0 / (1.0 + lag)).unsqueeze(0).unsqueeze(2).expand_as(weight)
         summed = (weight * lag_weight).reshape(users, -1, 1)
         rows = neighbours.reshape(users, -1).masked_fill(summed[..., 0] <= 0, -1)
-        merged, summed, nearest = merge_rows(rows, summed, near.reshape(users, -1, 1), query.extent)
+        merged, summed, nearest = merge_rows(
+            rows, summed, near.reshape(users, -1, 1), query.extent, self.trim
+        )
         rows_out, scores, at = best_at(merged, summed[..., 0], self.width)
         nearness = nearest[..., 0].gather(1, at).masked_fill(rows_out < 0, 0.0)
         # merged rows ascend after an optional leading -1; the unused slots past them

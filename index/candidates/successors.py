@@ -77,7 +77,11 @@ class SuccessorRings:
         share = (weights / total).masked_fill(~valid, 0.0).unsqueeze(2)
         nothing = share[..., :0]
         merged, summed, _ = merge_rows(
-            successors.masked_fill(~valid, -1), share, nothing, table.capacity
+            successors.masked_fill(~valid, -1),
+            share,
+            nothing,
+            table.capacity,
+            trim=not self.static_shapes,
         )
         top, weight = best(merged, summed[..., 0], min(self.read, table.slots))
         return top, weight.masked_fill(top < 0, 0.0)

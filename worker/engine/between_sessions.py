@@ -29,6 +29,7 @@ MIN_RESTING = 256  # users a batch may re-rank as resting, at least (more if it 
 # On the outside load, where every click ends a session, re-ranks at rest matched the touched
 # one for one and cost 5,700-9,900 of 14,000-18,000 users ranked per backlogged batch.
 BACKLOG_RESTING_SHARE = 0.25
+_EVERY_ROW = np.iinfo(np.int64).max  # a cursor row past every row: its sight was taken whole
 
 
 def popular_log_p(popular: torch.Tensor, valid: torch.Tensor, config: StageConfig) -> torch.Tensor:
@@ -66,6 +67,7 @@ class RestingUsers:
         """Start at `clock`: users idle already (a restore) are not all due at once."""
         self.config = config
         self._from = clock - config.idle_after_s
+        self._row = _EVERY_ROW  # rows of the sight `_from` up to this one were taken
         self._left = False  # the last scan found more than one batch may take
 
     def due(
@@ -94,17 +96,25 @@ class RestingUsers:
         if upto < self._from + config.idle_after_s / SCANS and not self._left:
             return none
         live = ids.live_mask()[: last_seen.size]
-        due = np.flatnonzero((last_seen > self._from) & (last_seen <= upto) & live)
+        after = (last_seen > self._from) | ((last_seen == self._from) & self._past_row(last_seen))
+        due = np.flatnonzero(after & (last_seen <= upto) & live)
         most = max(MIN_RESTING, int(touched * BACKLOG_RESTING_SHARE) if backlog else touched)
         self._left = due.size > most
         if self._left:
-            # the `most` oldest sights, and every row sharing the last of them (one batch's)
-            oldest = np.partition(last_seen[due], most - 1)[most - 1]
-            due = due[last_seen[due] <= oldest]
-            self._from = float(oldest)
+            # the `most` oldest by (sight, row): a batch's users share one sight, so the
+            # cursor also holds the last row taken in the sight it stops in
+            seen = last_seen[due]
+            oldest = np.partition(seen, most - 1)[most - 1]
+            before = due[seen < oldest]
+            due = np.concatenate([before, due[seen == oldest][: most - before.size]])
+            self._from, self._row = float(oldest), int(due[-1])
         else:
-            self._from = upto
+            self._from, self._row = upto, _EVERY_ROW
         return due
+
+    def _past_row(self, last_seen: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Rows past the cursor's row: those of its sight not yet taken."""
+        return np.arange(last_seen.size) > self._row
 
     def lag_s(self, clock: float) -> float:
         """How long the oldest user still due has waited past their pause (0: none waits)."""

@@ -33,16 +33,20 @@ class BatchSizer:
         self.base = base
         self.cap = max(base, cap or base)
         self.size = base
-        self.backlog = False  # the last poll came back full: more is waiting
+        self.backlog = False  # the last poll came back full, or grown: more is waiting
 
     def observe(self, got: int) -> int:
         """Take what the last poll returned; return the size of the next one.
 
         Full (`got >= size`): a backlog waits, double towards the cap. Short: caught
         up, halve towards the base. Anything below the base leaves the base alone.
+        `backlog` says whether this poll came back full or grown: one that alternates
+        between the base and twice it, at a rate just past what the worker takes, is
+        behind all along.
         """
-        self.backlog = got >= self.size
-        if self.backlog:
+        # a grown size that came back short is still draining what the full ones left
+        self.backlog = got >= self.size or self.size > self.base
+        if got >= self.size:
             self.size = min(self.cap, self.size * 2)
         elif self.size > self.base:
             self.size = max(self.base, self.size // 2)

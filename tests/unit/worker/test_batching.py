@@ -48,10 +48,12 @@ def test_a_base_below_one_is_refused() -> None:
 
 
 def test_a_full_poll_reports_a_backlog_and_a_short_one_clears_it() -> None:
-    """The loop reads `backlog` after each poll: whether more was waiting when it came back."""
+    """`backlog`: the poll came back full, or at a grown size; not once short at the base."""
     sizer = BatchSizer(100, 400)
     assert not sizer.backlog
     sizer.observe(100)
     assert sizer.backlog
-    sizer.observe(150)  # short of the 200 asked for: caught up
+    sizer.observe(150)  # short of the 200 asked for, but grown: still draining
+    assert sizer.backlog
+    sizer.observe(10)  # short at the base: caught up
     assert not sizer.backlog
