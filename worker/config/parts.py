@@ -94,7 +94,7 @@ class CandidateSettings(BaseSettings):
         env_prefix="RECSTREAM_CANDIDATES_", frozen=True, extra="ignore"
     )
 
-    vector: int = Field(default=100, ge=1, le=MAX_SEARCH_K)
+    vector: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     covisit: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     successors: int = Field(default=50, ge=1, le=MAX_SEARCH_K)
     trending: int = Field(default=60, ge=1, le=MAX_SEARCH_K)

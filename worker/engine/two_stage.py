@@ -404,7 +404,7 @@ class TwoStage:
         query = self._query(user_rows, unavailable)
         proposals = [source.propose(query) for source in self.sources]
         # on a CPU, only as many slots as the fullest user fills (the bench's load: about 140
-        # distinct of 310 proposed, so every feature, the ranker and the top-k read half)
+        # distinct of 310 proposed at vector width 100, so the features, ranker and top-k read half)
         rows, where = distinct_slots(
             torch.cat([p.rows for p in proposals], 1), query.extent, trim=not self.static_shapes
         )
