@@ -96,7 +96,9 @@ class RestingUsers:
         if upto < self._from + config.idle_after_s / SCANS and not self._left:
             return none
         live = ids.live_mask()[: last_seen.size]
-        after = (last_seen > self._from) | ((last_seen == self._from) & self._past_row(last_seen))
+        after = last_seen > self._from
+        tied = np.flatnonzero(last_seen == self._from)  # the cursor's sight: past its row
+        after[tied[tied > self._row]] = True
         due = np.flatnonzero(after & (last_seen <= upto) & live)
         most = max(MIN_RESTING, int(touched * BACKLOG_RESTING_SHARE) if backlog else touched)
         self._left = due.size > most
@@ -111,10 +113,6 @@ class RestingUsers:
         else:
             self._from, self._row = upto, _EVERY_ROW
         return due
-
-    def _past_row(self, last_seen: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-        """Rows past the cursor's row: those of its sight not yet taken."""
-        return np.arange(last_seen.size) > self._row
 
     def lag_s(self, clock: float) -> float:
         """How long the oldest user still due has waited past their pause (0: none waits)."""
