@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from index.base import ItemIndex
+from index.blocked import top_k_long_rows
 
 # Score elements per dense chunk, by device. On a CPU, 4 MiB of floats keeps each pass in
 # cache; an accelerator has no such cache to fit and pays per kernel launch instead, so
@@ -124,7 +125,7 @@ def _dense_top_k(
         _mask_seen(scores, seen[at:stop].to(scores.device))
         if unavailable is not None:
             scores.masked_fill_(unavailable[: scores.shape[1]].to(scores.device), float("-inf"))
-        top, pick = scores.topk(min(k, scores.shape[1]), dim=1)
+        top, pick = top_k_long_rows(scores, min(k, scores.shape[1]))
         tops.append(top)
         picks.append(pick)
     top = torch.cat(tops) if len(tops) > 1 else tops[0]

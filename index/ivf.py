@@ -14,6 +14,15 @@ rebuilding back to back beside the loop. Most builds reuse the last trained
 centroids and only reassign the vectors (k-means is ~25 such passes); the
 centroids are trained again every `retrain_every` builds, or once the catalogue
 has doubled since, so they follow the vectors' drift.
+
+A large catalogue on the CPU (`coded_from` items and up) is searched through
+4-bit product-quantised codes with FAISS's fast scan (`IndexIVFPQFastScan`,
+two dimensions per code): an IVF-Flat scan reads every probed list's floats,
+260 bytes an item, and at 10^6 items that cost 590 ms per 1,024 queries on
+2 shared cores, against 98 ms for the codes (17 bytes an item). The codes only
+choose: `REFINE` times the asked-for rows are fetched and re-scored exactly
+with the live vectors, as every IVF candidate is, which kept 98.5 % of
+IVF-Flat's top 50 on clustered items (docs/benchmarks.md, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from models.growth import grown_capacity
 _TRAIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per centroid
 BUILD_PACE = 4.0  # the next build waits at least this many times the last one's duration
 RETRAIN_EVERY = 8  # builds: train new centroids at every this many, reuse them in between
+CODED_FROM = 200_000  # items: a CPU build at least this large is searched through PQ codes
+REFINE = 2  # a coded search fetches this many times the rows asked for, then re-scores them
+REFINE_AT_LEAST = 128  # ... and at least this many: few rows asked for leave codes' ties out
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class _Built:
     on_gpu: bool
     build: str = "ivf-cpu"  # `index.gpu_ann.choose_build`: cagra, ivf-gpu or ivf-cpu
     seconds: float = 0.0  # how long the build took
+    coded: bool = False  # searched through PQ codes of vectors padded to an even width
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class _Trained:
     empty: faiss.Index
     rows: int  # catalogue size they were trained on
     uses: int = 0  # builds that reused them
+    coded: bool = False  # an IVF-PQ fast-scan index (its codebooks trained too)
 
 
 class IVFIndex:
@@ -73,8 +87,14 @@ class IVFIndex:
         refresh_updates: int = 100_000,
         use_gpu: bool = True,
         retrain_every: int = RETRAIN_EVERY,
+        coded_from: int = CODED_FROM,
     ) -> None:
-        """Configure; `nlist=0` picks about 4·√n lists at each training."""
+        """Configure; `nlist=0` picks about 4·√n lists at each training.
+
+        `coded_from`: a CPU build of at least this many items is searched through
+        PQ codes, then re-scored (the module's docstring).
+        """
+        self.coded_from = coded_from
         self.nlist = nlist
         self.retrain_every = max(1, retrain_every)
         self.trainings = 0
@@ -167,25 +187,30 @@ class IVFIndex:
 
         def build() -> None:
             clock = time.monotonic()
+            coded = plan == "ivf-cpu" and snapshot.shape[0] >= self.coded_from
             try:
                 if plan == "cagra":
                     built = cast("faiss.Index", build_cagra(faiss, snapshot, gpu_id))
                 else:
-                    built = self._build(snapshot, plan == "ivf-gpu", gpu_id)
+                    built = self._build(snapshot, plan == "ivf-gpu", gpu_id, coded)
             except Exception as exc:  # noqa: BLE001  (surfaced on the loop thread at refresh)
                 self._build_error = exc
                 return
             seconds = time.monotonic() - clock
             with self._lock:
                 self._finished = _Built(
-                    built, snapshot.shape[0], started_at, plan != "ivf-cpu", plan, seconds
+                    built, snapshot.shape[0], started_at, plan != "ivf-cpu", plan, seconds, coded
                 )
 
         self._builder = threading.Thread(target=build, name="recstream-ivf-build", daemon=True)
         self._builder.start()
 
-    def _build(self, snapshot: np.ndarray, gpu: bool, gpu_id: int = 0) -> faiss.Index:
-        index = cast("faiss.IndexIVFFlat", faiss.clone_index(self._centroids(snapshot)))
+    def _build(
+        self, snapshot: np.ndarray, gpu: bool, gpu_id: int = 0, coded: bool = False
+    ) -> faiss.Index:
+        if coded:
+            snapshot = _even_width(snapshot)
+        index = cast("faiss.IndexIVF", faiss.clone_index(self._centroids(snapshot, coded)))
         index.add(snapshot)
         index.nprobe = self.nprobe
         if gpu:
@@ -196,31 +221,42 @@ class IVFIndex:
             return on_gpu
         return index
 
-    def _centroids(self, snapshot: np.ndarray) -> faiss.Index:
+    def _centroids(self, snapshot: np.ndarray, coded: bool = False) -> faiss.Index:
         """An empty IVF with trained centroids: the last ones, or new ones when they are due.
 
-        Runs on the build thread, the only writer of `_trained`.
+        `coded`: an IVF-PQ fast-scan index, 4 bits per two dimensions (`snapshot`'s
+        width must be even). Runs on the build thread, the only writer of `_trained`.
         """
         rows, dim = snapshot.shape
         trained = self._trained
         if (
             trained is not None
             and trained.empty.d == dim
+            and trained.coded == coded
             and trained.uses + 1 < self.retrain_every
             and rows <= 2 * trained.rows
         ):
-            self._trained = _Trained(trained.empty, trained.rows, trained.uses + 1)
+            self._trained = _Trained(trained.empty, trained.rows, trained.uses + 1, coded)
             return trained.empty
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, self._lists_for(rows))
+        lists = self._lists_for(rows)
+        index: faiss.IndexIVF = (
+            faiss.IndexIVFPQFastScan(quantizer, dim, lists, dim // 2, 4)
+            if coded
+            else faiss.IndexIVFFlat(quantizer, dim, lists)
+        )
         # Set after construction on purpose: the constructor's METRIC_INNER_PRODUCT also turns
         # on spherical k-means (unit centroids), which crowds the lists together when vectors
         # point one way from the origin and costs recall, while no form gains on centred ones
         # (tests/unit/index/test_ivf_recall; docs/benchmarks.md, "Figures behind the code").
         # Plain k-means centroids, assigned and searched by inner product, keep it.
         index.metric_type = faiss.METRIC_INNER_PRODUCT
+        # Codes of each item's residual from its list's centroid, not of the item: set after
+        # the metric, which leaves it off (clustered items: 0.80 against 0.30 of the exact
+        # top 10 kept at twice the fetch, tests/unit/index/test_ivf_recall.py).
+        index.by_residual = coded
         index.train(snapshot)
-        self._trained = _Trained(index, rows)
+        self._trained = _Trained(index, rows, coded=coded)
         self.trainings += 1
         return index
 
@@ -251,7 +287,10 @@ class IVFIndex:
         # more: between builds every clicked item goes stale, and a fetch that grew with
         # them would fall back to an exact scan of the catalogue within a minute.
         stale_in_snapshot = int(stale[: built.rows].sum())
-        fetch = min(k + min(stale_in_snapshot, k), built.rows)
+        fetch = k + min(stale_in_snapshot, k)
+        if built.coded:
+            fetch = max(fetch * REFINE, REFINE_AT_LEAST)
+        fetch = min(fetch, built.rows)
         if stale_rows.numel() * 2 > rows or fetch > GPU_MAX_K:
             return knn(queries, items, k)
         probe = queries.float().contiguous()
@@ -260,6 +299,8 @@ class IVFIndex:
         else:
             if not built.on_gpu:
                 probe = probe.cpu()
+            if built.coded:
+                probe = torch.from_numpy(_even_width(probe.numpy()))
             found = built.index.search(probe, fetch)[1]
         cand = torch.as_tensor(found, device=items.device)
         missing = cand < 0
@@ -283,3 +324,10 @@ class IVFIndex:
     def close(self) -> None:
         """Let a running build finish so its thread does not outlive the process state."""
         self.wait_for_build()
+
+
+def _even_width(vectors: np.ndarray) -> np.ndarray:
+    """`vectors` with a zero column appended when their width is odd (PQ codes take pairs)."""
+    if vectors.shape[1] % 2 == 0:
+        return vectors
+    return np.pad(vectors, ((0, 0), (0, 1)))

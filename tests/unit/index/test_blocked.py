@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.blocked import _select, blocked_knn
+from index.blocked import _select, blocked_knn, top_k_long_rows
 
 
 @given(
@@ -43,3 +43,33 @@ def test_blocked_knn_matches_plain_search_on_cpu() -> None:
     want_scores, want_rows = (queries @ items.T).topk(20, dim=1)
     assert torch.allclose(scores, want_scores, atol=1e-5)
     assert (rows == want_rows).float().mean() > 0.99  # equal but for exact float ties
+
+
+@given(
+    rows=st.integers(1, 5),
+    cols=st.integers(1, 4000),
+    k=st.integers(1, 60),
+    seed=st.integers(0, 2**16),
+    ties=st.booleans(),
+    masked=st.integers(0, 4000),
+)
+@settings(max_examples=150, deadline=None)
+def test_top_k_of_long_rows_matches_torch_topk(
+    rows: int, cols: int, k: int, seed: int, ties: bool, masked: int
+) -> None:
+    """The same scores as `torch.topk`, best first, at distinct real columns holding them.
+
+    Ragged rows (not a whole number of blocks), ties and rows with fewer finite
+    scores than `k` (seen items at -inf) included.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(rows, cols, generator=gen)
+    if ties:
+        scores = scores.round()
+    scores[:, : min(masked, cols)] = -torch.inf
+    k = min(k, cols)
+    top, columns = top_k_long_rows(scores, k)
+    assert torch.equal(top, scores.topk(k, dim=1).values)
+    assert bool(((columns >= 0) & (columns < cols)).all())
+    assert torch.equal(scores.gather(1, columns), top)
+    assert all(len(set(row)) == k for row in columns.tolist())

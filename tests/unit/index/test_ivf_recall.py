@@ -21,8 +21,8 @@ def _recall(found: np.ndarray, queries: torch.Tensor, items: torch.Tensor) -> fl
     return float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))
 
 
-def _built(items: torch.Tensor, nlist: int, nprobe: int) -> IVFIndex:
-    index = IVFIndex(nlist=nlist, nprobe=nprobe, use_gpu=False)
+def _built(items: torch.Tensor, nlist: int, nprobe: int, coded_from: int = 10**9) -> IVFIndex:
+    index = IVFIndex(nlist=nlist, nprobe=nprobe, use_gpu=False, coded_from=coded_from)
     index.refresh(items, torch.arange(items.shape[0]))
     index.wait_for_build()
     index.refresh(items, torch.empty(0, dtype=torch.int64))
@@ -54,6 +54,47 @@ def test_recall_on_clustered_items_with_an_eighth_of_the_lists_probed() -> None:
         _, rows = index.search(queries, K)
         assert _recall(rows.numpy(), queries, items) >= 0.95
         index.close()
+
+
+def _clustered_wide(seed: int, dim: int = 65) -> tuple[torch.Tensor, torch.Tensor]:
+    """10,000 items and 200 queries around 50 centres in `dim` (the model's width) dimensions."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((50, dim))
+    items = centres[rng.integers(0, 50, 10_000)] + 0.7 * rng.standard_normal((10_000, dim))
+    queries = centres[rng.integers(0, 50, 200)] + 0.7 * rng.standard_normal((200, dim))
+    return torch.tensor(items, dtype=torch.float32), torch.tensor(queries, dtype=torch.float32)
+
+
+def test_coded_search_keeps_the_exact_top_10_of_clustered_items() -> None:
+    """Through PQ codes and an exact re-score, 8 of 64 lists still give 95 % of the exact top 10.
+
+    The codes only choose (twice the rows asked for, at least 128); their scores
+    come from the vectors. Measured: 1.0 over four seeds at the model's width (65,
+    odd: padded to 66), 0.91-0.93 with no floor on the fetch. Codes of the items
+    rather than of their residuals from the centroid (`by_residual` as setting the
+    metric leaves it) kept 0.30 of the top 10 on 16-d items, against 0.80.
+    """
+    for seed in (0, 1):
+        items, queries = _clustered_wide(seed)
+        index = _built(items, nlist=64, nprobe=8, coded_from=0)
+        built = index._built
+        assert built is not None
+        assert built.coded
+        assert isinstance(built.index, faiss.IndexIVFPQFastScan)
+        assert built.index.by_residual
+        _, rows = index.search(queries, K)
+        assert _recall(rows.numpy(), queries, items) >= 0.95
+        index.close()
+
+
+def test_a_catalogue_below_the_coded_size_keeps_exact_lists() -> None:
+    """IVF-Flat under `coded_from` items: what FAISS scans is the vectors themselves."""
+    items, _ = _clustered_wide(0)
+    index = _built(items, nlist=64, nprobe=8, coded_from=items.shape[0] + 1)
+    assert index._built is not None
+    assert not index._built.coded
+    assert isinstance(index._built.index, faiss.IndexIVFFlat)
+    index.close()
 
 
 def test_the_index_is_trained_by_plain_k_means_and_searched_by_inner_product() -> None:
