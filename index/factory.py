@@ -20,6 +20,7 @@ def make_index(
     nprobe: int = 16,
     refresh_s: float = 30.0,
     refresh_updates: int = 100_000,
+    coded_from: int = 200_000,
     device_type: str = "cpu",
     faiss: ModuleType = _faiss,
 ) -> ItemIndex:
@@ -35,6 +36,10 @@ def make_index(
         return ExactIndex()
     if kind == "ivf":
         return IVFIndex(
-            nlist=nlist, nprobe=nprobe, refresh_s=refresh_s, refresh_updates=refresh_updates
+            nlist=nlist,
+            nprobe=nprobe,
+            refresh_s=refresh_s,
+            refresh_updates=refresh_updates,
+            coded_from=coded_from,
         )
     raise ItemIndexError(f"unknown index kind {kind!r}: use exact or ivf")

@@ -94,6 +94,7 @@ def build_engine(
         nprobe=settings.index.nprobe,
         refresh_s=settings.index.refresh_s,
         refresh_updates=settings.index.refresh_updates,
+        coded_from=settings.index.coded_from,
         device_type=device.type,
     )
     catalogue = Catalogue()

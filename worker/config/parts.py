@@ -213,6 +213,8 @@ class IndexSettings(BaseSettings):
     refresh_updates: int = Field(default=100_000, ge=1, le=1 << 40)
     nlist: int = Field(default=0, ge=0, le=1 << 20)
     nprobe: int = Field(default=16, ge=1, le=2048)
+    # a CPU IVF of at least this many items is searched through PQ codes, then re-scored
+    coded_from: int = Field(default=200_000, ge=0, le=1 << 40)
 
 
 class CheckpointSettings(BaseSettings):
