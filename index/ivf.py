@@ -265,6 +265,11 @@ class IVFIndex:
         if self._builder is not None:
             self._builder.join(timeout)
 
+    @property
+    def coded(self) -> bool:
+        """Whether the live build is searched through PQ codes (then re-scored)."""
+        return self._built is not None and self._built.coded
+
     def dense_scores(self, queries: torch.Tensor) -> torch.Tensor | None:  # noqa: ARG002
         """Never: the IVF index exists because the catalogue is too large for that."""
         return None

@@ -211,7 +211,7 @@ def bench_search(
     rows.append(
         Row(
             "search",
-            f"ivf {size:,} items, dim {dim}, nprobe 16",
+            f"ivf {size:,} items, dim {dim}, nprobe 16" + (", PQ codes" if index.coded else ""),
             queries / ivf,
             "users/s",
             "exact (same run)",
