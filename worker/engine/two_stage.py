@@ -409,8 +409,11 @@ class TwoStage:
             torch.cat([p.rows for p in proposals], 1), query.extent, trim=not self.static_shapes
         )
         # zeros: one contiguous fill, where zeroing the sources' columns of an empty tensor
-        # was a strided pass; every value written below is finite (see the multiply)
-        features = torch.zeros(*rows.shape, len(self.names), device=self.device)
+        # was a strided pass; every value written below is finite (see the multiply). Held
+        # feature-major (`[f, users, n]`, seen through a permuted view): each feature is
+        # written as one contiguous plane, not as a column strided across every candidate.
+        planes = torch.zeros(len(self.names), *rows.shape, device=self.device)
+        features = planes.permute(1, 2, 0)
         vector = torch.cat([self._vector_scores(query, p) for p in proposals], 1)
         vector = vector.masked_fill_(torch.isneginf(vector), 0.0)  # padding: lands on -1 slots
         # a row's inner product is the same whichever source proposed it: any write wins
