@@ -12,6 +12,7 @@ import faiss
 import torch
 
 from index.blocked import blocked_knn
+from models.take import take_rows
 
 with contextlib.suppress(ImportError):  # older FAISS builds ship without the torch bridge
     import faiss.contrib.torch_utils
@@ -81,12 +82,14 @@ def knn(queries: torch.Tensor, items: torch.Tensor, k: int) -> tuple[torch.Tenso
 
 
 def row_scores(queries: torch.Tensor, items: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Inner products of each query with its own item rows `[users, c]`, in bounded chunks."""
+    """Inner products of each query with its own item rows `[users, c]` (each >= 0), in chunks."""
     queries = queries.float()
     width = max(1, rows.shape[1] * items.shape[1])
     chunk = max(1, _TORCH_BUDGET // 4 // width)
     parts = [
-        torch.einsum("bd,bcd->bc", queries[s : s + chunk], items[rows[s : s + chunk]].float())
+        torch.einsum(
+            "bd,bcd->bc", queries[s : s + chunk], take_rows(items, rows[s : s + chunk]).float()
+        )
         for s in range(0, rows.shape[0], chunk)
     ]
     if not parts:

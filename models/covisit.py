@@ -22,6 +22,7 @@ import torch
 from models.growth import grown_capacity
 from models.segments import host_max, masked_put, ranks_in_runs, run_bounds
 from models.state import StateDict, host_copy, rows_of, tensor
+from models.take import take_rows
 
 _REBASE = 60.0  # rebase once the inflation reaches e**_REBASE (far below float32's e**88)
 
@@ -166,8 +167,8 @@ class CoVisitation:
                 shape, device=self.device
             )
         source = rows.clamp(min=0, max=self.capacity - 1)
-        neighbours = self.neighbours[source].long()
-        counts = self.counts[source].clamp(min=0) * math.exp(-self.log_scale)
+        neighbours = take_rows(self.neighbours, source).long()
+        counts = take_rows(self.counts, source).clamp(min=0) * math.exp(-self.log_scale)
         total = counts.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
         valid = (rows >= 0).unsqueeze(-1) & (neighbours >= 0)
         return neighbours.masked_fill(~valid, -1), (counts / total).masked_fill(~valid, 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from index.candidates.merge import best, merge_rows
+from models.take import take_rows
 from models.transitions import ItemTransitions
 
 
@@ -46,7 +47,7 @@ class SuccessorRings:
         distinct, inverse = torch.unique(flat, return_inverse=True)  # a host: shapes are free
         top, weight = self._kept(distinct)
         shape = (*rows.shape, top.shape[1])
-        return top[inverse].view(shape), weight[inverse].view(shape)
+        return take_rows(top, inverse).view(shape), take_rows(weight, inverse).view(shape)
 
     def _kept(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`_compact(rows)` for distinct rows, compacting only rings written since last time."""
@@ -64,14 +65,15 @@ class SuccessorRings:
             self._top[stale], self._weight[stale] = self._compact(stale)  # `width` wide
             self._stamp[stale] = table.written[stale]
         held = (rows >= 0).unsqueeze(1)
-        return self._top[source].masked_fill(~held, -1), self._weight[source].masked_fill(~held, 0)
+        top, weight = take_rows(self._top, source), take_rows(self._weight, source)
+        return top.masked_fill_(~held, -1), weight.masked_fill_(~held, 0)
 
     def _compact(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's ring summed per distinct successor, its `read` heaviest first."""
         table = self.table
         source = rows.clamp(min=0)
-        successors = table.successors[source].long()
-        weights = table.weights[source]
+        successors = take_rows(table.successors, source).long()
+        weights = take_rows(table.weights, source)
         total = weights.sum(-1, keepdim=True).clamp(min=1e-12).sqrt()
         valid = (rows >= 0).unsqueeze(-1) & (successors >= 0) & (weights > 0)
         share = (weights / total).masked_fill(~valid, 0.0).unsqueeze(2)

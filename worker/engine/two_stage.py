@@ -34,6 +34,7 @@ from models.learner import OnlineLearner
 from models.mixture import MixtureWeight
 from models.ranker import OnlineRanker, RankerStats
 from models.state import StateDict, part, prefixed
+from models.take import take_rows
 from models.trending import Trending
 from worker.engine.between_sessions import mix_popular, popular_log_p
 from worker.engine.candidate_names import SOURCES
@@ -532,7 +533,7 @@ class TwoStage:
         """
         clamped = rows.clamp(min=0)
         if self.learner.items.extent <= clamped.numel():
-            columns = self._item_table()[clamped]
+            columns = take_rows(self._item_table(), clamped)
         else:  # a catalogue larger than the candidates: read only theirs
             columns = self._item_columns(clamped)
         width = columns.shape[-1]
