@@ -19,10 +19,15 @@ MIN_DENSE_CHUNK = 16  # fewer users per dense chunk than this: a search costs le
 
 @dataclass(frozen=True)
 class TopK:
-    """Per-user results: rows `-1` and scores `-inf` where fewer than k items remain."""
+    """Per-user results: rows `-1` and scores `-inf` where fewer than k items remain.
+
+    `also`: the inner products at the rows a caller asked for beside the top k, read
+    off the dense score matrices (None when the search made none).
+    """
 
     scores: torch.Tensor
     rows: torch.Tensor
+    also: torch.Tensor | None = None
 
     @property
     def valid(self) -> torch.Tensor:
@@ -39,6 +44,7 @@ def top_k_excluding(
     unavailable: torch.Tensor | None = None,
     *,
     most_widen: int | None = None,
+    also: torch.Tensor | None = None,
 ) -> TopK:
     """Best `k` rows per query, none of them in that query's `seen` row.
 
@@ -51,13 +57,16 @@ def top_k_excluding(
     `most_widen` caps that widening for the batch's search, so an approximate
     index's search costs what `k` makes it, whatever the users' histories; the
     users it leaves with fewer than `k` rows are searched again in full.
+    `also` (`[queries, m]` rows, each >= 0): where the search is dense, their inner
+    products are read off each chunk's score matrix before seen items are masked in
+    it, so a caller scoring other rows for the same users needs no gather of vectors.
     """
     if queries.shape[0] == 0:
         empty = torch.empty(0, k, device=queries.device)
         return TopK(empty, empty.long())
     chunk = _dense_chunk(index, queries)
     if chunk:
-        top = _dense_top_k(index, queries, seen, k, unavailable, chunk)
+        top = _dense_top_k(index, queries, seen, k, unavailable, chunk, also)
         if top is not None:
             return top
     scores, rows, excluded = _candidates(
@@ -108,6 +117,7 @@ def _dense_top_k(
     k: int,
     unavailable: torch.Tensor | None,
     chunk: int,
+    also: torch.Tensor | None = None,
 ) -> TopK | None:
     """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
 
@@ -116,12 +126,14 @@ def _dense_top_k(
     depends on the data, so nothing waits on a device), one top-k.
     """
     users = queries.shape[0]
-    tops, picks = [], []
+    tops, picks, extra = [], [], []
     for at in range(0, users, chunk):
         stop = min(users, at + chunk)
         scores = index.dense_scores(queries[at:stop])
         if scores is None:  # only the first chunk can be refused: they all fit the budget
             return None
+        if also is not None:
+            extra.append(scores.gather(1, also[at:stop].to(scores.device)))
         _mask_seen(scores, seen[at:stop].to(scores.device))
         if unavailable is not None:
             scores.masked_fill_(unavailable[: scores.shape[1]].to(scores.device), float("-inf"))
@@ -130,7 +142,10 @@ def _dense_top_k(
         picks.append(pick)
     top = torch.cat(tops) if len(tops) > 1 else tops[0]
     pick = torch.cat(picks) if len(picks) > 1 else picks[0]
-    return _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
+    padded = _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
+    if also is None:
+        return padded
+    return TopK(padded.scores, padded.rows, torch.cat(extra) if len(extra) > 1 else extra[0])
 
 
 def _mask_seen(scores: torch.Tensor, seen: torch.Tensor) -> None:

@@ -26,6 +26,8 @@ class Proposal:
     rows are taken from (column `j` is `shared[j]` or `-1`), so it is scored once for all.
     `reach` (neighbour sources): every row the source found, not only the `width` it
     proposes, so a candidate any source proposed can be given this source's score.
+    `also` (the vector source): inner products at the query's `score_rows`, read from the
+    dense score matrix it searched (None where it searched an index instead).
     """
 
     rows: torch.Tensor
@@ -34,6 +36,7 @@ class Proposal:
     scored: bool = False
     shared: torch.Tensor | None = None
     reach: Reach | None = None
+    also: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class CandidateQuery:
     cold: torch.Tensor  # [m] the cold-start list's item rows
     unavailable: torch.Tensor | None  # [item rows] bool: no list may name these
     extent: int  # every item row is below this (known on the host: no read-back)
+    # [users, m] item rows (>= 0) whose inner products the vector source reads off its dense
+    # score matrix when it makes one (the other sources' rows, scored without a gather)
+    score_rows: torch.Tensor | None = None
 
 
 class CandidateSource(Protocol):

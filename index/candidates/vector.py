@@ -33,5 +33,6 @@ class VectorSource:
             self.width,
             unavailable=query.unavailable,
             most_widen=self.width,
+            also=query.score_rows,
         )
-        return Proposal(top.rows, top.scores, scored=True)
+        return Proposal(top.rows, top.scores, scored=True, also=top.also)

@@ -403,7 +403,7 @@ class TwoStage:
     ) -> Candidates:
         """Stage 1 and the features: the union of every source's rows, seen and hidden left out."""
         query = self._query(user_rows, unavailable)
-        proposals = [source.propose(query) for source in self.sources]
+        proposals = self._proposals(query)
         # on a CPU, only as many slots as the fullest user fills (the bench's load: about 140
         # distinct of 310 proposed at vector width 100, so the features, ranker and top-k read half)
         rows, where = distinct_slots(
@@ -415,7 +415,8 @@ class TwoStage:
         # written as one contiguous plane, not as a column strided across every candidate.
         planes = torch.zeros(len(self.names), *rows.shape, device=self.device)
         features = planes.permute(1, 2, 0)
-        vector = torch.cat([self._vector_scores(query, p) for p in proposals], 1)
+        also = next((p.also for p in proposals if p.also is not None), None)
+        vector = torch.cat(self._vector_scores(query, proposals, also), 1)
         vector = vector.masked_fill_(torch.isneginf(vector), 0.0)  # padding: lands on -1 slots
         # a row's inner product is the same whichever source proposed it: any write wins
         features[:, :, 0].scatter_(1, where, vector)
@@ -432,23 +433,54 @@ class TwoStage:
         features.mul_((rows >= 0).unsqueeze(2).to(features.dtype))
         return Candidates(rows, features, idle)
 
-    def _vector_scores(self, query: CandidateQuery, proposal: Proposal) -> torch.Tensor:
-        """`[users, width]` inner products of the proposed rows with the users' queries.
+    def _proposals(self, query: CandidateQuery) -> list[Proposal]:
+        """Every source's proposal, in `self.sources`' order; the vector source's last.
+
+        The rows of the sources scored per user (the neighbours') go to the vector source
+        as `score_rows`: where it searches a dense score matrix, it reads their inner
+        products off it, where a gather of their vectors cost more than its own search's
+        top-k (2026-12-07: 18 of 126 µs a user's rank).
+        """
+        proposals: dict[str, Proposal] = {}
+        for source in self.sources:
+            if not isinstance(source, VectorSource):
+                proposals[source.name] = source.propose(query)
+        gathered = [p.rows for p in proposals.values() if not p.scored and p.shared is None]
+        if gathered:
+            rows = torch.cat(gathered, 1).clamp(min=0, max=max(0, query.extent - 1))
+            query = dataclasses.replace(query, score_rows=rows)
+        for source in self.sources:
+            if isinstance(source, VectorSource):
+                proposals[source.name] = source.propose(query)
+        return [proposals[source.name] for source in self.sources]
+
+    def _vector_scores(
+        self, query: CandidateQuery, proposals: list[Proposal], also: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """`[users, width]` inner products of each proposal's rows with the users' queries.
 
         The vector source's own scores are these; a list everyone shares is scored by
-        one matrix product; only the per-user rows of the neighbour sources are
-        gathered (a gather per candidate is what costs on a CPU).
+        one matrix product; the per-user rows of the neighbour sources are read off
+        `also` (the vector source's dense scores at them, in the order `_proposals`
+        asked), or else gathered (a gather per candidate is what costs on a CPU).
         """
-        if proposal.scored:
-            return proposal.scores
         items = self.learner.item_vectors()
-        rows = proposal.rows
-        if proposal.shared is not None:
-            shared = proposal.shared.clamp(min=0, max=max(0, items.shape[0] - 1))
-            scores = query.queries.float() @ items[shared].float().T
-        else:
-            scores = row_scores(query.queries, items, rows.clamp(min=0))
-        return scores.masked_fill(rows < 0, -torch.inf)
+        scored, at = [], 0
+        for proposal in proposals:
+            rows = proposal.rows
+            if proposal.scored:
+                scored.append(proposal.scores)
+                continue
+            if proposal.shared is not None:
+                shared = proposal.shared.clamp(min=0, max=max(0, items.shape[0] - 1))
+                scores = query.queries.float() @ items[shared].float().T
+            elif also is not None:
+                scores = also[:, at : at + rows.shape[1]]
+                at += rows.shape[1]
+            else:
+                scores = row_scores(query.queries, items, rows.clamp(min=0))
+            scored.append(scores.masked_fill(rows < 0, -torch.inf))
+        return scored
 
     def _query(self, user_rows: torch.Tensor, unavailable: torch.Tensor | None) -> CandidateQuery:
         learner, history = self.learner, self.history

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ranking_checks import assert_same_ranking
 
+from index import exclusion
 from index.exact import ExactIndex
 from index.exclusion import TopK, top_k_excluding
 from models.history import SeenHistory
@@ -261,3 +262,28 @@ def test_a_user_the_capped_search_left_short_is_searched_again_in_full() -> None
     seen, counts = _seen([list(range(20))])  # the 20 best rows
     top = top_k_excluding(index, query, seen, counts, k=6, most_widen=2)
     assert top.rows.tolist() == [[20, 21, 22, 23, 24, 25]]
+
+
+@PATHS
+def test_rows_asked_beside_the_top_k_get_their_inner_products(
+    dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`also` rows are scored off the dense matrices, seen ones included; a search gives None.
+
+    Across chunks (a budget of a few users per chunk), and equal within float
+    tolerance to the inner products a gather computes.
+    """
+    gen = torch.Generator().manual_seed(3)
+    items, queries = torch.randn(300, 8, generator=gen), torch.randn(40, 8, generator=gen)
+    index = ExactIndex(dense_budget=1 << 30 if dense else 0)
+    index.refresh(items, torch.arange(300))
+    also = torch.randint(0, 300, (40, 7), generator=gen)
+    seen, counts = _seen([[int(also[n, 0])] for n in range(40)])
+    monkeypatch.setattr(exclusion, "DENSE_CHUNK_BUDGET", 16 * 300)  # 16 users a chunk: three
+    top = top_k_excluding(index, queries, seen, counts, 5, also=also)
+    if not dense:
+        assert top.also is None
+        return
+    assert top.also is not None
+    expected = torch.einsum("bd,bcd->bc", queries, items[also])
+    torch.testing.assert_close(top.also, expected, rtol=1e-5, atol=1e-5)
