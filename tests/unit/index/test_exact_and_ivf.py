@@ -16,10 +16,13 @@ N_ITEMS = 400  # enough for an IVF build with 8 lists (8 * 39 training points)
 DIM = 8
 K = 10
 
-KINDS = ["exact", "ivf"]
+# "ivf-coded": the IVF searched through PQ codes (from any size), then re-scored exactly
+KINDS = ["exact", "ivf", "ivf-coded"]
 
 
 def _index(kind: str) -> ItemIndex:
+    if kind == "ivf-coded":
+        return make_index("ivf", nlist=8, nprobe=8, coded_from=0)
     return make_index(kind, nlist=8, nprobe=8)
 
 
@@ -61,10 +64,16 @@ def _assert_exact(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_top_k_matches_brute_force(kind: str, device: torch.device) -> None:
-    """With every list probed, both indexes return the exact top-k, best first."""
+    """With every list probed, every index returns the exact top-k, best first.
+
+    The coded IVF too: its codes choose 128 of the 400 rows, re-scored exactly.
+    """
     items, queries = _data(device)
     index = _index(kind)
     _ready(index, items)
+    if kind == "ivf-coded" and device.type == "cpu":
+        assert isinstance(index, IVFIndex)
+        assert index.coded  # a device's build stays IVF-Flat
     scores, rows = index.search(queries, K)
     _assert_exact(scores, rows, queries, items, K)
     index.close()
@@ -99,7 +108,7 @@ def test_in_place_update_is_visible_at_once(kind: str, device: torch.device) -> 
     index.close()
 
 
-@pytest.mark.parametrize("kind", ["exact", "ivf"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_demoted_rows_give_way_to_the_next_best(kind: str, device: torch.device) -> None:
     """After the best rows are pushed down in place, the next-best rows take their places."""
     items, queries = _data(device)
@@ -167,9 +176,15 @@ def _rebuild(index: IVFIndex, items: torch.Tensor) -> None:
     index.refresh(items, torch.empty(0, dtype=torch.int64))
 
 
-def test_builds_reuse_the_centroids_until_retraining_is_due() -> None:
-    """Builds between trainings only reassign: searches stay exact on the live vectors."""
-    index = IVFIndex(nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False, retrain_every=3)
+@pytest.mark.parametrize("coded_from", [10**9, 0], ids=["flat", "coded"])
+def test_builds_reuse_the_centroids_until_retraining_is_due(coded_from: int) -> None:
+    """Builds between trainings only reassign: searches stay exact on the live vectors.
+
+    Coded, the codebooks are reused with the centroids: the new vectors are encoded.
+    """
+    index = IVFIndex(
+        nlist=8, nprobe=8, refresh_s=1e9, use_gpu=False, retrain_every=3, coded_from=coded_from
+    )
     items, queries = _data(torch.device("cpu"))
     _ready(index, items)
     assert index.trainings == 1
@@ -177,6 +192,7 @@ def test_builds_reuse_the_centroids_until_retraining_is_due() -> None:
     _rebuild(index, moved)
     _rebuild(index, moved)
     assert (index.builds, index.trainings) == (3, 1)  # two builds only reassigned
+    assert index.coded == (coded_from == 0)
     scores, rows = index.search(queries, K)
     _assert_exact(scores, rows, queries, moved, K)  # reused centroids, live vectors, exact
     _rebuild(index, moved)
