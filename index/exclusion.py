@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -143,9 +144,7 @@ def _dense_top_k(
     top = torch.cat(tops) if len(tops) > 1 else tops[0]
     pick = torch.cat(picks) if len(picks) > 1 else picks[0]
     padded = _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
-    if also is None:
-        return padded
-    return TopK(padded.scores, padded.rows, torch.cat(extra) if len(extra) > 1 else extra[0])
+    return dataclasses.replace(padded, also=torch.cat(extra)) if extra else padded
 
 
 def _mask_seen(scores: torch.Tensor, seen: torch.Tensor) -> None:

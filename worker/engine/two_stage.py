@@ -445,7 +445,7 @@ class TwoStage:
         for source in self.sources:
             if not isinstance(source, VectorSource):
                 proposals[source.name] = source.propose(query)
-        gathered = [p.rows for p in proposals.values() if not p.scored and p.shared is None]
+        gathered = [p.rows for p in proposals.values() if _scored_per_user(p)]
         if gathered:
             rows = torch.cat(gathered, 1).clamp(min=0, max=max(0, query.extent - 1))
             query = dataclasses.replace(query, score_rows=rows)
@@ -474,11 +474,11 @@ class TwoStage:
             if proposal.shared is not None:
                 shared = proposal.shared.clamp(min=0, max=max(0, items.shape[0] - 1))
                 scores = query.queries.float() @ items[shared].float().T
-            elif also is not None:
+            elif also is None:
+                scores = row_scores(query.queries, items, rows.clamp(min=0))
+            else:  # the proposals `_scored_per_user` picks, side by side in this order
                 scores = also[:, at : at + rows.shape[1]]
                 at += rows.shape[1]
-            else:
-                scores = row_scores(query.queries, items, rows.clamp(min=0))
             scored.append(scores.masked_fill(rows < 0, -torch.inf))
         return scored
 
@@ -634,3 +634,8 @@ class TwoStage:
         self.events = float(events) if isinstance(events, int | float) else 0.0
         stamp = state.get("time")
         self.time = float(stamp) if isinstance(stamp, int | float) else 0.0
+
+
+def _scored_per_user(proposal: Proposal) -> bool:
+    """Rows each user has apart whose inner products no one has computed (the neighbours')."""
+    return not proposal.scored and proposal.shared is None
