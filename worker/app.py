@@ -275,6 +275,7 @@ def build_worker(settings: Settings, metrics: WorkerMetrics | None = None) -> Wo
             max_event_weight=settings.events.max_event_weight,
             max_clock_skew_s=settings.events.max_clock_skew_s,
             overlap={"auto": None, "on": True, "off": False}[settings.loop.publish_overlap],
+            tune_threads=settings.torch_threads_tuned,
         ),
         source=source,
         dead_letters=dead_letters,

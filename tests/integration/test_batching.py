@@ -16,6 +16,7 @@ from stream.kafka import Polled
 from worker.app import build_worker
 from worker.engine.threads import SMALL_BATCH_EVENTS
 from worker.loop.batch_loop import Worker
+from worker.loop.thread_tuner import size_class
 
 _BATCH_MS = 3000  # long, so that waiting it out would be plain to see
 # Longer still where a poll must return before it: that poll begins before the click is
@@ -155,8 +156,10 @@ def test_partitions_revoked_with_a_write_in_flight_commit_it_first(
 def test_a_small_batch_is_learned_on_one_thread_a_large_one_on_all(
     make_settings: Any, names: Any, produce: Any
 ) -> None:
-    """Torch's intra-op threads follow the batch: one below SMALL_BATCH_EVENTS, then restored."""
-    settings = make_settings(batch_size=1024, batch_ms=_BATCH_MS, torch_threads=2)
+    """Untuned, torch's threads follow the batch: one below SMALL_BATCH_EVENTS, then restored."""
+    settings = make_settings(
+        batch_size=1024, batch_ms=_BATCH_MS, torch_threads=2, torch_threads_tuned=False
+    )
     worker = build_worker(settings)
     configured = torch.get_num_threads()
     seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
@@ -183,3 +186,39 @@ def test_a_small_batch_is_learned_on_one_thread_a_large_one_on_all(
     assert any(events >= SMALL_BATCH_EVENTS for events, _ in seen), seen  # both kinds ran
     assert any(events < SMALL_BATCH_EVENTS for events, _ in seen), seen
     assert torch.get_num_threads() == configured
+
+
+def test_tuned_large_batches_try_all_threads_then_one(
+    make_settings: Any, names: Any, produce: Any
+) -> None:
+    """Tuned (the default), a large batch's class first runs on all threads, then on one."""
+    settings = make_settings(batch_size=1024, batch_ms=_BATCH_MS, torch_threads=2)
+    worker = build_worker(settings)
+    seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
+    learn = worker.engine.learn
+
+    def spy(users: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((len(users), torch.get_num_threads()))
+        return learn(users, *args, **kwargs)
+
+    worker.engine.learn = spy  # type: ignore[method-assign]
+    large = 2 * SMALL_BATCH_EVENTS
+    try:
+        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
+        for start in range(0, 3 * large, large):
+            produce(names.topic, click_messages(click_stream(start, large)), partition=0)
+            done = start + large
+            assert worker.run_until(lambda w, done=done: w.totals.messages >= done, 60)
+    finally:
+        worker.close()
+    tuner = worker._tuner
+    assert tuner is not None
+    by_class: dict[int, list[int]] = {}
+    for events, threads in seen:
+        if events >= SMALL_BATCH_EVENTS:
+            by_class.setdefault(size_class(events), []).append(threads)
+    assert by_class, seen
+    for size, counts in by_class.items():
+        assert counts[:2] == [2, 1][: len(counts)], seen  # each count measured once
+        assert set(tuner.cost[size]) == set(counts[:2]), tuner.cost
+    assert torch.get_num_threads() == 2

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     # torch's intra-op threads; 0: the CPUs this process may use (cgroup quota included).
     torch_threads: int = Field(default=0, ge=0, le=MAX_THREADS)
+    # on a CPU, a large batch runs on one thread or on all, whichever measured cheaper lately
+    torch_threads_tuned: bool = True
     metrics_port: int = Field(default=9108, ge=0, le=MAX_PORT)
     # GET /debug/users/<id> on the metrics port: user ids and their clicks, so off by default.
     debug_endpoint: bool = False

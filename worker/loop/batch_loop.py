@@ -51,6 +51,7 @@ from worker.loop.event_clock import PartitionTimes
 from worker.loop.hooks import LoopHook, Parts
 from worker.loop.publisher import InFlight, Publisher
 from worker.loop.retry import Retry
+from worker.loop.thread_tuner import ThreadTuner
 from worker.loop.topic_watch import TopicWatch
 from worker.loop.unfetchable import dead_letter_all, read_past
 from worker.observability.accounting import Accounting, BatchReport
@@ -64,6 +65,7 @@ __all__ = ["BatchReport", "LoopConfig", "Worker"]  # LoopConfig lives in worker.
 
 log = structlog.get_logger("recstream.worker")
 Hook = TypeVar("Hook", bound=LoopHook)
+TUNED_STAGES = ("learn", "rank", "train")  # the torch work a batch's thread count speeds or slows
 
 
 class Worker:
@@ -99,6 +101,12 @@ class Worker:
         self.accounting.evictions(engine.initial_evictions)
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._sizer = BatchSizer(config.batch_size, config.batch_max)
+        # one thread or all for a large CPU batch, by what each measured (None: as set)
+        self._tuner = (
+            ThreadTuner(torch.get_num_threads())
+            if config.tune_threads and engine.device.type == "cpu"
+            else None
+        )
         self._stop = threading.Event()
         self._closed = False
         self._retry = Retry(self._stop, self.metrics, self.heartbeat)
@@ -316,8 +324,12 @@ class Worker:
         timer, started = StageTimer(), time.perf_counter()
         with timer("decode"):
             batch = self._decode(polled)
-        with intra_op_threads(self._threads_for(len(batch))):
+        threads = self._threads_for(len(batch))
+        with intra_op_threads(threads):
             self._learn_and_publish(batch, timer, started)
+        if self._tuner is not None:
+            spent = sum(timer.seconds.get(stage, 0.0) for stage in TUNED_STAGES)
+            self._tuner.observe(threads, len(batch), spent)
         if not self.overlap:
             self.drain()  # serial: published and committed before the next poll
 
@@ -344,10 +356,12 @@ class Worker:
             self.engine.train_ranker()
 
     def _threads_for(self, events: int) -> int:
-        """Torch's intra-op threads for a batch: one for a small batch on a CPU, else as set."""
+        """Torch's intra-op threads for a batch: on a CPU, one for a small batch, else tuned."""
         threads = torch.get_num_threads()
         if self.engine.device.type != "cpu":
             return threads
+        if self._tuner is not None:
+            return self._tuner.threads(events)
         return threads_for_batch(events, threads)
 
     def _decode(self, polled: Polled) -> DecodedBatch:

@@ -22,3 +22,6 @@ class LoopConfig:
     # While polls come back full, the next asks for up to this many (worker/loop/batching.py);
     # None: always `batch_size`.
     batch_max: int | None = None
+    # On a CPU, run each large batch on one torch thread or on all, whichever measured
+    # cheaper lately (worker/loop/thread_tuner.py); False: always on all.
+    tune_threads: bool = True

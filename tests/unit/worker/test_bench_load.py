@@ -42,13 +42,14 @@ def test_popular_items_are_spread_over_the_ids() -> None:
 
 
 def test_the_load_is_written_as_the_replay_csv() -> None:
-    """One `u<user>,i<item>,<n>` line per event, in order."""
+    """One `u<user>,i<item>,<ts>` line per event, in order, stamped when it is offered."""
     load = draw(3)
     out = io.StringIO()
-    write_csv(load, out)
+    write_csv(load, out, start=1_700_000_000.0, rate=4.0)
     lines = out.getvalue().splitlines()
     pairs = zip(load.users.tolist(), load.items.tolist(), strict=True)
-    assert lines == [f"u{u},i{i},{n}" for n, (u, i) in enumerate(pairs)]
+    stamps = ["1700000000.0000", "1700000000.2500", "1700000000.5000"]
+    assert lines == [f"u{u},i{i},{ts}" for ts, (u, i) in zip(stamps, pairs, strict=True)]
 
 
 def test_weights_sum_to_one_for_an_exponent_below_one() -> None:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -23,6 +24,7 @@ import numpy.typing as npt
 USERS = 20_000
 ITEMS = 10_000
 ZIPF = 0.9
+FLAT_OUT_STAMP_RATE = 10_000.0  # events/s of event time a flat-out run's stamps step by
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,18 @@ def draw(
     return Load(who, what)
 
 
-def write_csv(load: Load, handle: IO[str]) -> None:
-    """The load as the replay CLI's `user,item,ts` CSV (ts: the event's position)."""
+def write_csv(load: Load, handle: IO[str], start: float = 0.0, rate: float = 1.0) -> None:
+    """The load as the replay CLI's `user,item,ts` CSV, event n stamped `start + n / rate`.
+
+    Stamped when it is offered, as a producer stamps a click when it happens. Stamps
+    one second apart (the event's position, as before 2026-12-07) put 20,000 seconds
+    between a user's clicks at any rate, so every click ended a session and its user
+    was ranked again an hour of event time later (`worker.engine.between_sessions`):
+    at 5k events/s that took p50 from 165 to 982 ms (docs/benchmarks.md, "2026-12-07,
+    afternoon").
+    """
     pairs = enumerate(zip(load.users.tolist(), load.items.tolist(), strict=True))
-    handle.write("".join(f"u{u},i{i},{n}\n" for n, (u, i) in pairs))
+    handle.write("".join(f"u{u},i{i},{start + n / rate:.4f}\n" for n, (u, i) in pairs))
 
 
 def offer(
@@ -66,11 +76,11 @@ def offer(
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """Start a producer process offering `events` clicks of the outside load at `rate`/s.
 
-    `rate` 0 is flat out. The producer is the replay CLI's (linger.ms 5).
-    Returns the process and the CSV to delete after it.
+    `rate` 0 is flat out, stamped as if offered at `FLAT_OUT_STAMP_RATE`. The producer
+    is the replay CLI's (linger.ms 5). Returns the process and the CSV to delete after it.
     """
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as handle:
-        write_csv(draw(events), handle)
+        write_csv(draw(events), handle, time.time(), rate or FLAT_OUT_STAMP_RATE)
         path = Path(handle.name)
     env = {
         **os.environ,
