@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from index.candidates.merge import best, merge_rows
@@ -31,6 +33,7 @@ class SuccessorRings:
         self._weight = torch.empty(0, 0)
         self._stamp = torch.empty(0, dtype=torch.int64)  # the `written` each was made at
         self._resets = -1
+        self._lock = threading.Lock()
 
     def scores(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`(successor rows, share)` `[*rows.shape, read]`, heaviest first, of each item row."""
@@ -49,23 +52,38 @@ class SuccessorRings:
         shape = (*rows.shape, top.shape[1])
         return take_rows(top, inverse).view(shape), take_rows(weight, inverse).view(shape)
 
+    def refresh(self, rows: torch.Tensor) -> None:
+        """Compact, as one set, the rings of item `rows` (any shape, `-1` skipped) written since.
+
+        Which rows are compacted together can break ties among equal successors
+        differently, so chunks ranked side by side have every ring they will read
+        compacted first, in one place, and their lists do not depend on timing.
+        """
+        if self.static_shapes or self.table.capacity == 0:
+            return
+        flat = rows.reshape(-1).clamp(min=-1, max=self.table.capacity - 1)
+        distinct = torch.unique(flat)
+        self._kept(distinct[distinct >= 0])
+
     def _kept(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`_compact(rows)` for distinct rows, compacting only rings written since last time."""
         table = self.table
         width = min(self.read, table.slots)
-        if self._stamp.numel() < table.capacity or self._resets != table.resets:
-            device, capacity = rows.device, table.capacity
-            self._top = torch.full((capacity, width), -1, dtype=torch.long, device=device)
-            self._weight = torch.zeros(capacity, width, device=device)
-            self._stamp = torch.full((capacity,), -1, dtype=torch.int64, device=device)
-            self._resets = table.resets
         source = rows.clamp(min=0)
-        stale = source[(self._stamp[source] != table.written[source]) & (rows >= 0)]
-        if stale.numel():
-            self._top[stale], self._weight[stale] = self._compact(stale)  # `width` wide
-            self._stamp[stale] = table.written[stale]
+        with self._lock:  # chunks ranked side by side (a CPU's) compact one at a time
+            if self._stamp.numel() < table.capacity or self._resets != table.resets:
+                device, capacity = rows.device, table.capacity
+                self._top = torch.full((capacity, width), -1, dtype=torch.long, device=device)
+                self._weight = torch.zeros(capacity, width, device=device)
+                self._stamp = torch.full((capacity,), -1, dtype=torch.int64, device=device)
+                self._resets = table.resets
+            stale = source[(self._stamp[source] != table.written[source]) & (rows >= 0)]
+            if stale.numel():
+                self._top[stale], self._weight[stale] = self._compact(stale)  # `width` wide
+                self._stamp[stale] = table.written[stale]
+            kept_top, kept_weight = self._top, self._weight
         held = (rows >= 0).unsqueeze(1)
-        top, weight = take_rows(self._top, source), take_rows(self._weight, source)
+        top, weight = take_rows(kept_top, source), take_rows(kept_weight, source)
         return top.masked_fill_(~held, -1), weight.masked_fill_(~held, 0)
 
     def _compact(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,6 +39,7 @@ from models.trending import Trending
 from worker.engine.between_sessions import mix_popular, popular_log_p
 from worker.engine.candidate_names import SOURCES
 from worker.engine.mix import mix
+from worker.engine.side_by_side import rank_side_by_side, user_chunks
 from worker.engine.stage_config import StageConfig
 from worker.engine.taste import taste_log_p
 
@@ -46,6 +47,8 @@ from worker.engine.taste import taste_log_p
 # CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
 RANK_CHUNK_CPU = 1024
 RANK_CHUNK_DEVICE = 16_384
+# a ranked chunk's most idle users: their rows, idle times, candidate rows and features
+Held = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class TwoStage:
         if counts is not None:
             covisit, successors = counts.covisit, SuccessorRings(counts.table, self.static_shapes)
             counts.covisit.compact = not self.static_shapes  # its fold's shapes, as the rank's
+        self.successor_rings = successors
         cfg = self.config
         built: dict[str, CandidateSource] = {
             "vector": VectorSource(cfg.vector),
@@ -181,7 +185,7 @@ class TwoStage:
         self.last_fit: RankerStats | None = None
         self._lesson: Lesson | None = None
         # per ranked chunk: its most idle users' rows, idle times, candidate rows, features
-        self._held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._held: list[Held] = []
         self._lists: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
         self._items: tuple[tuple[object, ...], torch.Tensor] | None = None
 
@@ -276,21 +280,36 @@ class TwoStage:
     # -- ranking ---------------------------------------------------------------------------
 
     def rank(
-        self, user_rows: torch.Tensor, top_k: int, unavailable: torch.Tensor | None
+        self,
+        user_rows: torch.Tensor,
+        top_k: int,
+        unavailable: torch.Tensor | None,
+        threads: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`(rows, scores)` `[users, top_k]`: the ranker's best candidates, `-1` past them.
 
         At most `rank_chunk` users at a time: a user's candidates and features take
         about 30 kB, so a 16,384-event backlogged batch ranked at once would hold
-        half a gigabyte of temporaries (and the process would keep the pages).
+        half a gigabyte of temporaries (and the process would keep the pages). On a
+        CPU, `threads` > 1 ranks the chunks side by side (`worker.engine.side_by_side`).
         """
-        parts = []
         self._held = []  # a caller that never read back the last rank's: dropped
-        for rows in torch.split(user_rows, self.rank_chunk):
-            candidates = self.candidates(rows, unavailable)
-            if self.learns_idle:
-                self._hold_resting(rows, candidates)
-            parts.append(best(candidates.rows, self.score(candidates), top_k))
+        threads = threads if self.device.type == "cpu" else 1
+        chunks = user_chunks(user_rows, self.rank_chunk, threads)
+        if len(chunks) > 1 and threads > 1 and isinstance(self.successor_rings, SuccessorRings):
+            # compacted as one set, so ties fall the same way whichever thread reads them
+            self.successor_rings.refresh(self.history.latest(user_rows, self.config.window))
+
+        def rank_chunk(rows: torch.Tensor) -> tuple[Held | None, torch.Tensor, torch.Tensor]:
+            candidates = self.candidates(rows, unavailable)  # freed here: only `Held` is kept
+            held = self._resting_sample(rows, candidates) if self.learns_idle else None
+            return held, *best(candidates.rows, self.score(candidates), top_k)
+
+        parts = []
+        for held, chosen, scores in rank_side_by_side(rank_chunk, chunks, threads):
+            if held is not None:
+                self._held.append(held)
+            parts.append((chosen, scores))
         if len(parts) == 1:
             return parts[0]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -308,8 +327,8 @@ class TwoStage:
         positive = later.positive.masked_fill(later.ages <= self.config.taste_lag, -1)
         self.taste.learn(self._heads(features, valid), taste, positive)
 
-    def _hold_resting(self, user_rows: torch.Tensor, candidates: Candidates) -> None:
-        """Hold the sets of a chunk's most idle users until the host knows who is at rest.
+    def _resting_sample(self, user_rows: torch.Tensor, candidates: Candidates) -> Held:
+        """The sets of a chunk's most idle users, held until the host knows who is at rest.
 
         No shape here depends on the data, so nothing waits on a device: the rows and
         idle times go down with the rank's own download (`held`), and `keep_resting`
@@ -317,7 +336,7 @@ class TwoStage:
         """
         most = min(self.resting.per_batch, user_rows.numel())
         idle, at = torch.topk(candidates.idle, most)
-        self._held.append((user_rows[at], idle, candidates.rows[at], candidates.features[at]))
+        return user_rows[at], idle, candidates.rows[at], candidates.features[at]
 
     def held(self) -> list[torch.Tensor]:
         """The held sets' user rows and idle times, chunk by chunk, for the rank's download."""

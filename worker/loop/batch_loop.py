@@ -65,7 +65,8 @@ __all__ = ["BatchReport", "LoopConfig", "Worker"]  # LoopConfig lives in worker.
 
 log = structlog.get_logger("recstream.worker")
 Hook = TypeVar("Hook", bound=LoopHook)
-TUNED_STAGES = ("learn", "rank", "train")  # the torch work a batch's thread count speeds or slows
+# the torch work a batch's thread count speeds or slows (the rank sets its own: side by side)
+TUNED_STAGES = ("learn", "train")
 
 
 class Worker:
@@ -101,6 +102,8 @@ class Worker:
         self.accounting.evictions(engine.initial_evictions)
         self.heartbeat = Heartbeat(max_silence_s=max(60.0, 10 * config.batch_s))
         self._sizer = BatchSizer(config.batch_size, config.batch_max)
+        # on a CPU, the rank's chunks side by side on the threads configured, one each
+        self._rank_threads = torch.get_num_threads() if engine.device.type == "cpu" else 1
         # one thread or all for a large CPU batch, by what each measured (None: as set)
         self._tuner = (
             ThreadTuner(torch.get_num_threads())
@@ -390,7 +393,7 @@ class Worker:
                 backlog=self._sizer.backlog,
             )
         with timer("rank"):
-            ranked = self.engine.rank(learned.to_rank)
+            ranked = self.engine.rank(learned.to_rank, self._rank_threads)
         if not ranked.finite():
             self._withhold("users", users=len(ranked.user_rows))
             return None, learned

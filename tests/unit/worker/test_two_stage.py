@@ -15,10 +15,12 @@ from models.learner import LearnerConfig, OnlineLearner
 from models.ranker import OnlineRanker, RankerConfig
 from stream.payload import recommendations
 from worker.engine.engine import Engine
+from worker.engine.side_by_side import user_chunks
 from worker.engine.stage_config import StageConfig
 from worker.engine.two_stage import Candidates
 
 SMALL = {"vector": 4, "covisit": 8, "successors": 8, "trending": 6, "cold": 4}
+SOURCES_ALL = ("vector", "covisit", "successors", "trending", "cold")
 
 
 def _engine(
@@ -291,6 +293,39 @@ def test_users_ranked_in_chunks_get_the_lists_of_one_pass(device: torch.device) 
     stages.rank_chunk = 7
     chunked = stages.rank(rows, 5, None)
     assert_same_ranking(chunked[0].cpu(), chunked[1].cpu(), whole[0].cpu(), whole[1].cpu())
+
+
+def _side_by_side_engine(seed: int) -> tuple[Engine, torch.Tensor]:
+    """An engine whose last batch wrote successor rings the rank has not compacted yet."""
+    engine = _engine(torch.device("cpu"), SOURCES_ALL, top_k=5)
+    rng = np.random.default_rng(seed)
+    _learn(engine, [f"u{n}" for n in range(900)], [f"i{n % 90}" for n in range(900)])
+    users = [f"u{n}" for n in rng.integers(0, 900, 2000)]
+    _learn(engine, users, [f"i{n}" for n in rng.integers(0, 90, 2000)])
+    return engine, torch.from_numpy(engine.learner.users.lookup(sorted(set(users))))
+
+
+def test_chunks_ranked_side_by_side_get_the_lists_of_the_same_chunks_ranked_alone() -> None:
+    """Two threads ranking chunks at once (a CPU's) give what one thread gives chunk by chunk.
+
+    The successor rings written by the last batch are compacted as one set before the
+    threads start, so the reference compacts the same set first; then every list (ties
+    included) and score must match, and a second engine built alike must agree exactly.
+    """
+    engine, rows = _side_by_side_engine(3)
+    side_by_side = engine.stages.rank(rows, 5, None, threads=2)
+    twin, twin_rows = _side_by_side_engine(3)
+    again = twin.stages.rank(twin_rows, 5, None, threads=2)
+    assert torch.equal(side_by_side[0], again[0])
+    reference, _ = _side_by_side_engine(3)
+    reference.stages.successor_rings.refresh(
+        reference.stages.history.latest(rows, reference.stages.config.window)
+    )
+    chunks = user_chunks(rows, reference.stages.rank_chunk, 2)
+    assert len(chunks) > 2
+    alone = [reference.stages.rank(chunk, 5, None, threads=1) for chunk in chunks]
+    expected = torch.cat([a[0] for a in alone]), torch.cat([a[1] for a in alone])
+    assert_same_ranking(side_by_side[0], side_by_side[1], *expected)
 
 
 def test_a_user_between_sessions_is_shown_what_is_popular(device: torch.device) -> None:
