@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import cache
 from typing import TypeVar
 
@@ -51,13 +51,16 @@ def rank_side_by_side(
     """`rank` of each chunk, in order: the first on the caller, the rest on `threads` threads.
 
     Each thread runs one intra-op thread (the count is process-wide, set for the
-    span and restored). One chunk, or `threads` 1: all on the caller, as set.
+    span and restored); every chunk has finished before this returns or raises.
+    One chunk, or `threads` 1: all on the caller, as set.
     """
     if threads <= 1 or len(chunks) <= 1:
         return [rank(chunk) for chunk in chunks]
     with intra_op_threads(1):
         first = rank(chunks[0])
-        return [first, *_pool(threads).map(rank, chunks[1:])]
+        pending = [_pool(threads).submit(rank, chunk) for chunk in chunks[1:]]
+        wait(pending)  # all done, even when one raised: nothing runs on past the rank
+        return [first, *(future.result() for future in pending)]
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from worker.engine.side_by_side import (
@@ -57,3 +58,19 @@ def test_one_thread_ranks_every_chunk_on_the_caller() -> None:
     chunks = list(torch.split(torch.arange(10), 3))
     rank_side_by_side(lambda _: names.append(threading.current_thread().name), chunks, 1)
     assert set(names) == {threading.current_thread().name}
+
+
+def test_a_chunk_that_raises_raises_once_every_chunk_has_finished() -> None:
+    """The error reaches the caller, and no chunk is still running when it does."""
+    finished: list[int] = []
+
+    def rank(chunk: torch.Tensor) -> int:
+        if int(chunk[0]) == 5:
+            raise ValueError("bad chunk")
+        finished.append(int(chunk[0]))
+        return 0
+
+    chunks = list(torch.split(torch.arange(40), 5))
+    with pytest.raises(ValueError, match="bad chunk"):
+        rank_side_by_side(rank, chunks, 2)
+    assert sorted(finished) == [0, *range(10, 40, 5)]
