@@ -44,7 +44,8 @@ from worker.engine.stage_config import StageConfig
 from worker.engine.taste import taste_log_p
 
 # Users ranked at a time: bounds the rank's temporaries (about 30 kB a user) to ~30 MB on a
-# CPU and ~0.5 GB on a device, where fewer, larger steps cost less.
+# CPU (per thread ranking side by side) and ~0.5 GB on a device, where fewer, larger steps
+# cost less.
 RANK_CHUNK_CPU = 1024
 RANK_CHUNK_DEVICE = 16_384
 # a ranked chunk's most idle users: their rows, idle times, candidate rows and features
@@ -291,14 +292,14 @@ class TwoStage:
         At most `rank_chunk` users at a time: a user's candidates and features take
         about 30 kB, so a 16,384-event backlogged batch ranked at once would hold
         half a gigabyte of temporaries (and the process would keep the pages). On a
-        CPU, `threads` > 1 ranks the chunks side by side (`worker.engine.side_by_side`).
+        CPU, `threads` > 1 ranks the chunks side by side (`worker.engine.side_by_side`),
+        one chunk's temporaries per thread.
         """
         self._held = []  # a caller that never read back the last rank's: dropped
         threads = threads if self.device.type == "cpu" else 1
         chunks = user_chunks(user_rows, self.rank_chunk, threads)
-        if len(chunks) > 1 and threads > 1 and isinstance(self.successor_rings, SuccessorRings):
-            # compacted as one set, so ties fall the same way whichever thread reads them
-            self.successor_rings.refresh(self.history.latest(user_rows, self.config.window))
+        if len(chunks) > 1 and threads > 1:
+            self._prepare_side_by_side(user_rows, unavailable, max(c.numel() for c in chunks))
 
         def rank_chunk(rows: torch.Tensor) -> tuple[Held | None, torch.Tensor, torch.Tensor]:
             candidates = self.candidates(rows, unavailable)  # freed here: only `Held` is kept
@@ -326,6 +327,24 @@ class TwoStage:
         taste = taste_log_p(features[:, :, self.taste_column], valid)
         positive = later.positive.masked_fill(later.ages <= self.config.taste_lag, -1)
         self.taste.learn(self._heads(features, valid), taste, positive)
+
+    def _prepare_side_by_side(
+        self, user_rows: torch.Tensor, unavailable: torch.Tensor | None, most_users: int
+    ) -> None:
+        """Build here what each chunk would build lazily, so threads ranking chunks only read.
+
+        The shared lists and the trending peaks (once per model state), the item table
+        where a chunk of `most_users` may read through it, and the successor rings the
+        users will read, compacted as one set: which rows are compacted together can
+        break ties among equal successors, so the lists do not depend on timing.
+        """
+        self._shared_lists(unavailable)
+        extent = self.learner.items.extent
+        self.trending.relative_log_mass(user_rows.new_zeros(0), extent)
+        if extent <= most_users * self.config.width:
+            self._item_table()
+        if "successors" in self.config.sources and isinstance(self.successor_rings, SuccessorRings):
+            self.successor_rings.refresh(self.history.latest(user_rows, self.config.window))
 
     def _resting_sample(self, user_rows: torch.Tensor, candidates: Candidates) -> Held:
         """The sets of a chunk's most idle users, held until the host knows who is at rest.

@@ -1,15 +1,16 @@
-"""Whether a large CPU batch runs on one torch thread or on all: whichever measured cheaper.
+"""Whether a large CPU batch learns on one torch thread or on all: whichever measured cheaper.
 
-A second intra-op thread pays only while it has a core of its own. On 2 cores shared
-with the broker and a producer, the outside load at 10k events/s ran at 8,600-8,900
-events/s on one thread against 7,800-8,300 on two, and at 5k/s click→Redis p99 was
-311 ms against 1,519: every parallel region waits for whichever of its threads a
-neighbour descheduled. Once the producer was done (a backlog drained flat out), two
-threads ran 16,700 events/s against 14,200 (docs/benchmarks.md, "2026-12-07,
-afternoon"). Which holds depends on neighbours the worker cannot see, and they come
-and go, so it is measured: per batch-size class (powers of 4 from
-`SMALL_BATCH_EVENTS`), a decayed mean of the compute seconds per event on each
-count; the cheaper runs, and every `EXPLORE_EVERY`-th batch of a class tries the other.
+A second intra-op thread pays only while it has a core of its own: every parallel
+region waits for whichever of its threads a neighbour (a broker, a producer on the
+same cores) descheduled, and then one thread is faster; with the cores to itself,
+two are (docs/benchmarks.md, "2026-12-07, afternoon"). Which holds depends on
+neighbours the worker cannot see, and they come and go, so it is measured: per
+batch-size class (powers of 4 from `SMALL_BATCH_EVENTS`), a decayed mean of the
+learn and train seconds per event on each count. The cheaper runs; every
+`EXPLORE_EVERY`-th batch of a class tries the other, and such a try weighs
+`EXPLORE_WEIGHT`, so a count that was slow while a neighbour ran is taken back soon
+after the neighbour leaves. Each count's first batch in a class is not counted: it
+pays for allocations the next ones reuse.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import structlog
 
 from worker.engine.threads import SMALL_BATCH_EVENTS
 
-log = structlog.get_logger()
+log = structlog.get_logger("recstream.worker")
 
 EXPLORE_EVERY = 16  # a class's batches between tries of the count it does not prefer
 WEIGHT = 0.25  # the newest batch's weight in a class's decayed mean
+EXPLORE_WEIGHT = 0.5  # ... when it tried the count its class does not prefer
 SIZE_CLASSES = 6  # 128-511, 512-2,047, ..., 131,072 events and more
 
 
@@ -41,10 +43,11 @@ class ThreadTuner:
             raise ValueError(f"need most >= 1, explore_every >= 2, 0 < weight <= 1: {most}")
         self.most, self.explore_every, self.weight = most, explore_every, weight
         self.cost: list[dict[int, float]] = [{} for _ in range(SIZE_CLASSES)]  # s per event
+        self._first: list[set[int]] = [set() for _ in range(SIZE_CLASSES)]  # ran once, uncounted
         self._batches = [0] * SIZE_CLASSES
 
     def threads(self, events: int) -> int:
-        """The count for a batch of `events`: untried counts first, then the cheaper one."""
+        """The count for a batch of `events`: untimed counts first, then the cheaper one."""
         if events < SMALL_BATCH_EVENTS or self.most == 1:
             return 1
         size = size_class(events)
@@ -70,11 +73,15 @@ class ThreadTuner:
         if events < SMALL_BATCH_EVENTS or threads not in (1, self.most) or self.most == 1:
             return
         size = size_class(events)
+        if threads not in self._first[size]:
+            self._first[size].add(threads)
+            return
         cost = self.cost[size]
         before = self.preferred(size)
         per_event = seconds / events
         held = cost.get(threads)
-        cost[threads] = per_event if held is None else held + self.weight * (per_event - held)
+        weight = self.weight if threads == before else max(self.weight, EXPLORE_WEIGHT)
+        cost[threads] = per_event if held is None else held + weight * (per_event - held)
         after = self.preferred(size)
         if after != before:
             log.info(

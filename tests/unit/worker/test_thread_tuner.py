@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.engine.threads import SMALL_BATCH_EVENTS
-from worker.loop.thread_tuner import SIZE_CLASSES, ThreadTuner, size_class
+from worker.loop.thread_tuner import EXPLORE_WEIGHT, SIZE_CLASSES, ThreadTuner, size_class
 
 LARGE = 16 * SMALL_BATCH_EVENTS
 
@@ -41,11 +41,14 @@ def test_small_batches_and_a_single_thread_need_no_choice() -> None:
 def test_it_settles_on_the_cheaper_count_and_tries_the_other_now_and_then(
     cheaper: int, dearer: int
 ) -> None:
-    """Both counts are tried once; then the cheaper runs, the other every `explore_every`-th."""
+    """Both counts are timed (each first batch uncounted), then the cheaper runs.
+
+    The other is tried every `explore_every`-th batch.
+    """
     tuner = ThreadTuner(2, explore_every=8)
-    chosen = _run(tuner, LARGE, {cheaper: 1e-5, dearer: 3e-5}, 2 + 32)
-    assert sorted(chosen[:2]) == [1, 2]
-    settled = chosen[2:]
+    chosen = _run(tuner, LARGE, {cheaper: 1e-5, dearer: 3e-5}, 4 + 32)
+    assert chosen[:4] == [2, 2, 1, 1]
+    settled = chosen[4:]
     assert settled.count(dearer) == 4  # batches 8, 16, 24 and 32 of the class
     assert all(threads == cheaper for n, threads in enumerate(settled, 1) if n % 8)
     assert tuner.preferred(size_class(LARGE)) == cheaper
@@ -58,6 +61,22 @@ def test_it_follows_the_neighbours_when_they_change() -> None:
     assert tuner.preferred(size_class(LARGE)) == 2
     _run(tuner, LARGE, {1: 2e-5, 2: 6e-5}, 20)
     assert tuner.preferred(size_class(LARGE)) == 1
+
+
+def test_a_first_batch_is_not_counted_and_a_try_weighs_more() -> None:
+    """A count's first batch in a class (allocations) is left out; a try weighs more.
+
+    A try of the count not preferred moves its mean by `EXPLORE_WEIGHT`, not `WEIGHT`.
+    """
+    tuner = ThreadTuner(2, weight=0.25)
+    size = size_class(LARGE)
+    for threads, per_event in [(2, 9.0), (2, 1.0), (1, 9.0), (1, 2.0)]:
+        tuner.observe(threads, LARGE, per_event * LARGE)
+    assert tuner.cost[size] == {2: 1.0, 1: 2.0}
+    tuner.observe(1, LARGE, 0.0)  # a try of the dearer count
+    assert tuner.cost[size][1] == 2.0 * (1 - EXPLORE_WEIGHT)
+    tuner.observe(2, LARGE, 0.0)  # the preferred count: the usual weight
+    assert tuner.cost[size][2] == 1.0 * (1 - 0.25)
 
 
 def test_each_size_class_learns_apart() -> None:

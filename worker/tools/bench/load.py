@@ -63,9 +63,8 @@ def write_csv(load: Load, handle: IO[str], start: float = 0.0, rate: float = 1.0
     Stamped when it is offered, as a producer stamps a click when it happens. Stamps
     one second apart (the event's position, as before 2026-12-07) put 20,000 seconds
     between a user's clicks at any rate, so every click ended a session and its user
-    was ranked again an hour of event time later (`worker.engine.between_sessions`):
-    at 5k events/s that took p50 from 165 to 982 ms (docs/benchmarks.md, "2026-12-07,
-    afternoon").
+    was ranked again an hour of event time later (`worker.engine.between_sessions`);
+    what that cost is in docs/benchmarks.md, "2026-12-07, afternoon".
     """
     pairs = enumerate(zip(load.users.tolist(), load.items.tolist(), strict=True))
     handle.write("".join(f"u{u},i{i},{start + n / rate:.4f}\n" for n, (u, i) in pairs))
