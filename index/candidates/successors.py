@@ -62,11 +62,18 @@ class SuccessorRings:
         if self.static_shapes or self.table.capacity == 0:
             return
         flat = rows.reshape(-1).clamp(min=-1, max=self.table.capacity - 1)
-        distinct = torch.unique(flat)
-        self._kept(distinct[distinct >= 0])
+        self._compacted(torch.unique(flat))
 
     def _kept(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`_compact(rows)` for distinct rows, compacting only rings written since last time."""
+        kept_top, kept_weight = self._compacted(rows)
+        source = rows.clamp(min=0)
+        held = (rows >= 0).unsqueeze(1)
+        top, weight = take_rows(kept_top, source), take_rows(kept_weight, source)
+        return top.masked_fill_(~held, -1), weight.masked_fill_(~held, 0)
+
+    def _compacted(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The kept compactions, every ring of distinct `rows` (`-1` skipped) made current."""
         table = self.table
         width = min(self.read, table.slots)
         source = rows.clamp(min=0)
@@ -81,10 +88,7 @@ class SuccessorRings:
             if stale.numel():
                 self._top[stale], self._weight[stale] = self._compact(stale)  # `width` wide
                 self._stamp[stale] = table.written[stale]
-            kept_top, kept_weight = self._top, self._weight
-        held = (rows >= 0).unsqueeze(1)
-        top, weight = take_rows(kept_top, source), take_rows(kept_weight, source)
-        return top.masked_fill_(~held, -1), weight.masked_fill_(~held, 0)
+            return self._top, self._weight
 
     def _compact(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's ring summed per distinct successor, its `read` heaviest first."""

@@ -162,23 +162,9 @@ def test_a_small_batch_is_learned_on_one_thread_a_large_one_on_all(
     )
     worker = build_worker(settings)
     configured = torch.get_num_threads()
-    seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
-    learn = worker.engine.learn
-
-    def spy(users: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append((len(users), torch.get_num_threads()))
-        return learn(users, *args, **kwargs)
-
-    worker.engine.learn = spy  # type: ignore[method-assign]
-    small, large = SMALL_BATCH_EVENTS // 4, 2 * SMALL_BATCH_EVENTS
-    try:
-        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
-        for start, count in ((0, small), (small, large)):
-            produce(names.topic, click_messages(click_stream(start, count)), partition=0)
-            done = start + count
-            assert worker.run_until(lambda w, done=done: w.totals.messages >= done, 60)
-    finally:
-        worker.close()
+    seen = _threads_in_learn(
+        worker, produce, names.topic, [SMALL_BATCH_EVENTS // 4, 2 * SMALL_BATCH_EVENTS]
+    )
     assert configured == 2
     assert seen
     for events, threads in seen:
@@ -194,23 +180,7 @@ def test_tuned_large_batches_try_all_threads_then_one(
     """Tuned (the default), a large batch's class first runs twice on all threads, then on one."""
     settings = make_settings(batch_size=1024, batch_ms=_BATCH_MS, torch_threads=2)
     worker = build_worker(settings)
-    seen: list[tuple[int, int]] = []  # (events, threads) in each batch's learn
-    learn = worker.engine.learn
-
-    def spy(users: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append((len(users), torch.get_num_threads()))
-        return learn(users, *args, **kwargs)
-
-    worker.engine.learn = spy  # type: ignore[method-assign]
-    large = 2 * SMALL_BATCH_EVENTS
-    try:
-        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
-        for start in range(0, 4 * large, large):
-            produce(names.topic, click_messages(click_stream(start, large)), partition=0)
-            done = start + large
-            assert worker.run_until(lambda w, done=done: w.totals.messages >= done, 60)
-    finally:
-        worker.close()
+    seen = _threads_in_learn(worker, produce, names.topic, [2 * SMALL_BATCH_EVENTS] * 4)
     tuner = worker._tuner
     assert tuner is not None
     by_class: dict[int, list[int]] = {}
@@ -220,7 +190,29 @@ def test_tuned_large_batches_try_all_threads_then_one(
     assert by_class, seen
     for size, counts in by_class.items():
         assert counts[:4] == [2, 2, 1, 1][: len(counts)], seen  # each first batch uncounted
-        assert set(tuner.cost[size]) == {2, 1} - ({1} if len(counts) < 4 else set()) - (
-            {2} if len(counts) < 2 else set()
-        ), tuner.cost
+        assert set(tuner.cost[size]) == {n for n in (1, 2) if counts.count(n) >= 2}, tuner.cost
     assert torch.get_num_threads() == 2
+
+
+def _threads_in_learn(
+    worker: Worker, produce: Any, topic: str, sizes: list[int]
+) -> list[tuple[int, int]]:
+    """Produce batches of `sizes` clicks one after another; each learn's (events, threads)."""
+    seen: list[tuple[int, int]] = []
+    learn = worker.engine.learn
+
+    def spy(users: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((len(users), torch.get_num_threads()))
+        return learn(users, *args, **kwargs)
+
+    worker.engine.learn = spy  # type: ignore[method-assign]
+    try:
+        assert worker.run_until(lambda w: bool(w.source.assigned), timeout_s=60)
+        done = 0
+        for count in sizes:
+            produce(topic, click_messages(click_stream(done, count)), partition=0)
+            done += count
+            assert worker.run_until(lambda w, done=done: w.totals.messages >= done, 60)
+    finally:
+        worker.close()
+    return seen

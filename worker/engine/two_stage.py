@@ -341,7 +341,7 @@ class TwoStage:
         self._shared_lists(unavailable)
         extent = self.learner.items.extent
         self.trending.relative_log_mass(user_rows.new_zeros(0), extent)
-        if extent <= most_users * self.config.width:
+        if self._reads_item_table(most_users * self.config.width):
             self._item_table()
         if "successors" in self.config.sources and isinstance(self.successor_rings, SuccessorRings):
             self.successor_rings.refresh(self.history.latest(user_rows, self.config.window))
@@ -602,7 +602,7 @@ class TwoStage:
         Returns each user's idle time `[users]` (seconds since their last click).
         """
         clamped = rows.clamp(min=0)
-        if self.learner.items.extent <= clamped.numel():
+        if self._reads_item_table(clamped.numel()):
             columns = take_rows(self._item_table(), clamped)
         else:  # a catalogue larger than the candidates: read only theirs
             columns = self._item_columns(clamped)
@@ -612,6 +612,10 @@ class TwoStage:
         features[:, :, 1 + width] = query.clicks.float().log1p().unsqueeze(1)
         features[:, :, 2 + width] = idle.log1p().float().unsqueeze(1)
         return idle
+
+    def _reads_item_table(self, candidates: int) -> bool:
+        """Whether `candidates` slots read item features through `_item_table` (no larger)."""
+        return self.learner.items.extent <= candidates
 
     def _item_columns(self, rows: torch.Tensor) -> torch.Tensor:
         """`[*rows.shape, 3 + scales]`: item rows' bias, popularity per scale, age, idle time."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import structlog
 
-from worker.engine.threads import SMALL_BATCH_EVENTS
+from worker.engine.threads import SMALL_BATCH_EVENTS, threads_for_batch
 
 log = structlog.get_logger("recstream.worker")
 
@@ -48,7 +48,7 @@ class ThreadTuner:
 
     def threads(self, events: int) -> int:
         """The count for a batch of `events`: untimed counts first, then the cheaper one."""
-        if events < SMALL_BATCH_EVENTS or self.most == 1:
+        if threads_for_batch(events, self.most) == 1:  # small, or nothing to choose
             return 1
         size = size_class(events)
         cost = self.cost[size]
@@ -70,7 +70,7 @@ class ThreadTuner:
 
     def observe(self, threads: int, events: int, seconds: float) -> None:
         """A batch of `events` took `seconds` of compute on `threads` threads."""
-        if events < SMALL_BATCH_EVENTS or threads not in (1, self.most) or self.most == 1:
+        if threads_for_batch(events, self.most) == 1 or threads not in (1, self.most):
             return
         size = size_class(events)
         if threads not in self._first[size]:
