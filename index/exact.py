@@ -8,6 +8,7 @@ import torch
 
 from index.errors import ItemIndexError
 from index.knn import knn, row_scores
+from index.norm_prefix import NormPrefix, NormPrefixCache, prefix_size
 
 # Score-matrix elements below which masking a dense matrix beats a widened k-NN search:
 # 16M floats is 64 MiB, and a k-NN search fetching k + seen candidates costs more.
@@ -30,6 +31,7 @@ class ExactIndex:
         self.version = 0
         self._items: torch.Tensor | None = None
         self._built_at = 0.0
+        self._prefixes = NormPrefixCache()
 
     @property
     def built_at(self) -> float:
@@ -51,6 +53,18 @@ class ExactIndex:
             return None
         scores: torch.Tensor = queries.float() @ self._items.float().T
         return scores
+
+    def norm_prefix(self, k: int) -> NormPrefix | None:
+        """The items of largest norm to search first for `k` per user (`index.norm_prefix`).
+
+        None on an accelerator, or where the catalogue is too small for it to pay.
+        """
+        if self._items is None:
+            raise ItemIndexError("index searched before its first refresh")
+        size = prefix_size(k, self._items.shape[0])
+        if self._items.device.type != "cpu" or not size:
+            return None
+        return self._prefixes.get(self._items, self.version, size)
 
     def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact top-`k` rows per query."""

@@ -9,6 +9,7 @@ import torch
 
 from index.base import ItemIndex
 from index.blocked import top_k_long_rows
+from index.norm_prefix import NormPrefix, pair_scores, unsettled
 
 # Score elements per dense chunk, by device. On a CPU, 4 MiB of floats keeps each pass in
 # cache; an accelerator has no such cache to fit and pays per kernel launch instead, so
@@ -119,6 +120,8 @@ def _dense_top_k(
     unavailable: torch.Tensor | None,
     chunk: int,
     also: torch.Tensor | None = None,
+    *,
+    prune: bool = True,
 ) -> TopK | None:
     """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
 
@@ -126,6 +129,10 @@ def _dense_top_k(
     place (a scatter by the seen rows, no `[users, items]` mask, no shape that
     depends on the data, so nothing waits on a device), one top-k.
     """
+    if prune:
+        pruned = _norm_pruned_top_k(index, queries, seen, k, unavailable, chunk, also)
+        if pruned is not None:
+            return pruned
     users = queries.shape[0]
     tops, picks, extra = [], [], []
     for at in range(0, users, chunk):
@@ -145,6 +152,90 @@ def _dense_top_k(
     pick = torch.cat(picks) if len(picks) > 1 else picks[0]
     padded = _padded(top, pick.masked_fill_(torch.isinf(top) & (top < 0), -1), k)
     return dataclasses.replace(padded, also=torch.cat(extra)) if extra else padded
+
+
+def _norm_pruned_top_k(
+    index: ItemIndex,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    k: int,
+    unavailable: torch.Tensor | None,
+    chunk: int,
+    also: torch.Tensor | None,
+) -> TopK | None:
+    """`_dense_top_k` over the items of largest norm first (`index.norm_prefix`).
+
+    Users the prefix leaves unsettled get the whole catalogue, as before. None
+    where the index offers no prefix (a GPU, a small catalogue, another index).
+    """
+    take = getattr(index, "norm_prefix", None)
+    prefix: NormPrefix | None = take(k) if take is not None else None
+    if prefix is None:
+        return None
+    size = prefix.rows.shape[0]
+    step = max(1, DENSE_CHUNK_BUDGET // size)
+    parts = [
+        _prefix_top_k(
+            prefix,
+            queries[at : at + step],
+            seen[at : at + step],
+            k,
+            unavailable,
+            None if also is None else also[at : at + step],
+        )
+        for at in range(0, queries.shape[0], step)
+    ]
+    top = (
+        parts[0]
+        if len(parts) == 1
+        else TopK(
+            torch.cat([p.scores for p in parts]),
+            torch.cat([p.rows for p in parts]),
+            None if also is None else torch.cat([p.also for p in parts if p.also is not None]),
+        )
+    )
+    again = unsettled(queries, top.scores[:, k - 1], prefix.bound).nonzero().squeeze(1)
+    prefix.note(again.numel(), queries.shape[0])
+    if again.numel():  # the few whose k best may lie outside: the whole catalogue, as before
+        full = _dense_top_k(
+            index, queries[again], seen[again], k, unavailable, chunk, None, prune=False
+        )
+        if full is None:
+            return None
+        top.scores[again], top.rows[again] = full.scores, full.rows
+    return top
+
+
+def _prefix_top_k(
+    prefix: NormPrefix,
+    queries: torch.Tensor,
+    seen: torch.Tensor,
+    k: int,
+    unavailable: torch.Tensor | None,
+    also: torch.Tensor | None,
+) -> TopK:
+    """The k best of the prefix per user (padded to k), and `also`'s inner products."""
+    queries = queries.float()
+    scores = queries @ prefix.vectors.T
+    items = prefix.position.shape[0]
+    extra = None
+    if also is not None:
+        at = prefix.position[also.clamp(max=items - 1)]
+        extra = scores.gather(1, at.clamp(min=0))
+        outside = (at < 0).view(-1).nonzero().squeeze(1)
+        if outside.numel():  # a neighbour beyond the prefix: its inner product alone
+            users = outside.div(also.shape[1], rounding_mode="floor")
+            rows = also.reshape(-1).index_select(0, outside)
+            extra.view(-1)[outside] = pair_scores(queries, prefix.items, users, rows)
+    seen = seen.to(scores.device)
+    held = (seen >= 0) & (seen < items)
+    _mask_seen(scores, prefix.position[seen.clamp(min=0, max=items - 1)].masked_fill(~held, -1))
+    if unavailable is not None:
+        gone = unavailable[prefix.rows.clamp(max=unavailable.numel() - 1)]
+        scores.masked_fill_(gone & (prefix.rows < unavailable.numel()), float("-inf"))
+    top, pick = scores.topk(k, dim=1)
+    rows = prefix.rows[pick].masked_fill_(torch.isneginf(top), -1)
+    return TopK(top, rows, extra)
 
 
 def _mask_seen(scores: torch.Tensor, seen: torch.Tensor) -> None:
