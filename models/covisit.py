@@ -128,11 +128,14 @@ class CoVisitation:
             keys, summed, lead = keys[at], summed[at], lead[at]
         rows, others = keys.clamp(min=0) // capacity, keys.clamp(min=0) % capacity
         slot_hit = self.neighbours[rows] == others.unsqueeze(1).to(torch.int32)
-        hit = slot_hit.any(1) & lead
-        hit_slot = slot_hit.int().argmax(1)
+        # the first slot holding the pair (0 where none does), and whether one does: one
+        # argmax and a gather, where two `any` passes cost twice the argmax on a CPU
+        hit_slot = slot_hit.to(torch.uint8).argmax(1)
+        held_already = slot_hit.gather(1, hit_slot.unsqueeze(1)).squeeze(1)
+        hit = held_already & lead
         flat = self.counts.view(-1)
         flat.index_add_(0, rows * self.slots + hit_slot, torch.where(hit, summed, 0.0))
-        new = lead & ~slot_hit.any(1)
+        new = lead & ~held_already
         # Each row's new neighbours, heaviest first, meet its slots lightest first.
         by_weight = torch.argsort(torch.where(new, -summed, torch.inf), stable=True)
         by_row = by_weight[torch.argsort(torch.where(new, rows, -1)[by_weight], stable=True)]

@@ -580,13 +580,14 @@ class TwoStage:
         every candidate (`rows`), whichever source proposed it: an item the vector
         source found that several past clicks co-visit is a taste item, and says so.
         """
+        planes = features.permute(2, 0, 1)  # `[f, users, n]`: each feature one contiguous plane
         col, at = self.source_start, 0
         for proposal in proposals:
             m = proposal.rows.shape[1]
             held = (proposal.rows >= 0).float()
-            block = torch.stack([held / (1.0 + torch.arange(m, device=self.device)), held], 2)
-            slots = where[:, at : at + m].unsqueeze(2).expand(-1, -1, 2)
-            features[:, :, col : col + 2].scatter_(1, slots, block)
+            slots = where[:, at : at + m]
+            planes[col].scatter_(1, slots, held / (1.0 + torch.arange(m, device=self.device)))
+            planes[col + 1].scatter_(1, slots, held)
             if proposal.reach is not None:
                 score, near = proposal.reach.lookup(rows)
                 features[:, :, col + 2] = score
