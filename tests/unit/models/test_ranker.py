@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from models.ranker import OnlineRanker, RankerConfig
 
 
-def test_scores_fold_the_standardisation_into_the_weights(device: torch.device) -> None:
-    """`score` (weights folded) ranks as `_forward` (features standardised) does."""
+@pytest.mark.parametrize("feature_major", [False, True], ids=["candidate-major", "planes"])
+def test_scores_fold_the_standardisation_into_the_weights(
+    device: torch.device, feature_major: bool
+) -> None:
+    """`score` (weights folded) ranks as `_forward` (features standardised) does.
+
+    Feature-major: held as `TwoStage.candidates` holds them, one plane per feature.
+    """
     ranker = OnlineRanker(6, RankerConfig(hidden=4), device, start=0)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -17,6 +24,8 @@ def test_scores_fold_the_standardisation_into_the_weights(device: torch.device) 
     ranker.mean = torch.randn(6, generator=gen).to(device)
     ranker.var = (torch.rand(6, generator=gen) + 0.1).to(device)
     features = (torch.randn(5, 7, 6, generator=gen) * 3).to(device)
+    if feature_major:
+        features = features.permute(2, 0, 1).contiguous().permute(1, 2, 0)
     with torch.no_grad():
         expected = ranker._forward(features)
     scores = ranker.score(features)
