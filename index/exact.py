@@ -18,9 +18,11 @@ DENSE_BUDGET = 1 << 24
 class ExactIndex:
     """Brute-force inner-product search (FAISS on GPU or CPU) over the learner's matrix.
 
-    Item updates are visible at the next search, with no swap: the right
-    choice up to a few million items, where a fused GPU scan beats any
-    approximate index that must be rebuilt to see new vectors.
+    Item updates are visible at the next search after `refresh` names their
+    rows, with no swap: the right choice up to a few million items, where a
+    fused GPU scan beats any approximate index that must be rebuilt to see new
+    vectors. On a CPU its searches score the items of largest norm first
+    (`norm_prefix`), whose copy is taken again whenever the version moves.
     """
 
     kind = "exact"
@@ -57,7 +59,8 @@ class ExactIndex:
     def norm_prefix(self, k: int) -> NormPrefix | None:
         """The items of largest norm to search first for `k` per user (`index.norm_prefix`).
 
-        None on an accelerator, or where the catalogue is too small for it to pay.
+        None on an accelerator, where the catalogue is too small for it to pay, or while
+        most users have lately been left unsettled (`NormPrefixCache`).
         """
         if self._items is None:
             raise ItemIndexError("index searched before its first refresh")

@@ -24,7 +24,8 @@ class TopK:
     """Per-user results: rows `-1` and scores `-inf` where fewer than k items remain.
 
     `also`: the inner products at the rows a caller asked for beside the top k, read
-    off the dense score matrices (None when the search made none).
+    off the dense score matrices, or computed per pair for rows outside a norm
+    prefix (None when the search made none).
     """
 
     scores: torch.Tensor
@@ -52,8 +53,10 @@ def top_k_excluding(
 
     When the index can hand over the whole score matrix cheaply (an exact
     index, a small catalogue), seen items are masked in it by one scatter and
-    a single top-k follows. Otherwise one search fetches `k + max(seen_counts)`
-    candidates for the whole batch, so removing seen items still leaves `k`;
+    a single top-k follows; on a CPU, over the items of largest norm first, and
+    the whole matrix only for users those leave unsettled (`index.norm_prefix`).
+    Otherwise one search fetches `k + max(seen_counts)` candidates for the
+    whole batch, so removing seen items still leaves `k`;
     the membership test is a sorted search per row, not a per-user Python
     loop. `unavailable` (a bool per item row) masks items no one may be shown.
     `most_widen` caps that widening for the batch's search, so an approximate
@@ -220,7 +223,7 @@ def _prefix_top_k(
     items = prefix.position.shape[0]
     extra = None
     if also is not None:
-        at = prefix.position[also.clamp(max=items - 1)]
+        at = prefix.position[also]
         extra = scores.gather(1, at.clamp(min=0))
         outside = (at < 0).view(-1).nonzero().squeeze(1)
         if outside.numel():  # a neighbour beyond the prefix: its inner product alone
@@ -230,9 +233,8 @@ def _prefix_top_k(
     seen = seen.to(scores.device)
     held = (seen >= 0) & (seen < items)
     _mask_seen(scores, prefix.position[seen.clamp(min=0, max=items - 1)].masked_fill(~held, -1))
-    if unavailable is not None:
-        gone = unavailable[prefix.rows.clamp(max=unavailable.numel() - 1)]
-        scores.masked_fill_(gone & (prefix.rows < unavailable.numel()), float("-inf"))
+    if unavailable is not None:  # one flag per item row, as the dense path reads it
+        scores.masked_fill_(unavailable[prefix.rows], float("-inf"))
     top, pick = scores.topk(k, dim=1)
     rows = prefix.rows[pick].masked_fill_(torch.isneginf(top), -1)
     return TopK(top, rows, extra)

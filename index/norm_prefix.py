@@ -15,6 +15,7 @@ back, which an accelerator would wait on, and its dense search is cheap anyway.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ CATALOGUE_PER_PREFIX = 4  # only where the prefix is at most a quarter of the ca
 # float32's rounding of a 64-term sum keeps a near-tie on the bound from being missed.
 BOUND_SLACK = 1e-4
 # Where most users are left unsettled (norms alike, as in a young model) the prefix only adds
-# work: past this decayed share it is skipped, and tried again every `RETRY_EVERY` versions.
+# work: past this share, decayed over about `SHARE_MEMORY_USERS` users searched, it is not
+# offered, and it is tried again every `RETRY_EVERY` index versions.
 MOST_UNSETTLED = 0.5
-UNSETTLED_WEIGHT = 0.5
+SHARE_MEMORY_USERS = 4096
 RETRY_EVERY = 16
 
 
@@ -53,30 +55,37 @@ def prefix_size(k: int, items: int) -> int:
 
 
 class NormPrefixCache:
-    """One `NormPrefix` per index version, shared by the threads ranking side by side.
+    """The prefixes of one index version, shared by the threads ranking side by side.
 
-    It also keeps the decayed share of users its searches left unsettled, and
-    offers no prefix while that share says a prefix costs more than it saves.
+    It also keeps the share of users its searches left unsettled, decayed per user
+    searched (a one-user search barely moves it), and offers no prefix while that
+    share says a prefix costs more than it saves.
     """
 
     def __init__(self) -> None:
         """Start empty: built on first use."""
         self._lock = threading.Lock()
-        self._key: tuple[int, int, int, int] | None = None
-        self._prefix: NormPrefix | None = None
+        self._version: tuple[int, int, int] | None = None
+        self._prefixes: dict[int, NormPrefix] = {}  # by size, for the current version
+        self._paying = True
         self._unsettled = 0.0
         self._versions = 0
 
     def get(self, items: torch.Tensor, version: int, size: int) -> NormPrefix | None:
-        """The prefix of `items` as of `version` (None: not paying lately)."""
-        key = (version, items.data_ptr(), items.shape[0], size)
+        """The `size` prefix of `items` as of `version` (None: not paying lately)."""
+        key = (version, items.data_ptr(), items.shape[0])
         with self._lock:
-            if self._key != key:
-                self._key = key
+            if self._version != key:
+                self._version = key
                 self._versions += 1
-                paying = self._unsettled <= MOST_UNSETTLED or self._versions % RETRY_EVERY == 0
-                self._prefix = _build(items, size, self._note) if paying else None
-            return self._prefix
+                self._prefixes.clear()
+                retry = self._versions % RETRY_EVERY == 0
+                self._paying = self._unsettled <= MOST_UNSETTLED or retry
+            if not self._paying:
+                return None
+            if size not in self._prefixes:
+                self._prefixes[size] = _build(items, size, self._note)
+            return self._prefixes[size]
 
     @property
     def unsettled_share(self) -> float:
@@ -85,8 +94,9 @@ class NormPrefixCache:
 
     def _note(self, unsettled: int, users: int) -> None:
         if users:
+            weight = -math.expm1(-users / SHARE_MEMORY_USERS)
             with self._lock:
-                self._unsettled += UNSETTLED_WEIGHT * (unsettled / users - self._unsettled)
+                self._unsettled += weight * (unsettled / users - self._unsettled)
 
 
 def _build(items: torch.Tensor, size: int, note: Callable[[int, int], None]) -> NormPrefix:

@@ -107,8 +107,8 @@ class OnlineRanker:
             weights = weights * scale.unsqueeze(1)
             planes = features.permute(2, 0, 1)
             if planes.is_contiguous():  # held feature-major (`TwoStage.candidates`)
-                # one unit per output row: a CPU's product with 23 inputs and 17 outputs per
-                # candidate ran at 4.5 ms over 127,000 candidates this way round, 2.6 the other
+                # one unit per output row: 2.6 ms over 127,000 candidates with 23 inputs and
+                # 17 outputs on a CPU, where reading the planes transposed took 4.5
                 both = torch.addmm(bias.unsqueeze(1), weights.T, planes.view(planes.shape[0], -1))
                 out = both[0]
                 if self.config.hidden:
