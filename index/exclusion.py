@@ -71,7 +71,9 @@ def top_k_excluding(
         return TopK(empty, empty.long())
     chunk = _dense_chunk(index, queries)
     if chunk:
-        top = _dense_top_k(index, queries, seen, k, unavailable, chunk, also)
+        top = _norm_pruned_top_k(index, queries, seen, k, unavailable, chunk, also)
+        if top is None:
+            top = _dense_top_k(index, queries, seen, k, unavailable, chunk, also)
         if top is not None:
             return top
     scores, rows, excluded = _candidates(
@@ -123,8 +125,6 @@ def _dense_top_k(
     unavailable: torch.Tensor | None,
     chunk: int,
     also: torch.Tensor | None = None,
-    *,
-    prune: bool = True,
 ) -> TopK | None:
     """Top-k over dense score matrices, `chunk` users at a time (None: no dense matrix).
 
@@ -132,10 +132,6 @@ def _dense_top_k(
     place (a scatter by the seen rows, no `[users, items]` mask, no shape that
     depends on the data, so nothing waits on a device), one top-k.
     """
-    if prune:
-        pruned = _norm_pruned_top_k(index, queries, seen, k, unavailable, chunk, also)
-        if pruned is not None:
-            return pruned
     users = queries.shape[0]
     tops, picks, extra = [], [], []
     for at in range(0, users, chunk):
@@ -200,9 +196,7 @@ def _norm_pruned_top_k(
     again = unsettled(queries, top.scores[:, k - 1], prefix.bound).nonzero().squeeze(1)
     prefix.note(again.numel(), queries.shape[0])
     if again.numel():  # the few whose k best may lie outside: the whole catalogue, as before
-        full = _dense_top_k(
-            index, queries[again], seen[again], k, unavailable, chunk, None, prune=False
-        )
+        full = _dense_top_k(index, queries[again], seen[again], k, unavailable, chunk)
         if full is None:
             return None
         top.scores[again], top.rows[again] = full.scores, full.rows
