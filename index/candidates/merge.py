@@ -8,9 +8,14 @@ per-row sort of the same matrix, and the order is the same.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 _ROW_BITS = 32  # item rows stay below 2**31; the user's position takes the bits above
+# torch sorts a 1-D integer tensor by radix from this length; below it, by comparison, at
+# about 47 ns an element on a CPU (10,000 keys: 476 us, 32,768: 352). numpy's argsort
+# takes about 9 ns an element there (2026-12-07, torch 2.13, one thread, AVX2).
+RADIX_FROM = 32_768
 
 
 def sort_rows(rows: torch.Tensor, below: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,10 +42,22 @@ def sort_rows(rows: torch.Tensor, below: int | None = None) -> tuple[torch.Tenso
         keys = rows.int() + offset
     else:
         keys = rows + offset
-    keys, order = keys.view(-1).sort()
+    keys, order = flat_sort(keys.view(-1))
     ordered = (keys.view(users, n) - offset).long()
     starts = torch.arange(0, users * n, n, device=rows.device).unsqueeze(1)
     return ordered, order.view(users, n) - starts
+
+
+def flat_sort(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`keys.sort()` of 1-D integer keys; where torch would sort a CPU's by comparison, numpy.
+
+    Equal keys may come out in either order (neither sort is stable).
+    """
+    if keys.device.type != "cpu" or keys.numel() >= RADIX_FROM:
+        return keys.sort()
+    values = keys.numpy()
+    order = np.argsort(values)
+    return torch.from_numpy(values[order]), torch.from_numpy(order)
 
 
 def distinct_slots(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from index.candidates.merge import best_at, member, merge_rows, sort_rows
+from index.candidates.merge import RADIX_FROM, best_at, flat_sort, member, merge_rows, sort_rows
 
 
 def _reference(rows: np.ndarray, sums: np.ndarray, maxes: np.ndarray) -> list[dict[int, tuple]]:
@@ -82,3 +82,16 @@ def test_sorting_rows_matches_a_per_row_sort_whatever_the_key_width() -> None:
             assert ordered.dtype == torch.int64
             assert torch.equal(ordered, rows.sort(dim=1).values)
             assert torch.equal(rows.gather(1, order), ordered)
+
+
+def test_flat_sort_agrees_with_torch_on_either_side_of_the_radix_length() -> None:
+    """numpy below the length where torch sorts by radix, torch from it: the same keys."""
+    gen = torch.Generator().manual_seed(7)
+    for n in (0, 1, 1000, RADIX_FROM - 1, RADIX_FROM):
+        for dtype in (torch.int32, torch.int64):
+            keys = torch.randint(0, 1 << 20, (n,), generator=gen).to(dtype)
+            ordered, order = flat_sort(keys)
+            assert ordered.dtype == dtype
+            assert order.dtype == torch.int64
+            assert torch.equal(ordered, keys.sort().values)
+            assert torch.equal(keys[order], ordered)
