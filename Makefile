@@ -65,12 +65,14 @@ dashboard: $(EVAL_STAMP)
 # Replays of bursty logs: the popularity prior counts events, not seconds (a MovieLens user
 # rates hundreds of films in minutes), and the seen history is as long as it may be, since the
 # peers exclude everything a user clicked.
+# Each source and feature group left out in turn, on this many first events of each stream.
+EVAL_ABLATIONS ?= 30000
 EVAL_ENV ?= RECSTREAM_POPULARITY_CLOCK=events RECSTREAM_POPULARITY_TAU=3000 RECSTREAM_SEEN_HISTORY=1900
 
 eval: $(EVAL_STAMP)
 	$(EVAL_ENV) $(BIN)/recstream eval $(EVAL_DATA) --synthetic-events $(EVAL_SYNTHETIC) \
 		--als-every $(EVAL_ALS_EVERY) \
-		--kafka-check 10000 --out docs/accuracy.md
+		--kafka-check 10000 --ablations $(EVAL_ABLATIONS) --out docs/accuracy.md
 
 # Cold against warm starts (offline ALS vectors, the prefix replayed online) on ml-100k.
 eval-warm: $(EVAL_STAMP)

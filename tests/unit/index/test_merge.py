@@ -85,7 +85,7 @@ def test_sorting_rows_matches_a_per_row_sort_whatever_the_key_width() -> None:
 
 
 def test_flat_sort_agrees_with_torch_on_either_side_of_the_radix_length() -> None:
-    """numpy below the length where torch sorts by radix, torch from it: the same keys."""
+    """Below the length where torch sorts by radix numpy sorts, from it torch: the same keys."""
     gen = torch.Generator().manual_seed(7)
     for n in (0, 1, 1000, RADIX_FROM - 1, RADIX_FROM):
         for dtype in (torch.int32, torch.int64):

@@ -124,6 +124,14 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="Also the through-Kafka comparison on the first N events of the first file.",
 )
 @click.option(
+    "--ablations",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also recstream with each source left out and each feature group zeroed, one at a "
+    "time, on the first N events of each stream (0: none); side by side on the CPUs.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
@@ -160,6 +168,7 @@ def evaluate(
     through_kafka: bool,
     workers: int,
     kafka_check: int,
+    ablations: int,
     out: Path | None,
     img_dir: Path | None,
     quiet: bool,
@@ -202,6 +211,7 @@ def evaluate(
         windows=windows,
         threads=threads,
         kafka_check=kafka_check,
+        ablations=ablations,
         workers=workers,
         out=out,
         img_dir=img_dir,

@@ -31,6 +31,7 @@ class EvalOptions:
     windows: int = 20
     threads: int = 1
     kafka_check: int = 0
+    ablations: int = 0  # events of each stream's prefix the ablations replay (0: none)
     workers: int = 1  # through Kafka: also this many scale-out workers, beside one
     out: Path | None = None
     img_dir: Path | None = None  # None: img/ beside `out`

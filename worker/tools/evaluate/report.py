@@ -23,6 +23,7 @@ class DatasetResult:
     headline_events: int
     outcomes: list[Outcome]
     plot: Path | None = None
+    ablations: tuple[str, ...] = ()  # markdown lines (`worker.tools.evaluate.ablations`)
 
     @classmethod
     def of(cls, stream: Stream, outcomes: list[Outcome], name: str | None = None) -> DatasetResult:
@@ -133,6 +134,8 @@ def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
     ]
     if ahead := ahead_line(result):
         lines += ["", ahead]
+    if result.ablations:
+        lines += ["", *result.ablations]
     if result.plot is not None:
         rel = (
             result.plot.relative_to(doc_dir) if result.plot.is_relative_to(doc_dir) else result.plot

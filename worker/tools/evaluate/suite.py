@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,19 @@ def run_stream(stream: Stream, options: EvalOptions) -> DatasetResult:
     return DatasetResult.of(stream, outcomes)
 
 
+def ablate(stream: Stream, options: EvalOptions) -> list[str]:
+    """The ablations' table for `stream` (its first `options.ablations` events)."""
+    from worker.engine.threads import available_cpus
+    from worker.tools.evaluate.ablations import ablation_lines, run_ablations
+
+    events = min(options.ablations, len(stream))
+    print(f"  {stream.name}: ablations on the first {events:,} events", flush=True)
+    ablations = run_ablations(
+        stream, engine_settings(options), events, options.batch_size, available_cpus()
+    )
+    return ablation_lines(ablations, events)
+
+
 def run_eval(options: EvalOptions) -> list[DatasetResult]:
     """Evaluate, print the per-dataset tables and ratios, and write the page and plots."""
     with limit_threads(options.threads):
@@ -79,6 +93,8 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
     for stream in load_streams(options):
         print(f"{stream.name}: {len(stream):,} events", flush=True)
         result = run_stream(stream, options)
+        if options.ablations:
+            result = dataclasses.replace(result, ablations=tuple(ablate(stream, options)))
         if options.out is not None:
             plot = options.plots / f"accuracy-{slug(stream.name)}.png"
             drift = DRIFT_AT if stream.name.startswith("synthetic") else None
@@ -104,6 +120,8 @@ def _run_eval(options: EvalOptions) -> list[DatasetResult]:
         )
         if ahead := ahead_line(result):
             print(ahead.replace("**", ""))
+        if result.ablations:
+            print("\n".join(result.ablations))
     if options.out is not None:
         doc_dir = options.out.parent
         page = markdown(results, header(options, time.perf_counter() - started), doc_dir, extra)

@@ -1,0 +1,132 @@
+"""What each part of recstream is worth: one source left out, or one feature group zeroed.
+
+Each variant replays the same prefix of a stream as the whole does, with
+`RECSTREAM_CANDIDATES_SOURCES` or `RECSTREAM_CANDIDATES_RANKER_DROP` changed, and
+is read on both horizons against the whole. A replay is one torch thread, so the
+variants run side by side in processes, one per core given. Spawned, not forked:
+a fork of a process whose OpenMP pool has run can hang in the child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.device import resolve_device
+from worker.app import build_engine
+from worker.config.settings import Settings, with_values
+from worker.engine.candidate_names import GROUPS
+from worker.tools.evaluate.data import Stream, encode
+from worker.tools.evaluate.engine_method import RecstreamMethod
+from worker.tools.evaluate.protocol import K, evaluate
+from worker.tools.replay import Interactions
+
+WHOLE = "all sources, all features"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """recstream with some `RECSTREAM_*` values changed (`with_values` names), named for a table."""
+
+    name: str
+    values: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One variant's figures on a stream's prefix."""
+
+    variant: str
+    hr: float  # next-click HR@K
+    long_horizon: float  # long-horizon HR@K
+
+
+def variants(settings: Settings) -> list[Variant]:
+    """The whole, then each source but the vector one left out, then each feature group zeroed.
+
+    Parts the settings already leave out are not ablated again.
+    """
+    candidates = settings.candidates
+    sources, dropped = candidates.sources, candidates.ranker_drop
+    found = [Variant(WHOLE)]
+    found += [
+        Variant(f"without {gone}", {"candidates_sources": tuple(s for s in sources if s != gone)})
+        for gone in sources
+        if gone != "vector"
+    ]
+    found += [
+        Variant(f"ranker without {group} features", {"candidates_ranker_drop": (*dropped, group)})
+        for group in GROUPS
+        if group not in dropped
+    ]
+    return found
+
+
+def head(stream: Stream, events: int) -> Stream:
+    """The first `events` events of `stream`, coded afresh (ids and flags as a shorter file's)."""
+    stop = min(events, len(stream))
+    data = Interactions(
+        stream.user_ids[stream.users[:stop]].tolist(),
+        stream.item_ids[stream.items[:stop]].tolist(),
+        stream.ts[:stop],
+    )
+    return encode(stream.name, data)
+
+
+def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int) -> Ablation:
+    """One variant's replay of `stream` (in this process, on one torch thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    changed = with_values(settings, **variant.values) if variant.values else settings
+    engine = build_engine(changed, resolve_device(changed.device))
+    outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
+    return Ablation(variant.name, outcome.headline.hr, outcome.long_horizon)
+
+
+def run_ablations(
+    stream: Stream, settings: Settings, events: int, batch_size: int, processes: int
+) -> list[Ablation]:
+    """Every variant (`variants`) on the first `events` events of `stream`, whole first."""
+    prefix = head(stream, events)
+    chosen = variants(settings)
+    if processes <= 1:
+        return [replay(prefix, settings, v, batch_size) for v in chosen]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        pending = [pool.submit(replay, prefix, settings, v, batch_size) for v in chosen]
+        return [job.result() for job in pending]
+
+
+def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
+    """A markdown table: each variant's two horizons and its change against the whole."""
+    whole = next(a for a in ablations if a.variant == WHOLE)
+    lines = [
+        (
+            f"Ablations on the first {events:,} events (each a replay of that prefix; the "
+            "change is against the whole on the same prefix):"
+        ),
+        "",
+        f"| variant | HR@{K} | change | long-horizon HR@{K} | change |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for a in ablations:
+        next_click, later = (
+            ("", "")
+            if a is whole
+            else (_change(a.hr, whole.hr), _change(a.long_horizon, whole.long_horizon))
+        )
+        lines.append(
+            f"| {a.variant} | {a.hr:.4f} | {next_click} | {a.long_horizon:.4f} | {later} |"
+        )
+    return lines
+
+
+def _change(value: float, whole: float) -> str:
+    """`value` against `whole` in percent, signed ("" where the whole has no figure)."""
+    if not np.isfinite(whole) or whole == 0:
+        return ""
+    return f"{(value / whole - 1) * 100:+.1f} %"
