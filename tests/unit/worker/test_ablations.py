@@ -64,9 +64,12 @@ def test_a_prefix_is_coded_as_a_shorter_file_would_be() -> None:
 def test_the_table_gives_each_variants_change_against_the_whole() -> None:
     """Signed percentages against the whole on the same prefix; none on the whole's own line."""
     lines = ablation_lines(
-        [Ablation(WHOLE, 0.1, 0.5), Ablation("without covisit", 0.08, 0.55)], 30_000
+        [Ablation(WHOLE, 0.1, 0.5, 10_000, 400), Ablation("without covisit", 0.08, 0.55)], 30_000
     )
     assert "first 30,000 events" in lines[0]
+    # sqrt(0.1 * 0.9 / 10,000) = 0.003, 3 % of 0.1; sqrt(0.25 / 400) = 0.025, 5 % of 0.5
+    assert "±3.0 % next click (over 10,000 events)" in lines[0]
+    assert "±5.0 % long horizon (over 400 user-checkpoint pairs)" in lines[0]
     assert "| all sources, all features | 0.1000 |  | 0.5000 |  |" in lines
     assert "| without covisit | 0.0800 | -20.0 % | 0.5500 | +10.0 % |" in lines
 
@@ -83,6 +86,8 @@ def test_ablations_replay_every_variant_on_the_prefix() -> None:
     for a in found:
         assert 0 <= a.hr <= 1
         assert 0 <= a.long_horizon <= 1
+        assert a.events > 0
+        assert a.pairs > 0
     assert len({(a.hr, a.long_horizon) for a in found}) > 1  # the variants are not one model
 
 

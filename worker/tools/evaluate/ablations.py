@@ -9,6 +9,7 @@ a fork of a process whose OpenMP pool has run can hang in the child.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class Ablation:
     variant: str
     hr: float  # next-click HR@K
     long_horizon: float  # long-horizon HR@K
+    events: int = 0  # events the next click was scored on
+    pairs: int = 0  # (user, checkpoint) pairs the long horizon averages
 
 
 def variants(settings: Settings) -> list[Variant]:
@@ -84,7 +87,13 @@ def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int
     changed = with_values(settings, **variant.values) if variant.values else settings
     engine = build_engine(changed, resolve_device(changed.device))
     outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
-    return Ablation(variant.name, outcome.headline.hr, outcome.long_horizon)
+    return Ablation(
+        variant.name,
+        outcome.headline.hr,
+        outcome.long_horizon,
+        outcome.headline.events,
+        outcome.long_horizon_users,
+    )
 
 
 def run_ablations(
@@ -107,7 +116,11 @@ def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
     lines = [
         (
             f"Ablations on the first {events:,} events (each a replay of that prefix; the "
-            "change is against the whole on the same prefix):"
+            "change is against the whole on the same prefix). One standard error of the "
+            f"whole's figures: {_error(whole.hr, whole.events)} next click (over "
+            f"{whole.events:,} events), {_error(whole.long_horizon, whole.pairs)} long "
+            f"horizon (over {whole.pairs:,} user-checkpoint pairs); a change within about "
+            "that is noise:"
         ),
         "",
         f"| variant | HR@{K} | change | long-horizon HR@{K} | change |",
@@ -123,6 +136,13 @@ def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
             f"| {a.variant} | {a.hr:.4f} | {next_click} | {a.long_horizon:.4f} | {later} |"
         )
     return lines
+
+
+def _error(rate: float, count: int) -> str:
+    """A proportion's standard error over `count` trials, relative to it, in percent."""
+    if count <= 0 or not 0 < rate < 1:
+        return "n/a"
+    return f"±{math.sqrt(rate * (1 - rate) / count) / rate * 100:.1f} %"
 
 
 def _change(value: float, whole: float) -> str:
