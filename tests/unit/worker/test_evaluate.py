@@ -119,6 +119,22 @@ def test_top_k_breaks_ties_to_the_lower_column_and_pads() -> None:
     assert top_k(np.array([[2.0, 2.0, 5.0]]), np.zeros((1, 3), bool), 2).tolist() == [[2, 0]]
 
 
+@pytest.mark.parametrize("cols", [7, 300, 5_000])
+def test_top_k_keeps_the_lowest_of_the_cells_tied_at_the_kth_score(cols: int) -> None:
+    """Against a stable sort of every row: rows full of ties, `-inf` and excluded cells."""
+    rng = np.random.default_rng(cols)
+    scores = rng.integers(0, 4, (40, cols)).astype(np.float64)  # a few values: ties everywhere
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    exclude = rng.random(scores.shape) < 0.2
+    scores[0] = -np.inf  # a row with nothing to list
+    for k in (1, 3, 10):
+        masked = np.where(exclude, -np.inf, scores)
+        expected = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+        expected[~np.isfinite(np.take_along_axis(masked, expected, axis=1))] = -1
+        expected = np.pad(expected, ((0, 0), (0, k - expected.shape[1])), constant_values=-1)
+        assert np.array_equal(top_k(scores, exclude, k), expected)
+
+
 def test_isgd_update_follows_the_paper_formula() -> None:
     """One click moves A_u and B_i by lr * (err * other - reg * own), with err = 1 - A_u . B_i."""
     isgd = Isgd(1, 2, IsgdConfig(factors=2, learning_rate=0.1, regularization=0.5))

@@ -62,13 +62,24 @@ class Method(Protocol):
 
 
 def top_k(scores: npt.NDArray[np.floating], exclude: BoolArray, k: int) -> IntArray:
-    """Best `k` columns per row, ties to the lower column; excluded or `-inf` cells become -1."""
+    """Best `k` columns per row, ties to the lower column; excluded or `-inf` cells become -1.
+
+    Which of the cells tied at the `k`-th score are kept is decided here, lowest columns
+    first, not by `np.argpartition`: which of them it keeps depends on the CPU's SIMD
+    (ml-100k's most-popular long horizon read 0.6614 on an AVX2 machine, 0.6624 on an
+    AVX-512 one, from the same counts).
+    """
     masked = np.where(exclude, -np.inf, scores)
     rows, cols = masked.shape
     take = min(k, cols)
     if take == 0:
         return np.full((rows, k), -1, dtype=np.int64)
-    part = np.argpartition(-masked, take - 1, axis=1)[:, :take]
+    kth = -np.partition(-masked, take - 1, axis=1)[:, take - 1 : take]  # the k-th best score
+    above = masked > kth
+    tied = masked == kth
+    wanted = take - above.sum(axis=1, keepdims=True)  # tied cells each row still takes
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= wanted))
+    part = np.nonzero(chosen)[1].reshape(rows, take)  # `take` a row, columns ascending
     values = np.take_along_axis(masked, part, axis=1)
     order = np.lexsort((part, -values), axis=1)
     best = np.take_along_axis(part, order, axis=1).astype(np.int64)
