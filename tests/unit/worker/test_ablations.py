@@ -70,7 +70,7 @@ def test_the_table_gives_each_variants_change_against_the_whole() -> None:
     # sqrt(0.1 * 0.9 / 10,000) = 0.003, 3 % of 0.1; sqrt(0.25 / 400) = 0.025, 5 % of 0.5
     assert "±3.0 % next click (over 10,000 events)" in lines[0]
     assert "±5.0 % long horizon (over 400 user-checkpoint pairs)" in lines[0]
-    assert "| all sources, all features | 0.1000 |  | 0.5000 |  |" in lines
+    assert f"| {WHOLE} | 0.1000 |  | 0.5000 |  |" in lines
     assert "| without covisit | 0.0800 | -20.0 % | 0.5500 | +10.0 % |" in lines
 
 

@@ -121,14 +121,16 @@ def test_top_k_breaks_ties_to_the_lower_column_and_pads() -> None:
 
 @pytest.mark.parametrize("cols", [7, 300, 5_000])
 def test_top_k_keeps_the_lowest_of_the_cells_tied_at_the_kth_score(cols: int) -> None:
-    """Against a stable sort of every row: rows full of ties, `-inf` and excluded cells."""
+    """Against a stable sort of every row: rows full of ties, `-inf`, NaN and excluded cells."""
     rng = np.random.default_rng(cols)
     scores = rng.integers(0, 4, (40, cols)).astype(np.float64)  # a few values: ties everywhere
     scores[rng.random(scores.shape) < 0.1] = -np.inf
+    scores[rng.random(scores.shape) < 0.05] = np.nan  # a diverged peer's scores list nothing
     exclude = rng.random(scores.shape) < 0.2
     scores[0] = -np.inf  # a row with nothing to list
+    scores[1, : cols - 1] = np.nan  # a row with one cell to list
     for k in (1, 3, 10):
-        masked = np.where(exclude, -np.inf, scores)
+        masked = np.where(exclude | np.isnan(scores), -np.inf, scores)
         expected = np.argsort(-masked, axis=1, kind="stable")[:, :k]
         expected[~np.isfinite(np.take_along_axis(masked, expected, axis=1))] = -1
         expected = np.pad(expected, ((0, 0), (0, k - expected.shape[1])), constant_values=-1)

@@ -84,6 +84,10 @@ def test_cli_eval_rejects_unknown_synthetic_streams() -> None:
         (["--synthetic-events", "100", "--recent-windows", "3000,0"], "0 is not in the range"),
         (["--synthetic-events", "100", "--methods", ","], "expected a comma-separated list"),
         ([], "give at least one file or --synthetic-events"),
+        (
+            ["--synthetic-events", "100", "--through-kafka", "--ablations", "50"],
+            "run it without --through-kafka",
+        ),
     ],
 )
 def test_cli_eval_refuses_what_it_cannot_run(args: list[str], named: str) -> None:

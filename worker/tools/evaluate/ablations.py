@@ -14,18 +14,20 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 
 from models.device import resolve_device
 from worker.app import build_engine
 from worker.config.settings import Settings, with_values
 from worker.engine.candidate_names import GROUPS
+from worker.engine.threads import intra_op_threads
 from worker.tools.evaluate.data import Stream, encode
 from worker.tools.evaluate.engine_method import RecstreamMethod
 from worker.tools.evaluate.protocol import K, evaluate
 from worker.tools.replay import Interactions
 
-WHOLE = "all sources, all features"
+WHOLE = "the whole, as configured"
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,12 @@ def head(stream: Stream, events: int) -> Stream:
 
 
 def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int) -> Ablation:
-    """One variant's replay of `stream` (in this process, on one torch thread)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One variant's replay of `stream` (in this process, on one torch and one FAISS thread)."""
+    faiss.omp_set_num_threads(1)  # an IVF index would otherwise take every core per process
     changed = with_values(settings, **variant.values) if variant.values else settings
-    engine = build_engine(changed, resolve_device(changed.device))
-    outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
+    with intra_op_threads(1):
+        engine = build_engine(changed, resolve_device(changed.device))
+        outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
     return Ablation(
         variant.name,
         outcome.headline.hr,
@@ -107,7 +108,11 @@ def run_ablations(
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
         pending = [pool.submit(replay, prefix, settings, v, batch_size) for v in chosen]
-        return [job.result() for job in pending]
+        try:
+            return [job.result() for job in pending]
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # the queued ones need not run
+            raise
 
 
 def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
@@ -119,8 +124,11 @@ def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
             "change is against the whole on the same prefix). One standard error of the "
             f"whole's figures: {_error(whole.hr, whole.events)} next click (over "
             f"{whole.events:,} events), {_error(whole.long_horizon, whole.pairs)} long "
-            f"horizon (over {whole.pairs:,} user-checkpoint pairs); a change within about "
-            "that is noise:"
+            f"horizon (over {whole.pairs:,} user-checkpoint pairs), as if they were "
+            "independent, which a user's events are not: a change within about that is "
+            "noise. A zeroed group is zero wherever the features are read, so without "
+            "popularity the mix with popularity between sessions is off too, and without "
+            "neighbours the taste's mix:"
         ),
         "",
         f"| variant | HR@{K} | change | long-horizon HR@{K} | change |",

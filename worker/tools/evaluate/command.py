@@ -181,6 +181,8 @@ def evaluate(
         )
     if not paths and not synthetic_events:
         raise click.UsageError("give at least one file or --synthetic-events")
+    if through_kafka and ablations:
+        raise click.UsageError("--ablations replays in process: run it without --through-kafka")
     from worker.tools.evaluate.compare import run_through_kafka
     from worker.tools.evaluate.knn import KnnConfig
     from worker.tools.evaluate.options import EvalOptions

@@ -75,8 +75,10 @@ def ablate(stream: Stream, options: EvalOptions) -> list[str]:
 
     events = min(options.ablations, len(stream))
     print(f"  {stream.name}: ablations on the first {events:,} events", flush=True)
+    # side by side on a CPU's cores; one GPU takes one process's replays at a time
+    processes = 1 if options.device.startswith("cuda") else available_cpus()
     ablations = run_ablations(
-        stream, engine_settings(options), events, options.batch_size, available_cpus()
+        stream, engine_settings(options), events, options.batch_size, processes
     )
     return ablation_lines(ablations, events)
 
