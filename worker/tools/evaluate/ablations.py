@@ -21,7 +21,6 @@ from models.device import resolve_device
 from worker.app import build_engine
 from worker.config.settings import Settings, with_values
 from worker.engine.candidate_names import GROUPS
-from worker.engine.threads import intra_op_threads
 from worker.tools.evaluate.data import Stream, encode
 from worker.tools.evaluate.engine_method import RecstreamMethod
 from worker.tools.evaluate.protocol import K, evaluate
@@ -82,12 +81,10 @@ def head(stream: Stream, events: int) -> Stream:
 
 
 def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int) -> Ablation:
-    """One variant's replay of `stream` (in this process, on one torch and one FAISS thread)."""
-    faiss.omp_set_num_threads(1)  # an IVF index would otherwise take every core per process
+    """One variant's replay of `stream`, in this process, on the threads it is given."""
     changed = with_values(settings, **variant.values) if variant.values else settings
-    with intra_op_threads(1):
-        engine = build_engine(changed, resolve_device(changed.device))
-        outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
+    engine = build_engine(changed, resolve_device(changed.device))
+    outcome = evaluate(stream, RecstreamMethod(engine, stream), batch_size)
     return Ablation(
         variant.name,
         outcome.headline.hr,
@@ -106,13 +103,24 @@ def run_ablations(
     if processes <= 1:
         return [replay(prefix, settings, v, batch_size) for v in chosen]
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+    with ProcessPoolExecutor(processes, mp_context=spawn, initializer=_one_thread_each) as pool:
         pending = [pool.submit(replay, prefix, settings, v, batch_size) for v in chosen]
         try:
             return [job.result() for job in pending]
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # the queued ones need not run
             raise
+
+
+def _one_thread_each() -> None:
+    """A replay process runs on one torch and one FAISS thread: the processes share the cores.
+
+    Only the processes' own counts: the caller's stay as they were.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)  # an IVF index would otherwise take every core per process
 
 
 def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
