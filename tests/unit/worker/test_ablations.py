@@ -15,11 +15,13 @@ from worker.tools.evaluate.ablations import (
     WHOLE,
     Ablation,
     ablation_lines,
+    change_error,
     head,
     run_ablations,
     variants,
 )
 from worker.tools.evaluate.data import encode
+from worker.tools.evaluate.protocol import Pairs
 from worker.tools.replay import Interactions
 
 
@@ -62,16 +64,58 @@ def test_a_prefix_is_coded_as_a_shorter_file_would_be() -> None:
 
 
 def test_the_table_gives_each_variants_change_against_the_whole() -> None:
-    """Signed percentages against the whole on the same prefix; none on the whole's own line."""
+    """Signed percentages against the whole, ± their paired error; none on the whole's line."""
+    users = np.arange(4, dtype=np.int64)
+    whole_hits = np.array([True, True, False, False])
+    whole = Ablation(
+        WHOLE,
+        0.5,
+        0.5,
+        4,
+        4,
+        hit_users=users,
+        hits=whole_hits,
+        pair_hits=Pairs(users, whole_hits),
+    )
+    # one hit lost on the next click, one pair gained on the long horizon
+    less = np.array([True, False, False, False])
+    more = np.array([True, True, True, False])
+    variant = Ablation("without covisit", 0.25, 0.75, 4, 4, pair_hits=Pairs(users, more), hits=less)
+    lines = ablation_lines([whole, variant], 30_000)
+    assert "first 30,000 events" in lines[0]
+    assert "4 events and 4 user-checkpoint pairs" in lines[0]
+    # differences (0, -1, 0, 0): mean -0.25, centred sums squared 0.75, x 4/3 / 16 = 1/16,
+    # so a standard error of 0.25: 50 % of the whole's 0.5
+    assert f"| {WHOLE} | 0.5000 |  | 0.5000 |  |" in lines
+    assert "| without covisit | 0.2500 | -50.0 % ± 50.0 | 0.7500 | +50.0 % ± 50.0 |" in lines
+
+
+def test_a_table_without_the_hits_gives_the_changes_alone() -> None:
+    """Figures read back without their events (none scored) still give their change."""
     lines = ablation_lines(
         [Ablation(WHOLE, 0.1, 0.5, 10_000, 400), Ablation("without covisit", 0.08, 0.55)], 30_000
     )
-    assert "first 30,000 events" in lines[0]
-    # sqrt(0.1 * 0.9 / 10,000) = 0.003, 3 % of 0.1; sqrt(0.25 / 400) = 0.025, 5 % of 0.5
-    assert "±3.0 % next click (over 10,000 events)" in lines[0]
-    assert "±5.0 % long horizon (over 400 user-checkpoint pairs)" in lines[0]
-    assert f"| {WHOLE} | 0.1000 |  | 0.5000 |  |" in lines
     assert "| without covisit | 0.0800 | -20.0 % | 0.5500 | +10.0 % |" in lines
+
+
+def test_the_changes_error_is_nil_when_every_event_agrees() -> None:
+    """Paired: two variants that hit and miss on the same events differ by no noise at all."""
+    hits = np.array([True, False] * 50)
+    assert change_error(hits, hits, np.arange(100) % 7) == 0.0
+
+
+def test_the_changes_error_counts_one_users_events_together() -> None:
+    """The same differences weigh more when one user holds them all than when they are spread."""
+    rng = np.random.default_rng(5)
+    whole = rng.random(400) < 0.3
+    variant = whole.copy()
+    flipped = np.flatnonzero(~whole)[:20]
+    variant[flipped] = True
+    spread = np.arange(400) % 100
+    clustered = spread.copy()
+    clustered[flipped] = 0  # every gained hit is one user's
+    assert change_error(variant, whole, clustered) > 2 * change_error(variant, whole, spread)
+    assert np.isnan(change_error(variant[:10], whole, spread))  # not the same events
 
 
 def test_ablations_replay_every_variant_on_the_prefix() -> None:
@@ -88,6 +132,11 @@ def test_ablations_replay_every_variant_on_the_prefix() -> None:
         assert 0 <= a.long_horizon <= 1
         assert a.events > 0
         assert a.pairs > 0
+        # the events and pairs behind the figures, for the paired errors
+        assert a.hits.size == a.hit_users.size == a.events
+        assert a.hits.mean() == pytest.approx(a.hr)
+        assert a.pair_hits.hits.size == a.pair_hits.users.size == a.pairs
+        assert a.pair_hits.hits.mean() == pytest.approx(a.long_horizon)
     assert len({(a.hr, a.long_horizon) for a in found}) > 1  # the variants are not one model
 
 

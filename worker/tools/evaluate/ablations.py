@@ -2,9 +2,13 @@
 
 Each variant replays the same prefix of a stream as the whole does, with
 `RECSTREAM_CANDIDATES_SOURCES` or `RECSTREAM_CANDIDATES_RANKER_DROP` changed, and
-is read on both horizons against the whole. A replay is one torch thread, so the
-variants run side by side in processes, one per core given. Spawned, not forked:
-a fork of a process whose OpenMP pool has run can hang in the child.
+is read on both horizons against the whole. The variants are scored on the same
+events and the same user-checkpoint pairs, so a change's noise is that of the
+paired differences, clustered by user (`change_error`): most events are hits or
+misses under both, and a user's events are not independent of each other. A
+replay is one torch thread, so the variants run side by side in processes, one
+per core given. Spawned, not forked: a fork of a process whose OpenMP pool has
+run can hang in the child.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from models.device import resolve_device
 from worker.app import build_engine
 from worker.config.settings import Settings, with_values
 from worker.engine.candidate_names import GROUPS
-from worker.tools.evaluate.data import Stream, encode
+from worker.tools.evaluate.data import BoolArray, IntArray, Stream, encode
 from worker.tools.evaluate.engine_method import RecstreamMethod
-from worker.tools.evaluate.protocol import K, evaluate
+from worker.tools.evaluate.protocol import K, Pairs, evaluate
 from worker.tools.replay import Interactions
 
 WHOLE = "the whole, as configured"
@@ -46,6 +50,10 @@ class Ablation:
     long_horizon: float  # long-horizon HR@K
     events: int = 0  # events the next click was scored on
     pairs: int = 0  # (user, checkpoint) pairs the long horizon averages
+    # per scored event, in stream order: its user and whether it was a hit; the pairs' own
+    hit_users: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    hits: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    pair_hits: Pairs = field(default_factory=Pairs.none, repr=False)
 
 
 def variants(settings: Settings) -> list[Variant]:
@@ -91,6 +99,9 @@ def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int
         outcome.long_horizon,
         outcome.headline.events,
         outcome.long_horizon_users,
+        hit_users=stream.users[stream.headline].astype(np.int64),
+        hits=outcome.hits,
+        pair_hits=outcome.pairs,
     )
 
 
@@ -124,45 +135,60 @@ def _one_thread_each() -> None:
 
 
 def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
-    """A markdown table: each variant's two horizons and its change against the whole."""
+    """A markdown table: each variant's two horizons and its change against the whole, ± noise."""
     whole = next(a for a in ablations if a.variant == WHOLE)
     lines = [
         (
             f"Ablations on the first {events:,} events (each a replay of that prefix; the "
-            "change is against the whole on the same prefix). One standard error of the "
-            f"whole's figures: {_error(whole.hr, whole.events)} next click (over "
-            f"{whole.events:,} events), {_error(whole.long_horizon, whole.pairs)} long "
-            f"horizon (over {whole.pairs:,} user-checkpoint pairs), as if they were "
-            "independent, which a user's events are not: a change within about that is "
-            "noise. A zeroed group is zero wherever the features are read, so without "
-            "popularity the mix with popularity between sessions is off too, and without "
-            "neighbours the taste's mix:"
+            f"change is against the whole on the same prefix: {whole.events:,} events and "
+            f"{whole.pairs:,} user-checkpoint pairs). After each change, one standard error "
+            "of it, from the differences event by event (pair by pair) against the whole, "
+            "clustered by user: a change within about twice that is noise. A zeroed group "
+            "is zero wherever the features are read, so without popularity the mix with "
+            "popularity between sessions is off too, and without neighbours the taste's mix:"
         ),
         "",
         f"| variant | HR@{K} | change | long-horizon HR@{K} | change |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for a in ablations:
-        next_click, later = (
-            ("", "")
-            if a is whole
-            else (_change(a.hr, whole.hr), _change(a.long_horizon, whole.long_horizon))
-        )
+        next_click = later = ""
+        if a is not whole:
+            next_click = _change(a.hr, whole.hr, change_error(a.hits, whole.hits, whole.hit_users))
+            later = _change(
+                a.long_horizon,
+                whole.long_horizon,
+                change_error(a.pair_hits.hits, whole.pair_hits.hits, whole.pair_hits.users),
+            )
         lines.append(
             f"| {a.variant} | {a.hr:.4f} | {next_click} | {a.long_horizon:.4f} | {later} |"
         )
     return lines
 
 
-def _error(rate: float, count: int) -> str:
-    """A proportion's standard error over `count` trials, relative to it, in percent."""
-    if count <= 0 or not 0 < rate < 1:
-        return "n/a"
-    return f"±{math.sqrt(rate * (1 - rate) / count) / rate * 100:.1f} %"
+def change_error(hits: BoolArray, whole: BoolArray, users: IntArray) -> float:
+    """One standard error of `hits`' rate minus `whole`'s, relative to `whole`'s (nan: unknown).
+
+    Both are scored on the same trials (events or pairs), so the error is that of the
+    mean paired difference; the trials of one user are summed before squaring (a
+    cluster-robust variance), since one user's are not independent of each other.
+    """
+    n = whole.size
+    if n == 0 or hits.size != n or users.size != n or not whole.any():
+        return float("nan")
+    difference = hits.astype(np.float64) - whole.astype(np.float64)
+    _, cluster = np.unique(users, return_inverse=True)
+    clusters = int(cluster.max()) + 1
+    if clusters == 1:  # no spread to read
+        return float("nan")
+    sums = np.bincount(cluster, weights=difference - difference.mean(), minlength=clusters)
+    variance = clusters / (clusters - 1) * float(np.square(sums).sum()) / n**2
+    return math.sqrt(variance) / float(whole.mean())
 
 
-def _change(value: float, whole: float) -> str:
-    """`value` against `whole` in percent, signed ("" where the whole has no figure)."""
+def _change(value: float, whole: float, error: float = float("nan")) -> str:
+    """`value` against `whole` in percent, signed, ± `error` (relative) where known."""
     if not np.isfinite(whole) or whole == 0:
         return ""
-    return f"{(value / whole - 1) * 100:+.1f} %"
+    change = f"{(value / whole - 1) * 100:+.1f} %"
+    return f"{change} ± {error * 100:.1f}" if np.isfinite(error) else change

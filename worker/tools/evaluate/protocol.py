@@ -119,6 +119,19 @@ def summarise(ranks: npt.NDArray[np.int16]) -> Scores:
     )
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """The long horizon's (checkpoint, user) pairs in order: each one's user and whether it hit."""
+
+    users: IntArray
+    hits: BoolArray
+
+    @classmethod
+    def none(cls) -> Pairs:
+        """No pairs."""
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+
+
 @dataclass
 class Outcome:
     """One method on one stream."""
@@ -133,6 +146,12 @@ class Outcome:
     windows: list[Scores] = field(default_factory=list)
     long_horizon: float = float("nan")  # HR@K of lists at checkpoints against later clicks
     long_horizon_users: int = 0  # (user, checkpoint) pairs that long_horizon averages
+    # per headline event (in stream order) and per (checkpoint, user) pair: whether it was a
+    # hit, so two methods' figures on the same stream can be compared event by event
+    hits: BoolArray = field(
+        default_factory=lambda: np.zeros(0, dtype=bool), repr=False, compare=False
+    )
+    pairs: Pairs = field(default_factory=Pairs.none, repr=False, compare=False)
 
     @property
     def events_per_s(self) -> float:
@@ -156,6 +175,7 @@ class LongHorizon:
         self.at = sorted({int(n * c / (checkpoints + 1)) for c in range(1, checkpoints + 1)})
         self.hits = 0
         self.users = 0
+        self._pairs: list[tuple[IntArray, BoolArray]] = []
 
     def due(self, start: int, stop: int) -> bool:
         """Whether a checkpoint falls at or after `start` and before `stop` (score before it)."""
@@ -177,8 +197,20 @@ class LongHorizon:
         new, owners = new[asked], owners[asked]
         listed_keys = (users[:, None].astype(np.int64) * n_items + lists)[lists >= 0]
         hit_owners = np.unique(owners[np.isin(new, listed_keys)])
-        self.users += int(np.unique(owners).size)
+        pair_users = np.unique(owners)
+        self._pairs.append((pair_users, np.isin(pair_users, hit_owners)))
+        self.users += int(pair_users.size)
         self.hits += int(hit_owners.size)
+
+    @property
+    def pairs(self) -> Pairs:
+        """Every pair scored so far, checkpoint by checkpoint, users in code order."""
+        if not self._pairs:
+            return Pairs.none()
+        return Pairs(
+            np.concatenate([users for users, _ in self._pairs]),
+            np.concatenate([hits for _, hits in self._pairs]),
+        )
 
     @property
     def hr(self) -> float:
@@ -239,4 +271,6 @@ def evaluate(
         windows=[summarise(ranks[lo:hi][headline[lo:hi]]) for lo, hi in itertools.pairwise(bounds)],
         long_horizon=horizon.hr,
         long_horizon_users=horizon.users,
+        hits=ranks[headline] >= 0,
+        pairs=horizon.pairs,
     )
