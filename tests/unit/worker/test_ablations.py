@@ -75,12 +75,15 @@ def test_the_table_gives_each_variants_change_against_the_whole() -> None:
         4,
         hit_users=users,
         hits=whole_hits,
-        pair_hits=Pairs(users, whole_hits),
+        pair_hits=Pairs(np.zeros(4, dtype=np.int64), users, whole_hits),
     )
     # one hit lost on the next click, one pair gained on the long horizon
     less = np.array([True, False, False, False])
     more = np.array([True, True, True, False])
-    variant = Ablation("without covisit", 0.25, 0.75, 4, 4, pair_hits=Pairs(users, more), hits=less)
+    at = np.zeros(4, dtype=np.int64)
+    variant = Ablation(
+        "without covisit", 0.25, 0.75, 4, 4, pair_hits=Pairs(at, users, more), hits=less
+    )
     lines = ablation_lines([whole, variant], 30_000)
     assert "first 30,000 events" in lines[0]
     assert "4 events and 4 user-checkpoint pairs" in lines[0]

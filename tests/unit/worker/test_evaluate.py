@@ -12,10 +12,11 @@ import pytest
 from worker.testing.synthetic import generate
 from worker.tools.evaluate.data import Stream, encode
 from worker.tools.evaluate.peers import Isgd, IsgdConfig, MostPopular, RecentPopular
-from worker.tools.evaluate.protocol import Outcome, Scores, SeenItems, evaluate, top_k
+from worker.tools.evaluate.protocol import Outcome, Pairs, Scores, SeenItems, evaluate, top_k
 from worker.tools.evaluate.report import (
     DatasetResult,
     ahead_line,
+    checkpoint_lines,
     first_window_ahead,
     markdown,
     ratio_to_best_peer,
@@ -231,6 +232,38 @@ def test_report_has_a_row_per_method_and_the_ratio() -> None:
     assert "| fixed | 0.3333 |" in page
     assert ratio_to_best_peer(result) == pytest.approx(2.0)
     assert "re-consumed" in page
+
+
+def test_the_long_horizon_keeps_each_pair_its_checkpoint_user_and_hit() -> None:
+    """One checkpoint half-way: b clicks i12 and i01 later, a nothing new; i01 is listed."""
+    stream = _stream(PLANTED)
+    outcome = evaluate(stream, FixedList(stream, ["i15", "i01", "i00", "i03"]), 1, checkpoints=1)
+    b = int(np.searchsorted(stream.user_ids, "b"))
+    assert outcome.pairs.at.tolist() == [3]
+    assert outcome.pairs.users.tolist() == [b]
+    assert outcome.pairs.hits.tolist() == [True]
+    assert outcome.long_horizon == 1.0
+    assert outcome.hits.tolist() == [True, False, True]  # the headline's events, in order
+
+
+def _horizon(method: str, hits: list[bool]) -> Outcome:
+    pairs = Pairs(np.array([10, 10, 20, 20]), np.array([0, 1, 0, 1]), np.array(hits))
+    outcome = Outcome(method, Scores(40, 0.1, 0.05, 0.03), 0, 0, 1.0, 1.0, 40, pairs=pairs)
+    outcome.long_horizon = float(np.mean(hits))
+    return outcome
+
+
+def test_the_long_horizon_is_shown_checkpoint_by_checkpoint_against_the_best_peer() -> None:
+    """Each checkpoint's rate beside the peer best on that horizon's, and the pairs counted."""
+    ours = _horizon("recstream", [True, False, True, True])
+    best, worse = _horizon("a", [True, True, False, False]), _horizon("b", [False] * 4)
+    lines = checkpoint_lines(DatasetResult("s", 40, 2, 4, 40, [ours, worse, best]))
+    assert "| at | 25% | 50% |" in lines
+    assert "| recstream | 0.500 | 1.000 |" in lines
+    assert "| a | 1.000 | 0.000 |" in lines
+    assert "| user-checkpoint pairs | 2 | 2 |" in lines
+    assert not any(line.startswith("| b |") for line in lines)
+    assert checkpoint_lines(DatasetResult("s", 40, 2, 4, 40, [ours])) == []  # no peer
 
 
 def _windowed(method: str, hrs: list[float]) -> Outcome:

@@ -121,15 +121,17 @@ def summarise(ranks: npt.NDArray[np.int16]) -> Scores:
 
 @dataclass(frozen=True)
 class Pairs:
-    """The long horizon's (checkpoint, user) pairs in order: each one's user and whether it hit."""
+    """The long horizon's (checkpoint, user) pairs in order: its checkpoint, its user, a hit."""
 
+    at: IntArray  # the event the checkpoint stands before
     users: IntArray
     hits: BoolArray
 
     @classmethod
     def none(cls) -> Pairs:
         """No pairs."""
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool))
+        nothing = np.zeros(0, dtype=np.int64)
+        return cls(nothing, nothing, np.zeros(0, dtype=bool))
 
 
 @dataclass
@@ -175,7 +177,7 @@ class LongHorizon:
         self.at = sorted({int(n * c / (checkpoints + 1)) for c in range(1, checkpoints + 1)})
         self.hits = 0
         self.users = 0
-        self._pairs: list[tuple[IntArray, BoolArray]] = []
+        self._pairs: list[Pairs] = []
 
     def due(self, start: int, stop: int) -> bool:
         """Whether a checkpoint falls at or after `start` and before `stop` (score before it)."""
@@ -198,7 +200,8 @@ class LongHorizon:
         listed_keys = (users[:, None].astype(np.int64) * n_items + lists)[lists >= 0]
         hit_owners = np.unique(owners[np.isin(new, listed_keys)])
         pair_users = np.unique(owners)
-        self._pairs.append((pair_users, np.isin(pair_users, hit_owners)))
+        at = np.full(pair_users.size, start, dtype=np.int64)
+        self._pairs.append(Pairs(at, pair_users, np.isin(pair_users, hit_owners)))
         self.users += int(pair_users.size)
         self.hits += int(hit_owners.size)
 
@@ -208,8 +211,9 @@ class LongHorizon:
         if not self._pairs:
             return Pairs.none()
         return Pairs(
-            np.concatenate([users for users, _ in self._pairs]),
-            np.concatenate([hits for _, hits in self._pairs]),
+            np.concatenate([p.at for p in self._pairs]),
+            np.concatenate([p.users for p in self._pairs]),
+            np.concatenate([p.hits for p in self._pairs]),
         )
 
     @property

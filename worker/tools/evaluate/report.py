@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from worker.tools.evaluate.data import Stream
 from worker.tools.evaluate.protocol import K, Outcome
 
@@ -115,6 +117,46 @@ def table(result: DatasetResult) -> list[str]:
     return lines
 
 
+def best_long_horizon_peer(result: DatasetResult) -> Outcome | None:
+    """The peer with the highest long-horizon HR@K (None without one)."""
+    peers = [o for o in result.outcomes if not o.method.startswith("recstream")]
+    peers = [o for o in peers if not math.isnan(o.long_horizon)]
+    return max(peers, key=lambda o: o.long_horizon, default=None)
+
+
+def checkpoint_lines(result: DatasetResult) -> list[str]:
+    """Long-horizon HR@K at each checkpoint, recstream against the best peer on that horizon.
+
+    A horizon's figure pools its checkpoints; one where the stream turns (a drift
+    every user follows at once) can decide it alone, and this shows which.
+    """
+    mine = next((o for o in result.outcomes if o.method == "recstream"), None)
+    peer = best_long_horizon_peer(result)
+    if mine is None or peer is None or not mine.pairs.at.size:
+        return []
+    points = np.unique(mine.pairs.at)
+    header = " | ".join(f"{at / max(1, result.events):.0%}" for at in points)
+    lines = [
+        (
+            f"Long-horizon HR@{K} checkpoint by checkpoint (lists as they stood at that point "
+            "of the stream, against each user's later new clicks), recstream against the "
+            "best peer on that horizon:"
+        ),
+        "",
+        f"| at | {header} |",
+        "| --- |" + " ---: |" * points.size,
+    ]
+    for outcome in (mine, peer):
+        pairs = outcome.pairs
+        cells = [
+            f"{pairs.hits[pairs.at == at].mean():.3f}" if (pairs.at == at).any() else ""
+            for at in points
+        ]
+        lines.append(f"| {outcome.method} | {' | '.join(cells)} |")
+    counts = " | ".join(f"{int((mine.pairs.at == at).sum()):,}" for at in points)
+    return [*lines, f"| user-checkpoint pairs | {counts} |"]
+
+
 def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
     """A dataset's heading, shape, table, ratio and plot link."""
     lines = [
@@ -134,6 +176,8 @@ def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
     ]
     if ahead := ahead_line(result):
         lines += ["", ahead]
+    if checkpoints := checkpoint_lines(result):
+        lines += ["", *checkpoints]
     if result.ablations:
         lines += ["", *result.ablations]
     if result.plot is not None:
