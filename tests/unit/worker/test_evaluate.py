@@ -17,6 +17,7 @@ from worker.tools.evaluate.report import (
     DatasetResult,
     ahead_line,
     checkpoint_lines,
+    difference_line,
     first_window_ahead,
     markdown,
     ratio_to_best_peer,
@@ -232,6 +233,10 @@ def test_report_has_a_row_per_method_and_the_ratio() -> None:
     assert "| fixed | 0.3333 |" in page
     assert ratio_to_best_peer(result) == pytest.approx(2.0)
     assert "re-consumed" in page
+    # hits (T, F, T) against (F, F, T) for users (a, b, b): +1/3, ± 4/9 (tests/.../test_paired.py)
+    result = DatasetResult.of(stream, [fixed, other], "planted")
+    assert "next click +0.3333 ± 0.4444 (fixed)" in difference_line(result)
+    assert difference_line(DatasetResult("planted", 6, 2, 5, 3, [fixed])) == ""  # no peer
 
 
 def test_the_long_horizon_keeps_each_pair_its_checkpoint_user_and_hit() -> None:

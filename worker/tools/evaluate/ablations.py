@@ -4,16 +4,14 @@ Each variant replays the same prefix of a stream as the whole does, with
 `RECSTREAM_CANDIDATES_SOURCES` or `RECSTREAM_CANDIDATES_RANKER_DROP` changed, and
 is read on both horizons against the whole. The variants are scored on the same
 events and the same user-checkpoint pairs, so a change's noise is that of the
-paired differences, clustered by user (`change_error`): most events are hits or
-misses under both, and a user's events are not independent of each other. A
-replay is one torch thread, so the variants run side by side in processes, one
-per core given. Spawned, not forked: a fork of a process whose OpenMP pool has
-run can hang in the child.
+paired differences, clustered by user (`worker.tools.evaluate.paired`). A replay
+is one torch thread, so the variants run side by side in processes, one per core
+given. Spawned, not forked: a fork of a process whose OpenMP pool has run can
+hang in the child.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from worker.config.settings import Settings, with_values
 from worker.engine.candidate_names import GROUPS
 from worker.tools.evaluate.data import BoolArray, IntArray, Stream, encode
 from worker.tools.evaluate.engine_method import RecstreamMethod
+from worker.tools.evaluate.paired import paired_error
 from worker.tools.evaluate.protocol import K, Pairs, evaluate
 from worker.tools.replay import Interactions
 
@@ -169,21 +168,11 @@ def ablation_lines(ablations: list[Ablation], events: int) -> list[str]:
 def change_error(hits: BoolArray, whole: BoolArray, users: IntArray) -> float:
     """One standard error of `hits`' rate minus `whole`'s, relative to `whole`'s (nan: unknown).
 
-    Both are scored on the same trials (events or pairs), so the error is that of the
-    mean paired difference; the trials of one user are summed before squaring (a
-    cluster-robust variance), since one user's are not independent of each other.
+    Both are scored on the same trials (events or pairs): `paired.paired_error`.
     """
-    n = whole.size
-    if n == 0 or hits.size != n or users.size != n or not whole.any():
+    if not whole.any():
         return float("nan")
-    difference = hits.astype(np.float64) - whole.astype(np.float64)
-    _, cluster = np.unique(users, return_inverse=True)
-    clusters = int(cluster.max()) + 1
-    if clusters == 1:  # no spread to read
-        return float("nan")
-    sums = np.bincount(cluster, weights=difference - difference.mean(), minlength=clusters)
-    variance = clusters / (clusters - 1) * float(np.square(sums).sum()) / n**2
-    return math.sqrt(variance) / float(whole.mean())
+    return paired_error(hits, whole, users) / float(whole.mean())
 
 
 def _change(value: float, whole: float, error: float = float("nan")) -> str:

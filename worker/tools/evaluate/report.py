@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from worker.tools.evaluate.data import Stream
+from worker.tools.evaluate.data import IntArray, Stream
+from worker.tools.evaluate.paired import paired_error
 from worker.tools.evaluate.protocol import K, Outcome
 
 
@@ -26,6 +27,10 @@ class DatasetResult:
     outcomes: list[Outcome]
     plot: Path | None = None
     ablations: tuple[str, ...] = ()  # markdown lines (`worker.tools.evaluate.ablations`)
+    # the user of each scored event, in stream order (the outcomes' `hits`)
+    headline_users: IntArray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, stream: Stream, outcomes: list[Outcome], name: str | None = None) -> DatasetResult:
@@ -37,6 +42,7 @@ class DatasetResult:
             items=stream.n_items,
             headline_events=int(stream.headline.sum()),
             outcomes=outcomes,
+            headline_users=stream.users[stream.headline].astype(np.int64),
         )
 
 
@@ -117,11 +123,44 @@ def table(result: DatasetResult) -> list[str]:
     return lines
 
 
-def best_long_horizon_peer(result: DatasetResult) -> Outcome | None:
-    """The peer with the highest long-horizon HR@K (None without one)."""
+def best_peer(result: DatasetResult, *, long_horizon: bool = False) -> Outcome | None:
+    """The peer with the highest HR@K on either horizon (None without one)."""
     peers = [o for o in result.outcomes if not o.method.startswith("recstream")]
-    peers = [o for o in peers if not math.isnan(o.long_horizon)]
-    return max(peers, key=lambda o: o.long_horizon, default=None)
+    if long_horizon:
+        peers = [o for o in peers if not math.isnan(o.long_horizon)]
+        return max(peers, key=lambda o: o.long_horizon, default=None)
+    peers = [o for o in peers if not math.isnan(o.headline.hr)]
+    return max(peers, key=lambda o: o.headline.hr, default=None)
+
+
+def difference_line(result: DatasetResult) -> str:
+    """The best peer taken from recstream on each horizon, ± one paired standard error.
+
+    Both are scored on the same events and pairs (`worker.tools.evaluate.paired`),
+    so this says whether a ratio near 1 is a tie or a loss. "" without the events.
+    """
+    mine = next((o for o in result.outcomes if o.method == "recstream"), None)
+    if mine is None:
+        return ""
+    parts = []
+    peer = best_peer(result)
+    if peer is not None and mine.hits.size:
+        error = paired_error(mine.hits, peer.hits, result.headline_users)
+        if math.isfinite(error):
+            gap = mine.headline.hr - peer.headline.hr
+            parts.append(f"next click {gap:+.4f} ± {error:.4f} ({peer.method})")
+    peer = best_peer(result, long_horizon=True)
+    if peer is not None and mine.pairs.hits.size:
+        error = paired_error(mine.pairs.hits, peer.pairs.hits, mine.pairs.users)
+        if math.isfinite(error):
+            gap = mine.long_horizon - peer.long_horizon
+            parts.append(f"long horizon {gap:+.4f} ± {error:.4f} ({peer.method})")
+    if not parts:
+        return ""
+    return (
+        f"recstream's HR@{K} minus the best peer's, ± one standard error of the difference "
+        f"(event by event, clustered by user): {'; '.join(parts)}."
+    )
 
 
 def checkpoint_lines(result: DatasetResult) -> list[str]:
@@ -131,7 +170,7 @@ def checkpoint_lines(result: DatasetResult) -> list[str]:
     every user follows at once) can decide it alone, and this shows which.
     """
     mine = next((o for o in result.outcomes if o.method == "recstream"), None)
-    peer = best_long_horizon_peer(result)
+    peer = best_peer(result, long_horizon=True)
     if mine is None or peer is None or not mine.pairs.at.size:
         return []
     points = np.unique(mine.pairs.at)
@@ -174,6 +213,8 @@ def dataset_section(result: DatasetResult, doc_dir: Path) -> list[str]:
             f"next click, **{ratio_to_best_peer(result, long_horizon=True):.2f}** long horizon"
         ),
     ]
+    if difference := difference_line(result):
+        lines += ["", difference]
     if ahead := ahead_line(result):
         lines += ["", ahead]
     if checkpoints := checkpoint_lines(result):
