@@ -41,6 +41,13 @@ NOTES = (
         "plots)."
     ),
     (
+        "- Long horizon: at each tenth of the stream every user seen so far gets a list, a hit "
+        "when it names an item that user clicks later (new to them); a user-checkpoint pair "
+        "counts once. The ± figures are one standard error of a difference between two "
+        "methods (or an ablation and the whole) scored on the same events or pairs, one "
+        "user's summed together: within about twice it, a gap is noise."
+    ),
+    (
         "- recstream runs on the Settings defaults plus the `RECSTREAM_*` environment "
         "(`make eval`'s `EVAL_ENV`: the replay's popularity clock and seen history), ranked as the "
         "worker publishes; how its defaults were chosen is in the hand-written part below."
