@@ -98,7 +98,7 @@ def replay(stream: Stream, settings: Settings, variant: Variant, batch_size: int
         outcome.long_horizon,
         outcome.headline.events,
         outcome.long_horizon_users,
-        hit_users=stream.users[stream.headline].astype(np.int64),
+        hit_users=stream.headline_users,
         hits=outcome.hits,
         pair_hits=outcome.pairs,
     )

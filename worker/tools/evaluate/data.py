@@ -53,6 +53,11 @@ class Stream:
         """Events that enter HR/NDCG/MRR: a returning user, an item new to them."""
         return self.counted & ~self.repeat
 
+    @property
+    def headline_users(self) -> IntArray:
+        """The user of each headline event, in stream order (to pair methods' hits by user)."""
+        return self.users[self.headline].astype(np.int64)
+
 
 def _first_occurrence(keys: IntArray) -> BoolArray:
     first = np.zeros(keys.size, dtype=bool)

@@ -175,8 +175,6 @@ class LongHorizon:
         n = len(stream)
         self.stream = stream
         self.at = sorted({int(n * c / (checkpoints + 1)) for c in range(1, checkpoints + 1)})
-        self.hits = 0
-        self.users = 0
         self._pairs: list[Pairs] = []
 
     def due(self, start: int, stop: int) -> bool:
@@ -202,8 +200,6 @@ class LongHorizon:
         pair_users = np.unique(owners)
         at = np.full(pair_users.size, start, dtype=np.int64)
         self._pairs.append(Pairs(at, pair_users, np.isin(pair_users, hit_owners)))
-        self.users += int(pair_users.size)
-        self.hits += int(hit_owners.size)
 
     @property
     def pairs(self) -> Pairs:
@@ -217,9 +213,15 @@ class LongHorizon:
         )
 
     @property
+    def users(self) -> int:
+        """(user, checkpoint) pairs with a later new click, so far."""
+        return sum(p.users.size for p in self._pairs)
+
+    @property
     def hr(self) -> float:
         """Hits over (user, checkpoint) pairs with a later new click."""
-        return self.hits / self.users if self.users else float("nan")
+        hits = sum(int(p.hits.sum()) for p in self._pairs)
+        return hits / self.users if self.users else float("nan")
 
 
 def evaluate(

@@ -42,7 +42,7 @@ class DatasetResult:
             items=stream.n_items,
             headline_events=int(stream.headline.sum()),
             outcomes=outcomes,
-            headline_users=stream.users[stream.headline].astype(np.int64),
+            headline_users=stream.headline_users,
         )
 
 
@@ -59,12 +59,11 @@ def ratio_to_best_peer(
     def hr(outcome: Outcome) -> float:
         return outcome.long_horizon if long_horizon else outcome.headline.hr
 
-    mine = [hr(o) for o in result.outcomes if o.method == ours]
-    peers = [hr(o) for o in result.outcomes if not o.method.startswith("recstream")]
-    peers = [h for h in peers if not math.isnan(h)]
-    if not mine or not peers or max(peers) == 0:
+    mine = next((o for o in result.outcomes if o.method == ours), None)
+    peer = best_peer(result, long_horizon=long_horizon)
+    if mine is None or peer is None or hr(peer) == 0:
         return float("nan")
-    return mine[0] / max(peers)
+    return hr(mine) / hr(peer)
 
 
 def first_window_ahead(result: DatasetResult, ours: str = "recstream") -> int | None:
